@@ -1,0 +1,1 @@
+"""Alerts: the current state of every alert by fingerprint, deduplicated and expired in memory."""

@@ -1,0 +1,234 @@
+"""The alert table: one in-memory record per fingerprint, and the only code that changes alerts.
+
+Most traffic is re-sends of alerts that did not change (Alertmanager re-sends whole groups every
+group_interval, Prometheus every alert each minute). Those are decided here in memory and cost no disk
+write: only new alerts, new episodes, resolutions, expiries and new annotations are marked `changed`
+(the request waits for their commit); last-seen times are marked `touched` (written on the next flush).
+Losing a last-seen time in a crash only makes an alert look staler, which is why every alert gets a full
+staleness period after a start before it can expire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from daemon.alerts.transitions import Ended, Fired, Transition
+from daemon.config import AlertsConfig
+from daemon.model import Alert, AlertStatus, IncomingAlert, Source
+from daemon.storage.database import Batch
+from daemon.storage.rows import alert_row, alert_touch_row
+from daemon.storage.writer import GroupCommitWriter
+
+# Timestamps from JSON round-trip through floats; closer than this is the same instant.
+_SAME_INSTANT = 0.0005
+
+
+class AlertTable:
+    def __init__(
+        self,
+        writer: GroupCommitWriter,
+        settings: AlertsConfig,
+        *,
+        load_dormant: Callable[[str], Alert | None],
+    ) -> None:
+        self._writer = writer
+        self._settings = settings
+        self._load_dormant = load_dormant
+        self._alerts: dict[str, Alert] = {}
+        self._firing: dict[str, Alert] = {}
+        self._dormant: set[str] = set()
+        """Fingerprints stored on disk but not held in memory (resolved long ago)."""
+        self._dirty: dict[str, Alert] = {}
+        """Alerts whose whole row must be written."""
+        self._touched_alerts: dict[str, Alert] = {}
+        """Alerts of which only last-seen data changed."""
+        writer.add_collector(self._collect)
+
+    # -- start-up -------------------------------------------------------------------------------------
+
+    def restore(self, active: Sequence[Alert], dormant: set[str], now: float) -> None:
+        for alert in active:
+            self._alerts[alert.fingerprint] = alert
+            if alert.status is AlertStatus.FIRING:
+                # Last-seen times are flushed lazily: give every alert a full period after a start.
+                alert.expires_at = max(alert.expires_at or 0.0, now + self._stale_after(alert.sources))
+                self._firing[alert.fingerprint] = alert
+        self._dormant = dormant
+
+    # -- reads ----------------------------------------------------------------------------------------
+
+    def get(self, fingerprint: str) -> Alert | None:
+        return self._alerts.get(fingerprint)
+
+    @property
+    def firing_count(self) -> int:
+        return len(self._firing)
+
+    def __len__(self) -> int:
+        return len(self._alerts)
+
+    # -- changes --------------------------------------------------------------------------------------
+
+    def apply(self, batch: Sequence[IncomingAlert], source: Source, now: float) -> tuple[list[Transition], int]:
+        """Apply one request's alerts; returns what changed and the batch to wait for (0: nothing new)."""
+        out: list[Transition] = []
+        wait_for = 0
+        for incoming in batch:
+            alert = self._alerts.get(incoming.fingerprint)
+            if alert is None:
+                alert = self._revive_dormant(incoming.fingerprint)
+            if alert is None:
+                alert = self._create(incoming, source, now, out)
+            else:
+                self._update(alert, incoming, source, now, out)
+            if alert.pending_seq > wait_for and alert.pending_seq > self._writer.committed_seq:
+                wait_for = alert.pending_seq
+        return out, wait_for
+
+    def expire(self, now: float) -> list[Transition]:
+        """End every firing alert whose sender stopped refreshing it."""
+        out: list[Transition] = []
+        for alert in [a for a in self._firing.values() if a.expires_at is not None and a.expires_at <= now]:
+            at = alert.expires_at if alert.expires_at is not None else now
+            self._end(alert, AlertStatus.EXPIRED, at, out)
+            self._changed(alert)
+        return out
+
+    def forget_resolved(self, now: float) -> int:
+        """Drop long-resolved alerts from memory; they stay on disk and come back if seen again."""
+        cutoff = now - self._settings.resolved_retention
+        gone = [
+            fp
+            for fp, a in self._alerts.items()
+            if a.status is not AlertStatus.FIRING
+            and (a.ends_at or a.last_seen) < cutoff
+            and fp not in self._dirty
+            and fp not in self._touched_alerts
+        ]
+        for fp in gone:
+            del self._alerts[fp]
+            self._dormant.add(fp)
+        return len(gone)
+
+    def set_incident(self, alert: Alert, incident_id: int) -> None:
+        alert.incident_id = incident_id
+        self._changed(alert)
+
+    # -- internals ------------------------------------------------------------------------------------
+
+    def _stale_after(self, sources: Source) -> float:
+        if Source.ALERTMANAGER in sources:
+            return self._settings.webhook_stale_after
+        return self._settings.resolve_timeout
+
+    def _expiry(self, incoming: IncomingAlert, source: Source, now: float) -> float:
+        if source is Source.PROMETHEUS and incoming.ends_at is not None:
+            return incoming.ends_at
+        return now + self._stale_after(source)
+
+    def _revive_dormant(self, fingerprint: str) -> Alert | None:
+        if fingerprint not in self._dormant:
+            return None
+        self._dormant.discard(fingerprint)
+        alert = self._load_dormant(fingerprint)
+        if alert is not None:
+            self._alerts[fingerprint] = alert
+        return alert
+
+    def _create(self, incoming: IncomingAlert, source: Source, now: float, out: list[Transition]) -> Alert:
+        alert = Alert(
+            fingerprint=incoming.fingerprint,
+            labels=incoming.labels,
+            annotations=incoming.annotations,
+            status=AlertStatus.FIRING if incoming.firing else AlertStatus.RESOLVED,
+            starts_at=incoming.starts_at,
+            ends_at=None if incoming.firing else (incoming.ends_at or now),
+            generator_url=incoming.generator_url,
+            sources=source,
+            first_seen=now,
+            last_seen=now,
+        )
+        self._alerts[alert.fingerprint] = alert
+        if incoming.firing:
+            alert.expires_at = self._expiry(incoming, source, now)
+            self._firing[alert.fingerprint] = alert
+            out.append(Fired(alert))
+        self._changed(alert)
+        return alert
+
+    def _update(self, alert: Alert, incoming: IncomingAlert, source: Source, now: float, out: list[Transition]) -> None:
+        alert.last_seen = now
+        alert.times_seen += 1
+        durable = False
+        if source not in alert.sources:
+            alert.sources |= source
+            durable = True
+        newer = incoming.starts_at > alert.starts_at + _SAME_INSTANT
+        same = not newer and incoming.starts_at >= alert.starts_at - _SAME_INSTANT
+        if incoming.firing:
+            if newer:
+                if alert.status is AlertStatus.FIRING:
+                    self._end(alert, AlertStatus.RESOLVED, incoming.starts_at, out)
+                self._fire(alert, incoming, source, now, out)
+                durable = True
+            elif same and alert.status is AlertStatus.FIRING:
+                alert.expires_at = max(alert.expires_at or 0.0, self._expiry(incoming, source, now))
+                alert.ends_at = None
+            elif same and alert.status is AlertStatus.EXPIRED:
+                # Our expiry was a guess and the sender proves the alert still fires.
+                self._fire(alert, incoming, source, now, out)
+                durable = True
+            # Otherwise a late re-send of an episode that already ended: nothing to change.
+        elif newer or (same and alert.status is not AlertStatus.RESOLVED):
+            if alert.status is AlertStatus.FIRING and same:
+                self._end(alert, AlertStatus.RESOLVED, incoming.ends_at or now, out)
+            else:
+                # An episode that began and ended unseen, or a real resolve after our expiry guess.
+                alert.status = AlertStatus.RESOLVED
+                alert.starts_at = incoming.starts_at
+                alert.ends_at = incoming.ends_at or now
+                self._firing.pop(alert.fingerprint, None)
+            durable = True
+        if (same or newer) and incoming.annotations != alert.annotations:
+            alert.annotations = incoming.annotations
+            durable = True
+        if durable:
+            self._changed(alert)
+        else:
+            self._touched(alert)
+
+    def _fire(self, alert: Alert, incoming: IncomingAlert, source: Source, now: float, out: list[Transition]) -> None:
+        alert.status = AlertStatus.FIRING
+        alert.starts_at = incoming.starts_at
+        alert.ends_at = None
+        alert.generator_url = incoming.generator_url
+        alert.expires_at = self._expiry(incoming, source, now)
+        alert.state_changes += 1
+        self._firing[alert.fingerprint] = alert
+        out.append(Fired(alert))
+
+    def _end(self, alert: Alert, status: AlertStatus, at: float, out: list[Transition]) -> None:
+        out.append(Ended(alert, alert.incident_id, alert.starts_at, at, expired=status is AlertStatus.EXPIRED))
+        alert.status = status
+        alert.ends_at = at
+        alert.expires_at = None
+        alert.state_changes += 1
+        self._firing.pop(alert.fingerprint, None)
+
+    def _changed(self, alert: Alert) -> None:
+        self._dirty[alert.fingerprint] = alert
+        alert.pending_seq = self._writer.changed()
+
+    def _touched(self, alert: Alert) -> None:
+        if alert.fingerprint not in self._touched_alerts:
+            self._touched_alerts[alert.fingerprint] = alert
+            self._writer.touched()
+
+    def _collect(self, batch: Batch) -> None:
+        for fp, alert in self._dirty.items():
+            batch.alerts[fp] = alert_row(alert)
+        for fp, alert in self._touched_alerts.items():
+            if fp not in self._dirty:
+                batch.alert_touches[fp] = alert_touch_row(alert)
+        self._dirty.clear()
+        self._touched_alerts.clear()

@@ -1,0 +1,1 @@
+"""The HTTP API: ingest endpoints, REST reads, health and metrics."""

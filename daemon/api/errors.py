@@ -1,0 +1,42 @@
+"""Every error answer is JSON with a reason; no stack trace ever reaches a client."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from daemon.errors import RequestError, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = "5"
+
+
+def error_response(status: int, reason: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"status": "error", "reason": reason, "error": message}, status=status, headers=headers)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except RequestError as exc:
+        return error_response(exc.status, exc.reason, exc.message)
+    except StoreUnavailable as exc:
+        return error_response(
+            503, "store_unavailable", f"{exc}; retry later", headers={"Retry-After": RETRY_AFTER_SECONDS}
+        )
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(
+            exc.status,
+            exc.reason.lower().replace(" ", "_"),
+            exc.text or exc.reason,
+            headers={k: v for k, v in exc.headers.items() if k == "Allow"},
+        )
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal", "internal error; see the itsmd log")

@@ -1,0 +1,26 @@
+"""Typed keys of the long-lived components on the aiohttp application."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from daemon.config import LoadedConfig
+from daemon.metrics.counters import CounterStore, PersistedHistogram
+from daemon.pipeline import Pipeline
+from daemon.storage.queries import Reader
+
+
+@dataclass
+class Health:
+    started: bool = False
+    draining: bool = False
+
+
+CONFIG = web.AppKey("config", LoadedConfig)
+PIPELINE = web.AppKey("pipeline", Pipeline)
+READER = web.AppKey("reader", Reader)
+COUNTERS = web.AppKey("counters", CounterStore)
+INGEST_DURATION = web.AppKey("ingest_duration", PersistedHistogram)
+HEALTH = web.AppKey("health", Health)

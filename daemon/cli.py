@@ -1,0 +1,116 @@
+"""Command line: `itsmd run` and `itsmd check`. Thin: parsing, logging, signals; the app does the rest."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from daemon import __version__
+from daemon.app import create_app
+from daemon.config import is_loopback, load_config, parse_listen
+from daemon.correlate.rules import load_correlation_rules
+from daemon.errors import ConfigError, StorageError
+
+log = logging.getLogger("itsmd")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="itsmd", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"itsmd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the daemon in the foreground")
+    run.add_argument("--config", type=Path, required=True, help="config file (YAML)")
+    run.add_argument("--listen", help="HOST:PORT to listen on (default from the config: 127.0.0.1:9797)")
+    run.add_argument("--data-dir", type=Path, help="folder for the SQLite store (default from the config)")
+    run.add_argument(
+        "--insecure-listen",
+        action="store_true",
+        help="allow a non-loopback listen address although no authentication is configured",
+    )
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    check = sub.add_parser("check", help="validate config and rule files; exit 1 on any problem")
+    check.add_argument("files", nargs="+", type=Path)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "check":
+        return check(args.files)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        loaded = load_config(args.config, listen=args.listen, data_dir=args.data_dir)
+    except ConfigError as exc:
+        print(f"itsmd: invalid configuration:\n{exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"itsmd: --listen: {exc}", file=sys.stderr)
+        return 2
+    host, port = parse_listen(loaded.config.listen)
+    if not is_loopback(host) and not args.insecure_listen:
+        print(
+            f"itsmd: refusing to listen on {loaded.config.listen}: no authentication is configured yet, so anyone "
+            "who can reach it could post alerts. Listen on 127.0.0.1, or pass --insecure-listen if a proxy or "
+            "firewall in front of itsmd controls who reaches it.",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        asyncio.run(_serve(create_app(loaded), host, port, loaded.config.shutdown_timeout))
+    except StorageError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    except OSError as exc:
+        log.error("cannot listen on %s: %s", loaded.config.listen, exc.strerror or exc)
+        return 1
+    return 0
+
+
+async def _serve(app: web.Application, host: str, port: int, shutdown_timeout: float) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, shutdown_timeout=shutdown_timeout)
+        await site.start()
+        log.info("itsmd %s listening on %s:%d", __version__, host, port)
+        await stop.wait()
+        log.info("stopping: draining requests (deadline %.0fs)", shutdown_timeout)
+    finally:
+        await runner.cleanup()
+        log.info("stopped")
+
+
+def check(files: Sequence[Path]) -> int:
+    """Validate files like `promtool check config`: one line per problem, exit 1 if any."""
+    failed = False
+    for path in files:
+        try:
+            if path.name == "correlation.yaml":
+                load_correlation_rules(path)
+            else:
+                loaded = load_config(path)
+                if loaded.config.rules_dir is not None:
+                    print(f"{path}: rules from {loaded.config.rules_dir}: SUCCESS")
+        except ConfigError as exc:
+            failed = True
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+            print(f"{path}: FAILED: {len(exc.problems)} problem(s)", file=sys.stderr)
+            continue
+        print(f"{path}: SUCCESS")
+    return 1 if failed else 0

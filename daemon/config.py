@@ -1,0 +1,114 @@
+"""The daemon's configuration: one YAML file, validated where it is decoded.
+
+Relative paths in the file are taken from the file's own folder, as Prometheus does for rule_files,
+so `itsmd run --config /etc/itsmd/config.yaml` works from any working directory.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from daemon.correlate.rules import CorrelationRules, load_correlation_rules
+from daemon.durations import Duration
+from daemon.yamlsource import load_yaml, validate
+
+DEFAULT_LISTEN = "127.0.0.1:9797"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IngestConfig(_Strict):
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    """Larger request bodies are refused with 413 before they are read."""
+    commit_timeout: Duration = 10.0
+    """How long a request waits for its alerts to be committed before it answers 503 (the sender retries)."""
+
+
+class AlertsConfig(_Strict):
+    webhook_stale_after: Duration = 4 * 3600.0 + 15 * 60.0
+    """Alertmanager hides endsAt and can lose a resolve (its deliveries failed while the alert resolved), so a
+    webhook alert not re-sent for this long expires. Set it above your route's repeat_interval (default 4h)."""
+    resolve_timeout: Duration = 300.0
+    """A v2-API alert posted without endsAt is taken to end this long after it was last seen (as Alertmanager)."""
+    resolved_retention: Duration = 3600.0
+    """Resolved alerts stay in memory this long so that re-sent resolutions cost no disk write."""
+    sweep_interval: Duration = 2.0
+    """How often alerts are checked for expiry."""
+
+
+class StorageConfig(_Strict):
+    synchronous: Literal["normal", "full"] = "normal"
+    """normal survives a killed process (kill -9); full also survives power loss, at about half the speed."""
+    flush_interval: Duration = 1.0
+    """Last-seen times and counters are written at most this long after they change."""
+
+
+class Config(_Strict):
+    listen: str = DEFAULT_LISTEN
+    data_dir: Path = Path("data")
+    rules_dir: Path | None = None
+    shutdown_timeout: Duration = 15.0
+    ingest: IngestConfig = IngestConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    storage: StorageConfig = StorageConfig()
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """Split HOST:PORT (IPv6 as [::1]:PORT); raises ValueError with the expected form."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not HOST:PORT, like 127.0.0.1:9797")
+    return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    path: Path
+    config: Config
+    correlation: CorrelationRules
+
+    @property
+    def db_path(self) -> Path:
+        return self.config.data_dir / "itsmd.db"
+
+
+def load_config(path: Path, *, listen: str | None = None, data_dir: Path | None = None) -> LoadedConfig:
+    """Read, validate and resolve a config file and the rule files it points to."""
+    doc = load_yaml(path)
+    config = validate(doc, Config)
+    base = path.resolve().parent
+    updates: dict[str, object] = {"data_dir": base / config.data_dir}
+    if config.rules_dir is not None:
+        updates["rules_dir"] = base / config.rules_dir
+    if listen is not None:
+        parse_listen(listen)
+        updates["listen"] = listen
+    if data_dir is not None:
+        updates["data_dir"] = data_dir.resolve()
+    config = config.model_copy(update=updates)
+    correlation = CorrelationRules()
+    if config.rules_dir is not None:
+        correlation = load_correlation_rules(config.rules_dir / "correlation.yaml")
+    return LoadedConfig(path=path, config=config, correlation=correlation)

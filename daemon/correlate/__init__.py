@@ -1,0 +1,1 @@
+"""Correlation: alerts into incidents, by the rules in rules/."""

@@ -1,0 +1,1 @@
+"""Ingest: the two HTTP entry points for alerts, their parsing, validation and answers."""

@@ -1,0 +1,127 @@
+"""POST /webhook/alertmanager and POST /api/v2/alerts.
+
+Both answer only after the alerts are durably committed. A refused body changes nothing: it is parsed and
+checked whole before the first alert is applied.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from daemon.api import keys
+from daemon.errors import RequestError, StoreUnavailable
+from daemon.ingest import normalize
+from daemon.model import IncomingAlert, Source
+from integrations.alertmanager.payloads import WEBHOOK_VERSION, postable_alerts, webhook_payload
+
+REJECT_REASONS = (
+    "too_large",
+    "invalid_json",
+    "invalid_payload",
+    "unsupported_version",
+    "invalid_labels",
+    "fingerprint_mismatch",
+    "store_unavailable",
+)
+
+
+async def read_body(request: web.Request) -> bytes:
+    limit = request.app[keys.CONFIG].config.ingest.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestError("too_large", f"body of {request.content_length} bytes is over the {limit}-byte limit", 413)
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise RequestError("too_large", f"body is over the {limit}-byte limit", 413) from None
+
+
+def validation_problem(exc: ValidationError) -> RequestError:
+    errors = exc.errors(include_url=False)
+    if any(e["type"] == "json_invalid" for e in errors):
+        return RequestError("invalid_json", f"body is not valid JSON: {errors[0]['msg']}")
+    parts = []
+    for e in errors[:3]:
+        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".") or "body"
+        parts.append(f"{loc}: {e['msg']}")
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    return RequestError("invalid_payload", "; ".join(parts) + more)
+
+
+def _count_alerts(body: bytes) -> int:
+    """How many alerts a refused body held, for the rejected counter; 1 when it cannot tell."""
+    try:
+        data: Any = json.loads(body)
+    except (ValueError, RecursionError):
+        return 1
+    if isinstance(data, dict) and isinstance(data.get("alerts"), list):
+        return max(len(data["alerts"]), 1)
+    if isinstance(data, list):
+        return max(len(data), 1)
+    return 1
+
+
+def _parse_webhook(body: bytes, request: web.Request) -> list[IncomingAlert]:
+    try:
+        payload = webhook_payload.validate_json(body)
+    except ValidationError as exc:
+        problem = validation_problem(exc)
+        try:
+            version = json.loads(body).get("version")
+        except (ValueError, AttributeError, RecursionError):
+            version = WEBHOOK_VERSION
+        if version != WEBHOOK_VERSION:
+            raise RequestError("unsupported_version", f"webhook version {version!r}; itsmd reads version 4") from None
+        raise problem from None
+    if payload["version"] != WEBHOOK_VERSION:
+        raise RequestError("unsupported_version", f"webhook version {payload['version']!r}; itsmd reads version 4")
+    pipeline = request.app[keys.PIPELINE]
+    return normalize.from_webhook(payload, pipeline.alerts.get, pipeline.clock.now())
+
+
+def _parse_postable(body: bytes, request: web.Request) -> list[IncomingAlert]:
+    try:
+        alerts = postable_alerts.validate_json(body)
+    except ValidationError as exc:
+        raise validation_problem(exc) from None
+    return normalize.from_postable(alerts, request.app[keys.PIPELINE].clock.now())
+
+
+Parser = Callable[[bytes, web.Request], list[IncomingAlert]]
+
+
+async def _ingest(request: web.Request, source: Source, parse: Parser) -> web.Response:
+    started = time.perf_counter()
+    counters = request.app[keys.COUNTERS]
+    body = b""
+    try:
+        body = await read_body(request)
+        alerts = parse(body, request)
+        await request.app[keys.PIPELINE].submit(alerts, source)
+    except RequestError as exc:
+        counters.inc("itsmd_alerts_rejected_total", (("reason", exc.reason),), _count_alerts(body) if body else 1)
+        raise
+    except StoreUnavailable:
+        counters.inc("itsmd_alerts_rejected_total", (("reason", "store_unavailable"),))
+        raise
+    finally:
+        request.app[keys.INGEST_DURATION].observe(time.perf_counter() - started)
+    return web.json_response({"status": "success", "accepted": len(alerts)})
+
+
+async def webhook_alertmanager(request: web.Request) -> web.Response:
+    return await _ingest(request, Source.ALERTMANAGER, _parse_webhook)
+
+
+async def post_alerts_v2(request: web.Request) -> web.Response:
+    return await _ingest(request, Source.PROMETHEUS, _parse_postable)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/webhook/alertmanager", webhook_alertmanager)
+    app.router.add_post("/api/v2/alerts", post_alerts_v2)

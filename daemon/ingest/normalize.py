@@ -1,0 +1,96 @@
+"""From a validated payload to IncomingAlert records, refusing what Alertmanager itself would refuse.
+
+Label names must be Prometheus label names and label sets non-empty; a webhook fingerprint must be the one
+its labels give (checked once per new alert), so both ingest paths agree on identity.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from daemon.errors import RequestError
+from daemon.model import Alert, IncomingAlert
+from integrations.alertmanager.fingerprint import fingerprint
+from integrations.alertmanager.payloads import PostableAlert, WebhookPayload
+
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_valid_names: set[str] = set()
+_MAX_REMEMBERED_NAMES = 10_000
+
+Lookup = Callable[[str], Alert | None]
+
+
+def _check_labels(labels: dict[str, str], where: str) -> None:
+    if not labels:
+        raise RequestError("invalid_labels", f"{where}.labels: an alert needs at least one label")
+    for name in labels:
+        if name in _valid_names:
+            continue
+        if not _LABEL_NAME.fullmatch(name):
+            raise RequestError("invalid_labels", f"{where}.labels: {name!r} is not a valid label name")
+        if len(_valid_names) < _MAX_REMEMBERED_NAMES:
+            _valid_names.add(name)
+
+
+def _epoch(value: datetime | None) -> float | None:
+    """Seconds since the epoch; None for a missing time or Go's zero time (0001-01-01T00:00:00Z)."""
+    if value is None or value.year <= 1:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def from_webhook(payload: WebhookPayload, lookup: Lookup, now: float) -> list[IncomingAlert]:
+    out = []
+    for i, raw in enumerate(payload["alerts"]):
+        where = f"alerts[{i}]"
+        labels = raw["labels"]
+        fp = raw["fingerprint"]
+        known = lookup(fp)
+        if known is None:
+            _check_labels(labels, where)
+            if fingerprint(labels) != fp:
+                raise RequestError(
+                    "fingerprint_mismatch",
+                    f"{where}.fingerprint: {fp!r} is not the fingerprint of its labels",
+                )
+        elif known.labels != labels:
+            raise RequestError("fingerprint_mismatch", f"{where}.fingerprint: {fp!r} belongs to other labels")
+        starts_at = _epoch(raw["startsAt"])
+        out.append(
+            IncomingAlert(
+                fingerprint=fp,
+                labels=labels,
+                annotations=raw.get("annotations") or {},
+                firing=raw["status"] == "firing",
+                starts_at=now if starts_at is None else starts_at,
+                ends_at=_epoch(raw.get("endsAt")),
+                generator_url=raw.get("generatorURL", ""),
+            )
+        )
+    return out
+
+
+def from_postable(alerts: Sequence[PostableAlert], now: float) -> list[IncomingAlert]:
+    """Alerts as Prometheus posts them: resolved means endsAt is not in the future."""
+    out = []
+    for i, raw in enumerate(alerts):
+        labels = raw["labels"]
+        _check_labels(labels, f"[{i}]")
+        starts_at = _epoch(raw.get("startsAt"))
+        ends_at = _epoch(raw.get("endsAt"))
+        out.append(
+            IncomingAlert(
+                fingerprint=fingerprint(labels),
+                labels=labels,
+                annotations=raw.get("annotations") or {},
+                firing=ends_at is None or ends_at > now,
+                starts_at=now if starts_at is None else starts_at,
+                ends_at=ends_at,
+                generator_url=raw.get("generatorURL", ""),
+            )
+        )
+    return out

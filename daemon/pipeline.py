@@ -1,0 +1,61 @@
+"""The ingest pipeline: alerts -> alert table -> correlation -> durable commit.
+
+Each stage changes its own records in memory, synchronously, so one request's changes land in one write
+batch; the request then waits for that batch to commit and only then is acknowledged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from daemon.alerts.table import AlertTable
+from daemon.clock import Clock
+from daemon.correlate.incidents import Correlator
+from daemon.metrics.counters import CounterStore
+from daemon.model import IncomingAlert, Source
+from daemon.storage.writer import GroupCommitWriter
+
+SOURCE_LABELS = {
+    Source.ALERTMANAGER: (("source", "alertmanager"),),
+    Source.PROMETHEUS: (("source", "prometheus"),),
+}
+
+
+class Pipeline:
+    def __init__(
+        self,
+        alerts: AlertTable,
+        correlator: Correlator,
+        writer: GroupCommitWriter,
+        counters: CounterStore,
+        clock: Clock,
+        *,
+        commit_timeout: float,
+    ) -> None:
+        self.alerts = alerts
+        self.correlator = correlator
+        self.writer = writer
+        self.counters = counters
+        self.clock = clock
+        self._commit_timeout = commit_timeout
+        for labels in SOURCE_LABELS.values():
+            counters.ensure("itsmd_alerts_received_total", labels)
+
+    async def submit(self, batch: Sequence[IncomingAlert], source: Source) -> None:
+        """Apply and wait until durable; StoreUnavailable when the store cannot commit in time."""
+        now = self.clock.now()
+        transitions, seq = self.alerts.apply(batch, source, now)
+        if transitions:
+            self.correlator.handle(transitions, now)
+        self.counters.inc("itsmd_alerts_received_total", SOURCE_LABELS[source], len(batch))
+        if seq:
+            await self.writer.durable(seq, self._commit_timeout)
+
+    def sweep(self) -> None:
+        """Expire alerts nobody refreshes, and drop from memory what no longer needs to be there."""
+        now = self.clock.now()
+        transitions = self.alerts.expire(now)
+        if transitions:
+            self.correlator.handle(transitions, now)
+        self.alerts.forget_resolved(now)
+        self.correlator.forget_resolved(now)

@@ -1,0 +1,1 @@
+"""Durable storage: one SQLite file in WAL mode, written by one group-committing writer."""

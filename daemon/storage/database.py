@@ -1,0 +1,229 @@
+"""The SQLite file: opening and checking it, migrating it, writing batches and loading state.
+
+Blocking calls: the writer runs them in its own thread, the API readers in theirs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from daemon.errors import IncompatibleStore, StorageError
+from daemon.model import Alert, AlertStatus, Incident, IncidentStatus
+from daemon.storage import rows
+from daemon.storage.schema import APPLICATION_ID, LATEST, MIGRATIONS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Batch:
+    """Everything one transaction writes. Rows are full states, so a batch can be retried or merged."""
+
+    alerts: dict[str, rows.AlertRow] = field(default_factory=dict)
+    alert_touches: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    incidents: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+    links: dict[tuple[int, str, float], tuple[Any, ...]] = field(default_factory=dict)
+    timeline: list[tuple[Any, ...]] = field(default_factory=list)
+    counters: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.alerts or self.alert_touches or self.incidents or self.links or self.timeline or self.counters)
+
+    def absorb(self, newer: Batch) -> None:
+        """Merge a newer batch in; its full-state rows win."""
+        self.alerts.update(newer.alerts)
+        for fp in newer.alerts:
+            self.alert_touches.pop(fp, None)
+        # Touches are written after whole rows, so a newer touch still applies on top of an older row.
+        self.alert_touches.update(newer.alert_touches)
+        self.incidents.update(newer.incidents)
+        self.links.update(newer.links)
+        self.timeline.extend(newer.timeline)
+        self.counters.update(newer.counters)
+
+
+@dataclass
+class Snapshot:
+    """What a starting daemon needs in memory."""
+
+    active_alerts: list[Alert]
+    dormant_fingerprints: set[str]
+    incidents: list[Incident]
+    next_incident_id: int
+    counters: dict[tuple[str, str], float]
+
+
+def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    if read_only:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+    else:
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
+
+
+class Database:
+    def __init__(self, path: Path, *, synchronous: str = "normal") -> None:
+        self.path = path
+        self._synchronous = synchronous.upper()
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StorageError("the database is not open")
+        return self._conn
+
+    def open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create data directory {self.path.parent}: {exc.strerror}") from exc
+        try:
+            conn = connect(self.path)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open {self.path}: {exc}") from exc
+        try:
+            self._check_identity(conn)
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            # Checkpoints run from their own connection off the commit path (see checkpoint()).
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._migrate(conn)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise IncompatibleStore(f"{self.path} is not a usable itsmd database: {exc}") from exc
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _check_identity(self, conn: sqlite3.Connection) -> None:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+        if app_id == 0 and tables:
+            raise IncompatibleStore(
+                f"{self.path} is an SQLite database of some other program; refusing to touch it "
+                "(point --data-dir at an empty folder or at an itsmd data folder)"
+            )
+        if app_id not in (0, APPLICATION_ID):
+            raise IncompatibleStore(f"{self.path} belongs to another program (application_id {app_id:#x})")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > LATEST:
+            raise IncompatibleStore(
+                f"{self.path} has schema version {version}, newer than this itsmd ({LATEST}); "
+                "run the newer itsmd or restore a backup"
+            )
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+        for version, sql in MIGRATIONS:
+            if version <= current:
+                continue
+            log.info("migrating database schema to version %d", version)
+            # executescript commits on its own; the version bump is inside the same script so a crash
+            # in between leaves the old version number and the migration runs again from scratch.
+            conn.executescript(
+                f"BEGIN; {sql}; PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {version}; COMMIT;"
+            )
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                log.warning("final checkpoint failed: %s", exc)
+            self._conn.close()
+            self._conn = None
+
+    def write(self, batch: Batch) -> None:
+        """One transaction; on any error nothing of it is kept and the error is raised."""
+        conn = self.conn
+        conn.execute("BEGIN")
+        try:
+            if batch.incidents:
+                conn.executemany(
+                    f"INSERT INTO incidents ({rows.INCIDENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?) "
+                    "ON CONFLICT (id) DO UPDATE SET status = excluded.status, resolved_at = excluded.resolved_at, "
+                    "reopen_count = excluded.reopen_count, title = excluded.title",
+                    batch.incidents.values(),
+                )
+            if batch.alerts:
+                conn.executemany(
+                    f"INSERT OR REPLACE INTO alerts ({rows.ALERT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    batch.alerts.values(),
+                )
+            if batch.alert_touches:
+                conn.executemany(
+                    "UPDATE alerts SET last_seen = ?, times_seen = ?, sources = ?, expires_at = ? "
+                    "WHERE fingerprint = ?",
+                    batch.alert_touches.values(),
+                )
+            if batch.links:
+                conn.executemany(
+                    "INSERT INTO incident_alerts (incident_id, fingerprint, starts_at, attached_at, ended_at) "
+                    "VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET ended_at = excluded.ended_at",
+                    batch.links.values(),
+                )
+            if batch.timeline:
+                conn.executemany(
+                    "INSERT INTO timeline (incident_id, at, kind, detail) VALUES (?,?,?,?)", batch.timeline
+                )
+            if batch.counters:
+                conn.executemany(
+                    "INSERT INTO counters (name, labels, value) VALUES (?,?,?) "
+                    "ON CONFLICT DO UPDATE SET value = excluded.value",
+                    [(name, labels, value) for (name, labels), value in batch.counters.items()],
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file from a separate connection (call from its own thread)."""
+        conn = connect(self.path)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
+
+    def load(self, *, now: float, alert_retention: float, reopen_window: float) -> Snapshot:
+        conn = self.conn
+        active: list[Alert] = []
+        dormant: set[str] = set()
+        for r in conn.execute(f"SELECT {rows.ALERT_COLUMNS} FROM alerts"):
+            if r[3] == AlertStatus.FIRING or (r[5] or r[9]) > now - alert_retention:
+                active.append(rows.alert_from_row(r))
+            else:
+                dormant.add(r[0])
+        incidents: dict[int, Incident] = {}
+        for r in conn.execute(
+            f"SELECT {rows.INCIDENT_COLUMNS} FROM incidents WHERE status = ? OR resolved_at > ?",
+            (IncidentStatus.OPEN.value, now - reopen_window),
+        ):
+            incidents[r[0]] = rows.incident_from_row(r)
+        if incidents:
+            marks = ",".join("?" * len(incidents))
+            for incident_id, fingerprint, starts_at, attached_at, ended_at in conn.execute(
+                "SELECT incident_id, fingerprint, starts_at, attached_at, ended_at FROM incident_alerts "
+                f"WHERE incident_id IN ({marks})",
+                list(incidents),
+            ):
+                incident = incidents[incident_id]
+                incident.fingerprints.add(fingerprint)
+                if ended_at is None:
+                    incident.firing[fingerprint] = (starts_at, attached_at)
+        max_id = conn.execute("SELECT coalesce(max(id), 0) FROM incidents").fetchone()[0]
+        counters = {(n, labels): v for n, labels, v in conn.execute("SELECT name, labels, value FROM counters")}
+        return Snapshot(active, dormant, list(incidents.values()), max_id + 1, counters)
+
+
+def load_alert(conn: sqlite3.Connection, fingerprint: str) -> Alert | None:
+    r = conn.execute(f"SELECT {rows.ALERT_COLUMNS} FROM alerts WHERE fingerprint = ?", (fingerprint,)).fetchone()
+    return rows.alert_from_row(r) if r else None

@@ -1,0 +1,170 @@
+"""Reads for the API, on read-only connections in their own threads (WAL: readers never block the writer).
+
+They see committed data only, which is what was acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from daemon.model import Source
+from daemon.storage.database import connect
+
+T = TypeVar("T")
+Json = dict[str, Any]
+
+
+def rfc3339(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Reader:
+    def __init__(self, path: Path, *, threads: int = 2) -> None:
+        self._path = path
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="itsmd-reader")
+        self._local = threading.local()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self._path, read_only=True)
+            self._local.conn = conn
+        return conn
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: fn(self._conn(), *args))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    # -- incidents ------------------------------------------------------------------------------------
+
+    async def incidents(self, status: str | None, limit: int, offset: int) -> list[Json]:
+        result: list[Json] = await self._run(_incidents, status, limit, offset)
+        return result
+
+    async def incident(self, incident_id: int) -> Json | None:
+        result: Json | None = await self._run(_incident, incident_id)
+        return result
+
+    # -- alerts ---------------------------------------------------------------------------------------
+
+    async def alerts(self, status: str | None, limit: int, offset: int) -> list[Json]:
+        result: list[Json] = await self._run(_alerts, status, limit, offset)
+        return result
+
+    async def alert(self, fingerprint: str) -> Json | None:
+        result: Json | None = await self._run(_alert, fingerprint)
+        return result
+
+
+_INCIDENT_SELECT = (
+    "SELECT i.id, i.key, i.status, i.service, i.title, i.opened_at, i.resolved_at, i.reopen_count, "
+    "(SELECT count(DISTINCT fingerprint) FROM incident_alerts a WHERE a.incident_id = i.id) FROM incidents i"
+)
+
+
+def _incident_json(r: tuple[Any, ...]) -> Json:
+    return {
+        "id": r[0],
+        "key": r[1],
+        "status": r[2],
+        "service": r[3],
+        "title": r[4],
+        "opened_at": rfc3339(r[5]),
+        "resolved_at": rfc3339(r[6]),
+        "reopen_count": r[7],
+        "alert_count": r[8],
+    }
+
+
+def _incidents(conn: sqlite3.Connection, status: str | None, limit: int, offset: int) -> list[Json]:
+    where, args = ("WHERE i.status = ?", [status]) if status else ("", [])
+    rows = conn.execute(f"{_INCIDENT_SELECT} {where} ORDER BY i.id DESC LIMIT ? OFFSET ?", [*args, limit, offset])
+    return [_incident_json(r) for r in rows]
+
+
+def _incident(conn: sqlite3.Connection, incident_id: int) -> Json | None:
+    r = conn.execute(f"{_INCIDENT_SELECT} WHERE i.id = ?", (incident_id,)).fetchone()
+    if r is None:
+        return None
+    out = _incident_json(r)
+    out["alerts"] = [
+        {
+            "fingerprint": fp,
+            "labels": json.loads(labels),
+            "annotations": json.loads(annotations),
+            "status": _episode_status(ended, status_now, starts, starts_now),
+            "starts_at": rfc3339(starts),
+            "ends_at": rfc3339(ended),
+            "attached_at": rfc3339(attached),
+        }
+        for fp, starts, attached, ended, labels, annotations, status_now, starts_now in conn.execute(
+            "SELECT l.fingerprint, l.starts_at, l.attached_at, l.ended_at, a.labels, a.annotations, a.status, "
+            "a.starts_at "
+            "FROM incident_alerts l JOIN alerts a ON a.fingerprint = l.fingerprint "
+            "WHERE l.incident_id = ? ORDER BY l.attached_at, l.fingerprint",
+            (incident_id,),
+        )
+    ]
+    out["timeline"] = [
+        {"at": rfc3339(at), "kind": kind, "detail": json.loads(detail)}
+        for at, kind, detail in conn.execute(
+            "SELECT at, kind, detail FROM timeline WHERE incident_id = ? ORDER BY id", (incident_id,)
+        )
+    ]
+    return out
+
+
+def _episode_status(ended: float | None, status_now: str, starts: float, starts_now: float) -> str:
+    """An incident lists alert episodes; only the alert's latest episode can be the expired one."""
+    if ended is None:
+        return "firing"
+    return "expired" if status_now == "expired" and starts == starts_now else "resolved"
+
+
+_ALERT_SELECT = (
+    "SELECT fingerprint, labels, annotations, status, starts_at, ends_at, generator_url, sources, "
+    "first_seen, last_seen, times_seen, state_changes, incident_id FROM alerts"
+)
+
+
+def _alert_json(r: tuple[Any, ...]) -> Json:
+    return {
+        "fingerprint": r[0],
+        "labels": json.loads(r[1]),
+        "annotations": json.loads(r[2]),
+        "status": r[3],
+        "starts_at": rfc3339(r[4]),
+        "ends_at": rfc3339(r[5]),
+        "generator_url": r[6],
+        "sources": Source(r[7]).names,
+        "first_seen": rfc3339(r[8]),
+        "last_seen": rfc3339(r[9]),
+        "times_seen": r[10],
+        "state_changes": r[11],
+        "incident_id": r[12],
+    }
+
+
+def _alerts(conn: sqlite3.Connection, status: str | None, limit: int, offset: int) -> list[Json]:
+    where, args = ("WHERE status = ?", [status]) if status else ("", [])
+    rows = conn.execute(
+        f"{_ALERT_SELECT} {where} ORDER BY starts_at DESC, fingerprint LIMIT ? OFFSET ?",
+        [*args, limit, offset],
+    )
+    return [_alert_json(r) for r in rows]
+
+
+def _alert(conn: sqlite3.Connection, fingerprint: str) -> Json | None:
+    r = conn.execute(f"{_ALERT_SELECT} WHERE fingerprint = ?", (fingerprint,)).fetchone()
+    return _alert_json(r) if r else None

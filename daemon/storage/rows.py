@@ -1,0 +1,89 @@
+"""Records to rows and back. The only place that knows both the model and the column order."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from daemon.model import Alert, AlertStatus, Incident, IncidentStatus, Source, TimelineEntry
+
+AlertRow = tuple[Any, ...]
+
+ALERT_COLUMNS = (
+    "fingerprint, labels, annotations, status, starts_at, ends_at, generator_url, sources, "
+    "first_seen, last_seen, times_seen, state_changes, expires_at, incident_id"
+)
+INCIDENT_COLUMNS = "id, key, service, title, status, opened_at, resolved_at, reopen_count"
+
+
+def _dump(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def alert_row(a: Alert) -> AlertRow:
+    return (
+        a.fingerprint,
+        _dump(a.labels),
+        _dump(a.annotations),
+        a.status.value,
+        a.starts_at,
+        a.ends_at,
+        a.generator_url,
+        int(a.sources),
+        a.first_seen,
+        a.last_seen,
+        a.times_seen,
+        a.state_changes,
+        a.expires_at,
+        a.incident_id,
+    )
+
+
+def alert_touch_row(a: Alert) -> tuple[Any, ...]:
+    """The columns a re-send changes; much cheaper than a whole row (no JSON)."""
+    return (a.last_seen, a.times_seen, int(a.sources), a.expires_at, a.fingerprint)
+
+
+def alert_from_row(r: Sequence[Any]) -> Alert:
+    return Alert(
+        fingerprint=r[0],
+        labels=json.loads(r[1]),
+        annotations=json.loads(r[2]),
+        status=AlertStatus(r[3]),
+        starts_at=r[4],
+        ends_at=r[5],
+        generator_url=r[6],
+        sources=Source(r[7]),
+        first_seen=r[8],
+        last_seen=r[9],
+        times_seen=r[10],
+        state_changes=r[11],
+        expires_at=r[12],
+        incident_id=r[13],
+    )
+
+
+def incident_row(i: Incident) -> tuple[Any, ...]:
+    return (i.id, i.key, i.service, i.title, i.status.value, i.opened_at, i.resolved_at, i.reopen_count)
+
+
+def incident_from_row(r: Sequence[Any]) -> Incident:
+    return Incident(
+        id=r[0],
+        key=r[1],
+        service=r[2],
+        title=r[3],
+        status=IncidentStatus(r[4]),
+        opened_at=r[5],
+        resolved_at=r[6],
+        reopen_count=r[7],
+    )
+
+
+def timeline_row(t: TimelineEntry) -> tuple[Any, ...]:
+    return (t.incident_id, t.at, t.kind, _dump(t.detail))
+
+
+def labels_key(labels: Sequence[tuple[str, str]]) -> str:
+    return _dump(dict(labels))

@@ -1,0 +1,66 @@
+"""Versioned schema migrations. Append only: a released migration is never edited."""
+
+from __future__ import annotations
+
+APPLICATION_ID = 0x6974736D  # "itsm": tells an itsmd database from any other SQLite file
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE alerts (
+            fingerprint   TEXT PRIMARY KEY,
+            labels        TEXT NOT NULL,
+            annotations   TEXT NOT NULL,
+            status        TEXT NOT NULL,
+            starts_at     REAL NOT NULL,
+            ends_at       REAL,
+            generator_url TEXT NOT NULL,
+            sources       INTEGER NOT NULL,
+            first_seen    REAL NOT NULL,
+            last_seen     REAL NOT NULL,
+            times_seen    INTEGER NOT NULL,
+            state_changes INTEGER NOT NULL,
+            expires_at    REAL,
+            incident_id   INTEGER
+        );
+        CREATE INDEX alerts_status ON alerts (status);
+        CREATE TABLE incidents (
+            id            INTEGER PRIMARY KEY,
+            key           TEXT NOT NULL,
+            service       TEXT NOT NULL,
+            title         TEXT NOT NULL,
+            status        TEXT NOT NULL,
+            opened_at     REAL NOT NULL,
+            resolved_at   REAL,
+            reopen_count  INTEGER NOT NULL
+        );
+        CREATE INDEX incidents_status ON incidents (status, id);
+        CREATE INDEX incidents_key ON incidents (key, id);
+        CREATE TABLE incident_alerts (
+            incident_id   INTEGER NOT NULL REFERENCES incidents (id),
+            fingerprint   TEXT NOT NULL,
+            starts_at     REAL NOT NULL,
+            attached_at   REAL NOT NULL,
+            ended_at      REAL,
+            PRIMARY KEY (incident_id, fingerprint, starts_at)
+        );
+        CREATE TABLE timeline (
+            id            INTEGER PRIMARY KEY,
+            incident_id   INTEGER NOT NULL REFERENCES incidents (id),
+            at            REAL NOT NULL,
+            kind          TEXT NOT NULL,
+            detail        TEXT NOT NULL
+        );
+        CREATE INDEX timeline_incident ON timeline (incident_id, id);
+        CREATE TABLE counters (
+            name          TEXT NOT NULL,
+            labels        TEXT NOT NULL,
+            value         REAL NOT NULL,
+            PRIMARY KEY (name, labels)
+        );
+        """,
+    ),
+]
+
+LATEST = MIGRATIONS[-1][0]

@@ -1,0 +1,1 @@
+"""Connectors to the systems around itsmd, one folder each (formats, clients, config)."""

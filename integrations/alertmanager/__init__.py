@@ -1,0 +1,1 @@
+"""Alertmanager: its webhook payload (version 4), its v2 alert format and its fingerprint."""
