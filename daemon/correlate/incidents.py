@@ -50,6 +50,14 @@ class Correlator:
 
     # -- reads ----------------------------------------------------------------------------------------
 
+    def incident_for(self, key: str) -> Incident | None:
+        """The latest incident of a key, while it is open or can still be reopened."""
+        return self._by_key.get(key)
+
+    def incidents(self) -> list[Incident]:
+        """Incidents held in memory: open ones and those still inside the reopen window."""
+        return list(self._by_id.values())
+
     def open_by_service(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for incident in self._by_id.values():

@@ -130,6 +130,11 @@ class GroupCommitWriter:
                 fut.set_result(None)
         return True
 
+    async def flush(self) -> None:
+        """Commit everything marked so far, now; StoreUnavailable if the write fails."""
+        if not await self._commit_once():
+            raise StoreUnavailable(self.last_error or "store write failed")
+
     def close(self) -> None:
         """Ask run() to write what is left and return."""
         self._closing = True

@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from daemon.alerts.table import AlertTable
+from daemon.alerts.transitions import Ended, Fired
+from daemon.config import AlertsConfig
+from daemon.model import Alert, AlertStatus, Source
+from daemon.storage.database import load_alert
+from tests.unit.daemon.records import Stack, incoming
+
+T0 = 1_800_000_000.0
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    s = Stack(tmp_path, AlertsConfig(webhook_stale_after=600.0, resolve_timeout=300.0, resolved_retention=3600.0))
+    yield s
+    s.close()
+
+
+def test_new_firing_alert_is_a_durable_change(stack: Stack) -> None:
+    transitions, seq = stack.table.apply([incoming()], Source.ALERTMANAGER, T0)
+    assert [type(t) for t in transitions] == [Fired]
+    assert seq == stack.writer.changed()  # the batch still open
+    assert stack.table.firing_count == 1
+
+
+async def test_unchanged_resend_after_commit_needs_no_write(stack: Stack) -> None:
+    stack.table.apply([incoming()], Source.ALERTMANAGER, T0)
+    await stack.writer.flush()
+    transitions, seq = stack.table.apply([incoming()], Source.ALERTMANAGER, T0 + 10)
+    assert transitions == []
+    assert seq == 0
+    alert = stack.table.get(incoming().fingerprint)
+    assert alert is not None
+    assert alert.times_seen == 2
+    assert alert.last_seen == T0 + 10
+
+
+def test_resend_before_commit_waits_for_the_same_batch(stack: Stack) -> None:
+    _, first = stack.table.apply([incoming()], Source.ALERTMANAGER, T0)
+    _, second = stack.table.apply([incoming()], Source.ALERTMANAGER, T0 + 1)
+    assert second == first
+
+
+def test_resolve_ends_the_episode(stack: Stack) -> None:
+    stack.table.apply([incoming()], Source.ALERTMANAGER, T0)
+    transitions, _ = stack.table.apply([incoming(firing=False, ends_at=T0 + 30)], Source.ALERTMANAGER, T0 + 31)
+    assert len(transitions) == 1
+    ended = transitions[0]
+    assert isinstance(ended, Ended)
+    assert ended.at == T0 + 30
+    assert not ended.expired
+    alert = stack.table.get(incoming().fingerprint)
+    assert alert is not None
+    assert alert.status is AlertStatus.RESOLVED
+    assert stack.table.firing_count == 0
+
+
+def test_late_firing_resend_of_a_resolved_episode_is_ignored(stack: Stack) -> None:
+    stack.table.apply([incoming()], Source.ALERTMANAGER, T0)
+    stack.table.apply([incoming(firing=False, ends_at=T0 + 30)], Source.ALERTMANAGER, T0 + 31)
+    transitions, _ = stack.table.apply([incoming()], Source.PROMETHEUS, T0 + 32)
+    assert transitions == []
+    alert = stack.table.get(incoming().fingerprint)
+    assert alert is not None
+    assert alert.status is AlertStatus.RESOLVED
+
+
+def test_new_starts_at_is_a_new_episode(stack: Stack) -> None:
+    stack.table.apply([incoming()], Source.ALERTMANAGER, T0)
+    stack.table.apply([incoming(firing=False, ends_at=T0 + 30)], Source.ALERTMANAGER, T0 + 31)
+    transitions, _ = stack.table.apply([incoming(starts_at=T0 + 60)], Source.ALERTMANAGER, T0 + 61)
+    assert [type(t) for t in transitions] == [Fired]
+    alert = stack.table.get(incoming().fingerprint)
+    assert alert is not None
+    assert alert.starts_at == T0 + 60
+    assert alert.state_changes == 2
+
+
+def test_missed_resolve_shows_as_end_then_fire(stack: Stack) -> None:
+    stack.table.apply([incoming()], Source.ALERTMANAGER, T0)
+    transitions, _ = stack.table.apply([incoming(starts_at=T0 + 60)], Source.ALERTMANAGER, T0 + 61)
+    assert [type(t) for t in transitions] == [Ended, Fired]
+
+
+def test_webhook_alert_expires_when_not_refreshed(stack: Stack) -> None:
+    stack.table.apply([incoming()], Source.ALERTMANAGER, T0)
+    assert stack.table.expire(T0 + 599) == []
+    transitions = stack.table.expire(T0 + 600)
+    assert len(transitions) == 1
+    assert isinstance(transitions[0], Ended) and transitions[0].expired
+    alert = stack.table.get(incoming().fingerprint)
+    assert alert is not None
+    assert alert.status is AlertStatus.EXPIRED
+
+
+def test_refresh_postpones_expiry(stack: Stack) -> None:
+    stack.table.apply([incoming()], Source.ALERTMANAGER, T0)
+    stack.table.apply([incoming()], Source.ALERTMANAGER, T0 + 500)
+    assert stack.table.expire(T0 + 900) == []
+    assert len(stack.table.expire(T0 + 1100)) == 1
+
+
+def test_prometheus_alert_expires_at_its_ends_at(stack: Stack) -> None:
+    stack.table.apply([incoming(ends_at=T0 + 240)], Source.PROMETHEUS, T0)
+    assert stack.table.expire(T0 + 239) == []
+    assert len(stack.table.expire(T0 + 240)) == 1
+
+
+def test_refresh_after_expiry_revives_the_same_episode(stack: Stack) -> None:
+    stack.table.apply([incoming()], Source.ALERTMANAGER, T0)
+    stack.table.expire(T0 + 600)
+    transitions, _ = stack.table.apply([incoming()], Source.ALERTMANAGER, T0 + 700)
+    assert [type(t) for t in transitions] == [Fired]
+    alert = stack.table.get(incoming().fingerprint)
+    assert alert is not None
+    assert alert.status is AlertStatus.FIRING
+
+
+def test_both_sources_are_recorded(stack: Stack) -> None:
+    stack.table.apply([incoming()], Source.ALERTMANAGER, T0)
+    stack.table.apply([incoming(ends_at=T0 + 240)], Source.PROMETHEUS, T0 + 1)
+    alert = stack.table.get(incoming().fingerprint)
+    assert alert is not None
+    assert alert.sources == Source.ALERTMANAGER | Source.PROMETHEUS
+    assert alert.sources.names == ["alertmanager", "prometheus"]
+
+
+async def test_annotation_change_is_durable(stack: Stack) -> None:
+    stack.table.apply([incoming(annotations={"v": "1"})], Source.ALERTMANAGER, T0)
+    await stack.writer.flush()
+    _, seq = stack.table.apply([incoming(annotations={"v": "2"})], Source.ALERTMANAGER, T0 + 1)
+    assert seq > stack.writer.committed_seq
+
+
+async def test_long_resolved_alerts_leave_memory_and_come_back_from_disk(tmp_path: Path) -> None:
+    s = Stack(tmp_path)
+    stored = {}
+
+    def load(fp: str) -> Alert | None:
+        stored["asked"] = fp
+        return load_alert(s.db.conn, fp)
+
+    s.table = AlertTable(s.writer, AlertsConfig(resolved_retention=3600.0), load_dormant=load)
+    try:
+        s.table.apply([incoming()], Source.ALERTMANAGER, T0)
+        s.table.apply([incoming(firing=False, ends_at=T0 + 1)], Source.ALERTMANAGER, T0 + 1)
+        assert s.table.forget_resolved(T0 + 10_000) == 0  # not yet written: must stay
+        await s.writer.flush()
+        assert s.table.forget_resolved(T0 + 10_000) == 1
+        assert s.table.get(incoming().fingerprint) is None
+        # A late resolved re-send finds the stored record, not a blank one.
+        transitions, _ = s.table.apply([incoming(firing=False, ends_at=T0 + 1)], Source.ALERTMANAGER, T0 + 10_001)
+        assert transitions == []
+        assert stored["asked"] == incoming().fingerprint
+        alert = s.table.get(incoming().fingerprint)
+        assert alert is not None
+        assert alert.first_seen == T0
+        assert alert.times_seen == 3
+    finally:
+        s.close()

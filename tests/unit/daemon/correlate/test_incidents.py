@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from daemon.correlate.rules import CorrelationRules
+from daemon.model import Incident, IncidentStatus, IncomingAlert, Source
+from tests.unit.daemon.records import Stack, incoming
+
+T0 = 1_800_000_000.0
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    s = Stack(tmp_path, rules=CorrelationRules(reopen_window=600.0))
+    yield s
+    s.close()
+
+
+KEY = '{alertname="TargetDown",service="api"}'
+
+
+def feed(stack: Stack, now: float, *alerts: IncomingAlert, source: Source = Source.ALERTMANAGER) -> None:
+    transitions, _ = stack.table.apply(list(alerts), source, now)
+    stack.correlator.handle(transitions, now)
+
+
+def a(instance: str, *, firing: bool = True, starts_at: float = T0, ends_at: float | None = None) -> IncomingAlert:
+    return incoming(
+        firing=firing, starts_at=starts_at, ends_at=ends_at, alertname="TargetDown", service="api", instance=instance
+    )
+
+
+def current(stack: Stack) -> Incident:
+    incident = stack.correlator.incident_for(KEY)
+    assert incident is not None
+    return incident
+
+
+async def stored_timeline(stack: Stack, incident_id: int) -> list[tuple[str, str]]:
+    await stack.writer.flush()
+    rows = stack.db.conn.execute("SELECT kind, detail FROM timeline WHERE incident_id = ? ORDER BY id", (incident_id,))
+    return list(rows)
+
+
+def test_alerts_of_one_key_share_one_incident(stack: Stack) -> None:
+    feed(stack, T0, a("1"), a("2"))
+    feed(stack, T0 + 5, a("3"))
+    incident = current(stack)
+    assert incident.status is IncidentStatus.OPEN
+    assert len(incident.fingerprints) == 3
+    assert incident.service == "api"
+    assert stack.counters.get("itsmd_incidents_opened_total", (("service", "api"),)) == 1
+
+
+def test_other_key_opens_another_incident(stack: Stack) -> None:
+    feed(stack, T0, a("1"), incoming(alertname="DiskFull", service="api", instance="1"))
+    assert stack.correlator.open_by_service() == {"api": 2}
+
+
+async def test_resolves_only_when_all_alerts_ended(stack: Stack) -> None:
+    feed(stack, T0, a("1"), a("2"))
+    feed(stack, T0 + 10, a("1", firing=False, ends_at=T0 + 9))
+    incident = current(stack)
+    assert incident.status is IncidentStatus.OPEN
+    feed(stack, T0 + 20, a("2", firing=False, ends_at=T0 + 19))
+    assert current(stack).status is IncidentStatus.RESOLVED
+    assert incident.resolved_at == T0 + 20
+    assert stack.counters.get("itsmd_incidents_resolved_total", (("service", "api"),)) == 1
+    kinds = [kind for kind, _ in await stored_timeline(stack, incident.id)]
+    assert kinds == ["opened", "alert_firing", "alert_firing", "alert_resolved", "alert_resolved", "resolved"]
+
+
+async def test_expiry_resolves_the_incident(stack: Stack) -> None:
+    feed(stack, T0, a("1"))
+    stack.correlator.handle(stack.table.expire(T0 + 10**6), T0 + 10**6)
+    incident = current(stack)
+    assert incident.status is IncidentStatus.RESOLVED
+    timeline = await stored_timeline(stack, incident.id)
+    assert timeline[-2][0] == "alert_expired"
+    assert timeline[-1] == ("resolved", '{"by":"expiry"}')
+
+
+def test_firing_within_reopen_window_reopens_same_incident(stack: Stack) -> None:
+    feed(stack, T0, a("1"))
+    feed(stack, T0 + 10, a("1", firing=False, ends_at=T0 + 10))
+    first = current(stack)
+    feed(stack, T0 + 100, a("1", starts_at=T0 + 99))
+    assert current(stack) is first
+    assert first.status is IncidentStatus.OPEN
+    assert first.reopen_count == 1
+    assert first.resolved_at is None
+    assert stack.counters.get("itsmd_incidents_opened_total", (("service", "api"),)) == 1
+    assert stack.counters.get("itsmd_incidents_reopened_total", (("service", "api"),)) == 1
+
+
+def test_firing_after_reopen_window_opens_new_incident(stack: Stack) -> None:
+    feed(stack, T0, a("1"))
+    feed(stack, T0 + 10, a("1", firing=False, ends_at=T0 + 10))
+    first = current(stack)
+    feed(stack, T0 + 700, a("1", starts_at=T0 + 699))
+    second = current(stack)
+    assert second is not first
+    assert second.id == first.id + 1
+    assert first.status is IncidentStatus.RESOLVED
+
+
+def test_missing_service_label_uses_default(stack: Stack) -> None:
+    feed(stack, T0, incoming(alertname="X"))
+    assert stack.correlator.open_by_service() == {"unknown": 1}
+
+
+def test_key_quotes_label_values(stack: Stack) -> None:
+    assert stack.correlator.key_of({"alertname": 'a",service="b', "service": "c"}) == (
+        '{alertname="a\\",service=\\"b",service="c"}'
+    )
+
+
+def test_metric_services_are_bounded(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("daemon.correlate.incidents.MAX_METRIC_SERVICES", 2)
+    for name in ("s1", "s2", "s3", "s4"):
+        feed(stack, T0, incoming(alertname="X", service=name))
+    assert stack.correlator.open_by_service() == {"s1": 1, "s2": 1, "other": 2}
+
+
+async def test_resolved_incidents_leave_memory_after_reopen_window(stack: Stack) -> None:
+    feed(stack, T0, a("1"))
+    feed(stack, T0 + 10, a("1", firing=False, ends_at=T0 + 10))
+    await stack.writer.flush()
+    assert stack.correlator.forget_resolved(T0 + 11) == 0
+    assert stack.correlator.forget_resolved(T0 + 611) == 1
+    assert stack.correlator.incidents() == []
+    assert stack.correlator.incident_for(KEY) is None

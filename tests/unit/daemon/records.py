@@ -1,0 +1,51 @@
+"""Builders shared by the daemon's unit tests: real stores in a temp folder, alerts by label."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from daemon.alerts.table import AlertTable
+from daemon.config import AlertsConfig
+from daemon.correlate.incidents import Correlator
+from daemon.correlate.rules import CorrelationRules
+from daemon.metrics.counters import CounterStore
+from daemon.model import IncomingAlert
+from daemon.storage.database import Database
+from daemon.storage.writer import GroupCommitWriter
+from integrations.alertmanager.fingerprint import fingerprint
+
+
+def incoming(
+    *,
+    firing: bool = True,
+    starts_at: float = 1_800_000_000.0,
+    ends_at: float | None = None,
+    annotations: dict[str, str] | None = None,
+    **labels: str,
+) -> IncomingAlert:
+    labels = labels or {"alertname": "TargetDown", "service": "api", "instance": "a"}
+    return IncomingAlert(
+        fingerprint=fingerprint(labels),
+        labels=dict(labels),
+        annotations=annotations or {},
+        firing=firing,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        generator_url="",
+    )
+
+
+class Stack:
+    """The in-memory stages over a real SQLite file, as daemon.app wires them."""
+
+    def __init__(self, path: Path, alerts: AlertsConfig | None = None, rules: CorrelationRules | None = None):
+        self.db = Database(path / "itsmd.db")
+        self.db.open()
+        self.writer = GroupCommitWriter(self.db, flush_interval=0.05)
+        self.counters = CounterStore(self.writer)
+        self.table = AlertTable(self.writer, alerts or AlertsConfig(), load_dormant=lambda fp: None)
+        self.correlator = Correlator(self.writer, rules or CorrelationRules(), self.table, self.counters)
+
+    def close(self) -> None:
+        self.writer.shutdown_thread()
+        self.db.close()

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from daemon.errors import IncompatibleStore, StorageError
+from daemon.model import Source
+from daemon.storage.database import Database
+from daemon.storage.schema import APPLICATION_ID, LATEST
+from tests.unit.daemon.records import Stack, incoming
+
+T0 = 1_800_000_000.0
+
+
+def test_new_file_gets_schema_wal_and_identity(tmp_path: Path) -> None:
+    db = Database(tmp_path / "itsmd.db")
+    db.open()
+    try:
+        assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+        assert db.conn.execute("PRAGMA user_version").fetchone()[0] == LATEST
+    finally:
+        db.close()
+    again = Database(tmp_path / "itsmd.db")
+    again.open()  # reopening an own file is fine and migrates nothing
+    again.close()
+
+
+def test_foreign_sqlite_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "itsmd.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE users (id INTEGER)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(IncompatibleStore, match="some other program"):
+        Database(path).open()
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("users",)]
+    conn.close()
+
+
+def test_corrupt_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "itsmd.db"
+    path.write_bytes(b"this is not a database at all" * 100)
+    with pytest.raises(IncompatibleStore, match="not a usable itsmd database"):
+        Database(path).open()
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "itsmd.db"
+    db = Database(path)
+    db.open()
+    db.conn.execute(f"PRAGMA user_version = {LATEST + 1}")
+    db.close()
+    with pytest.raises(IncompatibleStore, match="newer than this itsmd"):
+        Database(path).open()
+
+
+def test_unusable_data_dir_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StorageError, match="cannot create data directory"):
+        Database(blocker / "sub" / "itsmd.db").open()
+
+
+async def test_restart_restores_alerts_incidents_and_counters(tmp_path: Path) -> None:
+    s = Stack(tmp_path)
+    transitions, _ = s.table.apply(
+        [incoming(alertname="A", service="api", instance="1"), incoming(alertname="A", service="api", instance="2")],
+        Source.ALERTMANAGER,
+        T0,
+    )
+    s.correlator.handle(transitions, T0)
+    transitions, _ = s.table.apply(
+        [incoming(alertname="A", service="api", instance="2", firing=False, ends_at=T0 + 5)],
+        Source.ALERTMANAGER,
+        T0 + 5,
+    )
+    s.correlator.handle(transitions, T0 + 5)
+    await s.writer.flush()
+    s.close()
+
+    r = Stack(tmp_path)
+    try:
+        snap = r.db.load(now=T0 + 10, alert_retention=3600, reopen_window=1800)
+        assert len(snap.active_alerts) == 2
+        assert snap.next_incident_id == 2
+        [incident] = snap.incidents
+        assert len(incident.fingerprints) == 2
+        assert list(incident.firing) == [incoming(alertname="A", service="api", instance="1").fingerprint]
+        assert snap.counters[("itsmd_incidents_opened_total", '{"service": "api"}')] == 1
+    finally:
+        r.close()
