@@ -179,16 +179,17 @@ class AlertTable:
                 self._fire(alert, incoming, source, now, out)
                 durable = True
             # Otherwise a late re-send of an episode that already ended: nothing to change.
-        elif newer or (same and alert.status is not AlertStatus.RESOLVED):
-            if alert.status is AlertStatus.FIRING and same:
-                self._end(alert, AlertStatus.RESOLVED, incoming.ends_at or now, out)
-            else:
+        else:
+            if alert.status is AlertStatus.FIRING and (same or newer):
+                # A resolve of a newer episode means the one we hold ended when that one began.
+                self._end(alert, AlertStatus.RESOLVED, (incoming.ends_at or now) if same else incoming.starts_at, out)
+                durable = True
+            if newer or (same and alert.status is AlertStatus.EXPIRED):
                 # An episode that began and ended unseen, or a real resolve after our expiry guess.
                 alert.status = AlertStatus.RESOLVED
                 alert.starts_at = incoming.starts_at
                 alert.ends_at = incoming.ends_at or now
-                self._firing.pop(alert.fingerprint, None)
-            durable = True
+                durable = True
         if (same or newer) and incoming.annotations != alert.annotations:
             alert.annotations = incoming.annotations
             durable = True

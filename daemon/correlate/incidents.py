@@ -137,7 +137,10 @@ class Correlator:
         self._by_id[incident.id] = incident
         self._by_key[key] = incident
         self._note(incident, now, "opened", {"key": key, "alert": alert.fingerprint})
-        self._counters.inc("itsmd_incidents_opened_total", self._service_labels(incident))
+        labels = self._service_labels(incident)
+        self._counters.inc("itsmd_incidents_opened_total", labels)
+        self._counters.ensure("itsmd_incidents_resolved_total", labels)
+        self._counters.ensure("itsmd_incidents_reopened_total", labels)
         return incident
 
     def _ended(self, t: Ended, now: float) -> None:

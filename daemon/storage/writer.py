@@ -111,10 +111,15 @@ class GroupCommitWriter:
         if batch:
             try:
                 await asyncio.get_running_loop().run_in_executor(self._thread, self._db.write, batch)
-            except (sqlite3.Error, OSError) as exc:
+            except Exception as exc:
+                # Whatever the cause, the batch is kept: losing it would lose acknowledged-to-be data.
                 self._failed = batch
                 if self.healthy:
-                    log.error("store write failed, holding the batch until it recovers: %s", exc)
+                    log.error(
+                        "store write failed, holding the batch until it recovers: %s",
+                        exc,
+                        exc_info=not isinstance(exc, sqlite3.Error | OSError),
+                    )
                 self.healthy = False
                 self.last_error = f"store write failed: {exc}"
                 return False

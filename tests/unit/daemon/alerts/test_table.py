@@ -164,3 +164,19 @@ async def test_long_resolved_alerts_leave_memory_and_come_back_from_disk(tmp_pat
         assert alert.times_seen == 3
     finally:
         s.close()
+
+
+def test_resolve_of_a_newer_episode_ends_the_one_we_hold(stack: Stack) -> None:
+    stack.table.apply([incoming()], Source.ALERTMANAGER, T0)
+    transitions, _ = stack.table.apply(
+        [incoming(firing=False, starts_at=T0 + 60, ends_at=T0 + 90)], Source.ALERTMANAGER, T0 + 91
+    )
+    assert len(transitions) == 1
+    ended = transitions[0]
+    assert isinstance(ended, Ended)
+    assert ended.starts_at == T0
+    assert ended.at == T0 + 60
+    assert stack.table.firing_count == 0
+    alert = stack.table.get(incoming().fingerprint)
+    assert alert is not None
+    assert (alert.status, alert.starts_at, alert.ends_at) == (AlertStatus.RESOLVED, T0 + 60, T0 + 90)
