@@ -99,6 +99,19 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def itsmd_process(config: Path, port: int, data_dir: Path, log_path: Path) -> ManagedProcess:
+    """itsmd as a child process, importable from this checkout whatever the working directory."""
+    pythonpath = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    argv = [sys.executable, "-m", "daemon", "run", "--config", str(config), "--listen", f"{HOST}:{port}"]
+    return ManagedProcess(
+        "itsmd",
+        [*argv, "--data-dir", str(data_dir)],
+        log_path,
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": pythonpath, "PYTHONUNBUFFERED": "1"},
+    )
+
+
 def _write_yaml(path: Path, document: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(document, sort_keys=False))
@@ -156,25 +169,7 @@ class Stack:
             ],
             self.logs / "prometheus.log",
         )
-        pythonpath = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-        self.itsmd = ManagedProcess(
-            "itsmd",
-            [
-                sys.executable,
-                "-m",
-                "daemon",
-                "run",
-                "--config",
-                str(self.itsmd_config),
-                "--listen",
-                f"{HOST}:{self.itsmd_port}",
-                "--data-dir",
-                str(self.itsmd_data),
-            ],
-            self.logs / "itsmd.log",
-            cwd=REPO_ROOT,
-            env={**os.environ, "PYTHONPATH": pythonpath, "PYTHONUNBUFFERED": "1"},
-        )
+        self.itsmd = itsmd_process(self.itsmd_config, self.itsmd_port, self.itsmd_data, self.logs / "itsmd.log")
 
     # ----------------------------------------------------------------- configs
 

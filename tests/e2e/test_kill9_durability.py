@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 
 from tests.e2e.client import get_json, wait_until
 from tests.e2e.procs import ManagedProcess
-from tests.e2e.stack import free_ports
+from tests.e2e.stack import free_ports, itsmd_process
 
 CYCLES = int(os.environ.get("ITSMD_KILL_CYCLES", "3"))
 WORKERS = 16
@@ -91,33 +90,9 @@ def test_every_acknowledged_alert_survives_sigkill(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     config = tmp_path / "itsmd.yaml"
     config.write_text("{}\n")
-    daemon = ManagedProcess(
-        "itsmd",
-        [
-            sys.executable,
-            "-m",
-            "daemon",
-            "run",
-            "--config",
-            str(config),
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--data-dir",
-            str(tmp_path / "data"),
-        ],
-        tmp_path / "itsmd.log",
-    )
-    tally = Tally()
-    try:
-        for cycle in range(CYCLES):
-            daemon.start()
-            wait_until(
-                lambda: get_json(f"{base}/-/ready")["status"] == "ready",
-                timeout=30,
-                what="itsmd ready",
-                describe=daemon.tail,
-            )
-            asyncio.run(_load_then_kill(f"{base}/api/v2/alerts", daemon, cycle, tally))
+    daemon = itsmd_process(config, port, tmp_path / "data", tmp_path / "itsmd.log")
+
+    def start() -> None:
         daemon.start()
         wait_until(
             lambda: get_json(f"{base}/-/ready")["status"] == "ready",
@@ -125,6 +100,13 @@ def test_every_acknowledged_alert_survives_sigkill(tmp_path: Path) -> None:
             what="itsmd ready",
             describe=daemon.tail,
         )
+
+    tally = Tally()
+    try:
+        for cycle in range(CYCLES):
+            start()
+            asyncio.run(_load_then_kill(f"{base}/api/v2/alerts", daemon, cycle, tally))
+        start()
         stored = _stored(base)
     finally:
         daemon.stop()
