@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from daemon.correlate.rules import CorrelationRules, load_correlation_rules
-from daemon.durations import Duration
+from daemon.durations import Duration, PositiveDuration
 from daemon.yamlsource import load_yaml, validate
 
 DEFAULT_LISTEN = "127.0.0.1:9797"
@@ -27,26 +27,26 @@ class _Strict(BaseModel):
 class IngestConfig(_Strict):
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     """Larger request bodies are refused with 413 before they are read."""
-    commit_timeout: Duration = 10.0
+    commit_timeout: PositiveDuration = 10.0
     """How long a request waits for its alerts to be committed before it answers 503 (the sender retries)."""
 
 
 class AlertsConfig(_Strict):
-    webhook_stale_after: Duration = 4 * 3600.0 + 15 * 60.0
+    webhook_stale_after: PositiveDuration = 4 * 3600.0 + 15 * 60.0
     """Alertmanager hides endsAt and can lose a resolve (its deliveries failed while the alert resolved), so a
     webhook alert not re-sent for this long expires. Set it above your route's repeat_interval (default 4h)."""
-    resolve_timeout: Duration = 300.0
+    resolve_timeout: PositiveDuration = 300.0
     """A v2-API alert posted without endsAt is taken to end this long after it was last seen (as Alertmanager)."""
     resolved_retention: Duration = 3600.0
     """Resolved alerts stay in memory this long so that re-sent resolutions cost no disk write."""
-    sweep_interval: Duration = 2.0
+    sweep_interval: PositiveDuration = 2.0
     """How often alerts are checked for expiry."""
 
 
 class StorageConfig(_Strict):
     synchronous: Literal["normal", "full"] = "normal"
     """normal survives a killed process (kill -9); full also survives power loss, at about half the speed."""
-    flush_interval: Duration = 1.0
+    flush_interval: PositiveDuration = 1.0
     """Last-seen times and counters are written at most this long after they change."""
 
 
@@ -54,7 +54,7 @@ class Config(_Strict):
     listen: str = DEFAULT_LISTEN
     data_dir: Path = Path("data")
     rules_dir: Path | None = None
-    shutdown_timeout: Duration = 15.0
+    shutdown_timeout: PositiveDuration = 15.0
     ingest: IngestConfig = IngestConfig()
     alerts: AlertsConfig = AlertsConfig()
     storage: StorageConfig = StorageConfig()

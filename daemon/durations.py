@@ -5,18 +5,19 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, "y": 31536000.0}
-_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
-_WHOLE = re.compile(r"(?:\d+(?:ms|s|m|h|d|w|y))+")
+_UNITS = {"y": 31536000.0, "w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+# Prometheus's own form: ASCII digits, units from largest to smallest, each at most once.
+_FORM = re.compile("".join(f"(?:(?P<{u}>[0-9]+){u})?" for u in _UNITS))
 
 
 def parse_duration(text: str) -> float:
     """Seconds in a duration string; raises ValueError naming the accepted form."""
-    if not _WHOLE.fullmatch(text):
+    match = _FORM.fullmatch(text)
+    if not text or match is None:
         raise ValueError(f"{text!r} is not a duration: use a number and a unit, like 30s, 5m, 1h30m or 2d")
-    return sum(int(n) * _UNITS[unit] for n, unit in _PART.findall(text))
+    return sum(int(n) * _UNITS[unit] for unit, n in match.groupdict().items() if n is not None)
 
 
 def format_duration(seconds: float) -> str:
@@ -35,9 +36,20 @@ def _coerce(value: object) -> object:
     if isinstance(value, bool):
         raise ValueError("a duration is a string like 5m, not a boolean")
     if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
         return float(value)
     raise ValueError("a duration is a string like 5m")
 
 
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise ValueError("must be longer than 0s")
+    return value
+
+
 Duration = Annotated[float, BeforeValidator(_coerce)]
-"""A config field holding seconds, written as "5m" or a number of seconds."""
+"""A config field holding seconds, written as "5m" or a number of seconds; 0 or more."""
+
+PositiveDuration = Annotated[float, BeforeValidator(_coerce), AfterValidator(_positive)]
+"""A Duration that must be longer than zero (timeouts, intervals)."""

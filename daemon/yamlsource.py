@@ -53,7 +53,11 @@ def load_yaml(path: Path) -> YamlDocument:
         doc.data = {}
         return doc
     problems: list[ConfigProblem] = []
-    doc.data = _build(node, (), doc, problems, yaml.SafeLoader(""))
+    try:
+        doc.data = _build(node, (), doc, problems, yaml.SafeLoader(""))
+    except yaml.MarkedYAMLError as exc:  # an unknown tag such as !!python/name: is refused, never run
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise ConfigError([ConfigProblem(name, line, "", f"invalid YAML: {exc.problem}")]) from exc
     if problems:
         raise ConfigError(problems)
     return doc

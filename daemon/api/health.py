@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from daemon.api import keys
 
 REGISTRY = web.AppKey("registry", CollectorRegistry)
+# generate_latest writes the 0.0.4 text format whatever CONTENT_TYPE_LATEST says in newer clients.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 async def healthy(request: web.Request) -> web.Response:
@@ -28,7 +30,7 @@ async def ready(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     body = generate_latest(request.app[REGISTRY])
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 def add_routes(app: web.Application) -> None:

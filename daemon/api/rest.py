@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
 from daemon.api import keys
@@ -10,16 +12,20 @@ from daemon.errors import RequestError
 INCIDENT_STATUSES = {"open": "open", "resolved": "resolved", "all": None}
 ALERT_STATUSES = {"firing": "firing", "resolved": "resolved", "expired": "expired", "all": None}
 MAX_LIMIT = 1000
+MAX_OFFSET = 10**12
+_WHOLE = re.compile(r"[0-9]{1,13}")
+"""ASCII digits only (str.isdigit takes "²"), and few enough that SQLite's 64-bit integers hold them."""
+
+
+def _whole(text: str) -> int | None:
+    return int(text) if _WHOLE.fullmatch(text) else None
 
 
 def _page(request: web.Request) -> tuple[int, int]:
-    try:
-        limit = int(request.query.get("limit", "100"))
-        offset = int(request.query.get("offset", "0"))
-    except ValueError:
-        raise RequestError("invalid_query", "limit and offset must be whole numbers") from None
-    if not 1 <= limit <= MAX_LIMIT or offset < 0:
-        raise RequestError("invalid_query", f"limit must be 1..{MAX_LIMIT} and offset 0 or more")
+    limit = _whole(request.query.get("limit", "100"))
+    offset = _whole(request.query.get("offset", "0"))
+    if limit is None or offset is None or not 1 <= limit <= MAX_LIMIT or offset > MAX_OFFSET:
+        raise RequestError("invalid_query", f"limit must be a whole number 1..{MAX_LIMIT}, offset 0..{MAX_OFFSET}")
     return limit, offset
 
 
@@ -39,7 +45,8 @@ async def list_incidents(request: web.Request) -> web.Response:
 
 async def get_incident(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
-    incident = await request.app[keys.READER].incident(int(raw)) if raw.isdigit() else None
+    incident_id = _whole(raw)
+    incident = await request.app[keys.READER].incident(incident_id) if incident_id is not None else None
     if incident is None:
         raise web.HTTPNotFound(text=f"no incident {raw}")
     return web.json_response(incident)

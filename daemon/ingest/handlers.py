@@ -45,12 +45,15 @@ def validation_problem(exc: ValidationError) -> RequestError:
     errors = exc.errors(include_url=False)
     if any(e["type"] == "json_invalid" for e in errors):
         return RequestError("invalid_json", f"body is not valid JSON: {errors[0]['msg']}")
+    # An alert without labels at all is a labels problem; a label of the wrong type is a wrong type.
+    missing_labels = all(e["type"] == "missing" and e["loc"][-1] == "labels" for e in errors)
+    reason = "invalid_labels" if missing_labels else "invalid_payload"
     parts = []
     for e in errors[:3]:
         loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".") or "body"
         parts.append(f"{loc}: {e['msg']}")
     more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
-    return RequestError("invalid_payload", "; ".join(parts) + more)
+    return RequestError(reason, "; ".join(parts) + more)
 
 
 def _count_alerts(body: bytes) -> int:
@@ -75,7 +78,8 @@ def _parse_webhook(body: bytes, request: web.Request) -> list[IncomingAlert]:
             version = json.loads(body).get("version")
         except (ValueError, AttributeError, RecursionError):
             version = WEBHOOK_VERSION
-        if version != WEBHOOK_VERSION:
+        # A missing or other version is unsupported; a version that is not a string is a wrong type.
+        if (version is None or isinstance(version, str)) and version != WEBHOOK_VERSION:
             raise RequestError("unsupported_version", f"webhook version {version!r}; itsmd reads version 4") from None
         raise problem from None
     if payload["version"] != WEBHOOK_VERSION:

@@ -34,13 +34,20 @@ def _check_labels(labels: dict[str, str], where: str) -> None:
             _valid_names.add(name)
 
 
-def _epoch(value: datetime | None) -> float | None:
+# The latest instant every consumer of a stored time can print (9999-12-31T23:59:59Z).
+_LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+
+
+def _epoch(value: datetime | None, where: str) -> float | None:
     """Seconds since the epoch; None for a missing time or Go's zero time (0001-01-01T00:00:00Z)."""
     if value is None or value.year <= 1:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.timestamp()
+    ts = value.timestamp()
+    if ts > _LATEST:
+        raise RequestError("invalid_payload", f"{where}: {value.isoformat()} is after the year 9999")
+    return ts
 
 
 def from_webhook(payload: WebhookPayload, lookup: Lookup, now: float) -> list[IncomingAlert]:
@@ -59,7 +66,7 @@ def from_webhook(payload: WebhookPayload, lookup: Lookup, now: float) -> list[In
                 )
         elif known.labels != labels:
             raise RequestError("fingerprint_mismatch", f"{where}.fingerprint: {fp!r} belongs to other labels")
-        starts_at = _epoch(raw["startsAt"])
+        starts_at = _epoch(raw["startsAt"], f"{where}.startsAt")
         out.append(
             IncomingAlert(
                 fingerprint=fp,
@@ -67,7 +74,7 @@ def from_webhook(payload: WebhookPayload, lookup: Lookup, now: float) -> list[In
                 annotations=raw.get("annotations") or {},
                 firing=raw["status"] == "firing",
                 starts_at=now if starts_at is None else starts_at,
-                ends_at=_epoch(raw.get("endsAt")),
+                ends_at=_epoch(raw.get("endsAt"), f"{where}.endsAt"),
                 generator_url=raw.get("generatorURL", ""),
             )
         )
@@ -80,8 +87,8 @@ def from_postable(alerts: Sequence[PostableAlert], now: float) -> list[IncomingA
     for i, raw in enumerate(alerts):
         labels = raw["labels"]
         _check_labels(labels, f"[{i}]")
-        starts_at = _epoch(raw.get("startsAt"))
-        ends_at = _epoch(raw.get("endsAt"))
+        starts_at = _epoch(raw.get("startsAt"), f"[{i}].startsAt")
+        ends_at = _epoch(raw.get("endsAt"), f"[{i}].endsAt")
         out.append(
             IncomingAlert(
                 fingerprint=fingerprint(labels),
