@@ -225,11 +225,12 @@ class AlertTable:
             self._touched_alerts[alert.fingerprint] = alert
             self._writer.touched()
 
-    def _collect(self, batch: Batch) -> None:
+    def _collect(self, batch: Batch, lazy: bool) -> None:
         for fp, alert in self._dirty.items():
             batch.alerts[fp] = alert_row(alert)
-        for fp, alert in self._touched_alerts.items():
-            if fp not in self._dirty:
-                batch.alert_touches[fp] = alert_touch_row(alert)
+            self._touched_alerts.pop(fp, None)  # the whole row carries the last-seen data too
         self._dirty.clear()
-        self._touched_alerts.clear()
+        if lazy:
+            for fp, alert in self._touched_alerts.items():
+                batch.alert_touches[fp] = alert_touch_row(alert)
+            self._touched_alerts.clear()

@@ -169,7 +169,7 @@ class Correlator:
         self._dirty[incident.id] = incident
         self._writer.changed()
 
-    def _collect(self, batch: Batch) -> None:
+    def _collect(self, batch: Batch, lazy: bool) -> None:
         for incident_id, incident in self._dirty.items():
             batch.incidents[incident_id] = incident_row(incident)
         batch.links.update(self._links)

@@ -50,7 +50,9 @@ class CounterStore:
     def label_values(self, name: str, label: str) -> set[str]:
         return {dict(labels).get(label, "") for (n, labels) in self._values if n == name}
 
-    def _collect(self, batch: Batch) -> None:
+    def _collect(self, batch: Batch, lazy: bool) -> None:
+        # Always, not only on the periodic flush: a handful of rows, and an incident's counter then
+        # commits with the incident itself, so the two agree even after a kill -9.
         for key in self._dirty:
             name, labels = key
             batch.counters[(name, json.dumps(dict(labels), sort_keys=True))] = self._values[key]

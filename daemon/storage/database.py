@@ -5,6 +5,7 @@ Blocking calls: the writer runs them in its own thread, the API readers in their
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from dataclasses import dataclass, field
@@ -44,6 +45,17 @@ class Batch:
         self.links.update(newer.links)
         self.timeline.extend(newer.timeline)
         self.counters.update(newer.counters)
+
+
+_ALERTS_FROM_JSON = (
+    f"INSERT OR REPLACE INTO alerts ({rows.ALERT_COLUMNS}) SELECT "
+    + ", ".join(f"value->>{i}" for i in range(len(rows.ALERT_COLUMNS.split(","))))
+    + " FROM json_each(?)"
+)
+_TOUCHES_FROM_JSON = (
+    "UPDATE alerts SET last_seen = t.value->>0, times_seen = t.value->>1, sources = t.value->>2, "
+    "expires_at = t.value->>3 FROM json_each(?) AS t WHERE alerts.fingerprint = t.value->>4"
+)
 
 
 @dataclass
@@ -153,17 +165,12 @@ class Database:
                     "reopen_count = excluded.reopen_count, title = excluded.title",
                     batch.incidents.values(),
                 )
+            # Alert rows go in as one JSON array and one statement: executemany would take the GIL back
+            # after every row, and thousands of rows per commit then stall the event loop (GIL convoy).
             if batch.alerts:
-                conn.executemany(
-                    f"INSERT OR REPLACE INTO alerts ({rows.ALERT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    batch.alerts.values(),
-                )
+                conn.execute(_ALERTS_FROM_JSON, (json.dumps(list(batch.alerts.values())),))
             if batch.alert_touches:
-                conn.executemany(
-                    "UPDATE alerts SET last_seen = ?, times_seen = ?, sources = ?, expires_at = ? "
-                    "WHERE fingerprint = ?",
-                    batch.alert_touches.values(),
-                )
+                conn.execute(_TOUCHES_FROM_JSON, (json.dumps(list(batch.alert_touches.values())),))
             if batch.links:
                 conn.executemany(
                     "INSERT INTO incident_alerts (incident_id, fingerprint, starts_at, attached_at, ended_at) "

@@ -25,8 +25,9 @@ from daemon.storage.database import Batch, Database
 
 log = logging.getLogger(__name__)
 
-Collector = Callable[[Batch], None]
-"""Adds the rows of everything its stage marked since the last cut to the batch."""
+Collector = Callable[[Batch, bool], None]
+"""Adds the rows of everything its stage marked since the last cut to the batch; touched-only records
+too when the second argument is true (the periodic flush)."""
 
 
 class GroupCommitWriter:
@@ -41,6 +42,7 @@ class GroupCommitWriter:
         self._waiters: dict[int, asyncio.Future[None]] = {}
         self._urgent = asyncio.Event()
         self._lazy_pending = False
+        self._last_lazy_flush = 0.0
         self._failed: Batch | None = None
         self._closing = False
         self.healthy = True
@@ -98,19 +100,25 @@ class GroupCommitWriter:
                 backoff = min(backoff * 2, self._max_backoff)
 
     async def _commit_once(self) -> bool:
+        loop = asyncio.get_running_loop()
         self._urgent.clear()
-        self._lazy_pending = False
+        # Touched-only records ride along at most once per flush interval, not with every urgent commit:
+        # under steady re-sends they would otherwise make every commit as large as the traffic.
+        lazy = self._closing or loop.time() - self._last_lazy_flush >= self._flush_interval
+        if lazy:
+            self._lazy_pending = False
+            self._last_lazy_flush = loop.time()
         seq = self._open_seq
         self._open_seq += 1
         batch = Batch()
         for collect in self._collectors:
-            collect(batch)
+            collect(batch, lazy)
         if self._failed is not None:
             self._failed.absorb(batch)
             batch, self._failed = self._failed, None
         if batch:
             try:
-                await asyncio.get_running_loop().run_in_executor(self._thread, self._db.write, batch)
+                await loop.run_in_executor(self._thread, self._db.write, batch)
             except Exception as exc:
                 # Whatever the cause, the batch is kept: losing it would lose acknowledged-to-be data.
                 self._failed = batch
