@@ -23,6 +23,7 @@ from daemon.clock import Clock, SystemClock
 from daemon.config import LoadedConfig
 from daemon.correlate.incidents import Correlator
 from daemon.ingest import handlers
+from daemon.ingest.ratelimit import RateLimiter
 from daemon.metrics.collector import ItsmdCollector
 from daemon.metrics.counters import CounterStore, PersistedHistogram
 from daemon.model import Alert
@@ -44,6 +45,8 @@ def create_app(loaded: LoadedConfig, *, clock: Clock | None = None) -> web.Appli
     app[keys.CONFIG] = loaded
     app[keys.HEALTH] = keys.Health()
     app[CLOCK] = clock or SystemClock()
+    ingest = loaded.config.ingest
+    app[keys.RATE_LIMITER] = RateLimiter(ingest.rate_limit, ingest.rate_burst)
     app.cleanup_ctx.append(_components)
     app.on_shutdown.append(_draining)
     handlers.add_routes(app)
@@ -99,7 +102,15 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     for reason in handlers.REJECT_REASONS:
         counters.ensure("itsmd_alerts_rejected_total", (("reason", reason),))
     ingest_duration = PersistedHistogram(counters, "itsmd_ingest_duration_seconds", INGEST_BUCKETS)
-    pipeline = Pipeline(alerts, correlator, writer, counters, clock, commit_timeout=cfg.ingest.commit_timeout)
+    pipeline = Pipeline(
+        alerts,
+        correlator,
+        writer,
+        counters,
+        clock,
+        commit_timeout=cfg.ingest.commit_timeout,
+        max_pending=cfg.ingest.max_pending_changes,
+    )
     reader = Reader(loaded.db_path)
 
     registry = CollectorRegistry(auto_describe=True)

@@ -29,6 +29,20 @@ class IngestConfig(_Strict):
     """Larger request bodies are refused with 413 before they are read."""
     commit_timeout: PositiveDuration = 10.0
     """How long a request waits for its alerts to be committed before it answers 503 (the sender retries)."""
+    max_alerts_per_request: int = Field(default=10_000, gt=0)
+    max_labels_per_alert: int = Field(default=64, gt=0)
+    max_label_value_bytes: int = Field(default=4096, gt=0)
+    """Longest label value (UTF-8 bytes); label names are capped at 256 characters."""
+    max_annotation_value_bytes: int = Field(default=65536, gt=0)
+    """Longest annotation value (UTF-8 bytes): descriptions run longer than labels."""
+    max_pending_changes: int = Field(default=100_000, gt=0)
+    """Changed alerts waiting for a commit; past this (the store is stuck or slow) ingest answers 503 with
+    Retry-After before applying anything, so memory stays bounded and the sender retries."""
+    rate_limit: float = Field(default=0.0, ge=0)
+    """Requests per second per client address on the ingest endpoints; 0 turns it off. Over it: 429 with
+    Retry-After. Off by default: a limit set too low throttles your own Alertmanager."""
+    rate_burst: int = Field(default=0, ge=0)
+    """Requests a client may send at once above the rate; 0 means twice the rate."""
 
 
 class AlertsConfig(_Strict):

@@ -2,7 +2,8 @@
 
     ItsmdError
     ├── ConfigError          a config, rule or runbook file is wrong (names file, line, key)
-    ├── RequestError         a request is refused (bad body, bad query); carries HTTP status and reason code
+    ├── RequestError         a request is refused (bad body, bad query, rate limit); HTTP status and reason code
+    ├── Overloaded           too many changes wait for the store; the sender should retry later (503)
     └── StorageError         the store cannot be used
         ├── StoreUnavailable     writes fail for now (disk full, read-only); retry later
         └── IncompatibleStore    the file is not an itsmd database, or is newer than this build
@@ -42,11 +43,16 @@ class ConfigError(ItsmdError):
 class RequestError(ItsmdError):
     """A request that itsmd refuses as the client's mistake. Nothing of it is stored."""
 
-    def __init__(self, reason: str, message: str, status: int = 400) -> None:
+    def __init__(self, reason: str, message: str, status: int = 400, *, retry_after: float | None = None) -> None:
         self.reason = reason
         self.message = message
         self.status = status
+        self.retry_after = retry_after
         super().__init__(f"{reason}: {message}")
+
+
+class Overloaded(ItsmdError):
+    """More changes wait for a commit than the configured bound; nothing of the request was applied."""
 
 
 class StorageError(ItsmdError):

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from daemon.alerts.table import AlertTable
 from daemon.clock import Clock
 from daemon.correlate.incidents import Correlator
+from daemon.errors import Overloaded
 from daemon.metrics.counters import CounterStore
 from daemon.model import IncomingAlert, Source
 from daemon.storage.writer import GroupCommitWriter
@@ -31,6 +32,7 @@ class Pipeline:
         clock: Clock,
         *,
         commit_timeout: float,
+        max_pending: int = 100_000,
     ) -> None:
         self.alerts = alerts
         self.correlator = correlator
@@ -38,11 +40,16 @@ class Pipeline:
         self.counters = counters
         self.clock = clock
         self._commit_timeout = commit_timeout
+        self._max_pending = max_pending
         for labels in SOURCE_LABELS.values():
             counters.ensure("itsmd_alerts_received_total", labels)
 
     async def submit(self, batch: Sequence[IncomingAlert], source: Source) -> None:
-        """Apply and wait until durable; StoreUnavailable when the store cannot commit in time."""
+        """Apply and wait until durable; StoreUnavailable when the store cannot commit in time, Overloaded
+        (nothing applied) when too many changes already wait for it."""
+        pending = self.alerts.pending_changes + self.writer.held_rows
+        if pending >= self._max_pending:
+            raise Overloaded(f"write queue full: {pending} changes wait for the store")
         now = self.clock.now()
         transitions, seq = self.alerts.apply(batch, source, now)
         if transitions:

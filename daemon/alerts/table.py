@@ -61,6 +61,11 @@ class AlertTable:
         return self._alerts.get(fingerprint)
 
     @property
+    def pending_changes(self) -> int:
+        """Alerts changed since the last cut of a write batch."""
+        return len(self._dirty)
+
+    @property
     def firing_count(self) -> int:
         return len(self._firing)
 

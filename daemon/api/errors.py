@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from daemon.errors import RequestError, StoreUnavailable
+from daemon.errors import Overloaded, RequestError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         return await handler(request)
     except RequestError as exc:
-        return error_response(exc.status, exc.reason, exc.message)
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))} if exc.retry_after is not None else None
+        return error_response(exc.status, exc.reason, exc.message, headers=headers)
+    except Overloaded as exc:
+        return error_response(503, "queue_full", f"{exc}; retry later", headers={"Retry-After": RETRY_AFTER_SECONDS})
     except StoreUnavailable as exc:
         return error_response(
             503, "store_unavailable", f"{exc}; retry later", headers={"Retry-After": RETRY_AFTER_SECONDS}

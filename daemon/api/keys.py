@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from daemon.config import LoadedConfig
+from daemon.ingest.ratelimit import RateLimiter
 from daemon.metrics.counters import CounterStore, PersistedHistogram
 from daemon.pipeline import Pipeline
 from daemon.storage.queries import Reader
@@ -24,3 +25,4 @@ READER = web.AppKey("reader", Reader)
 COUNTERS = web.AppKey("counters", CounterStore)
 INGEST_DURATION = web.AppKey("ingest_duration", PersistedHistogram)
 HEALTH = web.AppKey("health", Health)
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)

@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from daemon.api import keys
-from daemon.errors import RequestError, StoreUnavailable
+from daemon.errors import Overloaded, RequestError, StoreUnavailable
 from daemon.ingest import normalize
 from daemon.model import IncomingAlert, Source
 from integrations.alertmanager.payloads import WEBHOOK_VERSION, postable_alerts, webhook_payload
@@ -28,6 +28,10 @@ REJECT_REASONS = (
     "invalid_labels",
     "fingerprint_mismatch",
     "store_unavailable",
+    "too_many_alerts",
+    "limit_exceeded",
+    "rate_limited",
+    "queue_full",
 )
 
 
@@ -85,7 +89,8 @@ def _parse_webhook(body: bytes, request: web.Request) -> list[IncomingAlert]:
     if payload["version"] != WEBHOOK_VERSION:
         raise RequestError("unsupported_version", f"webhook version {payload['version']!r}; itsmd reads version 4")
     pipeline = request.app[keys.PIPELINE]
-    return normalize.from_webhook(payload, pipeline.alerts.get, pipeline.clock.now())
+    limits = request.app[keys.CONFIG].config.ingest
+    return normalize.from_webhook(payload, pipeline.alerts.get, pipeline.clock.now(), limits)
 
 
 def _parse_postable(body: bytes, request: web.Request) -> list[IncomingAlert]:
@@ -93,7 +98,8 @@ def _parse_postable(body: bytes, request: web.Request) -> list[IncomingAlert]:
         alerts = postable_alerts.validate_json(body)
     except ValidationError as exc:
         raise validation_problem(exc) from None
-    return normalize.from_postable(alerts, request.app[keys.PIPELINE].clock.now())
+    limits = request.app[keys.CONFIG].config.ingest
+    return normalize.from_postable(alerts, request.app[keys.PIPELINE].clock.now(), limits)
 
 
 Parser = Callable[[bytes, web.Request], list[IncomingAlert]]
@@ -104,6 +110,13 @@ async def _ingest(request: web.Request, source: Source, parse: Parser) -> web.Re
     counters = request.app[keys.COUNTERS]
     body = b""
     try:
+        limiter = request.app[keys.RATE_LIMITER]
+        if limiter.enabled:
+            wait = limiter.take(request.remote or "")
+            if wait is not None:
+                raise RequestError(
+                    "rate_limited", f"over {limiter.rate:g} requests/s from {request.remote}", 429, retry_after=wait
+                )
         body = await read_body(request)
         alerts = parse(body, request)
         await request.app[keys.PIPELINE].submit(alerts, source)
@@ -112,6 +125,9 @@ async def _ingest(request: web.Request, source: Source, parse: Parser) -> web.Re
         raise
     except StoreUnavailable:
         counters.inc("itsmd_alerts_rejected_total", (("reason", "store_unavailable"),))
+        raise
+    except Overloaded:
+        counters.inc("itsmd_alerts_rejected_total", (("reason", "queue_full"),), len(alerts))
         raise
     finally:
         request.app[keys.INGEST_DURATION].observe(time.perf_counter() - started)

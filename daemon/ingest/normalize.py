@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from daemon.config import IngestConfig
 from daemon.errors import RequestError
 from daemon.model import Alert, IncomingAlert
 from integrations.alertmanager.fingerprint import fingerprint
@@ -22,16 +23,39 @@ _MAX_REMEMBERED_NAMES = 10_000
 Lookup = Callable[[str], Alert | None]
 
 
-def _check_labels(labels: dict[str, str], where: str) -> None:
+MAX_LABEL_NAME = 256
+DEFAULT_LIMITS = IngestConfig()
+
+
+def _check_values(values: dict[str, str], where: str, cap: int) -> None:
+    for name, value in values.items():
+        # len() in characters first: UTF-8 takes at most 4 bytes a character, so most values need no encode.
+        if len(value) * 4 > cap and len(value.encode()) > cap:
+            raise RequestError("limit_exceeded", f"{where}.{name}: value is over {cap} bytes")
+
+
+def _check_labels(labels: dict[str, str], where: str, limits: IngestConfig) -> None:
     if not labels:
         raise RequestError("invalid_labels", f"{where}.labels: an alert needs at least one label")
+    if len(labels) > limits.max_labels_per_alert:
+        raise RequestError(
+            "limit_exceeded", f"{where}.labels: {len(labels)} labels, over the limit of {limits.max_labels_per_alert}"
+        )
     for name in labels:
         if name in _valid_names:
             continue
-        if not _LABEL_NAME.fullmatch(name):
-            raise RequestError("invalid_labels", f"{where}.labels: {name!r} is not a valid label name")
+        if not _LABEL_NAME.fullmatch(name) or len(name) > MAX_LABEL_NAME:
+            raise RequestError("invalid_labels", f"{where}.labels: {name[:MAX_LABEL_NAME]!r} is not a valid label name")
         if len(_valid_names) < _MAX_REMEMBERED_NAMES:
             _valid_names.add(name)
+    _check_values(labels, f"{where}.labels", limits.max_label_value_bytes)
+
+
+def _check_count(n: int, limits: IngestConfig) -> None:
+    if n > limits.max_alerts_per_request:
+        raise RequestError(
+            "too_many_alerts", f"{n} alerts in one request, over the limit of {limits.max_alerts_per_request}", 413
+        )
 
 
 # The latest instant every consumer of a stored time can print (9999-12-31T23:59:59Z).
@@ -50,15 +74,20 @@ def _epoch(value: datetime | None, where: str) -> float | None:
     return ts
 
 
-def from_webhook(payload: WebhookPayload, lookup: Lookup, now: float) -> list[IncomingAlert]:
+def from_webhook(
+    payload: WebhookPayload, lookup: Lookup, now: float, limits: IngestConfig = DEFAULT_LIMITS
+) -> list[IncomingAlert]:
+    _check_count(len(payload["alerts"]), limits)
     out = []
     for i, raw in enumerate(payload["alerts"]):
         where = f"alerts[{i}]"
         labels = raw["labels"]
         fp = raw["fingerprint"]
         known = lookup(fp)
+        annotations = raw.get("annotations") or {}
+        _check_values(annotations, f"{where}.annotations", limits.max_annotation_value_bytes)
         if known is None:
-            _check_labels(labels, where)
+            _check_labels(labels, where, limits)
             if fingerprint(labels) != fp:
                 raise RequestError(
                     "fingerprint_mismatch",
@@ -71,7 +100,7 @@ def from_webhook(payload: WebhookPayload, lookup: Lookup, now: float) -> list[In
             IncomingAlert(
                 fingerprint=fp,
                 labels=labels,
-                annotations=raw.get("annotations") or {},
+                annotations=annotations,
                 firing=raw["status"] == "firing",
                 starts_at=now if starts_at is None else starts_at,
                 ends_at=_epoch(raw.get("endsAt"), f"{where}.endsAt"),
@@ -81,19 +110,24 @@ def from_webhook(payload: WebhookPayload, lookup: Lookup, now: float) -> list[In
     return out
 
 
-def from_postable(alerts: Sequence[PostableAlert], now: float) -> list[IncomingAlert]:
+def from_postable(
+    alerts: Sequence[PostableAlert], now: float, limits: IngestConfig = DEFAULT_LIMITS
+) -> list[IncomingAlert]:
     """Alerts as Prometheus posts them: resolved means endsAt is not in the future."""
+    _check_count(len(alerts), limits)
     out = []
     for i, raw in enumerate(alerts):
         labels = raw["labels"]
-        _check_labels(labels, f"[{i}]")
+        annotations = raw.get("annotations") or {}
+        _check_labels(labels, f"[{i}]", limits)
+        _check_values(annotations, f"[{i}].annotations", limits.max_annotation_value_bytes)
         starts_at = _epoch(raw.get("startsAt"), f"[{i}].startsAt")
         ends_at = _epoch(raw.get("endsAt"), f"[{i}].endsAt")
         out.append(
             IncomingAlert(
                 fingerprint=fingerprint(labels),
                 labels=labels,
-                annotations=raw.get("annotations") or {},
+                annotations=annotations,
                 firing=ends_at is None or ends_at > now,
                 starts_at=now if starts_at is None else starts_at,
                 ends_at=ends_at,

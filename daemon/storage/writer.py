@@ -53,6 +53,11 @@ class GroupCommitWriter:
         self._collectors.append(collector)
 
     @property
+    def held_rows(self) -> int:
+        """Alert rows of a failed batch kept for the next attempt."""
+        return len(self._failed.alerts) if self._failed is not None else 0
+
+    @property
     def committed_seq(self) -> int:
         return self._committed_seq
 
