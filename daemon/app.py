@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 
 from daemon import __version__
 from daemon.alerts.table import AlertTable
-from daemon.api import health, keys, rest
+from daemon.api import health, keys, openapi, rest
 from daemon.api.errors import json_errors
 from daemon.clock import Clock, SystemClock
 from daemon.config import LoadedConfig
@@ -51,6 +51,7 @@ def create_app(loaded: LoadedConfig, *, clock: Clock | None = None) -> web.Appli
     app.on_shutdown.append(_draining)
     handlers.add_routes(app)
     rest.add_routes(app)
+    openapi.add_routes(app)
     health.add_routes(app)
     return app
 

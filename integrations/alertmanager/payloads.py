@@ -33,7 +33,7 @@ class WebhookAlert(TypedDict):
 
 @with_config(ConfigDict(strict=True, extra="ignore"))
 class WebhookPayload(TypedDict):
-    version: str
+    version: Literal["4"]
     status: Literal["firing", "resolved"]
     receiver: NotRequired[str]
     alerts: list[WebhookAlert]
