@@ -1,11 +1,10 @@
 """Schemathesis against the served OpenAPI document of a running itsmd: no 5xx, answers as documented.
 
-ITSMD_FUZZ_EXAMPLES sets the cases per operation (default 60; the closing figures came from this).
+Cases per operation: 60 times ITSMD_FUZZ_SCALE (tests/fuzz_budget.py).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +16,7 @@ from schemathesis.core.result import Ok
 
 from tests.e2e.client import get_json, wait_until
 from tests.e2e.stack import free_ports, itsmd_process
+from tests.fuzz_budget import examples
 
 # Not positive_data_acceptance: some rules cannot be said in a schema (a webhook fingerprint must be the hash
 # of its labels), so schema-valid bodies may be refused, with a reason; everything else is checked.
@@ -26,7 +26,7 @@ CHECKS = [
     checks.content_type_conformance,
     checks.response_schema_conformance,
 ]
-EXAMPLES = int(os.environ.get("ITSMD_FUZZ_EXAMPLES", "60"))
+EXAMPLES = examples(60)
 CASES: dict[str, int] = {}
 
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from daemon.config import load_config
 from daemon.correlate.rules import load_correlation_rules
 from daemon.errors import ConfigError
+from tests.fuzz_budget import examples
 
 KEYS = [
     "listen",
@@ -61,13 +62,13 @@ def _load_both(text: str) -> None:
                     assert problem.file == str(path)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(documents)
 def test_structured_documents(document: object) -> None:
     _load_both(yaml.safe_dump(document))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.text(max_size=200))
 def test_arbitrary_text(text: str) -> None:
     _load_both(text)

@@ -19,6 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from daemon.ingest.handlers import REJECT_REASONS, validation_problem
 from integrations.alertmanager.fingerprint import fingerprint
+from tests.fuzz_budget import examples
 
 from .conftest import (
     MAX_BODY_BYTES,
@@ -647,7 +648,7 @@ _BODIES = st.one_of(_JSON.map(_encode), _mutated_capture().map(_encode), st.bina
 
 
 @pytest.mark.parametrize("endpoint", [WEBHOOK, V2])
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=_BODIES)
 async def test_no_body_is_a_server_error(daemon: Daemon, endpoint: str, body: bytes) -> None:
     async with daemon.client.post(endpoint, data=body, headers={"Content-Type": "application/json"}) as resp:
