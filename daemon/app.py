@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 
 from daemon import __version__
 from daemon.alerts.table import AlertTable
-from daemon.api import health, keys, openapi, rest
+from daemon.api import auth, health, keys, openapi, rest
 from daemon.api.errors import json_errors
 from daemon.clock import Clock, SystemClock
 from daemon.config import LoadedConfig
@@ -41,7 +41,10 @@ CLOCK = web.AppKey("clock", Clock)
 
 
 def create_app(loaded: LoadedConfig, *, clock: Clock | None = None) -> web.Application:
-    app = web.Application(client_max_size=loaded.config.ingest.max_body_bytes, middlewares=[json_errors])
+    app = web.Application(
+        client_max_size=loaded.config.ingest.max_body_bytes,
+        middlewares=[json_errors, auth.middleware(loaded.config.auth)],
+    )
     app[keys.CONFIG] = loaded
     app[keys.HEALTH] = keys.Health()
     app[CLOCK] = clock or SystemClock()
@@ -102,6 +105,8 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     correlator.restore(snapshot.incidents, snapshot.next_incident_id)
     for reason in handlers.REJECT_REASONS:
         counters.ensure("itsmd_alerts_rejected_total", (("reason", reason),))
+    for group in auth.GROUPS:
+        counters.ensure(auth.FAILURES, (("group", group),))
     ingest_duration = PersistedHistogram(counters, "itsmd_ingest_duration_seconds", INGEST_BUCKETS)
     pipeline = Pipeline(
         alerts,

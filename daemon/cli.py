@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,7 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--insecure-listen",
         action="store_true",
-        help="allow a non-loopback listen address although no authentication is configured",
+        help="allow a non-loopback listen address although the ingest endpoints need no credentials "
+        "(auth.ingest is not configured)",
     )
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     check = sub.add_parser("check", help="validate config and rule files; exit 1 on any problem")
@@ -58,21 +60,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"itsmd: --listen: {exc}", file=sys.stderr)
         return 2
-    host, port = parse_listen(loaded.config.listen)
-    if not is_loopback(host) and not args.insecure_listen:
-        print(
-            f"itsmd: refusing to listen on {loaded.config.listen}: no authentication is configured yet, so anyone "
-            "who can reach it could post alerts. Listen on 127.0.0.1, or pass --insecure-listen if a proxy or "
-            "firewall in front of itsmd controls who reaches it.",
-            file=sys.stderr,
-        )
-        return 2
+    cfg = loaded.config
+    host, port = parse_listen(cfg.listen)
+    if not is_loopback(host):
+        if not cfg.auth.ingest.enabled and not args.insecure_listen:
+            print(
+                f"itsmd: refusing to listen on {cfg.listen}: auth.ingest is not configured, so anyone who can "
+                "reach it could post alerts. Configure auth.ingest (a bearer token or basic auth, see "
+                "config.example.yaml), listen on 127.0.0.1, or pass --insecure-listen if a proxy or firewall in "
+                "front of itsmd controls who reaches it.",
+                file=sys.stderr,
+            )
+            return 2
+        if not cfg.auth.api.enabled:
+            log.warning("the REST API needs no token (auth.api): anyone who can reach %s can read it", cfg.listen)
+        if not cfg.tls.enabled and (cfg.auth.ingest.enabled or cfg.auth.api.enabled):
+            log.warning("no tls configured: credentials sent to %s travel in clear text", cfg.listen)
+    try:
+        ssl_context = cfg.tls.server_context()
+    except (ssl.SSLError, OSError) as exc:
+        print(f"itsmd: tls: cannot use the certificate and key: {exc}", file=sys.stderr)
+        return 1
     # The writer thread needs the GIL back after every SQLite call; with the default 5 ms switch interval a
     # busy event loop makes each commit wait for several of them (measured: 75-120 ms for one-alert commits
     # under load). A shorter interval hands it over sooner.
     sys.setswitchinterval(SWITCH_INTERVAL)
     try:
-        asyncio.run(_serve(create_app(loaded), host, port, loaded.config.shutdown_timeout))
+        asyncio.run(_serve(create_app(loaded), host, port, cfg.shutdown_timeout, ssl_context))
     except StorageError as exc:
         log.error("cannot start: %s", exc)
         return 1
@@ -82,7 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-async def _serve(app: web.Application, host: str, port: int, shutdown_timeout: float) -> None:
+async def _serve(
+    app: web.Application, host: str, port: int, shutdown_timeout: float, ssl_context: ssl.SSLContext | None = None
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -90,9 +106,11 @@ async def _serve(app: web.Application, host: str, port: int, shutdown_timeout: f
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, shutdown_timeout=shutdown_timeout)
+        site = web.TCPSite(runner, host, port, shutdown_timeout=shutdown_timeout, ssl_context=ssl_context)
         await site.start()
-        log.info("itsmd %s listening on %s:%d", __version__, host, port)
+        scheme = "https" if ssl_context is not None else "http"
+        shown = f"[{host}]" if ":" in host else host
+        log.info("itsmd %s listening on %s://%s:%d", __version__, scheme, shown, port)
         await stop.wait()
         log.info("stopping: draining requests (deadline %.0fs)", shutdown_timeout)
     finally:

@@ -7,13 +7,15 @@ so `itsmd run --config /etc/itsmd/config.yaml` works from any working directory.
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from daemon.correlate.rules import CorrelationRules, load_correlation_rules
+from daemon.credentials import EnvSecret, FileSecret, ReadableFile, Secret
 from daemon.durations import Duration, PositiveDuration
 from daemon.yamlsource import load_yaml, validate
 
@@ -64,6 +66,114 @@ class StorageConfig(_Strict):
     """Last-seen times and counters are written at most this long after they change."""
 
 
+def _one_source(env: Secret | None, file: Secret | None, name: str) -> Secret | None:
+    if env is not None and file is not None:
+        raise ValueError(f"set {name}_env or {name}_file, not both")
+    return env or file
+
+
+class IngestAuth(_Strict):
+    """Credentials the ingest endpoints accept: a bearer token, HTTP basic auth, or either of the two.
+    Neither set: ingest is open (then `itsmd run` listens on loopback only, unless --insecure-listen)."""
+
+    token_env: EnvSecret | None = None
+    token_file: FileSecret | None = None
+    username: str | None = Field(default=None, min_length=1, pattern=r"^[^:\x00-\x1f\x7f]+$")
+    """Basic-auth user name; no colon or control characters (RFC 7617)."""
+    password_env: EnvSecret | None = None
+    password_file: FileSecret | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> IngestAuth:
+        _one_source(self.token_env, self.token_file, "token")
+        password = _one_source(self.password_env, self.password_file, "password")
+        if self.username is not None and password is None:
+            raise ValueError("username needs password_env or password_file")
+        if self.username is None and password is not None:
+            raise ValueError("a password needs a username")
+        return self
+
+    @property
+    def token(self) -> Secret | None:
+        return self.token_env or self.token_file
+
+    @property
+    def password(self) -> Secret | None:
+        return self.password_env or self.password_file
+
+    @property
+    def enabled(self) -> bool:
+        return self.token is not None or self.username is not None
+
+
+class TokenSource(_Strict):
+    """One API token: token_env or token_file, exactly one."""
+
+    token_env: EnvSecret | None = None
+    token_file: FileSecret | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> TokenSource:
+        if _one_source(self.token_env, self.token_file, "token") is None:
+            raise ValueError("set token_env or token_file")
+        return self
+
+    @property
+    def secret(self) -> Secret:
+        secret = self.token_env or self.token_file
+        if secret is None:  # the validator makes this impossible
+            raise RuntimeError("a token source without a token")
+        return secret
+
+
+class ApiAuth(_Strict):
+    """Bearer tokens of the REST API. A write token also reads. No token at all: the API is open; once any
+    token is set, every /api/v1 request needs one (and a write needs a write token)."""
+
+    read_tokens: tuple[TokenSource, ...] = ()
+    write_tokens: tuple[TokenSource, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.read_tokens or self.write_tokens)
+
+
+class AuthConfig(_Strict):
+    ingest: IngestAuth = IngestAuth()
+    api: ApiAuth = ApiAuth()
+
+
+class TlsConfig(_Strict):
+    """Serve HTTPS with this certificate (chain, PEM) and private key (PEM); both or neither."""
+
+    cert_file: ReadableFile | None = None
+    key_file: ReadableFile | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("set both cert_file and key_file, or neither")
+        if self.enabled:
+            try:
+                self.server_context()
+            except (ssl.SSLError, OSError) as exc:
+                raise ValueError(f"cannot use the certificate and key: {exc}") from None
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
+
+    def server_context(self) -> ssl.SSLContext | None:
+        """A TLS 1.2+ server context, or None without TLS. Raises ssl.SSLError or OSError."""
+        if self.cert_file is None or self.key_file is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+
 class Config(_Strict):
     listen: str = DEFAULT_LISTEN
     data_dir: Path = Path("data")
@@ -72,6 +182,8 @@ class Config(_Strict):
     ingest: IngestConfig = IngestConfig()
     alerts: AlertsConfig = AlertsConfig()
     storage: StorageConfig = StorageConfig()
+    auth: AuthConfig = AuthConfig()
+    tls: TlsConfig = TlsConfig()
 
     @field_validator("listen")
     @classmethod

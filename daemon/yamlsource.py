@@ -97,9 +97,12 @@ def _dotted(path: Sequence[str | int]) -> str:
 
 
 def validate(doc: YamlDocument, model: type[M]) -> M:
-    """Validate a document against a pydantic model; errors name file, line and key."""
+    """Validate a document against a pydantic model; errors name file, line and key.
+
+    Validators find the document's folder in the context (`base_dir`): relative paths are taken from there.
+    """
     try:
-        return model.model_validate(doc.data)
+        return model.model_validate(doc.data, context={"base_dir": Path(doc.file).resolve().parent})
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_url=False):

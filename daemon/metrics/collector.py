@@ -21,6 +21,7 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "itsmd_incidents_opened_total": ("Incidents opened.", ("service",)),
     "itsmd_incidents_resolved_total": ("Incidents resolved.", ("service",)),
     "itsmd_incidents_reopened_total": ("Resolved incidents reopened by a new firing alert.", ("service",)),
+    "itsmd_auth_failures_total": ("Requests refused for missing or wrong credentials (401, 403).", ("group",)),
 }
 
 
