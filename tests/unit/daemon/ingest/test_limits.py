@@ -4,7 +4,10 @@ when to come back (429/503 with Retry-After) rather than dropped."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
+
+import pytest
 
 from daemon.api import keys
 from daemon.clock import ManualClock
@@ -65,7 +68,10 @@ async def test_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
             assert resp.status == 200
 
 
-async def test_full_write_queue_answers_503_and_applies_nothing(tmp_path: Path) -> None:
+async def test_full_write_queue_answers_503_and_applies_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="daemon.storage.writer")
     config = write_config(tmp_path / "etc", "ingest:\n  max_pending_changes: 1\n  commit_timeout: 300ms\n")
     async with running(config, tmp_path / "data", clock()) as d:
         app = d.client.app
@@ -82,6 +88,9 @@ async def test_full_write_queue_answers_503_and_applies_nothing(tmp_path: Path) 
             assert (await resp.json())["reason"] == "queue_full"
             assert "Retry-After" in resp.headers
         assert pipeline.alerts.get(alert_fp(2)) is None  # refused before anything was applied
+        failures = [r for r in caplog.records if "store write failed" in r.getMessage()]
+        assert len(failures) == 1, "one clear line when writes start failing, not one per retry"
+        assert "readonly" in failures[0].getMessage()
         rejected = await d.rejected()
         assert rejected["queue_full"] == 1
         assert rejected["store_unavailable"] == 1
@@ -93,6 +102,7 @@ async def test_full_write_queue_answers_503_and_applies_nothing(tmp_path: Path) 
             assert asyncio.get_running_loop().time() < deadline, "the store did not recover"
             await asyncio.sleep(0.05)
         assert {a["labels"]["instance"] for a in await d.alerts()} == {"1", "2"}
+        assert any("store writes recovered" in r.getMessage() for r in caplog.records)
 
 
 def alert_fp(i: int) -> str:
