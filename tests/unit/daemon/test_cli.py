@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-import logging
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from daemon import __version__
 from daemon.cli import main
+from tests.unit.daemon.configfiles import write
 
 REPO = Path(__file__).resolve().parents[3]
 PROBLEM_LINE = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+): (?:(?P<key>[\w.\[\]]+): )?(?P<message>.+)$")
 
 
 @pytest.fixture(autouse=True)
-def _root_logger_untouched() -> Iterator[None]:
-    """`run` configures logging; leave the root logger as it was for the other tests."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
+def _restored(process_state_restored: None) -> None:
+    """Every test here may reach `run`'s set-up."""
 
 
 def problem_lines(stderr: str) -> list[tuple[str, int, str | None, str]]:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import sqlite3
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,14 +11,8 @@ from daemon.cli import main
 
 
 @pytest.fixture(autouse=True)
-def _process_state_restored() -> Iterator[None]:
-    """`run` configures logging and the GIL switch interval; give both back to the other tests."""
-    root = logging.getLogger()
-    handlers, level, interval = list(root.handlers), root.level, sys.getswitchinterval()
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    sys.setswitchinterval(interval)
+def _restored(process_state_restored: None) -> None:
+    """Every test here runs `run`'s set-up."""
 
 
 def run(tmp_path: Path, data: Path) -> int:

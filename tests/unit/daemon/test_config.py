@@ -10,22 +10,9 @@ import pytest
 from daemon.config import Config, is_loopback, load_config, parse_listen
 from daemon.correlate.rules import CorrelationRules
 from daemon.errors import ConfigError
+from tests.unit.daemon.configfiles import problems, write
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def problems(path: Path) -> list[tuple[int | None, str, str]]:
-    with pytest.raises(ConfigError) as caught:
-        load_config(path)
-    for problem in caught.value.problems:
-        assert problem.file == str(path)
-    return [(p.line, p.key, p.message) for p in caught.value.problems]
 
 
 def test_empty_config_is_all_defaults(tmp_path: Path) -> None:

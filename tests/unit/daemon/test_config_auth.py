@@ -3,10 +3,7 @@ their problems named by file, line and key; and the rule `itsmd run` applies to 
 
 from __future__ import annotations
 
-import logging
 import ssl
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,7 @@ from daemon.cli import main
 from daemon.config import Config, load_config
 from daemon.credentials import Secret
 from daemon.errors import ConfigError
+from tests.unit.daemon.configfiles import problems, write
 from tests.unit.daemon.selfsigned import make_cert
 
 INGEST_TOKEN = "ingest-s3cret-token-9f8e7d"  # noqa: S105
@@ -22,20 +20,6 @@ PASSWORD = "basic-pa55word-c0ffee"  # noqa: S105
 READ_TOKEN = "read-t0ken-abcdef"  # noqa: S105
 WRITE_TOKEN = "write-t0ken-123456"  # noqa: S105
 SECRETS = (INGEST_TOKEN, PASSWORD, READ_TOKEN, WRITE_TOKEN)
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def problems(path: Path) -> list[tuple[int | None, str, str]]:
-    with pytest.raises(ConfigError) as caught:
-        load_config(path)
-    for problem in caught.value.problems:
-        assert problem.file == str(path)
-    return [(p.line, p.key, p.message) for p in caught.value.problems]
 
 
 @pytest.fixture
@@ -253,18 +237,7 @@ def test_check_reports_a_missing_secret(
     assert f"{path}:4: auth.api.read_tokens[0].token_env: " in capsys.readouterr().err
 
 
-@pytest.fixture
-def _process_state_restored() -> Iterator[None]:
-    """`run` configures logging and the GIL switch interval; give both back to the other tests."""
-    root = logging.getLogger()
-    handlers, level, interval = list(root.handlers), root.level, sys.getswitchinterval()
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    sys.setswitchinterval(interval)
-
-
-@pytest.mark.usefixtures("_process_state_restored")
+@pytest.mark.usefixtures("process_state_restored")
 def test_run_refuses_non_loopback_without_ingest_auth_saying_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -278,7 +251,7 @@ def test_run_refuses_non_loopback_without_ingest_auth_saying_why(
     assert not (tmp_path / "d").exists()
 
 
-@pytest.mark.usefixtures("_process_state_restored")
+@pytest.mark.usefixtures("process_state_restored")
 @pytest.mark.parametrize("extra", [[], ["--insecure-listen"]])
 def test_run_allows_non_loopback_with_ingest_auth_or_insecure_listen(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, extra: list[str]

@@ -1,0 +1,24 @@
+"""Writing config files in tests and reading back the problems itsmd finds in them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon.config import load_config
+from daemon.errors import ConfigError
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems(path: Path) -> list[tuple[int | None, str, str]]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    for problem in caught.value.problems:
+        assert problem.file == str(path)
+    return [(p.line, p.key, p.message) for p in caught.value.problems]
