@@ -63,16 +63,15 @@ async def _draining(app: web.Application) -> None:
     app[keys.HEALTH].draining = True
 
 
-def _dormant_loader(db: Database) -> tuple[sqlite3.Connection, DormantLoader]:
-    conn = connect(db.path, read_only=True)
-    return conn, DormantLoader(conn)
-
-
 class DormantLoader:
-    """Brings back an alert resolved so long ago that it left memory. Rare, so a blocking point read."""
+    """Brings back an alert resolved so long ago that it left memory. Rare, so a blocking point read on a
+    read-only connection of its own."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
+    def __init__(self, db: Database) -> None:
+        self._conn = connect(db.path, read_only=True)
+
+    def close(self) -> None:
+        self._conn.close()
 
     def __call__(self, fingerprint: str) -> Alert | None:
         try:
@@ -90,7 +89,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     await asyncio.to_thread(db.open)
     writer = GroupCommitWriter(db, flush_interval=cfg.storage.flush_interval)
     counters = CounterStore(writer)
-    dormant_conn, load_dormant = _dormant_loader(db)
+    load_dormant = DormantLoader(db)
     alerts = AlertTable(writer, cfg.alerts, load_dormant=load_dormant)
     correlator = Correlator(writer, loaded.correlation, alerts, counters)
     now = clock.now()
@@ -160,6 +159,6 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         await tasks.close()
         reader.close()
         writer.shutdown_thread()
-        dormant_conn.close()
+        load_dormant.close()
         await asyncio.to_thread(db.close)
         log.info("store closed")

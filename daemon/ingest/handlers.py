@@ -86,8 +86,6 @@ def _parse_webhook(body: bytes, request: web.Request) -> list[IncomingAlert]:
         if (version is None or isinstance(version, str)) and version != WEBHOOK_VERSION:
             raise RequestError("unsupported_version", f"webhook version {version!r}; itsmd reads version 4") from None
         raise problem from None
-    if payload["version"] != WEBHOOK_VERSION:
-        raise RequestError("unsupported_version", f"webhook version {payload['version']!r}; itsmd reads version 4")
     pipeline = request.app[keys.PIPELINE]
     limits = request.app[keys.CONFIG].config.ingest
     return normalize.from_webhook(payload, pipeline.alerts.get, pipeline.clock.now(), limits)
