@@ -76,6 +76,10 @@ class Incident:
     opened_at: float
     resolved_at: float | None = None
     reopen_count: int = 0
+    priority: str = "P3"
+    """P1..P5. Memory only until the priority matrix (issue 3) stores it."""
+    suspected_change: int | None = None
+    """A change on the same service shortly before the incident opened. Memory only until issue 3/4."""
     fingerprints: set[str] = field(default_factory=set)
     """Every alert ever attached."""
     firing: dict[str, tuple[float, float]] = field(default_factory=dict)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from daemon.alerts.table import AlertTable
 from daemon.alerts.transitions import Ended, Fired, Transition
+from daemon.correlate.events import IncidentEvent, IncidentEventKind, IncidentListener
 from daemon.correlate.rules import CorrelationRules
 from daemon.metrics.counters import CounterStore
 from daemon.model import Alert, Incident, IncidentStatus, TimelineEntry
@@ -39,7 +40,11 @@ class Correlator:
         self._links: dict[tuple[int, str, float], tuple[int, str, float, float, float | None]] = {}
         self._timeline: list[TimelineEntry] = []
         self._metric_services: set[str] = set()
+        self._listeners: list[IncidentListener] = []
         writer.add_collector(self._collect)
+
+    def subscribe(self, listener: IncidentListener) -> None:
+        self._listeners.append(listener)
 
     def restore(self, incidents: Sequence[Incident], next_id: int) -> None:
         for incident in sorted(incidents, key=lambda i: i.id):
@@ -53,6 +58,10 @@ class Correlator:
     def incident_for(self, key: str) -> Incident | None:
         """The latest incident of a key, while it is open or can still be reopened."""
         return self._by_key.get(key)
+
+    def get(self, incident_id: int) -> Incident | None:
+        """An incident held in memory (open, or resolved and still inside the reopen window)."""
+        return self._by_id.get(incident_id)
 
     def incidents(self) -> list[Incident]:
         """Incidents held in memory: open ones and those still inside the reopen window."""
@@ -89,6 +98,24 @@ class Correlator:
             else:
                 self._ended(t, now)
 
+    def add_note(self, incident_id: int, now: float, author: str, text: str, *, kind: str = "note") -> bool:
+        """Put a note from another stage (or a person) on the timeline; False if the incident is not in
+        memory."""
+        incident = self._by_id.get(incident_id)
+        if incident is None:
+            return False
+        self._note(incident, now, kind, {"by": author, "text": text})
+        return True
+
+    def link_change(self, incident_id: int, change_id: int, now: float, reason: str) -> bool:
+        """Record a change as the suspected cause of an incident."""
+        incident = self._by_id.get(incident_id)
+        if incident is None:
+            return False
+        incident.suspected_change = change_id
+        self._note(incident, now, "suspected_change", {"change": change_id, "reason": reason})
+        return True
+
     def forget_resolved(self, now: float) -> int:
         """Drop incidents from memory once they can no longer be reopened."""
         cutoff = now - self.rules.reopen_window
@@ -113,8 +140,10 @@ class Correlator:
                 incident.reopen_count += 1
                 self._note(incident, now, "reopened", {"alert": alert.fingerprint})
                 self._counters.inc("itsmd_incidents_reopened_total", self._service_labels(incident))
+                self._emit(IncidentEventKind.REOPENED, incident, now, alert.labels)
             else:
                 incident = None
+        opened = incident is None
         if incident is None:
             incident = self._open(key, alert, now)
         incident.fingerprints.add(alert.fingerprint)
@@ -128,6 +157,8 @@ class Correlator:
         )
         self._note(incident, now, "alert_firing", {"alert": alert.fingerprint, "starts_at": alert.starts_at})
         self._alerts.set_incident(alert, incident.id)
+        if opened:
+            self._emit(IncidentEventKind.OPENED, incident, now, alert.labels)
 
     def _open(self, key: str, alert: Alert, now: float) -> Incident:
         service = self.service_of(alert.labels)
@@ -160,9 +191,16 @@ class Correlator:
             incident.resolved_at = now
             self._note(incident, now, "resolved", {"by": "expiry" if t.expired else "alerts"})
             self._counters.inc("itsmd_incidents_resolved_total", self._service_labels(incident))
+            self._emit(IncidentEventKind.RESOLVED, incident, now, t.alert.labels)
 
     def _service_labels(self, incident: Incident) -> tuple[tuple[str, str], ...]:
         return (("service", self.metric_service(incident.service)),)
+
+    def _emit(self, kind: IncidentEventKind, incident: Incident, now: float, labels: dict[str, str]) -> None:
+        if self._listeners:
+            event = IncidentEvent(kind, incident.id, incident.service, incident.priority, now, dict(labels))
+            for listener in self._listeners:
+                listener(event)
 
     def _note(self, incident: Incident, now: float, kind: str, detail: dict[str, object]) -> None:
         self._timeline.append(TimelineEntry(incident.id, now, kind, detail))

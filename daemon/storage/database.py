@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,16 @@ from daemon.storage.schema import APPLICATION_ID, LATEST, MIGRATIONS
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """A parameterised statement a record module owns (its table, its upsert). Batches key rows by it, so a
+    new record type adds its own tables without touching this module. Statements run in `order`, after the
+    alert and incident rows, so rows that reference incidents can be written in the same batch."""
+
+    sql: str
+    order: int = 0
+
+
 @dataclass
 class Batch:
     """Everything one transaction writes. Rows are full states, so a batch can be retried or merged."""
@@ -30,9 +41,28 @@ class Batch:
     links: dict[tuple[int, str, float], tuple[Any, ...]] = field(default_factory=dict)
     timeline: list[tuple[Any, ...]] = field(default_factory=list)
     counters: dict[tuple[str, str], float] = field(default_factory=dict)
+    upserts: dict[Statement, dict[Hashable, tuple[Any, ...]]] = field(default_factory=dict)
+    """Full-state rows by statement and record key: a newer row of the same key replaces the older."""
+    appends: dict[Statement, list[tuple[Any, ...]]] = field(default_factory=dict)
+    """Rows only ever inserted (audit events, journals): all are written, in order."""
 
     def __bool__(self) -> bool:
-        return bool(self.alerts or self.alert_touches or self.incidents or self.links or self.timeline or self.counters)
+        return bool(
+            self.alerts
+            or self.alert_touches
+            or self.incidents
+            or self.links
+            or self.timeline
+            or self.counters
+            or any(self.upserts.values())
+            or any(self.appends.values())
+        )
+
+    def upsert(self, statement: Statement, key: Hashable, row: tuple[Any, ...]) -> None:
+        self.upserts.setdefault(statement, {})[key] = row
+
+    def append(self, statement: Statement, row: tuple[Any, ...]) -> None:
+        self.appends.setdefault(statement, []).append(row)
 
     def absorb(self, newer: Batch) -> None:
         """Merge a newer batch in; its full-state rows win."""
@@ -45,6 +75,10 @@ class Batch:
         self.links.update(newer.links)
         self.timeline.extend(newer.timeline)
         self.counters.update(newer.counters)
+        for statement, keyed in newer.upserts.items():
+            self.upserts.setdefault(statement, {}).update(keyed)
+        for statement, appended in newer.appends.items():
+            self.appends.setdefault(statement, []).extend(appended)
 
 
 _ALERTS_FROM_JSON = (
@@ -187,6 +221,12 @@ class Database:
                     "ON CONFLICT DO UPDATE SET value = excluded.value",
                     [(name, labels, value) for (name, labels), value in batch.counters.items()],
                 )
+            statements = {*batch.upserts, *batch.appends}
+            for statement in sorted(statements, key=lambda st: st.order):
+                if keyed := batch.upserts.get(statement):
+                    conn.executemany(statement.sql, keyed.values())
+                if appended := batch.appends.get(statement):
+                    conn.executemany(statement.sql, appended)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.correlate.events import IncidentEvent, IncidentEventKind
 from daemon.correlate.rules import CorrelationRules
 from daemon.model import Incident, IncidentStatus, IncomingAlert, Source
 from tests.unit.daemon.records import Stack, incoming
@@ -133,3 +134,30 @@ async def test_resolved_incidents_leave_memory_after_reopen_window(stack: Stack)
     assert stack.correlator.forget_resolved(T0 + 611) == 1
     assert stack.correlator.incidents() == []
     assert stack.correlator.incident_for(KEY) is None
+
+
+def test_listeners_hear_open_resolve_and_reopen_with_the_causing_labels(stack: Stack) -> None:
+    heard: list[IncidentEvent] = []
+    stack.correlator.subscribe(heard.append)
+    feed(stack, T0, a("x"), a("y"))
+    feed(stack, T0 + 10, a("x", firing=False, ends_at=T0 + 10), a("y", firing=False, ends_at=T0 + 10))
+    feed(stack, T0 + 20, a("x", starts_at=T0 + 20))
+    assert [(e.kind, e.incident_id, e.at) for e in heard] == [
+        (IncidentEventKind.OPENED, 1, T0),
+        (IncidentEventKind.RESOLVED, 1, T0 + 10),
+        (IncidentEventKind.REOPENED, 1, T0 + 20),
+    ]
+    assert heard[0].labels["instance"] == "x"
+    assert heard[0].service == "api"
+
+
+async def test_notes_and_suspected_changes_go_on_the_timeline(stack: Stack) -> None:
+    feed(stack, T0, a("x"))
+    assert stack.correlator.add_note(1, T0 + 1, "runbook:restart", "breaker open")
+    assert stack.correlator.link_change(1, 42, T0 + 2, "change 42 on api 3m before")
+    assert not stack.correlator.add_note(99, T0, "someone", "no such incident")
+    incident = stack.correlator.get(1)
+    assert incident is not None and incident.suspected_change == 42
+    await stack.writer.flush()
+    kinds = [r[0] for r in stack.db.conn.execute("SELECT kind FROM timeline WHERE incident_id = 1 ORDER BY id")]
+    assert kinds[-2:] == ["note", "suspected_change"]

@@ -7,7 +7,7 @@ import pytest
 
 from daemon.errors import IncompatibleStore, StorageError
 from daemon.model import Source
-from daemon.storage.database import Database
+from daemon.storage.database import Batch, Database, Statement
 from daemon.storage.schema import APPLICATION_ID, LATEST
 from tests.unit.daemon.records import Stack, incoming
 
@@ -93,3 +93,31 @@ async def test_restart_restores_alerts_incidents_and_counters(tmp_path: Path) ->
         assert snap.counters[("itsmd_incidents_opened_total", '{"service": "api"}')] == 1
     finally:
         r.close()
+
+
+def test_module_statements_run_in_order_and_newer_rows_win(tmp_path: Path) -> None:
+    db = Database(tmp_path / "itsmd.db")
+    db.open()
+    try:
+        db.conn.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY, name TEXT)")
+        db.conn.execute("CREATE TABLE child (parent_id INTEGER NOT NULL REFERENCES parent (id), note TEXT)")
+        parent = Statement("INSERT OR REPLACE INTO parent (id, name) VALUES (?, ?)", order=1)
+        child = Statement("INSERT INTO child (parent_id, note) VALUES (?, ?)", order=2)
+        older = Batch()
+        older.append(child, (7, "first"))  # added before its parent: order, not insertion, decides
+        older.upsert(parent, 7, (7, "old name"))
+        newer = Batch()
+        newer.upsert(parent, 7, (7, "new name"))
+        newer.append(child, (7, "second"))
+        older.absorb(newer)
+        assert older
+        db.write(older)
+        assert db.conn.execute("SELECT name FROM parent").fetchall() == [("new name",)]
+        assert db.conn.execute("SELECT note FROM child ORDER BY rowid").fetchall() == [("first",), ("second",)]
+        failing = Batch()
+        failing.append(child, (99, "orphan"))
+        with pytest.raises(sqlite3.IntegrityError):
+            db.write(failing)  # the foreign key holds, and nothing of the batch is kept
+        assert db.conn.execute("SELECT count(*) FROM child").fetchone()[0] == 2
+    finally:
+        db.close()

@@ -1,0 +1,39 @@
+"""What the correlator tells the stages after it (runbook triggers, notifiers, change correlation).
+
+Listeners are called synchronously, inside the request or sweep that caused the event, before its write
+batch is cut: whatever a listener records lands in the same commit. So a listener must not block or await;
+it records its decision and schedules any slow work as a registered task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class IncidentEventKind(StrEnum):
+    OPENED = "opened"
+    REOPENED = "reopened"
+    REPEATED = "repeated"
+    """The incident recurs: it was linked to a problem whose signature came back."""
+    KNOWN_ERROR = "known_error"
+    """The incident matches a problem in known_error state; `runbook` names the workaround runbook, if any."""
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentEvent:
+    kind: IncidentEventKind
+    incident_id: int
+    service: str
+    priority: str
+    """P1..P5."""
+    at: float
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """Labels of the alert that caused the event (empty for events not caused by an alert). Untrusted."""
+    problem_id: int | None = None
+    runbook: str | None = None
+
+
+IncidentListener = Callable[[IncidentEvent], None]
