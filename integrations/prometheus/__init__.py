@@ -1,0 +1,1 @@
+"""Prometheus's HTTP API: instant queries for runbook checks."""
