@@ -60,8 +60,8 @@ async def test_waiting_for_a_lock_gives_up_after_wait_timeout(harness: Harness, 
     harness.sleeper.advance(599)
     assert waiter.status is RunStatus.WAITING_LOCK
     harness.sleeper.advance(1)
-    await harness.until(waiter)
-    assert waiter.status is RunStatus.SKIPPED
+    ended = await harness.until(waiter)
+    assert ended.status is RunStatus.SKIPPED
     assert waiter.reason.startswith(f"lock 'db-1' still held by run {holder.id} after 10m")
 
 

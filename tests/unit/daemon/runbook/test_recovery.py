@@ -57,8 +57,8 @@ async def test_an_idempotent_step_is_resumed_whatever_the_policy(tmp_path: Path,
     assert engine.locks() == {"the-target": run_id}
     await h.until_sleeping(1)  # "second" runs again
     h.sleeper.advance(3600)
-    await h.until(run)
-    assert run.status is RunStatus.SUCCEEDED
+    finished = await h.until(run)
+    assert finished.status is RunStatus.SUCCEEDED
     assert log.read_text().split() == ["first", "third"]  # "first" completed before the crash: not repeated
     assert [(s.name, s.status) for s in run.steps] == [
         ("first", StepStatus.SUCCEEDED),
@@ -83,8 +83,7 @@ async def test_a_non_idempotent_step_is_held_and_keeps_its_lock(tmp_path: Path) 
     assert engine.locks() == {"the-target": run_id}  # the target's state is unknown: nobody else touches it
     blocked = engine.start("interrupted", {}, mode=RunMode.LIVE, trigger="manual", requested_by="bob")
     await h.until(blocked, RunStatus.WAITING_LOCK)
-    engine.cancel(run_id, "ann", "checked by hand")
-    assert run.status is RunStatus.CANCELLED
+    assert engine.cancel(run_id, "ann", "checked by hand").status is RunStatus.CANCELLED
     await h.until(blocked, RunStatus.RUNNING)
     await h.stop()
     assert log.read_text().split() == ["first", "first"]
