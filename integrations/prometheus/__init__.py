@@ -1,0 +1,1 @@
+"""Prometheus: instant queries for runbook checks, and the wiring kit (scrape config, rules, dashboard)."""

@@ -1,0 +1,3 @@
+from tests.unit.integrations.upstream import upstream
+
+__all__ = ["upstream"]
