@@ -1,8 +1,9 @@
 """Alertmanager's v2 silence API: create, read and expire, for runbooks that silence what they work on.
 
 Expiring is idempotent from the caller's side: a silence that is already expired, or that Alertmanager no
-longer knows (garbage-collected after its retention), counts as done. Alertmanager 0.25 answers 500 to a
-second DELETE of one silence ("already expired"), so a refused DELETE is followed by a GET to decide.
+longer knows (garbage-collected after its retention), counts as done. Alertmanager answers an unknown id
+with 500 "silence not found" before 0.26 (prometheus/alertmanager#3352) and a second DELETE with 500
+"already expired" before 0.24 (#2817), so a refused DELETE is followed by a GET that decides.
 """
 
 from __future__ import annotations

@@ -128,7 +128,7 @@ async def test_expire_of_unknown_silence_is_fine(upstream: Upstream) -> None:
 
 
 async def test_expire_of_expired_silence_is_fine(upstream: Upstream) -> None:
-    # Alertmanager 0.25 answers 500 "silence ... already expired" to a second DELETE.
+    # Alertmanager before 0.24 answers 500 "silence ... already expired" to a second DELETE.
     upstream.answer("DELETE", f"/am/api/v2/silence/{SILENCE_ID}", 500, f"silence {SILENCE_ID} already expired")
     upstream.answer("GET", f"/am/api/v2/silence/{SILENCE_ID}", body={"id": SILENCE_ID, "status": {"state": "expired"}})
     await client(upstream).expire_silence(SILENCE_ID)
