@@ -17,7 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from daemon.correlate.rules import CorrelationRules, load_correlation_rules
 from daemon.credentials import EnvSecret, FileSecret, ReadableFile, Secret
 from daemon.durations import Duration, PositiveDuration
+from daemon.runbook.config import RunbooksConfig
 from daemon.yamlsource import load_yaml, validate
+from integrations.alertmanager.config import AlertmanagerConfig
+from integrations.prometheus.config import PrometheusConfig
 
 DEFAULT_LISTEN = "127.0.0.1:9797"
 
@@ -184,6 +187,11 @@ class Config(_Strict):
     storage: StorageConfig = StorageConfig()
     auth: AuthConfig = AuthConfig()
     tls: TlsConfig = TlsConfig()
+    runbooks: RunbooksConfig = RunbooksConfig()
+    prometheus: PrometheusConfig | None = None
+    """Where runbook promql and wait_until steps query; without it such runbooks are refused at start."""
+    alertmanager: AlertmanagerConfig | None = None
+    """Where runbook silence steps create silences; without it such runbooks are refused at start."""
 
     @field_validator("listen")
     @classmethod
@@ -228,6 +236,7 @@ def load_config(path: Path, *, listen: str | None = None, data_dir: Path | None 
     updates: dict[str, object] = {"data_dir": base / config.data_dir}
     if config.rules_dir is not None:
         updates["rules_dir"] = base / config.rules_dir
+    updates["runbooks"] = config.runbooks.model_copy(update={"dir": base / config.runbooks.dir})
     if listen is not None:
         parse_listen(listen)
         updates["listen"] = listen

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 
 _UNITS = {"y": 31536000.0, "w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 # Prometheus's own form: ASCII digits, units from largest to smallest, each at most once.
@@ -48,8 +48,18 @@ def _positive(value: float) -> float:
     return value
 
 
-Duration = Annotated[float, BeforeValidator(_coerce)]
+# What editors validate against (JSON Schema of runbooks): the string form or plain seconds.
+_SCHEMA = WithJsonSchema(
+    {
+        "anyOf": [
+            {"type": "string", "pattern": "^(" + "".join(f"([0-9]+{u})?" for u in _UNITS) + ")$"},
+            {"type": "number", "minimum": 0},
+        ]
+    }
+)
+
+Duration = Annotated[float, BeforeValidator(_coerce), _SCHEMA]
 """A config field holding seconds, written as "5m" or a number of seconds; 0 or more."""
 
-PositiveDuration = Annotated[float, BeforeValidator(_coerce), AfterValidator(_positive)]
+PositiveDuration = Annotated[float, BeforeValidator(_coerce), AfterValidator(_positive), _SCHEMA]
 """A Duration that must be longer than zero (timeouts, intervals)."""

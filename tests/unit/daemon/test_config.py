@@ -17,8 +17,10 @@ REPO = Path(__file__).resolve().parents[3]
 
 def test_empty_config_is_all_defaults(tmp_path: Path) -> None:
     loaded = load_config(write(tmp_path / "etc" / "itsmd.yaml", "{}\n"))
-    assert loaded.config.model_copy(update={"data_dir": Config().data_dir}) == Config()
+    defaults = Config()
+    assert loaded.config.model_copy(update={"data_dir": defaults.data_dir, "runbooks": defaults.runbooks}) == defaults
     assert loaded.config.data_dir == tmp_path / "etc" / "data"
+    assert loaded.config.runbooks.dir == tmp_path / "etc" / "runbooks"
     assert loaded.db_path == tmp_path / "etc" / "data" / "itsmd.db"
     assert loaded.config.rules_dir is None
     assert loaded.correlation == CorrelationRules()

@@ -1,0 +1,43 @@
+"""`approval`: pause the run until someone allowed approves or rejects it, or the timeout passes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from daemon.durations import PositiveDuration, format_duration
+from daemon.runbook.actions.base import Action, ActionSpec, Outcome, Renderer, StepContext
+
+
+class ApprovalSpec(ActionSpec):
+    who: tuple[str, ...] = ()
+    """Plain names or groups allowed to decide; empty: anyone with a write token."""
+    timeout: PositiveDuration = 3600.0
+    message: str = Field(default="approve to continue")
+
+    def build(self, render: Renderer) -> ApprovalAction:
+        return ApprovalAction(self.who, self.timeout, render(self.message))
+
+
+@dataclass(frozen=True)
+class ApprovalAction(Action):
+    kind: ClassVar[str] = "approval"
+    who: tuple[str, ...]
+    timeout: float
+    message: str
+
+    def plan(self) -> dict[str, Any]:
+        return {"who": list(self.who), "timeout": format_duration(self.timeout), "message": self.message}
+
+    async def execute(self, ctx: StepContext) -> Outcome:
+        if ctx.await_decision is None:
+            return Outcome(False, "approvals are not available here")
+        decision = await ctx.await_decision(self.message, self.who, self.timeout)
+        if decision is None:
+            return Outcome(False, f"no decision within {format_duration(self.timeout)}", data={"timed_out": True})
+        data = {"approved": decision.approved, "who": decision.who, "reason": decision.reason}
+        if decision.approved:
+            return Outcome(True, f"approved by {decision.who}", data=data)
+        return Outcome(False, f"rejected by {decision.who}: {decision.reason}", data={**data, "rejected": True})

@@ -1,0 +1,120 @@
+"""Runs and their steps as the engine keeps them in memory and journals them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+
+class RunMode(StrEnum):
+    LIVE = "live"
+    DRY_RUN = "dry_run"
+    DRILL = "drill"
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    WAITING_LOCK = "waiting_lock"
+    WAITING_APPROVAL = "waiting_approval"
+    RUNNING = "running"
+    ROLLING_BACK = "rolling_back"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    ROLLBACK_FAILED = "rollback_failed"
+    ABORTED = "aborted"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+    HELD = "held"
+    """Interrupted by a restart where neither resuming nor rolling back is safe: a human looks, then cancels."""
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset(
+    {
+        RunStatus.SUCCEEDED,
+        RunStatus.FAILED,
+        RunStatus.ROLLED_BACK,
+        RunStatus.ROLLBACK_FAILED,
+        RunStatus.ABORTED,
+        RunStatus.REJECTED,
+        RunStatus.CANCELLED,
+        RunStatus.SKIPPED,
+        RunStatus.HELD,
+    }
+)
+ACTIVE = frozenset(RunStatus) - TERMINAL
+
+StepPhase = Literal["do", "verify", "rollback"]
+
+
+class StepStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    """The daemon stopped (or died) while the step ran; recover() decides what happens next."""
+
+
+@dataclass
+class StepRecord:
+    index: int
+    """Position in the run's journal: do, verify and rollback steps in the order they ran."""
+    name: str
+    phase: StepPhase
+    status: StepStatus
+    attempts: int
+    started_at: float
+    ended_at: float | None
+    summary: str
+    output_digest: str
+    """sha256 of the full captured output, of which `output` keeps the (redacted) head."""
+    output: str
+    plan: dict[str, Any]
+    data: dict[str, Any] = field(default_factory=dict)
+    """The action's Outcome.data, for cleanup and rollback after a restart."""
+    step_index: int = -1
+    """Index of the runbook step this record belongs to (-1: the runbook-level verify)."""
+
+
+@dataclass
+class Run:
+    id: int
+    runbook: str
+    version: str
+    """sha256 of the runbook file the run was started from."""
+    mode: RunMode
+    status: RunStatus
+    params: dict[str, str]
+    trigger: str
+    """incident_opened, repeated, known_error, manual, drill, ..."""
+    requested_by: str
+    incident_id: int | None
+    service: str | None
+    emergency: bool
+    created_at: float
+    started_at: float | None = None
+    ended_at: float | None = None
+    reason: str = ""
+    """Why the run ended, or why it waits."""
+    lock_key: str | None = None
+    steps: list[StepRecord] = field(default_factory=list)
+    breaker_key: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+
+RunEventKind = Literal["created", "status", "step"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvent:
+    run: Run
+    kind: RunEventKind
