@@ -1,3 +1,11 @@
-from tests.unit.integrations.upstream import upstream
+from collections.abc import AsyncIterator
 
-__all__ = ["upstream"]
+import pytest
+
+from tests.unit.integrations.upstream import Upstream, serving
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[Upstream]:
+    async with serving() as server:
+        yield server

@@ -1,6 +1,7 @@
 """A programmable stand-in for Prometheus or Alertmanager: a real aiohttp server on a loopback port.
 
-Each test sets what a path answers (``server.answer(...)``) and reads what arrived (``server.requests``).
+Tests get it as the ``upstream`` fixture (from ``serving()``); each sets what a path answers
+(``server.answer(...)``) and reads what arrived (``server.requests``).
 """
 
 from __future__ import annotations
@@ -8,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import aiohttp
-import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -73,8 +74,9 @@ class Upstream:
         return await handler(request)
 
 
-@pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
+@asynccontextmanager
+async def serving() -> AsyncIterator[Upstream]:
+    """A stand-in server on a free loopback port and a client session, for the block's duration."""
     app = web.Application()
     holder: list[Upstream] = []
 
