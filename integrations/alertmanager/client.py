@@ -45,6 +45,10 @@ class AlertmanagerClient:
         )
 
     @property
+    def session(self) -> aiohttp.ClientSession:
+        return self._api.session
+
+    @property
     def url(self) -> str:
         """The base URL, safe to show."""
         return redact_url(self._api.base)

@@ -60,6 +60,10 @@ class PrometheusClient:
         )
 
     @property
+    def session(self) -> aiohttp.ClientSession:
+        return self._api.session
+
+    @property
     def url(self) -> str:
         """The base URL, safe to show."""
         return redact_url(self._api.base)

@@ -13,6 +13,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from daemon.clock import SystemClock
+from daemon.runbook.actions.base import StepContext
+from daemon.runbook.actions.silence import SilenceSpec
+from daemon.runbook.render import TemplateRenderer
 from integrations.alertmanager.client import AlertmanagerClient, AlertmanagerError, SilenceNotFound
 from integrations.alertmanager.silences import SilenceMatcher
 
@@ -92,3 +96,58 @@ async def test_unknown_silence(am: AlertmanagerClient) -> None:
     with pytest.raises(SilenceNotFound):
         await am.get_silence(unknown)
     await am.expire_silence(unknown)  # 0.25 answers 500 "silence not found"; gone is as good as expired
+
+
+async def test_silence_action_creates_and_cleanup_expires(am: AlertmanagerClient, alertmanager_url: str) -> None:
+    clock = SystemClock()
+    ctx = StepContext(
+        run_id=42,
+        runbook="restart-db",
+        step="silence",
+        clock=clock,
+        http=am.session,
+        prometheus=None,
+        alertmanager=am,
+        deadline=clock.now() + 30,
+    )
+    spec = SilenceSpec.model_validate(
+        {
+            "matchers": [
+                {"name": "instance", "value": "{{ params.instance }}"},
+                {"name": "severity", "value": "info", "is_equal": False},
+            ],
+            "duration": "10m",
+            "comment": "restarting {{ params.instance }}",
+        }
+    )
+    action = spec.build(TemplateRenderer({"params": {"instance": "db-1:9100"}, "incident": None, "run": {"id": 42}}))
+    posted = request("POST", f"{alertmanager_url}/api/v2/alerts", [{"labels": {**ALERT, "severity": "critical"}}])
+    assert posted.status == 200, posted.text()
+    outcome = await action.execute(ctx)
+    assert outcome.ok, outcome.summary
+    silence_id = outcome.data["silence_id"]
+    assert alert_silenced_by(alertmanager_url) == [silence_id]
+
+    listed = {s["id"]: s for s in get_json(f"{alertmanager_url}/api/v2/silences")}
+    silence = listed[silence_id]
+    assert silence["status"]["state"] == "active"
+    assert silence["createdBy"] == "itsmd run 42 (restart-db/silence)"
+    assert silence["comment"] == "restarting db-1:9100"
+    assert {(m["name"], m["value"], m["isEqual"]) for m in silence["matchers"]} == {
+        ("instance", "db-1:9100", True),
+        ("severity", "info", False),
+    }
+
+    await action.cleanup(ctx, dict(outcome.data))  # as the engine does, from the journaled data
+    assert silences_in_api(alertmanager_url)[silence_id] == "expired"
+    assert alert_silenced_by(alertmanager_url) == []
+
+
+ALERT = {"alertname": "DiskFull", "instance": "db-1:9100"}
+
+
+def alert_silenced_by(url: str) -> list[str]:
+    """The silences muting the test alert right now, as Alertmanager reports them."""
+    (alert,) = [a for a in get_json(f"{url}/api/v2/alerts") if a["labels"]["alertname"] == ALERT["alertname"]]
+    silenced: list[str] = alert["status"]["silencedBy"]
+    return silenced
