@@ -166,7 +166,11 @@ class Engine:
         self._next_id = max(self._next_id, snapshot.next_id)
         for run in snapshot.runs:
             self._runs[run.id] = run
-            if run.lock_key is not None and (run.active or run.status is RunStatus.HELD):
+            # Only runs past admission hold their lock; pending ones queue for it again in recover().
+            admitted = run.status in (RunStatus.RUNNING, RunStatus.ROLLING_BACK, RunStatus.HELD) or (
+                run.status is RunStatus.WAITING_APPROVAL and any(rec.phase != "rollback" for rec in run.steps)
+            )
+            if run.lock_key is not None and admitted:
                 self._locks.try_take(run.lock_key, run.id)
             if run.active:
                 self._recovering.append(run)
@@ -555,6 +559,7 @@ class Engine:
             self._interrupt_step(run, "aborted" if abort is not None else "interrupted by shutdown")
             if abort is not None:
                 self._finish(run, RunStatus.ABORTED, f"{abort}; completed steps were not rolled back")
+                await self._cleanup(run, built)  # silences and the like still end with the run
                 return
             run.reason = "interrupted by shutdown; recover() decides at the next start"
             self._mark_run(run)

@@ -137,3 +137,38 @@ async def test_shutdown_interrupts_and_the_next_start_recovers(tmp_path: Path) -
     assert stored is not None and stored.status is RunStatus.HELD
     assert [s.status for s in stored.steps] == [StepStatus.SUCCEEDED, StepStatus.INTERRUPTED]
     await h2.stop()
+
+
+async def test_after_a_restart_the_lock_goes_to_the_run_that_held_it(tmp_path: Path) -> None:
+    rb = write_runbook(
+        tmp_path / "rb",
+        """
+        name: approved-first
+        approval: {required: true, timeout: 1d}
+        concurrency: {key: target}
+        steps:
+          - name: work
+            idempotent: true
+            timeout: 1d
+            sleep: {duration: 1h}
+        """,
+    )
+    clock = ManualClock()
+    h = Harness(tmp_path / "store", clock)
+    engine = await h.start([rb])
+    waiting = engine.start("approved-first", {}, mode=RunMode.LIVE, trigger="manual", requested_by="a")
+    holder = engine.start("approved-first", {}, mode=RunMode.LIVE, trigger="manual", requested_by="b")
+    await h.until(holder, RunStatus.WAITING_APPROVAL)
+    engine.approve(holder.id, "lead", "go")
+    await h.until(holder, RunStatus.RUNNING)
+    await h.until_sleeping(2)  # the other run's approval timeout and the work step
+    assert engine.locks() == {"target": holder.id}
+    await h.crash()
+
+    h = Harness(tmp_path / "store", clock)
+    engine = await h.start([rb])
+    assert engine.locks() == {"target": holder.id}  # not the lower-numbered run still waiting for approval
+    again = engine.get(waiting.id)
+    assert again is not None
+    await h.until(again, RunStatus.WAITING_APPROVAL)
+    await h.stop()
