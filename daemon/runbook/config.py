@@ -49,6 +49,10 @@ class RunbooksConfig(_Strict):
     secrets: dict[str, SecretSource] = Field(default_factory=dict)
     """Named secrets runbooks may use; their values never appear in output, plans or the journal."""
 
+    def secret_values(self) -> dict[str, str]:
+        """Name -> value, for Engine(secrets=...)."""
+        return {name: secret_text(source.secret) for name, source in self.secrets.items()}
+
 
 def secret_text(secret: Secret) -> str:
     """The secret's value as text, for handing to a command or request (never for logging)."""

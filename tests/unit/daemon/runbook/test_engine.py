@@ -372,3 +372,40 @@ async def test_output_is_redacted_capped_and_digested(harness: Harness, tmp_path
     assert "s3cr3t" not in output and "s3cr3t" not in plan
     assert len(output.encode()) < 200 and "[cut at 100 of" in output
     assert digest == hashlib.sha256(b"token=s3cr3t-value\n" + b"a" * 5000).hexdigest()
+
+
+async def test_a_run_needing_prometheus_is_refused_without_it(harness: Harness, tmp_path: Path) -> None:
+    rb = write_runbook(
+        tmp_path / "rb",
+        """
+        name: checks
+        steps:
+          - name: up
+            promql: {query: 'up == 0', expect: {empty: true}}
+        """,
+    )
+    engine = await harness.start([rb])
+    with pytest.raises(RunRefused) as refused:
+        engine.start("checks", {}, mode=RunMode.LIVE, trigger="manual", requested_by="ann")
+    assert refused.value.reason == "action_unavailable"
+    assert refused.value.message == "step up uses promql, which needs `prometheus:` in the config"
+
+
+async def test_no_new_runs_once_closing(harness: Harness, tmp_path: Path) -> None:
+    rb = write_runbook(tmp_path / "rb", "name: quick\nsteps:\n  - {name: a, exec: {argv: ['true']}}\n")
+    engine = await harness.start([rb])
+    await engine.close(0.1)
+    with pytest.raises(RequestError) as refused:
+        engine.start("quick", {}, mode=RunMode.LIVE, trigger="manual", requested_by="ann")
+    assert (refused.value.status, refused.value.reason) == (503, "shutting_down")
+
+
+def test_configured_secrets_are_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ITSMD_TEST_DEPLOY", "from-env")
+    (tmp_path / "chat.token").write_text("from-file\n")
+    config = RunbooksConfig.model_validate(
+        {"secrets": {"deploy": {"env": "ITSMD_TEST_DEPLOY"}, "chat": {"file": "chat.token"}}},
+        context={"base_dir": tmp_path},
+    )
+    assert config.secret_values() == {"deploy": "from-env", "chat": "from-file"}
+    assert "from-env" not in repr(config)
