@@ -21,5 +21,4 @@ ACTIONS: dict[str, type[ActionSpec]] = {
     "promql": PromqlSpec,
     "wait_until": WaitUntilSpec,
     "silence": SilenceSpec,
-    # promql, wait_until and silence are registered below by the Prometheus/Alertmanager integration
 }
