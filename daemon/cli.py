@@ -1,4 +1,4 @@
-"""Command line: `itsmd run` and `itsmd check`. Thin: parsing, logging, signals; the app does the rest."""
+"""Command line: `itsmd run`, `itsmd check`, `itsmd runbook`. Thin: parsing, logging, signals; the app does the rest."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from daemon.app import create_app
 from daemon.config import is_loopback, load_config, parse_listen
 from daemon.correlate.rules import load_correlation_rules
 from daemon.errors import ConfigError, StorageError
+from daemon.runbook import cli_run
 
 log = logging.getLogger("itsmd")
 SWITCH_INTERVAL = 0.0005
@@ -40,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     check = sub.add_parser("check", help="validate config and rule files; exit 1 on any problem")
     check.add_argument("files", nargs="+", type=Path)
+    cli_run.add_parser(sub)
     return parser
 
 
@@ -47,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check":
         return check(args.files)
+    if args.command == "runbook":
+        return cli_run.main(args)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -112,6 +112,14 @@ class ChangeLedger:
         if outcome is not None:
             self._close(change, outcome, run.ended_at if run.ended_at is not None else self._clock.now())
 
+    def annotate(self, run_id: int, at: float, by: str, text: str) -> bool:
+        """Add a person's note (why a change was requested, decided) to the change of a run; False if none."""
+        change = self._by_run.get(run_id)
+        if change is None:
+            return False
+        self._record(change, at, "note", {"by": by, "text": text})
+        return True
+
     def _open(self, run: Run) -> Change:
         try:
             policy = self._policy_of(run.runbook)

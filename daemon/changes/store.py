@@ -140,8 +140,9 @@ def change_json(c: Change) -> Json:
 
 
 def list_changes(
-    conn: sqlite3.Connection, *, service: str | None, outcome: str | None, open_only: bool, limit: int, offset: int
+    conn: sqlite3.Connection, *, service: str | None, outcome: str | None, state: str, limit: int, offset: int
 ) -> list[Json]:
+    """state: all, open (no outcome yet) or closed."""
     where: list[str] = []
     args: list[Any] = []
     if service is not None:
@@ -150,8 +151,10 @@ def list_changes(
     if outcome is not None:
         where.append("outcome = ?")
         args.append(outcome)
-    if open_only:
+    if state == "open":
         where.append("outcome IS NULL")
+    elif state == "closed":
+        where.append("outcome IS NOT NULL")
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     sql = f"SELECT {COLUMNS} FROM changes {clause} ORDER BY id DESC LIMIT ? OFFSET ?"  # noqa: S608
     rows = conn.execute(sql, [*args, limit, offset])

@@ -311,18 +311,18 @@ async def test_open_and_recent_changes_come_back_after_a_restart(rig: Rig, tmp_p
     assert rig.ledger.for_run(later.id).id == 3  # type: ignore[union-attr]
 
 
-async def test_list_filters_by_service_outcome_and_open(rig: Rig) -> None:
-    a = rig.run()
-    rig.move(a, RunStatus.FAILED)
+async def test_list_filters_by_service_outcome_and_state(rig: Rig) -> None:
+    failed = rig.run()
+    rig.move(failed, RunStatus.FAILED)
     rig.run(service="db")
     await rig.stack.writer.flush()
-    conn = rig.stack.db.conn
-    everything = list_changes(conn, service=None, outcome=None, open_only=False, limit=10, offset=0)
-    assert [c["service"] for c in everything] == ["db", "api"]
-    assert [c["id"] for c in list_changes(conn, service="api", outcome=None, open_only=False, limit=10, offset=0)] == [
-        1
-    ]
-    assert [
-        c["id"] for c in list_changes(conn, service=None, outcome="failed", open_only=False, limit=10, offset=0)
-    ] == [1]
-    assert [c["id"] for c in list_changes(conn, service=None, outcome=None, open_only=True, limit=10, offset=0)] == [2]
+
+    def ids(service: str | None = None, outcome: str | None = None, state: str = "all") -> list[int]:
+        found = list_changes(rig.stack.db.conn, service=service, outcome=outcome, state=state, limit=10, offset=0)
+        return [c["id"] for c in found]
+
+    assert ids() == [2, 1]
+    assert ids(service="api") == [1]
+    assert ids(outcome="failed") == [1]
+    assert ids(state="open") == [2]
+    assert ids(state="closed") == [1]
