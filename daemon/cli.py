@@ -1,4 +1,5 @@
-"""Command line: `itsmd run`, `itsmd check`, `itsmd runbook`. Thin: parsing, logging, signals; the app does the rest."""
+"""Command line: `itsmd run`, `itsmd check`, `itsmd schema`, `itsmd runbook`. Thin: parsing, logging, signals;
+the app does the rest."""
 
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ from daemon.app import create_app
 from daemon.config import is_loopback, load_config, parse_listen
 from daemon.correlate.rules import load_correlation_rules
 from daemon.errors import ConfigError, StorageError
+from daemon.runbook import check as runbook_check
 from daemon.runbook import cli_run
+from daemon.runbook import schema as runbook_schema
+from daemon.yamlsource import load_yaml
 
 log = logging.getLogger("itsmd")
 SWITCH_INTERVAL = 0.0005
@@ -39,8 +43,12 @@ def _parser() -> argparse.ArgumentParser:
         "(auth.ingest is not configured)",
     )
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    check = sub.add_parser("check", help="validate config and rule files; exit 1 on any problem")
+    check = sub.add_parser(
+        "check", help="validate config, rule and runbook files (or a runbooks folder); exit 1 on any problem"
+    )
     check.add_argument("files", nargs="+", type=Path)
+    schema = sub.add_parser("schema", help="print the JSON Schema of a file format, for editors")
+    schema.add_argument("kind", choices=["runbook"])
     cli_run.add_parser(sub)
     return parser
 
@@ -49,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check":
         return check(args.files)
+    if args.command == "schema":
+        print(runbook_schema.shipped(), end="")
+        return 0
     if args.command == "runbook":
         return cli_run.main(args)
     logging.basicConfig(
@@ -94,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StorageError as exc:
         log.error("cannot start: %s", exc)
         return 1
+    except ConfigError as exc:  # a runbook file (loaded with the app) is wrong
+        print(f"itsmd: invalid runbooks:\n{exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         log.error("cannot listen on %s: %s", loaded.config.listen, exc.strerror or exc)
         return 1
@@ -127,12 +141,21 @@ def check(files: Sequence[Path]) -> int:
     failed = False
     for path in files:
         try:
+            if path.is_dir():
+                found = runbook_check.load_runbooks(path)
+                print(f"{path}: {len(found)} runbook(s): SUCCESS")
+                continue
             if path.name == "correlation.yaml":
                 load_correlation_rules(path)
+            elif _is_runbook(path):
+                runbook_check.load_runbook_files([path])
             else:
                 loaded = load_config(path)
                 if loaded.config.rules_dir is not None:
                     print(f"{path}: rules from {loaded.config.rules_dir}: SUCCESS")
+                if loaded.config.runbooks.dir.is_dir():
+                    found = runbook_check.load_runbooks(loaded.config.runbooks.dir)
+                    print(f"{path}: {len(found)} runbook(s) from {loaded.config.runbooks.dir}: SUCCESS")
         except ConfigError as exc:
             failed = True
             for problem in exc.problems:
@@ -141,3 +164,9 @@ def check(files: Sequence[Path]) -> int:
             continue
         print(f"{path}: SUCCESS")
     return 1 if failed else 0
+
+
+def _is_runbook(path: Path) -> bool:
+    """A runbook has steps; a config file never does."""
+    doc = load_yaml(path)
+    return isinstance(doc.data, dict) and "steps" in doc.data

@@ -59,6 +59,12 @@ class StepStatus(StrEnum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     """The daemon stopped (or died) while the step ran; recover() decides what happens next."""
+    PLANNED = "planned"
+    """A dry run's step: rendered, never executed."""
+
+    @property
+    def finished(self) -> bool:
+        return self in (StepStatus.SUCCEEDED, StepStatus.FAILED)
 
 
 @dataclass

@@ -78,8 +78,15 @@ class Limits(_Strict):
     """Template of the breaker key (params only); by default the concurrency key, else one per runbook."""
 
 
+def _exactly_one_action(schema: dict[str, Any]) -> None:
+    # Editors then flag a step with no action or two, as the validator below does.
+    schema["oneOf"] = [{"required": [key]} for key in ACTIONS]
+
+
 class ActionChoice(_Strict):
     """Exactly one action key (one of ACTIONS) and its spec."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_exactly_one_action)
 
     @model_validator(mode="before")
     @classmethod

@@ -62,6 +62,49 @@ MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
     (
+        3,
+        """
+        CREATE TABLE runs (
+            id            INTEGER PRIMARY KEY,
+            runbook       TEXT NOT NULL,
+            version       TEXT NOT NULL,
+            mode          TEXT NOT NULL,
+            status        TEXT NOT NULL,
+            params        TEXT NOT NULL,
+            trigger       TEXT NOT NULL,
+            requested_by  TEXT NOT NULL,
+            incident_id   INTEGER,
+            service       TEXT,
+            emergency     INTEGER NOT NULL,
+            created_at    REAL NOT NULL,
+            started_at    REAL,
+            ended_at      REAL,
+            reason        TEXT NOT NULL,
+            lock_key      TEXT,
+            breaker_key   TEXT
+        );
+        CREATE INDEX runs_status ON runs (status, id);
+        CREATE INDEX runs_breaker ON runs (runbook, breaker_key, created_at);
+        CREATE TABLE run_steps (
+            run_id        INTEGER NOT NULL REFERENCES runs (id),
+            idx           INTEGER NOT NULL,
+            step_index    INTEGER NOT NULL,
+            name          TEXT NOT NULL,
+            phase         TEXT NOT NULL,
+            status        TEXT NOT NULL,
+            attempts      INTEGER NOT NULL,
+            started_at    REAL NOT NULL,
+            ended_at      REAL,
+            summary       TEXT NOT NULL,
+            output_digest TEXT NOT NULL,
+            output        TEXT NOT NULL,
+            plan          TEXT NOT NULL,
+            data          TEXT NOT NULL,
+            PRIMARY KEY (run_id, idx)
+        );
+        """,
+    ),
+    (
         4,
         """
         CREATE TABLE changes (

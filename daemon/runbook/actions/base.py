@@ -61,7 +61,10 @@ class Outcome:
     """JSON-serialisable; persisted in the journal and handed to cleanup()."""
 
 
-class Decision(Protocol):
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Someone's answer to an approval: Engine.approve() or Engine.reject()."""
+
     approved: bool
     who: str
     reason: str
