@@ -184,6 +184,7 @@ def _runs_paths(start_run: Json, decision: Json) -> Json:
                 "requestBody": {"required": False, "content": {"application/json": {"schema": decision}}},
                 "responses": {
                     "200": _json("the run after the decision"),
+                    "403": _error("this person may not approve or reject this run (the runbook names who may)"),
                     "404": _error("no such run"),
                     "409": _error("not allowed in the run's state; the message names what is"),
                     **WRITE_REFUSALS,

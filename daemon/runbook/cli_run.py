@@ -56,6 +56,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         verb.add_argument("--url", default=DEFAULT_URL, help=f"the daemon's base URL (default {DEFAULT_URL})")
         verb.add_argument("--token-file", type=Path, help="file holding an API write token")
         verb.add_argument("--timeout", type=float, default=10.0, help="seconds per HTTP request")
+        verb.add_argument("--by", help="who asks or decides (default: your login name); recorded, not verified")
 
 
 def main(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
@@ -63,7 +64,7 @@ def main(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.s
         client = Client(args.url, _token(args.token_file), args.timeout)
         if args.verb == "run":
             return _run(client, args, out)
-        run = client.post(f"/api/v1/runs/{args.id}/{args.verb}", {"by": _user(), "reason": args.reason})
+        run = client.post(f"/api/v1/runs/{args.id}/{args.verb}", {"by": args.by or _user(), "reason": args.reason})
         print(f"run {run['id']} ({run['runbook']}): {run['status']}{_because(run)}", file=out)
         return 0
     except ApiError as exc:
@@ -79,7 +80,7 @@ def _run(client: Client, args: argparse.Namespace, out: TextIO) -> int:
         "dry_run": args.dry_run,
         "emergency": args.emergency,
         "reason": args.reason,
-        "by": _user(),
+        "by": args.by or _user(),
     }
     if args.service:
         body["service"] = args.service
@@ -189,7 +190,7 @@ def _token(path: Path | None) -> str | None:
 
 def _user() -> str:
     try:
-        return f"cli:{getpass.getuser()}"
+        return getpass.getuser()
     except (OSError, KeyError):
         return "cli"
 
