@@ -59,7 +59,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         verb.add_argument("--by", help="who asks or decides (default: your login name); recorded, not verified")
 
 
-def main(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def main(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
     try:
         client = Client(args.url, _token(args.token_file), args.timeout)
         if args.verb == "run":

@@ -19,7 +19,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from daemon.changes.ledger import CAUSING_INCIDENTS, CHANGES_TOTAL
-from daemon.changes.model import ChangeOutcome, ChangeType
 from daemon.metrics.counters import CounterStore, LabelPairs
 from daemon.runbook.actions import ACTIONS
 from daemon.runbook.engine import RunEvent
@@ -128,12 +127,6 @@ class RunbookMetrics(Collector):
             for mode in COUNTED_MODES:
                 for outcome in RUN_OUTCOMES:
                     self._counters.ensure(RUNS_TOTAL, (("mode", mode), ("outcome", outcome), ("runbook", runbook)))
-
-    def ensure_changes(self, service: str, change_type: ChangeType) -> None:
-        for outcome in ChangeOutcome:
-            labels = (("change_type", change_type.value), ("outcome", outcome.value), ("service", service))
-            self._counters.ensure(CHANGES_TOTAL, labels)
-        self._counters.ensure(CAUSING_INCIDENTS, (("service", service),))
 
     def on_run_event(self, event: RunEvent) -> None:
         run = event.run
