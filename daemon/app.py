@@ -14,7 +14,6 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -49,6 +48,8 @@ from daemon.storage.database import Database, connect, load_alert
 from daemon.storage.queries import Reader
 from daemon.storage.writer import GroupCommitWriter
 from daemon.tasks import TaskRegistry
+from integrations.alertmanager.client import AlertmanagerClient
+from integrations.prometheus.client import PrometheusClient
 
 log = logging.getLogger(__name__)
 
@@ -103,21 +104,12 @@ def change_policy(library: RunbookLibrary, runbook: str) -> ChangePolicy:
     return ChangePolicy(needs_approval=spec.approval.required, risk=spec.change.risk, declared=spec.change.type)
 
 
-def integrations(cfg: Config, session: aiohttp.ClientSession) -> tuple[Any, Any]:
+def integrations(
+    cfg: Config, session: aiohttp.ClientSession
+) -> tuple[PrometheusClient | None, AlertmanagerClient | None]:
     """The Prometheus and Alertmanager clients runbook steps use, for the sections that are configured."""
-    prometheus = alertmanager = None
-    if cfg.prometheus is not None:
-        from integrations.prometheus.client import PrometheusClient  # noqa: PLC0415 - only when configured
-
-        prom = cfg.prometheus
-        headers = {"Authorization": f"Bearer {secret_text(prom.bearer_token)}"} if prom.bearer_token else None
-        prometheus = PrometheusClient(session, str(prom.url), timeout=prom.timeout, headers=headers)
-    if cfg.alertmanager is not None:
-        from integrations.alertmanager.client import AlertmanagerClient  # noqa: PLC0415 - only when configured
-
-        am = cfg.alertmanager
-        headers = {"Authorization": f"Bearer {secret_text(am.bearer_token)}"} if am.bearer_token else None
-        alertmanager = AlertmanagerClient(session, str(am.url), timeout=am.timeout, headers=headers)
+    prometheus = cfg.prometheus.client(session) if cfg.prometheus is not None else None
+    alertmanager = cfg.alertmanager.client(session) if cfg.alertmanager is not None else None
     return prometheus, alertmanager
 
 

@@ -42,8 +42,6 @@ class RunbooksConfig(_Strict):
     """An incident opened on a service this long after a change on it is linked to the change as a suspect."""
     max_output_bytes: int = Field(default=64 * 1024, gt=0)
     """Step output kept in the journal (after redaction); the full output is only digested."""
-    lock_wait_poll: PositiveDuration = 1.0
-    """How often a run waiting for a lock checks it again (locks are also handed over when released)."""
     durable_timeout: PositiveDuration = 10.0
     """How long a step waits for its journal entry to be committed before it gives up (store failing)."""
     history: int = Field(default=500, gt=0)

@@ -32,6 +32,15 @@ class TriggerOn(StrEnum):
 
 class Trigger(_Strict):
     on: tuple[TriggerOn, ...] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml11_on(cls, data: Any) -> Any:
+        # YAML 1.1 (PyYAML) reads a bare `on` key as the boolean true; take it back as the key it was meant as.
+        if isinstance(data, dict) and "True" in data and "on" not in data:
+            data = {("on" if k == "True" else k): v for k, v in data.items()}
+        return data
+
     service: tuple[str, ...] = ()
     """Services the runbook applies to (plain names); empty: any."""
     priority: tuple[Literal["P1", "P2", "P3", "P4", "P5"], ...] = ()

@@ -1,18 +1,18 @@
-"""The `alertmanager:` section of the config: where runbook silence steps create silences."""
+"""The `alertmanager:` section of the config: where runbook silence steps create silences.
+
+Same fields as `prometheus:` (url with an optional path prefix, timeout, bearer_token or bearer_token_file).
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, HttpUrl
+import aiohttp
 
-from daemon.credentials import EnvSecret
-from daemon.durations import PositiveDuration
+from integrations.alertmanager.client import AlertmanagerClient
+from integrations.prometheus.config import ApiServerConfig
 
 
-class AlertmanagerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    url: HttpUrl
+class AlertmanagerConfig(ApiServerConfig):
     """Base URL of Alertmanager, like http://alertmanager:9093."""
-    timeout: PositiveDuration = 10.0
-    bearer_token: EnvSecret | None = None
-    """Name of an environment variable holding a bearer token, if Alertmanager needs one."""
+
+    def client(self, session: aiohttp.ClientSession) -> AlertmanagerClient:
+        return AlertmanagerClient(session, str(self.url), timeout=self.timeout, headers=self.headers())

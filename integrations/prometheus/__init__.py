@@ -1,1 +1,1 @@
-"""Prometheus's HTTP API: instant queries for runbook checks."""
+"""Prometheus: instant queries for runbook checks, and the wiring kit (scrape config, rules, dashboard)."""

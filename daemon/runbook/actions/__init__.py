@@ -7,7 +7,10 @@ from daemon.runbook.actions.base import ActionSpec
 from daemon.runbook.actions.exec import ExecSpec
 from daemon.runbook.actions.http import HttpSpec
 from daemon.runbook.actions.notify import NotifySpec
+from daemon.runbook.actions.promql import PromqlSpec
+from daemon.runbook.actions.silence import SilenceSpec
 from daemon.runbook.actions.sleep import SleepSpec
+from daemon.runbook.actions.wait_until import WaitUntilSpec
 
 ACTIONS: dict[str, type[ActionSpec]] = {
     "exec": ExecSpec,
@@ -15,5 +18,7 @@ ACTIONS: dict[str, type[ActionSpec]] = {
     "notify": NotifySpec,
     "sleep": SleepSpec,
     "approval": ApprovalSpec,
-    # promql, wait_until and silence are registered below by the Prometheus/Alertmanager integration
+    "promql": PromqlSpec,
+    "wait_until": WaitUntilSpec,
+    "silence": SilenceSpec,
 }

@@ -47,6 +47,8 @@ def test_shipped_example(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     assert loaded.correlation.group_by == ("alertname", "service")
     assert loaded.correlation.reopen_window == 1800.0
     assert (loaded.correlation.service_label, loaded.correlation.default_service) == ("service", "unknown")
+    assert (cfg.runbooks.dir, cfg.runbooks.change_suspect_window) == (REPO / "runbooks", 3600.0)
+    assert (cfg.runbooks.max_output_bytes, cfg.runbooks.secrets) == (65536, {})
 
 
 def test_relative_paths_resolve_against_the_config_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

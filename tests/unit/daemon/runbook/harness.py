@@ -82,12 +82,12 @@ class Harness:
         secrets: Mapping[str, str] | None = None,
         prometheus: Any = None,
     ) -> Engine:
+        library = RunbookLibrary.of(load_runbook(p) for p in runbooks)
         self.db.open()
         self.writer = GroupCommitWriter(self.db, flush_interval=0.05)
         self.counters = CounterStore(self.writer)
         self.tasks = TaskRegistry()
         self.session = aiohttp.ClientSession()
-        library = RunbookLibrary.of(load_runbook(p) for p in runbooks)
         self.engine = Engine(
             writer=self.writer,
             library=library,
@@ -123,6 +123,7 @@ class Harness:
                 await self._changed.wait()
 
         await asyncio.wait_for(reached(), within)
+        await self.writer.durable(self.writer.changed(), within)  # so the test can read the store
         return run
 
     async def until_sleeping(self, count: int = 1, within: float = 10.0) -> None:
@@ -138,7 +139,7 @@ class Harness:
     def stored(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         return list(self.db.conn.execute(sql, args))
 
-    async def stop(self, *, engine_deadline: float = 5.0) -> None:
+    async def stop(self, *, engine_deadline: float = 0.2) -> None:
         await self.engine.close(engine_deadline)
         await self.tasks.close()
         self.writer.close()
