@@ -1,4 +1,5 @@
-"""Command line: `itsmd run`, `itsmd check`, `itsmd schema`. Thin: parsing, logging, signals; the app does the rest."""
+"""Command line: `itsmd run`, `itsmd check`, `itsmd schema`, `itsmd runbook`. Thin: parsing, logging, signals;
+the app does the rest."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from daemon.config import is_loopback, load_config, parse_listen
 from daemon.correlate.rules import load_correlation_rules
 from daemon.errors import ConfigError, StorageError
 from daemon.runbook import check as runbook_check
+from daemon.runbook import cli_run
 from daemon.runbook import schema as runbook_schema
 from daemon.yamlsource import load_yaml
 
@@ -47,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("files", nargs="+", type=Path)
     schema = sub.add_parser("schema", help="print the JSON Schema of a file format, for editors")
     schema.add_argument("kind", choices=["runbook"])
+    cli_run.add_parser(sub)
     return parser
 
 
@@ -57,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "schema":
         print(runbook_schema.shipped(), end="")
         return 0
+    if args.command == "runbook":
+        return cli_run.main(args)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -99,6 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(_serve(create_app(loaded), host, port, cfg.shutdown_timeout, ssl_context))
     except StorageError as exc:
         log.error("cannot start: %s", exc)
+        return 1
+    except ConfigError as exc:  # a runbook file (loaded with the app) is wrong
+        print(f"itsmd: invalid runbooks:\n{exc}", file=sys.stderr)
         return 1
     except OSError as exc:
         log.error("cannot listen on %s: %s", loaded.config.listen, exc.strerror or exc)

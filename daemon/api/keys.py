@@ -6,11 +6,16 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from daemon.changes.ledger import ChangeLedger
+from daemon.changes.reader import ChangeReader
+from daemon.clock import Clock
 from daemon.config import LoadedConfig
 from daemon.ingest.ratelimit import RateLimiter
 from daemon.metrics.counters import CounterStore, PersistedHistogram
 from daemon.pipeline import Pipeline
+from daemon.runbook.engine import Engine
 from daemon.storage.queries import Reader
+from daemon.storage.writer import GroupCommitWriter
 
 
 @dataclass
@@ -26,3 +31,8 @@ COUNTERS = web.AppKey("counters", CounterStore)
 INGEST_DURATION = web.AppKey("ingest_duration", PersistedHistogram)
 HEALTH = web.AppKey("health", Health)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+CLOCK = web.AppKey("clock", Clock)
+WRITER = web.AppKey("writer", GroupCommitWriter)
+ENGINE = web.AppKey("engine", Engine)
+CHANGES = web.AppKey("changes", ChangeLedger)
+CHANGE_READER = web.AppKey("change_reader", ChangeReader)

@@ -12,7 +12,10 @@ from aiohttp import web
 from pydantic import TypeAdapter
 
 from daemon import __version__
+from daemon.api.changes import CHANGE_STATUSES
 from daemon.api.rest import INCIDENT_STATUSES
+from daemon.api.runs import DECISIONS, RUN_FILTERS, Decision, StartRun
+from daemon.changes.model import ChangeOutcome
 from integrations.alertmanager.payloads import postable_alerts, webhook_payload
 
 Json = dict[str, Any]
@@ -69,6 +72,8 @@ def build_document() -> Json:
     }
     webhook = _body_schema(webhook_payload, components)
     postable = _body_schema(postable_alerts, components)
+    start_run = _body_schema(TypeAdapter(StartRun), components)
+    decision = _body_schema(TypeAdapter(Decision), components)
     return {
         "openapi": "3.1.0",
         "info": {"title": "itsmd", "version": __version__},
@@ -125,8 +130,92 @@ def build_document() -> Json:
                     "responses": {"200": _json("the alert"), "404": _error("no such alert")},
                 }
             },
+            **_runs_paths(start_run, decision),
+            **_changes_paths(),
         },
         "components": {"schemas": components},
+    }
+
+
+ID_PARAMETER: Json = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+WRITE_REFUSALS = {
+    "400": _error("bad body: the reason says which field and why"),
+    "413": _error("body over 64 KiB"),
+    "503": _error("the store cannot commit now; retry after Retry-After"),
+}
+
+
+def _runs_paths(start_run: Json, decision: Json) -> Json:
+    paths: Json = {
+        "/api/v1/runs": {
+            "get": {
+                "summary": "Runbook runs the daemon holds in memory (active and recent), newest first",
+                "parameters": [
+                    _query("status", {"enum": [*RUN_FILTERS], "default": "all"}, "filter"),
+                    _query("runbook", STRING, "only runs of this runbook"),
+                    *PAGING,
+                ],
+                "responses": {"200": _json("runs with their steps"), "400": _error("bad query")},
+            },
+            "post": {
+                "summary": "Start a runbook by hand (live), or render its plan (dry_run: nothing runs or is stored)",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": start_run}}},
+                "responses": {
+                    "200": _json("dry run: the rendered plan"),
+                    "201": _json("the run, recorded durably"),
+                    "404": _error("no runbook of that name"),
+                    "422": _error("refused: unknown runbook, a param that fails its pattern, missing integration"),
+                    **WRITE_REFUSALS,
+                },
+            },
+        },
+        "/api/v1/runs/{id}": {
+            "get": {
+                "summary": "One run: status, reason, and every step with attempts, timings and output digest",
+                "parameters": [ID_PARAMETER],
+                "responses": {"200": _json("the run"), "404": _error("no such run in memory")},
+            }
+        },
+    }
+    for verb in DECISIONS:
+        paths[f"/api/v1/runs/{{id}}/{verb}"] = {
+            "post": {
+                "summary": f"{verb.capitalize()} a run",
+                "parameters": [ID_PARAMETER],
+                "requestBody": {"required": False, "content": {"application/json": {"schema": decision}}},
+                "responses": {
+                    "200": _json("the run after the decision"),
+                    "403": _error("this person may not approve or reject this run (the runbook names who may)"),
+                    "404": _error("no such run"),
+                    "409": _error("not allowed in the run's state; the message names what is"),
+                    **WRITE_REFUSALS,
+                },
+            }
+        }
+    return paths
+
+
+def _changes_paths() -> Json:
+    return {
+        "/api/v1/changes": {
+            "get": {
+                "summary": "Change records, newest first",
+                "parameters": [
+                    _query("status", {"enum": [*CHANGE_STATUSES], "default": "all"}, "open: no outcome yet"),
+                    _query("outcome", {"enum": [o.value for o in ChangeOutcome]}, "filter"),
+                    _query("service", STRING, "filter"),
+                    *PAGING,
+                ],
+                "responses": {"200": _json("changes"), "400": _error("bad query")},
+            }
+        },
+        "/api/v1/changes/{id}": {
+            "get": {
+                "summary": "One change with its audit events and the incidents linked to it",
+                "parameters": [ID_PARAMETER],
+                "responses": {"200": _json("the change"), "404": _error("no such change")},
+            }
+        },
     }
 
 

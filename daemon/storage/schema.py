@@ -104,6 +104,48 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        4,
+        """
+        CREATE TABLE changes (
+            id              INTEGER PRIMARY KEY,
+            run_id          INTEGER NOT NULL,
+            runbook         TEXT NOT NULL,
+            runbook_version TEXT NOT NULL,
+            mode            TEXT NOT NULL,
+            change_type     TEXT NOT NULL,
+            risk            TEXT NOT NULL,
+            service         TEXT,
+            incident_id     INTEGER,
+            requested_by    TEXT NOT NULL,
+            trigger         TEXT NOT NULL,
+            run_status      TEXT NOT NULL,
+            outcome         TEXT,
+            reason          TEXT NOT NULL,
+            created_at      REAL NOT NULL,
+            started_at      REAL,
+            ended_at        REAL
+        );
+        CREATE INDEX changes_run ON changes (run_id);
+        CREATE INDEX changes_service ON changes (service, id);
+        CREATE INDEX changes_open ON changes (outcome, id);
+        CREATE TABLE change_events (
+            id            INTEGER PRIMARY KEY,
+            change_id     INTEGER NOT NULL REFERENCES changes (id),
+            at            REAL NOT NULL,
+            kind          TEXT NOT NULL,
+            detail        TEXT NOT NULL
+        );
+        CREATE INDEX change_events_change ON change_events (change_id, id);
+        CREATE TABLE change_incidents (
+            change_id     INTEGER NOT NULL REFERENCES changes (id),
+            incident_id   INTEGER NOT NULL,
+            at            REAL NOT NULL,
+            reason        TEXT NOT NULL,
+            PRIMARY KEY (change_id, incident_id)
+        );
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -1,0 +1,46 @@
+"""GET /api/v1/changes[/{id}]: the change records, as committed, with their audit events and linked incidents."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from daemon.api import keys
+from daemon.api.rest import _page, _whole
+from daemon.changes.model import ChangeOutcome
+from daemon.errors import RequestError
+
+CHANGE_STATUSES = ("all", "open", "closed")
+MAX_SERVICE = 256
+
+
+async def list_changes(request: web.Request) -> web.Response:
+    limit, offset = _page(request)
+    status = request.query.get("status", "all")
+    if status not in CHANGE_STATUSES:
+        raise RequestError("invalid_query", f"status must be one of {', '.join(CHANGE_STATUSES)}")
+    outcome = request.query.get("outcome")
+    if outcome is not None and outcome not in set(ChangeOutcome):
+        raise RequestError("invalid_query", f"outcome must be one of {', '.join(ChangeOutcome)}")
+    if status == "open" and outcome is not None:
+        raise RequestError("invalid_query", "an open change has no outcome yet; drop status=open or outcome")
+    service = request.query.get("service")
+    if service is not None and not 0 < len(service) <= MAX_SERVICE:
+        raise RequestError("invalid_query", f"service must be 1..{MAX_SERVICE} characters")
+    changes = await request.app[keys.CHANGE_READER].changes(
+        service=service, outcome=outcome, state=status, limit=limit, offset=offset
+    )
+    return web.json_response({"changes": changes})
+
+
+async def get_change(request: web.Request) -> web.Response:
+    raw = request.match_info["id"]
+    change_id = _whole(raw)
+    change = await request.app[keys.CHANGE_READER].change(change_id) if change_id is not None else None
+    if change is None:
+        raise web.HTTPNotFound(text=f"no change {raw}")
+    return web.json_response(change)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/changes", list_changes)
+    app.router.add_get("/api/v1/changes/{id}", get_change)

@@ -1,0 +1,187 @@
+"""The runs API: list and read runs, start one by hand (or dry-run it), approve, reject or cancel.
+
+Runs are read from the engine's memory (active runs and the recent history it keeps), so a client polling a
+run sees each step as it happens. Starting or deciding answers only once the transition is durable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from daemon.api import keys
+from daemon.api.rest import _page, _whole
+from daemon.errors import RequestError
+from daemon.ingest.handlers import validation_problem
+from daemon.runbook.metrics import step_action
+from daemon.runbook.model import Run, RunMode, RunStatus, StepRecord
+from daemon.storage.queries import rfc3339
+
+Json = dict[str, Any]
+MAX_BODY_BYTES = 64 * 1024
+ACTOR_PATTERN = r"^[A-Za-z0-9_.@:+-]{1,64}$"
+RUN_FILTERS = ("all", "active", *(s.value for s in RunStatus))
+DECISIONS = ("approve", "reject", "cancel")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StartRun(_Body):
+    runbook: str = Field(min_length=1, max_length=64)
+    params: dict[str, str] = Field(default_factory=dict, max_length=64)
+    dry_run: bool = False
+    emergency: bool = False
+    reason: str = Field(default="", max_length=2000)
+    """Why the run is started; required for an emergency change."""
+    by: str = Field(default="api", pattern=ACTOR_PATTERN)
+    """Who asks (recorded on the run and its change)."""
+    service: str | None = Field(default=None, min_length=1, max_length=256)
+    incident_id: int | None = Field(default=None, ge=1)
+
+
+class Decision(_Body):
+    by: str = Field(default="api", pattern=ACTOR_PATTERN)
+    reason: str = Field(default="", max_length=2000)
+
+
+def run_json(request: web.Request, run: Run) -> Json:
+    library = request.app[keys.ENGINE].library
+    change = request.app[keys.CHANGES].for_run(run.id)
+    return {
+        "id": run.id,
+        "runbook": run.runbook,
+        "version": run.version,
+        "mode": run.mode.value,
+        "status": run.status.value,
+        "reason": run.reason,
+        "params": run.params,
+        "trigger": run.trigger,
+        "requested_by": run.requested_by,
+        "incident_id": run.incident_id,
+        "service": run.service,
+        "emergency": run.emergency,
+        "lock_key": run.lock_key,
+        "change_id": change.id if change is not None else None,
+        "created_at": rfc3339(run.created_at),
+        "started_at": rfc3339(run.started_at),
+        "ended_at": rfc3339(run.ended_at),
+        "duration_seconds": _took(run.started_at, run.ended_at),
+        "steps": [_step_json(step, step_action(library, run.runbook, step)) for step in run.steps],
+    }
+
+
+def _step_json(step: StepRecord, action: str) -> Json:
+    return {
+        "index": step.index,
+        "name": step.name,
+        "action": action,
+        "phase": step.phase,
+        "status": step.status.value,
+        "attempts": step.attempts,
+        "started_at": rfc3339(step.started_at),
+        "ended_at": rfc3339(step.ended_at),
+        "duration_seconds": _took(step.started_at, step.ended_at),
+        "summary": step.summary,
+        "output_digest": step.output_digest,
+        "output": step.output,
+        "plan": step.plan,
+    }
+
+
+def _took(start: float | None, end: float | None) -> float | None:
+    return round(end - start, 6) if start is not None and end is not None else None
+
+
+async def _body(request: web.Request, model: type[_Body]) -> Any:
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY_BYTES, actual_size=request.content_length)
+    raw = await request.content.read(MAX_BODY_BYTES + 1)
+    if len(raw) > MAX_BODY_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY_BYTES, actual_size=len(raw))
+    try:
+        return model.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        raise validation_problem(exc) from None
+
+
+async def _durable(request: web.Request) -> None:
+    writer = request.app[keys.WRITER]
+    await writer.durable(writer.changed(), request.app[keys.CONFIG].config.runbooks.durable_timeout)
+
+
+async def list_runs(request: web.Request) -> web.Response:
+    limit, offset = _page(request)
+    status = request.query.get("status", "all")
+    if status not in RUN_FILTERS:
+        raise RequestError("invalid_query", f"status must be one of {', '.join(RUN_FILTERS)}")
+    runbook = request.query.get("runbook")
+    runs = sorted(request.app[keys.ENGINE].runs(), key=lambda r: r.id, reverse=True)
+    if status == "active":
+        runs = [r for r in runs if r.active]
+    elif status != "all":
+        runs = [r for r in runs if r.status.value == status]
+    if runbook is not None:
+        runs = [r for r in runs if r.runbook == runbook]
+    return web.json_response({"runs": [run_json(request, r) for r in runs[offset : offset + limit]]})
+
+
+async def get_run(request: web.Request) -> web.Response:
+    raw = request.match_info["id"]
+    run_id = _whole(raw)
+    run = request.app[keys.ENGINE].get(run_id) if run_id is not None else None
+    if run is None:
+        raise web.HTTPNotFound(text=f"no run {raw} (runs are kept in memory while active and among the recent ones)")
+    return web.json_response(run_json(request, run))
+
+
+async def start_run(request: web.Request) -> web.Response:
+    body: StartRun = await _body(request, StartRun)
+    engine = request.app[keys.ENGINE]
+    if body.dry_run:
+        plan = engine.plan(body.runbook, body.params)
+        return web.json_response({"dry_run": True, "runbook": body.runbook, "plan": plan})
+    if body.emergency and not body.reason.strip():
+        raise RequestError("reason_required", "an emergency change needs a reason: say why it cannot wait")
+    run = engine.start(
+        body.runbook,
+        body.params,
+        mode=RunMode.LIVE,
+        trigger="manual",
+        requested_by=body.by,
+        incident_id=body.incident_id,
+        service=body.service,
+        emergency=body.emergency,
+    )
+    if body.reason:
+        request.app[keys.CHANGES].annotate(run.id, request.app[keys.CLOCK].now(), body.by, body.reason)
+    await _durable(request)
+    return web.json_response(run_json(request, run), status=201)
+
+
+def _decision(verb: str) -> Handler:
+    async def decide(request: web.Request) -> web.Response:
+        raw = request.match_info["id"]
+        run_id = _whole(raw)
+        engine = request.app[keys.ENGINE]
+        if run_id is None or engine.get(run_id) is None:
+            raise web.HTTPNotFound(text=f"no run {raw}")
+        body: Decision = await _body(request, Decision)
+        act = {"approve": engine.approve, "reject": engine.reject, "cancel": engine.cancel}[verb]
+        run = act(run_id, body.by, body.reason)
+        await _durable(request)
+        return web.json_response(run_json(request, run))
+
+    return decide
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/runs", list_runs)
+    app.router.add_post("/api/v1/runs", start_run)
+    app.router.add_get("/api/v1/runs/{id}", get_run)
+    for verb in DECISIONS:
+        app.router.add_post(f"/api/v1/runs/{{id}}/{verb}", _decision(verb))

@@ -1,0 +1,182 @@
+"""Change rows: the statements the ledger puts in write batches, loading at start, and reads for the API.
+
+Tables (migration 4): `changes` holds each change's current state (its identity columns are written once and
+never updated), `change_events` the append-only audit trail of every transition, `change_incidents` the
+incidents linked to a change as suspected effects. Nothing here is ever deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from daemon.changes.model import Change, ChangeOutcome, ChangeType
+from daemon.storage.database import Statement
+from daemon.storage.queries import rfc3339
+
+COLUMNS = (
+    "id, run_id, runbook, runbook_version, mode, change_type, risk, service, incident_id, requested_by, "
+    "trigger, run_status, outcome, reason, created_at, started_at, ended_at"
+)
+UPSERT = Statement(
+    f"INSERT INTO changes ({COLUMNS}) VALUES ({','.join('?' * len(COLUMNS.split(',')))}) "  # noqa: S608
+    "ON CONFLICT (id) DO UPDATE SET run_status = excluded.run_status, outcome = excluded.outcome, "
+    "reason = excluded.reason, started_at = excluded.started_at, ended_at = excluded.ended_at",
+    order=40,
+)
+EVENT = Statement("INSERT INTO change_events (change_id, at, kind, detail) VALUES (?,?,?,?)", order=41)
+LINK = Statement(
+    "INSERT INTO change_incidents (change_id, incident_id, at, reason) VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
+    order=42,
+)
+Json = dict[str, Any]
+# S608 below: queries interpolate only this module's constants (COLUMNS, "?" marks, fixed WHERE pieces); every
+# value is bound as a parameter.
+
+
+def change_row(c: Change) -> tuple[Any, ...]:
+    return (
+        c.id,
+        c.run_id,
+        c.runbook,
+        c.runbook_version,
+        c.mode,
+        c.change_type.value,
+        c.risk,
+        c.service,
+        c.incident_id,
+        c.requested_by,
+        c.trigger,
+        c.run_status,
+        c.outcome.value if c.outcome is not None else None,
+        c.reason,
+        c.created_at,
+        c.started_at,
+        c.ended_at,
+    )
+
+
+def change_from_row(r: Sequence[Any]) -> Change:
+    return Change(
+        id=r[0],
+        run_id=r[1],
+        runbook=r[2],
+        runbook_version=r[3],
+        mode=r[4],
+        change_type=ChangeType(r[5]),
+        risk=r[6],
+        service=r[7],
+        incident_id=r[8],
+        requested_by=r[9],
+        trigger=r[10],
+        run_status=r[11],
+        outcome=ChangeOutcome(r[12]) if r[12] is not None else None,
+        reason=r[13],
+        created_at=r[14],
+        started_at=r[15],
+        ended_at=r[16],
+    )
+
+
+def event_row(change_id: int, at: float, kind: str, detail: Json) -> tuple[Any, ...]:
+    return (change_id, at, kind, json.dumps(detail, separators=(",", ":"), sort_keys=True))
+
+
+@dataclass
+class ChangeSnapshot:
+    changes: list[Change]
+    """Open changes and those active within the suspect window: the ones an incident can still be linked to."""
+    next_id: int
+
+
+def load_changes(conn: sqlite3.Connection, *, now: float, window: float) -> ChangeSnapshot:
+    """Called at start, before the writer runs."""
+    since = now - window
+    changes = {
+        r[0]: change_from_row(r)
+        for r in conn.execute(
+            f"SELECT {COLUMNS} FROM changes WHERE outcome IS NULL OR ended_at >= ? OR created_at >= ? "  # noqa: S608
+            "ORDER BY id",
+            (since, since),
+        )
+    }
+    if changes:
+        marks = ",".join("?" * len(changes))
+        for change_id, incident_id in conn.execute(
+            f"SELECT change_id, incident_id FROM change_incidents WHERE change_id IN ({marks}) ORDER BY at",  # noqa: S608
+            list(changes),
+        ):
+            changes[change_id].suspected_incidents.append(incident_id)
+    max_id = conn.execute("SELECT coalesce(max(id), 0) FROM changes").fetchone()[0]
+    return ChangeSnapshot(list(changes.values()), max_id + 1)
+
+
+# -- reads for the API (read-only connection, committed state) -------------------------------------------
+
+
+def change_json(c: Change) -> Json:
+    return {
+        "id": c.id,
+        "run_id": c.run_id,
+        "runbook": c.runbook,
+        "runbook_version": c.runbook_version,
+        "mode": c.mode,
+        "type": c.change_type.value,
+        "risk": c.risk,
+        "service": c.service,
+        "incident_id": c.incident_id,
+        "requested_by": c.requested_by,
+        "trigger": c.trigger,
+        "run_status": c.run_status,
+        "outcome": c.outcome.value if c.outcome is not None else None,
+        "reason": c.reason,
+        "created_at": rfc3339(c.created_at),
+        "started_at": rfc3339(c.started_at),
+        "ended_at": rfc3339(c.ended_at),
+    }
+
+
+def list_changes(
+    conn: sqlite3.Connection, *, service: str | None, outcome: str | None, state: str, limit: int, offset: int
+) -> list[Json]:
+    """state: all, open (no outcome yet) or closed."""
+    where: list[str] = []
+    args: list[Any] = []
+    if service is not None:
+        where.append("service = ?")
+        args.append(service)
+    if outcome is not None:
+        where.append("outcome = ?")
+        args.append(outcome)
+    if state == "open":
+        where.append("outcome IS NULL")
+    elif state == "closed":
+        where.append("outcome IS NOT NULL")
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    sql = f"SELECT {COLUMNS} FROM changes {clause} ORDER BY id DESC LIMIT ? OFFSET ?"  # noqa: S608
+    rows = conn.execute(sql, [*args, limit, offset])
+    return [change_json(change_from_row(r)) for r in rows]
+
+
+def get_change(conn: sqlite3.Connection, change_id: int) -> Json | None:
+    r = conn.execute(f"SELECT {COLUMNS} FROM changes WHERE id = ?", (change_id,)).fetchone()  # noqa: S608
+    if r is None:
+        return None
+    out = change_json(change_from_row(r))
+    out["suspected_incidents"] = [
+        {"incident_id": incident_id, "at": rfc3339(at), "reason": reason}
+        for incident_id, at, reason in conn.execute(
+            "SELECT incident_id, at, reason FROM change_incidents WHERE change_id = ? ORDER BY at, incident_id",
+            (change_id,),
+        )
+    ]
+    out["events"] = [
+        {"at": rfc3339(at), "kind": kind, "detail": json.loads(detail)}
+        for at, kind, detail in conn.execute(
+            "SELECT at, kind, detail FROM change_events WHERE change_id = ? ORDER BY id", (change_id,)
+        )
+    ]
+    return out

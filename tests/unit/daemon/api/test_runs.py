@@ -1,0 +1,188 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from daemon.clock import ManualClock
+from tests.unit.daemon.api.runbook_app import call, until, write_setup
+from tests.unit.daemon.ingest.conftest import Daemon, running
+
+
+def runbooks(out: Path) -> dict[str, str]:
+    return {
+        "touch": f"""
+            name: touch
+            description: write a marker
+            params:
+              host: {{pattern: '^[a-z0-9.-]+$'}}
+            steps:
+              - name: mark
+                exec: {{argv: [sh, -c, 'echo "$1" >> {out}', sh, "{{{{ params.host }}}}"]}}
+            """,
+        "gated": f"""
+            name: gated
+            approval: {{required: true, who: [alice], timeout: 1h}}
+            change: {{risk: high}}
+            steps:
+              - name: mark
+                exec: {{argv: [sh, -c, 'echo gated >> {out}']}}
+            """,
+    }
+
+
+@pytest.fixture
+async def daemon(tmp_path: Path) -> AsyncIterator[Daemon]:
+    config = write_setup(tmp_path / "etc", runbooks(tmp_path / "out.txt"))
+    async with running(config, tmp_path / "data", ManualClock()) as d:
+        yield d
+
+
+async def test_start_by_hand_runs_it_and_records_a_standard_change(daemon: Daemon, tmp_path: Path) -> None:
+    status, run = await call(
+        daemon, "POST", "/api/v1/runs", {"runbook": "touch", "params": {"host": "web-1"}, "by": "ann", "reason": "t1"}
+    )
+    assert status == 201, run
+    assert (run["runbook"], run["mode"], run["trigger"], run["requested_by"]) == ("touch", "live", "manual", "ann")
+    done = await until(daemon, run["id"])
+    assert done["status"] == "succeeded", done["reason"]
+    assert (tmp_path / "out.txt").read_text() == "web-1\n"
+    (step,) = done["steps"]
+    assert (step["name"], step["action"], step["phase"], step["status"], step["attempts"]) == (
+        "mark",
+        "exec",
+        "do",
+        "succeeded",
+        1,
+    )
+    assert len(step["output_digest"]) == 64
+    assert step["plan"]["argv"][-1] == "web-1"
+    assert done["change_id"] is not None
+
+    change = await daemon.get_json(f"/api/v1/changes/{done['change_id']}")
+    assert (change["type"], change["risk"], change["outcome"], change["run_id"]) == (
+        "standard",
+        "low",
+        "successful",
+        run["id"],
+    )
+    assert [e["kind"] for e in change["events"]][:2] == ["created", "note"]
+    assert change["events"][1]["detail"] == {"by": "ann", "text": "t1"}
+    listed = (await daemon.get_json("/api/v1/changes?status=closed"))["changes"]
+    assert [c["id"] for c in listed] == [change["id"]]
+    assert [r["id"] for r in (await daemon.get_json("/api/v1/runs?runbook=touch"))["runs"]] == [run["id"]]
+
+
+async def test_dry_run_returns_the_plan_and_stores_nothing(daemon: Daemon, tmp_path: Path) -> None:
+    status, answer = await call(
+        daemon, "POST", "/api/v1/runs", {"runbook": "touch", "params": {"host": "web-1"}, "dry_run": True}
+    )
+    assert status == 200, answer
+    assert answer["dry_run"] is True
+    (step,) = answer["plan"]["steps"]
+    assert step["action"] == "exec"
+    assert step["plan"]["argv"][-1] == "web-1"
+    assert (await daemon.get_json("/api/v1/runs"))["runs"] == []
+    assert (await daemon.get_json("/api/v1/changes"))["changes"] == []
+    assert not (tmp_path / "out.txt").exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "reason", "says"),
+    [
+        ({"runbook": "nope"}, 404, None, "nope"),
+        ({"runbook": "touch", "params": {"host": "web 1; rm -rf /"}}, 422, None, "host"),
+        ({"runbook": "touch", "params": {"host": "a"}, "surprise": 1}, 400, "invalid_payload", "surprise"),
+        ({"runbook": "touch", "params": {"host": 5}}, 400, "invalid_payload", "params.host"),
+        ({"runbook": "touch", "params": {"host": "a"}, "emergency": True}, 400, "reason_required", "reason"),
+        ({"runbook": "touch", "by": "Robert'); DROP"}, 400, "invalid_payload", "by"),
+    ],
+)
+async def test_refusals_are_4xx_json_naming_the_problem(
+    daemon: Daemon, body: dict[str, object], status: int, reason: str | None, says: str
+) -> None:
+    got, answer = await call(daemon, "POST", "/api/v1/runs", body)
+    assert got == status, answer
+    assert answer["status"] == "error"
+    if reason is not None:
+        assert answer["reason"] == reason
+    assert says in answer["error"]
+    assert (await daemon.get_json("/api/v1/runs"))["runs"] == []
+
+
+async def test_bad_json_and_oversized_bodies_are_refused(daemon: Daemon) -> None:
+    async with daemon.client.post("/api/v1/runs", data=b"{not json") as resp:
+        assert resp.status == 400
+        assert (await resp.json())["reason"] == "invalid_json"
+    async with daemon.client.post("/api/v1/runs", data=b"{" + b" " * 70_000 + b"}") as resp:
+        assert resp.status == 413
+
+
+async def test_approval_reject_then_409_naming_what_is_allowed(daemon: Daemon, tmp_path: Path) -> None:
+    status, run = await call(daemon, "POST", "/api/v1/runs", {"runbook": "gated", "emergency": True, "reason": "down"})
+    assert status == 201, run
+    waiting = await until(daemon, run["id"], "waiting_approval")
+    assert "alice" in waiting["reason"]
+
+    status, refused = await call(daemon, "POST", f"/api/v1/runs/{run['id']}/approve", {"by": "mallory"})
+    assert (status, refused["reason"]) == (403, "not_allowed")
+    status, rejected = await call(daemon, "POST", f"/api/v1/runs/{run['id']}/reject", {"by": "alice", "reason": "no"})
+    assert status == 200, rejected
+    done = await until(daemon, run["id"])
+    assert done["status"] == "rejected"
+    assert not (tmp_path / "out.txt").exists()
+
+    status, conflict = await call(daemon, "POST", f"/api/v1/runs/{run['id']}/approve", {"by": "alice"})
+    assert status == 409
+    assert conflict["reason"] == "invalid_transition"
+    assert "allowed: none" in conflict["error"]
+
+    change = await daemon.get_json(f"/api/v1/changes/{done['change_id']}")
+    assert (change["type"], change["risk"], change["outcome"]) == ("emergency", "high", "rejected")
+
+
+async def test_approve_lets_a_normal_change_run(daemon: Daemon, tmp_path: Path) -> None:
+    _, run = await call(daemon, "POST", "/api/v1/runs", {"runbook": "gated"})
+    await until(daemon, run["id"], "waiting_approval")
+    status, _ = await call(daemon, "POST", f"/api/v1/runs/{run['id']}/approve", {"by": "alice", "reason": "ok"})
+    assert status == 200
+    done = await until(daemon, run["id"])
+    assert done["status"] == "succeeded"
+    assert (tmp_path / "out.txt").read_text() == "gated\n"
+    change = await daemon.get_json(f"/api/v1/changes/{done['change_id']}")
+    assert (change["type"], change["outcome"]) == ("normal", "successful")
+
+
+async def test_cancel_a_waiting_run_and_404_for_unknown_ids(daemon: Daemon) -> None:
+    _, run = await call(daemon, "POST", "/api/v1/runs", {"runbook": "gated"})
+    await until(daemon, run["id"], "waiting_approval")
+    status, cancelled = await call(daemon, "POST", f"/api/v1/runs/{run['id']}/cancel", {"reason": "not today"})
+    assert status == 200, cancelled
+    assert (await until(daemon, run["id"]))["status"] == "cancelled"
+    for path in ("/api/v1/runs/999/cancel", "/api/v1/runs/abc/approve"):
+        status, missing = await call(daemon, "POST", path, {})
+        assert status == 404, missing
+    await daemon.get_json("/api/v1/runs/999", expect=404)
+    await daemon.get_json("/api/v1/changes/999", expect=404)
+
+
+@pytest.mark.parametrize("query", ["status=bogus", "limit=0", "outcome=maybe", "status=open&outcome=failed"])
+async def test_bad_change_queries_are_400(daemon: Daemon, query: str) -> None:
+    body = await daemon.get_json(f"/api/v1/changes?{query}", expect=400)
+    assert body["reason"] == "invalid_query"
+
+
+async def test_bad_run_query_is_400(daemon: Daemon) -> None:
+    body = await daemon.get_json("/api/v1/runs?status=sideways", expect=400)
+    assert "status must be one of" in body["error"]
+
+
+async def test_the_openapi_document_lists_runs_and_changes(daemon: Daemon) -> None:
+    document = await daemon.get_json("/api/v1/openapi.json")
+    paths = document["paths"]
+    for path in ("/api/v1/runs", "/api/v1/runs/{id}", "/api/v1/runs/{id}/approve", "/api/v1/changes/{id}"):
+        assert path in paths
+    body = paths["/api/v1/runs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["runbook"]
+    assert {"params", "dry_run", "emergency", "reason"} <= set(body["properties"])
