@@ -72,7 +72,7 @@ class Ledger:
         cut = now - self._keep
         for name, s in self._services.items():
             # Never fold past an open outage's start: its time is counted from the live intervals.
-            cut_here = min(cut, *s.open.values())
+            cut_here = min([cut, *s.open.values()])
             old = [i for i in s.closed if i[1] <= cut_here]
             if not old:
                 continue
