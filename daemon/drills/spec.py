@@ -1,0 +1,159 @@
+"""rules/drills.yaml: which recovery runbook is rehearsed for which service, when, and against what targets.
+
+```yaml
+drills:
+  - name: db-failover
+    service: checkout
+    runbook: failover-drill
+    params: {cluster: main}
+    schedule: "0 3 * * 2"          # cron, five fields
+    time_zone: Europe/Berlin
+    rto: 5m
+    rpo: 1m
+    recovery:                      # how recovery is measured: one of
+      promql: 'up{job="checkout"} == 1'   # first true after the run's steps, polled every `interval`
+      interval: 5s
+      # verify: true               # or: the runbook's own verify steps passing
+```
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from daemon.durations import Duration, PositiveDuration
+from daemon.yamlsource import load_yaml, validate
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+
+
+class Recovery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    promql: str | None = None
+    """Recovered when this query returns a non-empty result (a PromQL condition, like an alert rule)."""
+    interval: PositiveDuration = 5.0
+    verify: bool = False
+    """Recovered when the runbook's own verify steps pass: recovery time is the run's duration."""
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Self:
+        if (self.promql is None) == (not self.verify):
+            raise ValueError("say how recovery is measured: either promql (a condition) or verify: true")
+        return self
+
+
+class Drill(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    service: str
+    runbook: str
+    params: dict[str, str] = Field(default_factory=dict)
+    schedule: str
+    time_zone: str = "UTC"
+    rto: PositiveDuration
+    """Recovery time objective: the drill fails if recovery takes longer."""
+    rpo: Duration | None = None
+    """Recovery point objective, reported with the drill; measured only when rpo_query is given."""
+    rpo_query: str | None = None
+    """PromQL returning the data-loss window in seconds observed at recovery (e.g. replication lag)."""
+    recovery: Recovery
+    enabled: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.fullmatch(value):
+            raise ValueError("a drill name is lower-case letters, digits, '.', '_' or '-' (at most 63)")
+        return value
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from exc
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        try:
+            cron_trigger(value, "UTC")
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a five-field cron expression: {exc}") from exc
+        return value
+
+    def trigger(self) -> CronTrigger:
+        return cron_trigger(self.schedule, self.time_zone)
+
+
+def cron_trigger(schedule: str, time_zone: str) -> CronTrigger:
+    fields = schedule.split()
+    if len(fields) != 5:
+        raise ValueError(f"wanted 5 fields (minute hour day month weekday), got {len(fields)}")
+    minute, hour, day, month, weekday = fields
+    return CronTrigger(
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=cron_weekdays(weekday),
+        timezone=ZoneInfo(time_zone),
+    )
+
+
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_WEEKDAY_PART = re.compile(r"(\*|[0-7](?:-[0-7])?)(?:/([1-9]))?")
+
+
+def cron_weekdays(field: str) -> str:
+    """Standard cron weekdays (0 and 7 Sunday, 1 Monday) as names for APScheduler.
+
+    APScheduler 3 numbers weekdays from Monday = 0, even in `CronTrigger.from_crontab`, so "0 3 * * 2"
+    would run on Wednesdays there instead of Tuesdays; names mean the same in both.
+    """
+    if not any(c.isdigit() for c in field) and "/" not in field:
+        return field  # "*" or names such as mon-fri: the same in both
+    days: set[int] = set()
+    for part in field.split(","):
+        m = _WEEKDAY_PART.fullmatch(part)
+        if m is None:
+            raise ValueError(f"weekday {part!r}: use 0-7 (0 and 7 are Sunday), ranges like 1-5, or steps like */2")
+        span, step = m.group(1), int(m.group(2) or 1)
+        if span == "*":
+            first, last = 0, 6
+        elif "-" in span:
+            first, last = (int(x) for x in span.split("-"))
+            if first > last:
+                raise ValueError(f"weekday range {span!r} runs backwards")
+        else:
+            first = last = int(span)
+        days.update(d % 7 for d in range(first, last + 1, step))
+    return ",".join(_WEEKDAYS[d] for d in sorted(days))
+
+
+class DrillFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    drills: tuple[Drill, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        names = [d.name for d in self.drills]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"drill names must be unique: {', '.join(dupes)}")
+        return self
+
+
+def load_drills(path: Path) -> DrillFile:
+    return validate(load_yaml(path), DrillFile)
