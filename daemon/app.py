@@ -15,19 +15,25 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
 
-from daemon import __version__
+from daemon import __version__, reload
 from daemon.alerts.table import AlertTable
-from daemon.api import auth, health, keys, openapi, rest
+from daemon.api import auth, health, keys, manage, openapi, rest
 from daemon.api.errors import json_errors
+from daemon.audit import AuditLog
 from daemon.clock import Clock, SystemClock
 from daemon.config import LoadedConfig
 from daemon.correlate.incidents import Correlator
+from daemon.correlate.metrics import IncidentCollector
+from daemon.correlate.store import load_incidents, recent_signatures
 from daemon.ingest import handlers
 from daemon.ingest.ratelimit import RateLimiter
 from daemon.metrics.collector import ItsmdCollector
 from daemon.metrics.counters import CounterStore, PersistedHistogram
 from daemon.model import Alert
 from daemon.pipeline import Pipeline
+from daemon.problems.manager import Problems
+from daemon.problems.store import load_problems
+from daemon.scheduler.scheduler import Scheduler
 from daemon.storage.database import Database, connect, load_alert
 from daemon.storage.queries import Reader
 from daemon.storage.writer import GroupCommitWriter
@@ -38,6 +44,9 @@ log = logging.getLogger(__name__)
 INGEST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CHECKPOINT_INTERVAL = 5.0
 CLOCK = web.AppKey("clock", Clock)
+SCHEDULER = web.AppKey("scheduler", Scheduler)
+INCIDENT_TIMERS = "incidents"
+"""The scheduler job that wakes the correlator for SLA deadlines, flapping and closes."""
 
 
 def create_app(loaded: LoadedConfig, *, clock: Clock | None = None) -> web.Application:
@@ -54,6 +63,8 @@ def create_app(loaded: LoadedConfig, *, clock: Clock | None = None) -> web.Appli
     app.on_shutdown.append(_draining)
     handlers.add_routes(app)
     rest.add_routes(app)
+    manage.add_routes(app)
+    reload.add_routes(app)
     openapi.add_routes(app)
     health.add_routes(app)
     return app
@@ -91,7 +102,8 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     counters = CounterStore(writer)
     load_dormant = DormantLoader(db)
     alerts = AlertTable(writer, cfg.alerts, load_dormant=load_dormant)
-    correlator = Correlator(writer, loaded.correlation, alerts, counters)
+    audit = AuditLog(writer)
+    problems = Problems(writer, counters, audit)
     now = clock.now()
     snapshot = await asyncio.to_thread(
         db.load,
@@ -99,13 +111,12 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         alert_retention=cfg.alerts.resolved_retention,
         reopen_window=loaded.correlation.reopen_window,
     )
+    # Counters first: the correlator makes its series exist at 0 and must see the stored values.
     counters.restore(snapshot.counters)
+    correlator = Correlator(writer, loaded.rules, alerts, counters, audit=audit, problems=problems)
     alerts.restore(snapshot.active_alerts, snapshot.dormant_fingerprints, now)
-    correlator.restore(snapshot.incidents, snapshot.next_incident_id)
-    for reason in handlers.REJECT_REASONS:
-        counters.ensure("itsmd_alerts_rejected_total", (("reason", reason),))
-    for group in auth.GROUPS:
-        counters.ensure(auth.FAILURES, (("group", group),))
+    restored = await _restore_records(db, correlator, problems, now)
+    _ensure_series(counters)
     ingest_duration = PersistedHistogram(counters, "itsmd_ingest_duration_seconds", INGEST_BUCKETS)
     pipeline = Pipeline(
         alerts,
@@ -118,41 +129,32 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     )
     reader = Reader(loaded.db_path)
 
-    registry = CollectorRegistry(auto_describe=True)
-    registry.register(
-        ItsmdCollector(
-            counters,
-            ingest_duration,
-            version=__version__,
-            open_incidents=correlator.open_by_service,
-            firing_alerts=lambda: alerts.firing_count,
-            store_up=lambda: writer.healthy,
-        )
-    )
-    ProcessCollector(registry=registry)
+    reloader = reload.Reloader(cfg.rules_dir, correlator, clock)
+    registry = _registry(pipeline, ingest_duration, reloader)
     app[keys.PIPELINE] = pipeline
     app[keys.COUNTERS] = counters
     app[keys.INGEST_DURATION] = ingest_duration
     app[keys.READER] = reader
     app[health.REGISTRY] = registry
+    app[reload.RELOADER] = reloader
+    scheduler = Scheduler(clock)
+    app[SCHEDULER] = scheduler
 
-    tasks = TaskRegistry()
-    tasks.start("writer", writer.run())
-    tasks.every("sweep", cfg.alerts.sweep_interval, pipeline.sweep)
-    tasks.every("checkpoint", CHECKPOINT_INTERVAL, writer.checkpoint)
+    tasks = _start_background(pipeline, scheduler, reloader, cfg.alerts.sweep_interval)
     app[keys.HEALTH].started = True
     log.info(
-        "store open at %s: %d alerts in memory (%d firing), %d incidents in memory",
+        "store open at %s: %d alerts in memory (%d firing), %d incidents and %d problems in memory",
         loaded.db_path,
         len(alerts),
         alerts.firing_count,
-        len(snapshot.incidents),
+        *restored,
     )
     try:
         yield
     finally:
         app[keys.HEALTH].draining = True
-        await tasks.cancel("sweep", "checkpoint")
+        await scheduler.shutdown()
+        await tasks.cancel("sweep", "checkpoint", "reload")
         writer.close()
         if await tasks.wait("writer", cfg.shutdown_timeout):
             log.info("writer drained: everything acknowledged is committed")
@@ -162,3 +164,71 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         load_dormant.close()
         await asyncio.to_thread(db.close)
         log.info("store closed")
+
+
+def _ensure_series(counters: CounterStore) -> None:
+    for reason in handlers.REJECT_REASONS:
+        counters.ensure("itsmd_alerts_rejected_total", (("reason", reason),))
+    for group in auth.GROUPS:
+        counters.ensure(auth.FAILURES, (("group", group),))
+
+
+def _start_background(
+    pipeline: Pipeline, scheduler: Scheduler, reloader: reload.Reloader, sweep_interval: float
+) -> TaskRegistry:
+    tasks = TaskRegistry()
+    tasks.start("writer", pipeline.writer.run())
+    tasks.every("sweep", sweep_interval, pipeline.sweep)
+    tasks.every("checkpoint", CHECKPOINT_INTERVAL, pipeline.writer.checkpoint)
+    tasks.start("reload", reloader.watch())
+    correlator = pipeline.correlator
+    scheduler.add_due(INCIDENT_TIMERS, correlator)
+    correlator.on_due = lambda at: scheduler.wake_at(INCIDENT_TIMERS, at)
+    scheduler.start()
+    return tasks
+
+
+async def _restore_records(db: Database, correlator: Correlator, problems: Problems, now: float) -> tuple[int, int]:
+    """Incidents not closed, problems not resolved, and the recurrence history; (incidents, problems)."""
+    incidents, next_incident_id = await asyncio.to_thread(load_incidents, db.conn)
+    longest = max(r.recurrence.window for r in correlator.ruleset.rules)
+    history = await asyncio.to_thread(recent_signatures, db.conn, now - longest)
+    open_problems, next_problem_id = await asyncio.to_thread(load_problems, db.conn)
+    correlator.restore(incidents, next_incident_id)
+    problems.restore(open_problems, next_problem_id, history)
+    return len(incidents), len(open_problems)
+
+
+def _registry(pipeline: Pipeline, ingest_duration: PersistedHistogram, reloader: reload.Reloader) -> CollectorRegistry:
+    """Each component's collector; all read memory only."""
+    alerts, correlator, writer, counters = pipeline.alerts, pipeline.correlator, pipeline.writer, pipeline.counters
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(
+        ItsmdCollector(
+            counters,
+            ingest_duration,
+            version=__version__,
+            firing_alerts=lambda: alerts.firing_count,
+            store_up=lambda: writer.healthy,
+        )
+    )
+    registry.register(
+        IncidentCollector(
+            counters,
+            lambda: correlator.metrics,
+            correlator.open_by_service_priority,
+            lambda: _problems_by_service_status(correlator.problems),
+            lambda: len(correlator.flaps),
+        )
+    )
+    registry.register(reloader)
+    ProcessCollector(registry=registry)
+    return registry
+
+
+def _problems_by_service_status(problems: Problems) -> dict[tuple[str, str], int]:
+    out: dict[tuple[str, str], int] = {}
+    for p in problems.problems():
+        key = (p.service, p.status.value)
+        out[key] = out.get(key, 0) + 1
+    return out

@@ -8,16 +8,18 @@ import logging
 import signal
 import ssl
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from aiohttp import web
 
-from daemon import __version__
+from daemon import __version__, explain
 from daemon.app import create_app
 from daemon.config import is_loopback, load_config, parse_listen
-from daemon.correlate.rules import load_correlation_rules
+from daemon.correlate.ruleset import check_rule_file
 from daemon.errors import ConfigError, StorageError
+from daemon.reload import RELOADER
 
 log = logging.getLogger("itsmd")
 SWITCH_INTERVAL = 0.0005
@@ -40,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     check = sub.add_parser("check", help="validate config and rule files; exit 1 on any problem")
     check.add_argument("files", nargs="+", type=Path)
+    explain.add_parser(sub)
     return parser
 
 
@@ -47,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check":
         return check(args.files)
+    if args.command == "explain":
+        return explain.main(args, time.time())
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -105,6 +110,7 @@ async def _serve(
         loop.add_signal_handler(sig, stop.set)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
     await runner.setup()
+    loop.add_signal_handler(signal.SIGHUP, app[RELOADER].trigger)
     try:
         site = web.TCPSite(runner, host, port, shutdown_timeout=shutdown_timeout, ssl_context=ssl_context)
         await site.start()
@@ -123,9 +129,7 @@ def check(files: Sequence[Path]) -> int:
     failed = False
     for path in files:
         try:
-            if path.name == "correlation.yaml":
-                load_correlation_rules(path)
-            else:
+            if not check_rule_file(path):
                 loaded = load_config(path)
                 if loaded.config.rules_dir is not None:
                     print(f"{path}: rules from {loaded.config.rules_dir}: SUCCESS")
