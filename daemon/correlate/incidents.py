@@ -376,10 +376,10 @@ class Correlator:
         return incident
 
     def add_note(self, incident_id: int, now: float, author: str, text: str, *, kind: str = "note") -> bool:
-        """Put a note from another stage (or a person) on the timeline; False if the incident is not in
-        memory (closed or unknown)."""
+        """Put a note from another stage (or a person) on the timeline; False if the incident is closed
+        (final) or unknown."""
         incident = self._by_id.get(incident_id)
-        if incident is None:
+        if incident is None or incident.status is IncidentStatus.CLOSED:
             return False
         self._note(incident, now, kind, {"by": author, "text": text})
         self.audit.record(now, author, "incident", incident.id, kind, before=None, after={"text": text})
