@@ -63,6 +63,9 @@ async def list_alerts(request: web.Request) -> web.Response:
     status = _status(request, ALERT_STATUSES, "all")
     limit, offset = _page(request)
     alerts = await request.app[keys.READER].alerts(status, limit, offset)
+    correlator = request.app[keys.PIPELINE].correlator
+    for alert in alerts:
+        alert["flapping"] = correlator.is_flapping(alert["fingerprint"])
     return web.json_response({"alerts": alerts})
 
 
@@ -71,6 +74,7 @@ async def get_alert(request: web.Request) -> web.Response:
     alert = await request.app[keys.READER].alert(fingerprint)
     if alert is None:
         raise web.HTTPNotFound(text=f"no alert {fingerprint}")
+    alert["flapping"] = request.app[keys.PIPELINE].correlator.is_flapping(fingerprint)
     return web.json_response(alert)
 
 

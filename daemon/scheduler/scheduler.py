@@ -44,6 +44,8 @@ class Scheduler:
         self._clock = clock
         self._resync = resync
         self._aps = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
+        # APScheduler logs every run at INFO; ours log what they do themselves, failures included.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
         self._due_jobs: dict[str, DueJob] = {}
         self.runs: dict[str, int] = {}
         """Runs per job, for tests and logs."""
