@@ -217,7 +217,7 @@ def _registry(pipeline: Pipeline, ingest_duration: PersistedHistogram, reloader:
             counters,
             lambda: correlator.metrics,
             correlator.open_by_service_priority,
-            lambda: _problems_by_service_status(correlator.problems),
+            lambda: _problems_by_service_status(correlator),
             lambda: len(correlator.flaps),
         )
     )
@@ -226,9 +226,9 @@ def _registry(pipeline: Pipeline, ingest_duration: PersistedHistogram, reloader:
     return registry
 
 
-def _problems_by_service_status(problems: Problems) -> dict[tuple[str, str], int]:
+def _problems_by_service_status(correlator: Correlator) -> dict[tuple[str, str], int]:
     out: dict[tuple[str, str], int] = {}
-    for p in problems.problems():
-        key = (p.service, p.status.value)
+    for p in correlator.problems.problems():
+        key = (correlator.metrics.service(p.service), p.status.value)
         out[key] = out.get(key, 0) + 1
     return out

@@ -108,9 +108,10 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # Handled from the start: SIGHUP's default action would kill a daemon that is still starting.
+    loop.add_signal_handler(signal.SIGHUP, lambda: _reload(app))
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
     await runner.setup()
-    loop.add_signal_handler(signal.SIGHUP, app[RELOADER].trigger)
     try:
         site = web.TCPSite(runner, host, port, shutdown_timeout=shutdown_timeout, ssl_context=ssl_context)
         await site.start()
@@ -122,6 +123,13 @@ async def _serve(
     finally:
         await runner.cleanup()
         log.info("stopped")
+
+
+def _reload(app: web.Application) -> None:
+    if RELOADER in app:
+        app[RELOADER].trigger()
+    else:
+        log.warning("SIGHUP while starting: not reloading (the rules are being loaded anyway)")
 
 
 def check(files: Sequence[Path]) -> int:

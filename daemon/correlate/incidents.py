@@ -196,7 +196,7 @@ class Correlator:
             self._next_id,
             c.key,
             c.service.name,
-            c.title,
+            self.ruleset.title(c, alert.labels, alert.annotations),
             IncidentStatus.OPEN,
             opened_at=now,
             priority=c.priority,
@@ -232,7 +232,7 @@ class Correlator:
 
     def _after_open(self, incident: Incident, c: Classification, alert: Alert, now: float) -> None:
         self._emit(IncidentEventKind.OPENED, incident, now, alert.labels)
-        link = self.problems.on_incident(incident, c.rule.recurrence, now)
+        link = self.problems.on_incident(incident, c.rule.recurrence, now, self.metrics.service(incident.service))
         if link is None:
             return
         problem = link.problem
@@ -488,6 +488,7 @@ class Correlator:
     def run_due(self, now: float) -> None:
         """Everything due by `now`: SLA breaches, flapping that stopped, closes after the quiet period."""
         stopped = set(self.flaps.settle(now))
+        self.problems.prune(now - max(r.recurrence.window for r in self.ruleset.rules))
         for incident in list(self._by_id.values()):
             if stopped & incident.flapping:
                 self._flapping_stopped(incident, stopped & incident.flapping, now)

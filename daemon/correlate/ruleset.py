@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from daemon.catalogue.services import Catalogue, Service, Target, load_catalogue
@@ -34,7 +34,6 @@ class Classification:
     key: str
     signature: str
     assessment: Assessment
-    title: str
     targets: Target
 
     @property
@@ -51,6 +50,7 @@ class RuleSet:
     env: ImmutableSandboxedEnvironment = field(
         default_factory=lambda: ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
     )
+    templates: dict[str, Template] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.rules:
@@ -78,16 +78,18 @@ class RuleSet:
             key = f"{rule.name}:{key}"
         signature = _key(rule.recurrence.signature, values)
         assessment = self.priority.assess(labels, service.tier, service.name)
-        title = self.render_title(rule, labels, annotations or {}, service.name, assessment.priority)
         targets = self.catalogue.target(service, assessment.priority)
-        return Classification(service, service_reason, rule, rule_reason, key, signature, assessment, title, targets)
+        return Classification(service, service_reason, rule, rule_reason, key, signature, assessment, targets)
 
-    def render_title(
-        self, rule: ResolvedRule, labels: Mapping[str, str], annotations: Mapping[str, str], service: str, priority: str
-    ) -> str:
-        """Alert data reaches the template only as variables; a failing render falls back to a plain title."""
+    def title(self, c: Classification, labels: Mapping[str, str], annotations: Mapping[str, str]) -> str:
+        """The incident title (rendered only when an incident opens). Alert data reaches the template only as
+        variables; a failing render falls back to a plain title."""
+        service, priority = c.service.name, c.priority
+        template = self.templates.get(c.rule.title)
+        if template is None:  # compiled once per rule set: rendering runs in the ingest path
+            template = self.templates[c.rule.title] = self.env.from_string(c.rule.title)
         try:
-            text = self.env.from_string(rule.title).render(
+            text = template.render(
                 labels=dict(labels), annotations=dict(annotations), service=service, priority=priority
             )
         except (TemplateError, ValueError, TypeError, ArithmeticError) as exc:

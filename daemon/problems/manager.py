@@ -85,7 +85,18 @@ class Problems:
 
     # -- changes --------------------------------------------------------------------------------------
 
-    def on_incident(self, incident: Incident, recurrence: Recurrence, now: float) -> Link | None:
+    def prune(self, before: float) -> None:
+        """Forget recurrence history older than `before` (the longest recurrence window ago)."""
+        for signature in list(self._history):
+            history = self._history[signature]
+            while history and history[0][0] < before:
+                history.popleft()
+            if not history:
+                del self._history[signature]
+
+    def on_incident(
+        self, incident: Incident, recurrence: Recurrence, now: float, metric_service: str | None = None
+    ) -> Link | None:
         """Called by the correlator when an incident opens: attach it to its signature's problem, or open a
         candidate when the signature has recurred often enough."""
         signature = incident.signature
@@ -112,7 +123,7 @@ class Problems:
         self._by_id[problem.id] = problem
         self._open_by_signature[signature] = problem
         self._dirty[problem.id] = problem
-        self._counters.inc(OPENED, (("service", incident.service),))
+        self._counters.inc(OPENED, (("service", metric_service or incident.service),))
         self._audit.record(
             now,
             SYSTEM,

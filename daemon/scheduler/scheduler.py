@@ -73,12 +73,13 @@ class Scheduler:
             self._run(name, lambda: job.run_due(self._clock.now()))
             self._reschedule(name)
 
+        due = job.next_due()
         self._aps.add_job(
             run,
             IntervalTrigger(seconds=self._resync),
             id=name,
             name=name,
-            next_run_time=self._wall(job.next_due() or self._clock.now() + self._resync),
+            next_run_time=self._wall(self._clock.now() + self._resync if due is None else due),
             misfire_grace_time=None,
             replace_existing=True,
         )

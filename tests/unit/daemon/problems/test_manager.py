@@ -145,3 +145,12 @@ async def test_problems_incidents_and_history_survive_a_restart(tmp_path: Path) 
         assert json.loads(after)["status"] == "confirmed"
     finally:
         r.close()
+
+
+def test_history_older_than_the_longest_window_is_forgotten(stack: Stack) -> None:
+    outage(stack, T0)
+    outage(stack, T0 + 100, alertname="Other")
+    stack.correlator.run_due(T0 + 3650)  # the first is older than the 1 h window now
+    assert list(stack.correlator.problems._history) == ['{alertname="Other",service="api"}']
+    stack.correlator.run_due(T0 + 3750)
+    assert stack.correlator.problems._history == {}
