@@ -8,6 +8,7 @@ Alerts are never dropped for matching no service.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -42,6 +43,8 @@ DEFAULT_TARGETS: dict[Priority, Target] = {
 
 
 class Service(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
+
     name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     description: str = ""
     owner: str = ""
@@ -56,8 +59,15 @@ class Service(_Strict):
     """Per-priority overrides of the catalogue's default targets; a field left out keeps the default."""
     maintenance: tuple[MaintenanceWindow, ...] = ()
 
+    @cached_property
+    def why(self) -> str:
+        """Why an alert maps here (for explain); built once."""
+        return f"matchers {', '.join(str(m) for m in self.matchers)}"
+
 
 class Catalogue(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
+
     service_label: str = Field(default="service", pattern=_LABEL_NAME)
     default_service: str = Field(default="unknown", min_length=1, max_length=128)
     """Service of alerts no listed service matches. May itself be listed, to give it a tier and targets;
@@ -99,13 +109,24 @@ class Catalogue(_Strict):
         for service in self.services:
             if service.matchers:
                 if match_all(service.matchers, labels):
-                    return service, f"matchers {', '.join(str(m) for m in service.matchers)}"
+                    return service, service.why
             elif labels.get(self.service_label) == service.name:
                 return service, f"label {self.service_label}={service.name}"
         reason = "no service matched: default_service"
         return self.get(self.default_service), reason
 
     def target(self, service: Service, priority: str) -> Target:
+        key = (service.name, priority)
+        found = self._target_cache.get(key)
+        if found is None:
+            found = self._target_cache[key] = self._target(service, priority)
+        return found
+
+    @cached_property
+    def _target_cache(self) -> dict[tuple[str, str], Target]:
+        return {}
+
+    def _target(self, service: Service, priority: str) -> Target:
         targets: dict[str, Target] = {str(k): v for k, v in self.targets.items()}
         overrides: dict[str, Target] = {str(k): v for k, v in service.targets.items()}
         defaults: dict[str, Target] = {str(k): v for k, v in DEFAULT_TARGETS.items()}

@@ -6,6 +6,8 @@ until a budget of SLA time is used up; `counted()` measures SLA time between two
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cached_property
@@ -18,6 +20,41 @@ from daemon.durations import PositiveDuration
 
 MAX_STEPS = 10_000
 """Windows stepped over in one computation; a cron matching every minute must not spin forever."""
+CACHE_MARGIN = 86400.0
+CACHE_LIMIT = 2048
+
+
+class _Starts:
+    """Start times of a recurring window, computed once and kept (sorted, without gaps from `low` on).
+
+    Finding the next cron match costs APScheduler ~0.3 ms; SLA deadlines ask for the same few starts
+    again and again (every incident of a service, forward from about now), so they are remembered.
+    """
+
+    def __init__(self, trigger: CronTrigger) -> None:
+        self._trigger = trigger
+        self._starts: list[float] = []
+        self._low = math.inf
+        self._searched_to = -math.inf
+        self._exhausted = False
+
+    def next_start(self, at: float) -> float | None:
+        if at < self._low or at > self._searched_to + CACHE_MARGIN or len(self._starts) > CACHE_LIMIT:
+            # Start a fresh run a margin before `at`: the next queries look back by a window's length.
+            self._low = at - CACHE_MARGIN
+            self._starts, self._searched_to, self._exhausted = [], self._low, False
+        i = bisect.bisect_left(self._starts, at)
+        while i == len(self._starts):
+            if self._exhausted:
+                return None
+            fire = self._trigger.get_next_fire_time(None, datetime.fromtimestamp(self._searched_to, UTC))
+            if fire is None:
+                self._exhausted = True
+                return None
+            start = fire.timestamp()
+            self._starts.append(start)
+            self._searched_to = start + 1.0  # cron matches are whole seconds apart at least
+        return self._starts[i]
 
 
 class MaintenanceWindow(BaseModel):
@@ -62,27 +99,32 @@ class MaintenanceWindow(BaseModel):
                 raise ValueError("end must be after start")
         return self
 
+    @cached_property
+    def _bounds(self) -> tuple[float, float] | None:
+        if self.start is None or self.end is None:
+            return None
+        return self._abs(self.start), self._abs(self.end)
+
     def _abs(self, when: datetime) -> float:
         if when.tzinfo is None:
             when = when.replace(tzinfo=ZoneInfo(self.timezone))
         return when.timestamp()
 
     @cached_property
-    def _trigger(self) -> CronTrigger | None:
+    def _trigger(self) -> _Starts | None:
         if self.cron is None:
             return None
-        return CronTrigger.from_crontab(self.cron, timezone=ZoneInfo(self.timezone))
+        return _Starts(CronTrigger.from_crontab(self.cron, timezone=ZoneInfo(self.timezone)))
 
     def _next_start(self, at: float) -> float | None:
         """Earliest window start >= at."""
-        trigger = self._trigger
-        if trigger is None:
-            if self.start is None:
+        starts = self._trigger
+        if starts is None:
+            if self._bounds is None:
                 return None
-            start = self._abs(self.start)
+            start = self._bounds[0]
             return start if start >= at else None
-        fire = trigger.get_next_fire_time(None, datetime.fromtimestamp(at, UTC))
-        return fire.timestamp() if fire is not None else None
+        return starts.next_start(at)
 
     @property
     def length(self) -> float:
@@ -95,9 +137,9 @@ class MaintenanceWindow(BaseModel):
     def covering(self, at: float) -> tuple[float, float] | None:
         """The window (start, end) that contains `at`, if any."""
         if self._trigger is None:
-            if self.start is None or self.end is None:  # the validator makes this impossible
+            if self._bounds is None:  # the validator makes this impossible
                 return None
-            start, end = self._abs(self.start), self._abs(self.end)
+            start, end = self._bounds
             return (start, end) if start <= at < end else None
         # A window [s, s + d) contains `at` when some start s lies in (at - d, at].
         opened = self._next_start(at - self.length + 0.001)

@@ -8,6 +8,7 @@ matches gets the defaults (the rule named "default").
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from pathlib import Path
 
 from jinja2 import TemplateSyntaxError
@@ -161,6 +162,8 @@ class CorrelationRules(_Strict):
 
 
 class ResolvedRule(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
+
     name: str
     matchers: Matchers
     group_by: tuple[str, ...]
@@ -169,6 +172,11 @@ class ResolvedRule(_Strict):
     title: str
     flapping: Flapping
     recurrence: Recurrence
+
+    @cached_property
+    def why(self) -> str:
+        """Why an alert gets this rule (for explain); built once."""
+        return f"matchers {', '.join(str(m) for m in self.matchers) or '(none)'}"
 
 
 def load_correlation_rules(path: Path) -> CorrelationRules:

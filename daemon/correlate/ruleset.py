@@ -8,7 +8,7 @@ can never disagree with what the daemon does.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,11 +34,16 @@ class Classification:
     key: str
     signature: str
     assessment: Assessment
-    targets: Target
+    catalogue: Catalogue
 
     @property
     def priority(self) -> str:
         return self.assessment.priority
+
+    @property
+    def targets(self) -> Target:
+        """Only needed when an incident opens or its priority rises, so not computed for every alert."""
+        return self.catalogue.target(self.service, self.priority)
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,7 @@ class RuleSet:
     def rule_for(self, labels: Mapping[str, str]) -> tuple[ResolvedRule, str]:
         for rule in self.rules[:-1]:
             if match_all(rule.matchers, labels):
-                return rule, f"matchers {', '.join(str(m) for m in rule.matchers) or '(none)'}"
+                return rule, rule.why
         return self.rules[-1], "no rule matched: the defaults"
 
     def rule_named(self, name: str) -> ResolvedRule:
@@ -78,8 +83,7 @@ class RuleSet:
             key = f"{rule.name}:{key}"
         signature = _key(rule.recurrence.signature, values)
         assessment = self.priority.assess(labels, service.tier, service.name)
-        targets = self.catalogue.target(service, assessment.priority)
-        return Classification(service, service_reason, rule, rule_reason, key, signature, assessment, targets)
+        return Classification(service, service_reason, rule, rule_reason, key, signature, assessment, self.catalogue)
 
     def title(self, c: Classification, labels: Mapping[str, str], annotations: Mapping[str, str]) -> str:
         """The incident title (rendered only when an incident opens). Alert data reaches the template only as
@@ -98,7 +102,11 @@ class RuleSet:
 
 
 def _key(names: tuple[str, ...], values: Mapping[str, str]) -> str:
-    return "{" + ",".join(f"{n}={json.dumps(values.get(n, ''))}" for n in names) + "}"
+    # encode_basestring_ascii is what json.dumps(str) returns, without the encoder set-up on every call.
+    return "{" + ",".join(f"{n}={_quote(values.get(n, ''))}" for n in names) + "}"
+
+
+_quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 
 def load_rules(folder: Path) -> RuleSet:
