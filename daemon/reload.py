@@ -55,7 +55,7 @@ class Reloader(Collector):
                     "\n".join(str(p) for p in exc.problems),
                 )
                 return exc.problems
-            self._correlator.set_rules(rules)
+            self._correlator.set_rules(rules, self._clock.now())
             self.successful, self.last_success = True, self._clock.now()
             log.info(
                 "reloaded rules from %s: %d services, %d correlation rules",

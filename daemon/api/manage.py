@@ -17,11 +17,12 @@ from daemon.api import keys
 from daemon.api.rest import _page, _whole
 from daemon.audit import read_events
 from daemon.correlate.incidents import ACTIONS as INCIDENT_ACTIONS
+from daemon.correlate.store import incident_exists
 from daemon.errors import RequestError
 from daemon.explain import explain
 from daemon.model import ProblemStatus
 from daemon.problems.manager import ACTIONS as PROBLEM_ACTIONS
-from daemon.problems.store import incident_exists, problem_exists, read_problem, read_problems
+from daemon.problems.store import problem_exists, read_problem, read_problems
 
 M = TypeVar("M", bound=BaseModel)
 MAX_BODY = 64 * 1024

@@ -202,7 +202,11 @@ def build_document() -> Json:
                 "get": {
                     "summary": "Incidents, newest first",
                     "parameters": [
-                        _query("status", {"enum": [*INCIDENT_STATUSES], "default": "open"}, "filter"),
+                        _query(
+                            "status",
+                            {"enum": [*INCIDENT_STATUSES], "default": "active"},
+                            "filter (active: open and acknowledged)",
+                        ),
                         *PAGING,
                     ],
                     "responses": {"200": _json("incidents"), "400": _error("bad query")},

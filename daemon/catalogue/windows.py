@@ -43,8 +43,7 @@ class _Starts:
             # Start a fresh run a margin before `at`: the next queries look back by a window's length.
             self._low = at - CACHE_MARGIN
             self._starts, self._searched_to, self._exhausted = [], self._low, False
-        i = bisect.bisect_left(self._starts, at)
-        while i == len(self._starts):
+        while not self._starts or self._starts[-1] < at:
             if self._exhausted:
                 return None
             fire = self._trigger.get_next_fire_time(None, datetime.fromtimestamp(self._searched_to, UTC))
@@ -54,7 +53,7 @@ class _Starts:
             start = fire.timestamp()
             self._starts.append(start)
             self._searched_to = start + 1.0  # cron matches are whole seconds apart at least
-        return self._starts[i]
+        return self._starts[bisect.bisect_left(self._starts, at)]
 
 
 class MaintenanceWindow(BaseModel):

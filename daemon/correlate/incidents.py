@@ -104,10 +104,28 @@ class Correlator:
     def rules(self) -> CorrelationRules:
         return self.ruleset.correlation
 
-    def set_rules(self, ruleset: RuleSet) -> None:
-        """New rules apply to alerts from now on; incidents keep the service, priority and targets they got."""
+    def set_rules(self, ruleset: RuleSet, now: float | None = None) -> None:
+        """New rules apply to alerts from now on; incidents keep the service, priority and targets they got.
+        Their deadlines follow the new maintenance windows (a window added for tonight moves them)."""
         self.ruleset = ruleset
         self.metrics.set_rules(ruleset)
+        if now is not None:
+            for incident in self._by_id.values():
+                if not incident.status.active:
+                    continue
+                before = snapshot(incident)
+                sla.recompute(incident, self._windows(incident))
+                after = snapshot(incident)
+                if after != before:
+                    self._note(
+                        incident,
+                        now,
+                        "sla_recomputed",
+                        {"respond_by": incident.sla.respond_by, "resolve_by": incident.sla.resolve_by},
+                    )
+                    self.audit.record(
+                        now, SYSTEM, "incident", incident.id, "sla_recomputed", before=before, after=after
+                    )
         self.on_due(0.0)
 
     def subscribe(self, listener: IncidentListener) -> None:

@@ -132,3 +132,7 @@ def recent_signatures(conn: sqlite3.Connection, since: float) -> list[tuple[str,
             (since,),
         )
     ]
+
+
+def incident_exists(conn: sqlite3.Connection, incident_id: int) -> bool:
+    return conn.execute("SELECT 1 FROM incidents WHERE id = ?", (incident_id,)).fetchone() is not None

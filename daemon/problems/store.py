@@ -115,9 +115,5 @@ def _incidents_of(conn: sqlite3.Connection, problem_id: int) -> list[int]:
     ]
 
 
-def incident_exists(conn: sqlite3.Connection, incident_id: int) -> bool:
-    return conn.execute("SELECT 1 FROM incidents WHERE id = ?", (incident_id,)).fetchone() is not None
-
-
 def problem_exists(conn: sqlite3.Connection, problem_id: int) -> bool:
     return conn.execute("SELECT 1 FROM problems WHERE id = ?", (problem_id,)).fetchone() is not None

@@ -59,3 +59,15 @@ def test_counted_excludes_maintenance() -> None:
 def test_overlapping_windows_are_followed_to_their_end() -> None:
     second = MaintenanceWindow(cron="30 3 * * sun", duration=3600.0, timezone="Europe/Berlin")
     assert covering([SUNDAY_2AM, second], at("2026-11-29T02:10:00")) == at("2026-11-29T04:30:00")
+
+
+def test_remembered_starts_give_the_same_answers_in_any_query_order() -> None:
+    """Starts are cached per window; a fresh window and a used one must agree wherever they are asked."""
+    daily = MaintenanceWindow(cron="0 1 * * *", duration=3600.0)
+    points = [at("2026-11-29T00:00:00") + k * 1234.5 for k in range(-200, 400)]
+    for point in [*points, *reversed(points), points[300], points[0], points[-1] + 90 * 86400]:
+        fresh = MaintenanceWindow(cron="0 1 * * *", duration=3600.0)
+        assert daily.next_window(point) == fresh.next_window(point), point
+        assert daily.covering(point) == MaintenanceWindow(cron="0 1 * * *", duration=3600.0).covering(point), point
+        window = daily.next_window(point)
+        assert window is not None and window[0] >= point

@@ -162,3 +162,20 @@ def test_histograms_observe_time_to_acknowledge_and_resolve(stack: Stack, clock:
     resolution = stack.correlator.metrics.resolution.family("x")
     [total] = [s for s in resolution.samples if s.name.endswith("_sum") and s.labels == {"priority": "P1"}]
     assert total.value == 3000
+
+
+async def test_a_reload_that_adds_maintenance_moves_the_deadlines(stack: Stack, clock: ManualClock) -> None:
+    fire(stack, clock)  # api, P1, no maintenance: resolve by 04:00
+    incident = stack.correlator.get(1)
+    assert incident is not None and incident.sla.resolve_by == clock.now() + 4 * 3600
+    tonight = Catalogue.model_validate(
+        {"services": [{"name": "api", "tier": "high", "maintenance": [{"cron": "0 1 * * *", "duration": "1h"}]}]}
+    )
+    clock.advance(60)
+    stack.correlator.set_rules(RuleSet(catalogue=tonight), clock.now())
+    assert incident.priority == "P1"  # kept
+    assert incident.sla.resolve_by == UTC_SUNDAY_MIDNIGHT + 5 * 3600  # the 01:00-02:00 window does not count
+    assert incident.sla.respond_by == UTC_SUNDAY_MIDNIGHT + 900  # before the window: unchanged
+    await stack.writer.flush()
+    kinds = [k for (k,) in stack.db.conn.execute("SELECT kind FROM timeline ORDER BY id")]
+    assert kinds[-1] == "sla_recomputed"
