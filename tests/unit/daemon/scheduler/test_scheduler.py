@@ -9,6 +9,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -132,3 +133,21 @@ async def test_sla_breach_is_detected_on_time_in_the_running_daemon(tmp_path: Pa
 
 def datetime_of(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+async def test_cron_jobs_are_planned_in_their_time_zone() -> None:
+    async def report() -> None:
+        return None
+
+    scheduler = Scheduler(SystemClock())
+    scheduler.add_cron("report", "0 6 1 * *", report, timezone="Europe/Berlin")
+    scheduler.start()
+    try:
+        planned = scheduler.next_run("report")
+        assert planned is not None
+        local = planned.astimezone(ZoneInfo("Europe/Berlin"))
+        assert (local.day, local.hour, local.minute) == (1, 6, 0)
+        assert planned.timestamp() > time.time()
+    finally:
+        await scheduler.shutdown()
+    assert scheduler.next_run("missing") is None
