@@ -120,9 +120,11 @@ async def test_sla_breach_is_detected_on_time_in_the_running_daemon(tmp_path: Pa
                 await asyncio.sleep(0.02)
         assert breach["detail"]["target"] == "respond"
         due = breach["detail"]["due"]
-        assert opened - 0.1 < due - 0.3 < opened + 0.1
+        assert opened - 2.0 < due - 0.3 <= opened  # the clock started when the incident opened
         detected = datetime_of(breach["at"])
-        assert -0.001 <= detected - due < 0.5, (detected, due)  # "at" is printed to the millisecond
+        # On time: the scheduler wakes at the deadline itself (measured here: 0.3-2 ms late), not on a poll.
+        # The bound leaves room for a loaded CI machine, and is still far below the 30 s re-check.
+        assert -0.001 <= detected - due < 1.0, (detected, due)  # "at" is printed to the millisecond
         async with client.get("/metrics") as resp:
             text = await resp.text()
         line = 'itsmd_incident_sla_breaches_total{priority="P2",service="api",target="respond"} 1.0'
