@@ -23,7 +23,7 @@ from daemon.correlate.events import IncidentEvent, IncidentEventKind, IncidentLi
 from daemon.correlate.flapping import FlapTracker
 from daemon.correlate.metrics import IncidentMetrics
 from daemon.correlate.priority import rank
-from daemon.correlate.rules import CorrelationRules, ResolvedRule
+from daemon.correlate.rules import CorrelationRules
 from daemon.correlate.ruleset import Classification, RuleSet
 from daemon.correlate.store import DETAILS, details_row
 from daemon.errors import RequestError
@@ -589,4 +589,4 @@ class Correlator:
         self._timeline.clear()
 
 
-__all__ = ["ACTIONS", "Correlator", "ResolvedRule", "allowed_actions"]
+__all__ = ["ACTIONS", "Correlator", "allowed_actions"]
