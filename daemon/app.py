@@ -20,10 +20,11 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.registry import Collector
 
-from daemon import __version__
+from daemon import __version__, reload
 from daemon.alerts.table import AlertTable
-from daemon.api import auth, changes, health, keys, openapi, rest, runs
+from daemon.api import auth, changes, health, keys, manage, openapi, rest, runs
 from daemon.api.errors import json_errors
+from daemon.audit import AuditLog
 from daemon.changes.ledger import ChangeLedger
 from daemon.changes.model import ChangePolicy
 from daemon.changes.reader import ChangeReader
@@ -31,12 +32,16 @@ from daemon.changes.store import load_changes
 from daemon.clock import Clock, SystemClock
 from daemon.config import Config, LoadedConfig
 from daemon.correlate.incidents import Correlator
+from daemon.correlate.metrics import IncidentCollector
+from daemon.correlate.store import load_incidents, recent_signatures
 from daemon.ingest import handlers
 from daemon.ingest.ratelimit import RateLimiter
 from daemon.metrics.collector import ItsmdCollector
 from daemon.metrics.counters import CounterStore, PersistedHistogram
 from daemon.model import Alert
 from daemon.pipeline import Pipeline
+from daemon.problems.manager import Problems
+from daemon.problems.store import load_problems
 from daemon.runbook.actions import ACTIONS
 from daemon.runbook.config import secret_text
 from daemon.runbook.engine import Engine
@@ -44,6 +49,7 @@ from daemon.runbook.journal import load_runs
 from daemon.runbook.library import RunbookLibrary
 from daemon.runbook.metrics import RunbookMetrics, step_action
 from daemon.runbook.triggers import Triggers
+from daemon.scheduler.scheduler import Scheduler
 from daemon.storage.database import Database, connect, load_alert
 from daemon.storage.queries import Reader
 from daemon.storage.writer import GroupCommitWriter
@@ -59,6 +65,9 @@ CLOCK = keys.CLOCK
 LIBRARY = web.AppKey("runbook_library", RunbookLibrary)
 ACTION_HTTP_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10.0)
 """Each action bounds its own requests by the step timeout; the session only bounds connecting."""
+SCHEDULER = web.AppKey("scheduler", Scheduler)
+INCIDENT_TIMERS = "incidents"
+"""The scheduler job that wakes the correlator for SLA deadlines, flapping and closes."""
 
 
 def create_app(loaded: LoadedConfig, *, clock: Clock | None = None) -> web.Application:
@@ -78,6 +87,8 @@ def create_app(loaded: LoadedConfig, *, clock: Clock | None = None) -> web.Appli
     rest.add_routes(app)
     runs.add_routes(app)
     changes.add_routes(app)
+    manage.add_routes(app)
+    reload.add_routes(app)
     openapi.add_routes(app)
     health.add_routes(app)
     return app
@@ -141,7 +152,8 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     counters = CounterStore(writer)
     load_dormant = DormantLoader(db)
     alerts = AlertTable(writer, cfg.alerts, load_dormant=load_dormant)
-    correlator = Correlator(writer, loaded.correlation, alerts, counters)
+    audit = AuditLog(writer)
+    problems = Problems(writer, counters, audit)
     now = clock.now()
     snapshot = await asyncio.to_thread(
         db.load,
@@ -149,13 +161,15 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         alert_retention=cfg.alerts.resolved_retention,
         reopen_window=loaded.correlation.reopen_window,
     )
+    # Counters first: the correlator makes its series exist at 0 and must see the stored values.
     counters.restore(snapshot.counters)
+    correlator = Correlator(writer, loaded.rules, alerts, counters, audit=audit, problems=problems)
     alerts.restore(snapshot.active_alerts, snapshot.dormant_fingerprints, now)
-    correlator.restore(snapshot.incidents, snapshot.next_incident_id)
+    restored = await _restore_records(db, correlator, problems, now)
 
     tasks = TaskRegistry()
     auto = await _automation(app, db=db, writer=writer, counters=counters, correlator=correlator, tasks=tasks)
-    _ensure_counters(counters)
+    _ensure_series(counters)
     ingest_duration = PersistedHistogram(counters, "itsmd_ingest_duration_seconds", INGEST_BUCKETS)
     pipeline = Pipeline(
         alerts,
@@ -168,35 +182,30 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     )
     reader = Reader(loaded.db_path)
 
-    registry = _registry(
-        ItsmdCollector(
-            counters,
-            ingest_duration,
-            version=__version__,
-            open_incidents=correlator.open_by_service,
-            firing_alerts=lambda: alerts.firing_count,
-            store_up=lambda: writer.healthy,
-        ),
-        auto.metrics,
+    reloader = reload.Reloader(cfg.rules_dir, correlator, clock)
+    registry = _registry(pipeline, ingest_duration, reloader, auto.metrics)
+    scheduler = Scheduler(clock)
+    _expose(
+        app,
+        pipeline=pipeline,
+        ingest_duration=ingest_duration,
+        reader=reader,
+        registry=registry,
+        reloader=reloader,
+        scheduler=scheduler,
     )
-    app[keys.PIPELINE] = pipeline
-    app[keys.COUNTERS] = counters
-    app[keys.INGEST_DURATION] = ingest_duration
-    app[keys.READER] = reader
-    app[health.REGISTRY] = registry
 
-    tasks.start("writer", writer.run())
+    _start_background(tasks, pipeline, scheduler, reloader, cfg.alerts.sweep_interval)
     # After the writer runs: recovery journals what it decides and waits for that to be durable.
     await auto.engine.recover()
-    tasks.every("sweep", cfg.alerts.sweep_interval, pipeline.sweep)
-    tasks.every("checkpoint", CHECKPOINT_INTERVAL, writer.checkpoint)
     app[keys.HEALTH].started = True
     log.info(
-        "store open at %s: %d alerts in memory (%d firing), %d incidents in memory, %d runbooks, %d runs recovered",
+        "store open at %s: %d alerts in memory (%d firing), %d incidents and %d problems in memory, "
+        "%d runbooks, %d runs recovered",
         loaded.db_path,
         len(alerts),
         alerts.firing_count,
-        len(snapshot.incidents),
+        *restored,
         len(app[LIBRARY].runbooks),
         auto.recovering,
     )
@@ -206,7 +215,8 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         app[keys.HEALTH].draining = True
         # Before the writer drains: interrupted runs are journaled in what it writes last.
         await auto.engine.close(cfg.shutdown_timeout)
-        await tasks.cancel("sweep", "checkpoint")
+        await scheduler.shutdown()
+        await tasks.cancel("sweep", "checkpoint", "reload")
         writer.close()
         if await tasks.wait("writer", cfg.shutdown_timeout):
             log.info("writer drained: everything acknowledged is committed")
@@ -219,15 +229,27 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         log.info("store closed")
 
 
-def _registry(*collectors: Collector) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=True)
-    for collector in collectors:
-        registry.register(collector)
-    ProcessCollector(registry=registry)
-    return registry
+def _expose(
+    app: web.Application,
+    *,
+    pipeline: Pipeline,
+    ingest_duration: PersistedHistogram,
+    reader: Reader,
+    registry: CollectorRegistry,
+    reloader: reload.Reloader,
+    scheduler: Scheduler,
+) -> None:
+    """Publish the components the handlers use."""
+    app[keys.PIPELINE] = pipeline
+    app[keys.COUNTERS] = pipeline.counters
+    app[keys.INGEST_DURATION] = ingest_duration
+    app[keys.READER] = reader
+    app[health.REGISTRY] = registry
+    app[reload.RELOADER] = reloader
+    app[SCHEDULER] = scheduler
 
 
-def _ensure_counters(counters: CounterStore) -> None:
+def _ensure_series(counters: CounterStore) -> None:
     for reason in handlers.REJECT_REASONS:
         counters.ensure("itsmd_alerts_rejected_total", (("reason", reason),))
     for group in auth.GROUPS:
@@ -312,3 +334,66 @@ async def _automation(
 
 def _escalate(correlator: Correlator, clock: Clock, incident_id: int, text: str) -> None:
     correlator.add_note(incident_id, clock.now(), "runbooks", text, kind="runbook_escalation")
+
+
+def _start_background(
+    tasks: TaskRegistry, pipeline: Pipeline, scheduler: Scheduler, reloader: reload.Reloader, sweep_interval: float
+) -> None:
+    tasks.start("writer", pipeline.writer.run())
+    tasks.every("sweep", sweep_interval, pipeline.sweep)
+    tasks.every("checkpoint", CHECKPOINT_INTERVAL, pipeline.writer.checkpoint)
+    tasks.start("reload", reloader.watch())
+    correlator = pipeline.correlator
+    scheduler.add_due(INCIDENT_TIMERS, correlator)
+    correlator.on_due = lambda at: scheduler.wake_at(INCIDENT_TIMERS, at)
+    scheduler.start()
+
+
+async def _restore_records(db: Database, correlator: Correlator, problems: Problems, now: float) -> tuple[int, int]:
+    """Incidents not closed, problems not resolved, and the recurrence history; (incidents, problems)."""
+    incidents, next_incident_id = await asyncio.to_thread(load_incidents, db.conn)
+    longest = max(r.recurrence.window for r in correlator.ruleset.rules)
+    history = await asyncio.to_thread(recent_signatures, db.conn, now - longest)
+    open_problems, next_problem_id = await asyncio.to_thread(load_problems, db.conn)
+    correlator.restore(incidents, next_incident_id)
+    problems.restore(open_problems, next_problem_id, history)
+    return len(incidents), len(open_problems)
+
+
+def _registry(
+    pipeline: Pipeline, ingest_duration: PersistedHistogram, reloader: reload.Reloader, *more: Collector
+) -> CollectorRegistry:
+    """Each component's collector; all read memory only."""
+    alerts, correlator, writer, counters = pipeline.alerts, pipeline.correlator, pipeline.writer, pipeline.counters
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(
+        ItsmdCollector(
+            counters,
+            ingest_duration,
+            version=__version__,
+            firing_alerts=lambda: alerts.firing_count,
+            store_up=lambda: writer.healthy,
+        )
+    )
+    registry.register(
+        IncidentCollector(
+            counters,
+            lambda: correlator.metrics,
+            correlator.open_by_service_priority,
+            lambda: _problems_by_service_status(correlator),
+            lambda: len(correlator.flaps),
+        )
+    )
+    registry.register(reloader)
+    for collector in more:
+        registry.register(collector)
+    ProcessCollector(registry=registry)
+    return registry
+
+
+def _problems_by_service_status(correlator: Correlator) -> dict[tuple[str, str], int]:
+    out: dict[tuple[str, str], int] = {}
+    for p in correlator.problems.problems():
+        key = (correlator.metrics.service(p.service), p.status.value)
+        out[key] = out.get(key, 0) + 1
+    return out

@@ -9,16 +9,18 @@ import logging
 import signal
 import ssl
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from aiohttp import web
 
-from daemon import __version__
+from daemon import __version__, explain
 from daemon.app import create_app
 from daemon.config import is_loopback, load_config, parse_listen
-from daemon.correlate.rules import load_correlation_rules
+from daemon.correlate.ruleset import check_rule_file
 from daemon.errors import ConfigError, StorageError
+from daemon.reload import RELOADER
 from daemon.runbook import check as runbook_check
 from daemon.runbook import cli_run
 from daemon.runbook import schema as runbook_schema
@@ -50,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="print the JSON Schema of a file format, for editors")
     schema.add_argument("kind", choices=["runbook"])
     cli_run.add_parser(sub)
+    explain.add_parser(sub)
     return parser
 
 
@@ -62,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "runbook":
         return cli_run.main(args)
+    if args.command == "explain":
+        return explain.main(args, time.time())
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -121,6 +126,8 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # Handled from the start: SIGHUP's default action would kill a daemon that is still starting.
+    loop.add_signal_handler(signal.SIGHUP, lambda: _reload(app))
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
     await runner.setup()
     try:
@@ -136,17 +143,24 @@ async def _serve(
         log.info("stopped")
 
 
+def _reload(app: web.Application) -> None:
+    if RELOADER in app:
+        app[RELOADER].trigger()
+    else:
+        log.warning("SIGHUP while starting: not reloading (the rules are being loaded anyway)")
+
+
 def check(files: Sequence[Path]) -> int:
     """Validate files like `promtool check config`: one line per problem, exit 1 if any."""
     failed = False
     for path in files:
         try:
-            if path.is_dir():
+            if path.is_dir() and not _is_rules_dir(path):
                 found = runbook_check.load_runbooks(path)
                 print(f"{path}: {len(found)} runbook(s): SUCCESS")
                 continue
-            if path.name == "correlation.yaml":
-                load_correlation_rules(path)
+            if check_rule_file(path):
+                pass
             elif _is_runbook(path):
                 runbook_check.load_runbook_files([path])
             else:
@@ -164,6 +178,11 @@ def check(files: Sequence[Path]) -> int:
             continue
         print(f"{path}: SUCCESS")
     return 1 if failed else 0
+
+
+def _is_rules_dir(path: Path) -> bool:
+    """A rules folder holds the catalogue, correlation or priority file; any other folder is runbooks."""
+    return any((path / name).is_file() for name in ("services.yaml", "correlation.yaml", "priority.yaml"))
 
 
 def _is_runbook(path: Path) -> bool:

@@ -14,7 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from daemon.correlate.rules import CorrelationRules, load_correlation_rules
+from daemon.correlate.rules import CorrelationRules
+from daemon.correlate.ruleset import RuleSet, load_rules
 from daemon.credentials import EnvSecret, FileSecret, ReadableFile, Secret
 from daemon.durations import Duration, PositiveDuration
 from daemon.runbook.config import RunbooksConfig
@@ -221,7 +222,11 @@ def is_loopback(host: str) -> bool:
 class LoadedConfig:
     path: Path
     config: Config
-    correlation: CorrelationRules
+    rules: RuleSet
+
+    @property
+    def correlation(self) -> CorrelationRules:
+        return self.rules.correlation
 
     @property
     def db_path(self) -> Path:
@@ -243,7 +248,7 @@ def load_config(path: Path, *, listen: str | None = None, data_dir: Path | None 
     if data_dir is not None:
         updates["data_dir"] = data_dir.resolve()
     config = config.model_copy(update=updates)
-    correlation = CorrelationRules()
+    rules = RuleSet()
     if config.rules_dir is not None:
-        correlation = load_correlation_rules(config.rules_dir / "correlation.yaml")
-    return LoadedConfig(path=path, config=config, correlation=correlation)
+        rules = load_rules(config.rules_dir)
+    return LoadedConfig(path=path, config=config, rules=rules)

@@ -30,6 +30,21 @@ class Source(IntFlag):
 
 class IncidentStatus(StrEnum):
     OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    """Final: a closed incident is never reopened; the same alerts open a new one."""
+
+    @property
+    def active(self) -> bool:
+        """Open or acknowledged: somebody should be working on it."""
+        return self in (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED)
+
+
+class ProblemStatus(StrEnum):
+    CANDIDATE = "candidate"
+    CONFIRMED = "confirmed"
+    KNOWN_ERROR = "known_error"
     RESOLVED = "resolved"
 
 
@@ -66,6 +81,21 @@ class Alert:
     """Write batch holding this alert's latest durable change (memory only)."""
 
 
+@dataclass(slots=True)
+class SlaClock:
+    """Response and resolution clocks of one incident. SLA time runs while the incident is active and not in
+    a pause status, minus maintenance; `counted` holds what ran before `since` (None: stopped)."""
+
+    respond_target: float | None = None
+    resolve_target: float | None = None
+    counted: float = 0.0
+    since: float | None = None
+    respond_by: float | None = None
+    resolve_by: float | None = None
+    breaches: set[str] = field(default_factory=set)
+    """Targets breached: respond, resolve. Each is recorded once."""
+
+
 @dataclass(slots=True, eq=False)
 class Incident:
     id: int
@@ -77,14 +107,42 @@ class Incident:
     resolved_at: float | None = None
     reopen_count: int = 0
     priority: str = "P3"
-    """P1..P5. Memory only until the priority matrix (issue 3) stores it."""
+    """P1..P5 from the impact x urgency matrix; rises when a more urgent alert joins, never falls by itself."""
     suspected_change: int | None = None
-    """A change on the same service shortly before the incident opened. Memory only until issue 3/4."""
+    """A change on the same service shortly before the incident opened."""
+    rule: str = "default"
+    signature: str = ""
+    """Identifies recurrences of "the same" incident (rule-defined labels); problems group by it."""
+    acknowledged_at: float | None = None
+    closed_at: float | None = None
+    resolved_by: str | None = None
+    last_attached_at: float = 0.0
+    sla: SlaClock = field(default_factory=SlaClock)
+    flapping: set[str] = field(default_factory=set)
+    """Attached alerts flapping now; while any is, the incident is not resolved by its alerts."""
+    problem_id: int | None = None
+    workaround: str | None = None
     fingerprints: set[str] = field(default_factory=set)
     """Every alert ever attached."""
     firing: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Attached alerts still firing, with their episode's startsAt and when they were attached.
     The incident resolves when this empties."""
+
+
+@dataclass(slots=True, eq=False)
+class Problem:
+    id: int
+    signature: str
+    service: str
+    title: str
+    status: ProblemStatus
+    opened_at: float
+    updated_at: float
+    resolved_at: float | None = None
+    root_cause: str = ""
+    workaround: str = ""
+    runbook: str | None = None
+    incidents: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,12 @@ from pydantic import TypeAdapter
 
 from daemon import __version__
 from daemon.api.changes import CHANGE_STATUSES
+from daemon.api.manage import PROBLEM_STATUSES, RECORD_TYPES, ActionBody, ExplainBody, NoteBody, ProblemBody
 from daemon.api.rest import INCIDENT_STATUSES
 from daemon.api.runs import DECISIONS, RUN_FILTERS, Decision, StartRun
 from daemon.changes.model import ChangeOutcome
+from daemon.correlate.incidents import ACTIONS as INCIDENT_ACTIONS
+from daemon.problems.manager import ACTIONS as PROBLEM_ACTIONS
 from integrations.alertmanager.payloads import postable_alerts, webhook_payload
 
 Json = dict[str, Any]
@@ -57,6 +60,114 @@ INGEST_ANSWERS = {
 }
 
 
+ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}]
+CHANGE_ANSWERS = {
+    "400": _error("invalid body (the reason and error say which field)"),
+    "404": _error("no such record"),
+    "409": _error("not allowed from the record's status; the error names the allowed actions"),
+    "413": _error("body too large"),
+    "503": _error("the store cannot commit now; retry after Retry-After"),
+}
+INCIDENT_ACTION_SUMMARIES = {
+    "acknowledge": "Acknowledge an open incident (stops the response clock)",
+    "resolve": "Resolve an incident; refused (409 alerts_firing) while alerts fire unless force is true",
+    "reopen": "Reopen a resolved incident",
+    "close": "Close a resolved incident (final)",
+}
+PROBLEM_ACTION_SUMMARIES = {
+    "confirm": "Confirm a candidate problem",
+    "known_error": "Record root cause and workaround (and optionally a runbook): the problem becomes a known error",
+    "resolve": "Resolve a problem",
+}
+
+
+def _model_body(model: type[Any], components: Json) -> Json:
+    schema = model.model_json_schema(ref_template=REF)
+    components.update(schema.pop("$defs", {}))
+    components[model.__name__] = schema
+    return {"required": True, "content": {"application/json": {"schema": {"$ref": REF.format(model=model.__name__)}}}}
+
+
+def _management_paths(components: Json) -> Json:
+    """Incident and problem changes, problems, the audit trail, explain, services and reload."""
+    paths: Json = {}
+    for action in INCIDENT_ACTIONS:
+        paths[f"/api/v1/incidents/{{id}}/{action}"] = {
+            "post": {
+                "summary": INCIDENT_ACTION_SUMMARIES[action],
+                "parameters": ID,
+                "requestBody": _model_body(ActionBody, components),
+                "responses": {"200": _json("the incident as stored, with its timeline"), **CHANGE_ANSWERS},
+            }
+        }
+    paths["/api/v1/incidents/{id}/notes"] = {
+        "post": {
+            "summary": "Add a note to an incident's timeline",
+            "parameters": ID,
+            "requestBody": _model_body(NoteBody, components),
+            "responses": {"200": _json("the incident as stored"), **CHANGE_ANSWERS},
+        }
+    }
+    paths["/api/v1/problems"] = {
+        "get": {
+            "summary": "Problems, newest first",
+            "parameters": [_query("status", {"enum": [*PROBLEM_STATUSES], "default": "all"}, "filter"), *PAGING],
+            "responses": {"200": _json("problems"), "400": _error("bad query")},
+        }
+    }
+    paths["/api/v1/problems/{id}"] = {
+        "get": {
+            "summary": "One problem with its incidents",
+            "parameters": ID,
+            "responses": {"200": _json("the problem"), "404": _error("no such problem")},
+        }
+    }
+    for action in PROBLEM_ACTIONS:
+        paths[f"/api/v1/problems/{{id}}/{action}"] = {
+            "post": {
+                "summary": PROBLEM_ACTION_SUMMARIES[action],
+                "parameters": ID,
+                "requestBody": _model_body(ProblemBody, components),
+                "responses": {"200": _json("the problem as stored"), **CHANGE_ANSWERS},
+            }
+        }
+    paths["/api/v1/audit"] = {
+        "get": {
+            "summary": "Audit events (append-only), oldest first",
+            "parameters": [
+                _query("record_type", {"enum": list(RECORD_TYPES)}, "incident or problem"),
+                _query("record_id", STRING, "the record's id"),
+                *PAGING,
+            ],
+            "responses": {"200": _json("events"), "400": _error("bad query")},
+        }
+    }
+    paths["/api/v1/explain"] = {
+        "post": {
+            "summary": "Which service, rule, key and priority an alert would get, and why; stores nothing",
+            "requestBody": _model_body(ExplainBody, components),
+            "responses": {
+                "200": _json("the explanation"),
+                "400": _error("invalid body"),
+                "413": _error("body too large"),
+            },
+        }
+    }
+    paths["/api/v1/services"] = {
+        "get": {"summary": "The service catalogue with effective targets", "responses": {"200": _json("services")}}
+    }
+    paths["/-/reload"] = {
+        "post": {
+            "summary": "Reload rules/ (services, correlation, priority); on errors keep the last good rules",
+            "responses": {
+                "200": _json("reloaded"),
+                "400": _error("invalid rule files (file:line: key: message); the last good rules stay in use"),
+            },
+        }
+    }
+    return paths
+
+
 def build_document() -> Json:
     components: Json = {
         "Error": {
@@ -96,7 +207,11 @@ def build_document() -> Json:
                 "get": {
                     "summary": "Incidents, newest first",
                     "parameters": [
-                        _query("status", {"enum": [*INCIDENT_STATUSES], "default": "open"}, "filter"),
+                        _query(
+                            "status",
+                            {"enum": [*INCIDENT_STATUSES], "default": "active"},
+                            "filter (active: open and acknowledged)",
+                        ),
                         *PAGING,
                     ],
                     "responses": {"200": _json("incidents"), "400": _error("bad query")},
@@ -132,6 +247,7 @@ def build_document() -> Json:
             },
             **_runs_paths(start_run, decision),
             **_changes_paths(),
+            **_management_paths(components),
         },
         "components": {"schemas": components},
     }

@@ -9,7 +9,14 @@ from aiohttp import web
 from daemon.api import keys
 from daemon.errors import RequestError
 
-INCIDENT_STATUSES = {"open": "open", "resolved": "resolved", "all": None}
+INCIDENT_STATUSES = {
+    "active": "open,acknowledged",
+    "open": "open",
+    "acknowledged": "acknowledged",
+    "resolved": "resolved",
+    "closed": "closed",
+    "all": None,
+}
 ALERT_STATUSES = {"firing": "firing", "resolved": "resolved", "expired": "expired", "all": None}
 MAX_LIMIT = 1000
 MAX_OFFSET = 10**12
@@ -37,7 +44,7 @@ def _status(request: web.Request, allowed: dict[str, str | None], default: str) 
 
 
 async def list_incidents(request: web.Request) -> web.Response:
-    status = _status(request, INCIDENT_STATUSES, "open")
+    status = _status(request, INCIDENT_STATUSES, "active")
     limit, offset = _page(request)
     incidents = await request.app[keys.READER].incidents(status, limit, offset)
     return web.json_response({"incidents": incidents})
@@ -56,6 +63,9 @@ async def list_alerts(request: web.Request) -> web.Response:
     status = _status(request, ALERT_STATUSES, "all")
     limit, offset = _page(request)
     alerts = await request.app[keys.READER].alerts(status, limit, offset)
+    correlator = request.app[keys.PIPELINE].correlator
+    for alert in alerts:
+        alert["flapping"] = correlator.is_flapping(alert["fingerprint"])
     return web.json_response({"alerts": alerts})
 
 
@@ -64,6 +74,7 @@ async def get_alert(request: web.Request) -> web.Response:
     alert = await request.app[keys.READER].alert(fingerprint)
     if alert is None:
         raise web.HTTPNotFound(text=f"no alert {fingerprint}")
+    alert["flapping"] = request.app[keys.PIPELINE].correlator.is_flapping(fingerprint)
     return web.json_response(alert)
 
 

@@ -1,47 +1,132 @@
-"""Incidents (first cut): the only code that changes incidents.
+"""Incidents: the only code that changes incidents.
 
-The first firing alert of a correlation key opens an incident; later alerts of that key attach to it; it
-resolves when every attached alert has resolved or expired; a firing alert of the key within the reopen
-window after that reopens it (same id) instead of opening another. Every transition goes on the timeline
-in the same transaction as the alert change that caused it.
+Alerts: the first firing alert of a correlation key opens an incident; later alerts of that key attach while
+it is active and took an alert within the rule's window; it resolves when every attached alert has resolved
+or expired (held open while one of them flaps); a firing alert of the key within the reopen window after
+that reopens it (same id). People: acknowledge, resolve (refused while alerts fire unless forced), close,
+reopen and notes. Time (the scheduler calls `run_due`): SLA breaches, flapping that stopped, closing after
+the quiet period. Every change goes on the timeline and into the audit trail, in the same transaction as
+its cause.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 
 from daemon.alerts.table import AlertTable
 from daemon.alerts.transitions import Ended, Fired, Transition
+from daemon.audit import SYSTEM, AuditLog
+from daemon.catalogue.windows import MaintenanceWindow, in_maintenance
+from daemon.correlate import sla
 from daemon.correlate.events import IncidentEvent, IncidentEventKind, IncidentListener
+from daemon.correlate.flapping import FlapTracker
+from daemon.correlate.metrics import IncidentMetrics
+from daemon.correlate.priority import rank
 from daemon.correlate.rules import CorrelationRules
+from daemon.correlate.ruleset import Classification, RuleSet
+from daemon.correlate.store import DETAILS, details_row
+from daemon.errors import RequestError
 from daemon.metrics.counters import CounterStore
-from daemon.model import Alert, Incident, IncidentStatus, TimelineEntry
+from daemon.model import Alert, Incident, IncidentStatus, ProblemStatus, TimelineEntry
+from daemon.problems.manager import Problems
 from daemon.storage.database import Batch
 from daemon.storage.rows import incident_row, timeline_row
 from daemon.storage.writer import GroupCommitWriter
 
-MAX_METRIC_SERVICES = 500
-"""Services are label values from alerts: beyond this many distinct ones, metrics say service="other"."""
+log = logging.getLogger(__name__)
+
+ACTIONS: dict[str, tuple[IncidentStatus, ...]] = {
+    "acknowledge": (IncidentStatus.OPEN,),
+    "resolve": (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED),
+    "reopen": (IncidentStatus.RESOLVED,),
+    "close": (IncidentStatus.RESOLVED,),
+}
+
+
+def allowed_actions(status: IncidentStatus) -> list[str]:
+    return [a for a, sources in ACTIONS.items() if status in sources]
+
+
+def snapshot(i: Incident) -> dict[str, object]:
+    """The fields an audit event compares before and after."""
+    return {
+        "status": i.status.value,
+        "priority": i.priority,
+        "service": i.service,
+        "title": i.title,
+        "acknowledged_at": i.acknowledged_at,
+        "resolved_at": i.resolved_at,
+        "closed_at": i.closed_at,
+        "resolved_by": i.resolved_by,
+        "reopen_count": i.reopen_count,
+        "respond_by": i.sla.respond_by,
+        "resolve_by": i.sla.resolve_by,
+        "sla_breaches": sorted(i.sla.breaches),
+        "flapping": sorted(i.flapping),
+        "problem_id": i.problem_id,
+        "suspected_change": i.suspected_change,
+        "alerts": len(i.fingerprints),
+    }
 
 
 class Correlator:
     def __init__(
-        self, writer: GroupCommitWriter, rules: CorrelationRules, alerts: AlertTable, counters: CounterStore
+        self,
+        writer: GroupCommitWriter,
+        rules: RuleSet | CorrelationRules,
+        alerts: AlertTable,
+        counters: CounterStore,
+        *,
+        audit: AuditLog | None = None,
+        problems: Problems | None = None,
     ) -> None:
         self._writer = writer
-        self.rules = rules
+        self.ruleset = rules if isinstance(rules, RuleSet) else RuleSet(correlation=rules)
         self._alerts = alerts
         self._counters = counters
+        self.audit = audit or AuditLog(writer)
+        self.problems = problems or Problems(writer, counters, self.audit)
+        self.metrics = IncidentMetrics(counters, self.ruleset)
+        self.flaps = FlapTracker()
         self._by_id: dict[int, Incident] = {}
         self._by_key: dict[str, Incident] = {}
         self._next_id = 1
         self._dirty: dict[int, Incident] = {}
         self._links: dict[tuple[int, str, float], tuple[int, str, float, float, float | None]] = {}
         self._timeline: list[TimelineEntry] = []
-        self._metric_services: set[str] = set()
         self._listeners: list[IncidentListener] = []
+        self.on_due: Callable[[float], None] = lambda at: None
+        """Told the time of every new deadline, so the scheduler can wake up for it."""
         writer.add_collector(self._collect)
+
+    @property
+    def rules(self) -> CorrelationRules:
+        return self.ruleset.correlation
+
+    def set_rules(self, ruleset: RuleSet, now: float | None = None) -> None:
+        """New rules apply to alerts from now on; incidents keep the service, priority and targets they got.
+        Their deadlines follow the new maintenance windows (a window added for tonight moves them)."""
+        self.ruleset = ruleset
+        self.metrics.set_rules(ruleset)
+        if now is not None:
+            for incident in self._by_id.values():
+                if not incident.status.active:
+                    continue
+                before = snapshot(incident)
+                sla.recompute(incident, self._windows(incident))
+                after = snapshot(incident)
+                if after != before:
+                    self._note(
+                        incident,
+                        now,
+                        "sla_recomputed",
+                        {"respond_by": incident.sla.respond_by, "resolve_by": incident.sla.resolve_by},
+                    )
+                    self.audit.record(
+                        now, SYSTEM, "incident", incident.id, "sla_recomputed", before=before, after=after
+                    )
+        self.on_due(0.0)
 
     def subscribe(self, listener: IncidentListener) -> None:
         self._listeners.append(listener)
@@ -51,45 +136,49 @@ class Correlator:
             self._by_id[incident.id] = incident
             self._by_key[incident.key] = incident
         self._next_id = next_id
-        self._metric_services = self._counters.label_values("itsmd_incidents_opened_total", "service")
 
     # -- reads ----------------------------------------------------------------------------------------
 
     def incident_for(self, key: str) -> Incident | None:
-        """The latest incident of a key, while it is open or can still be reopened."""
+        """The latest incident of a key, while it is active or not yet closed."""
         return self._by_key.get(key)
 
     def get(self, incident_id: int) -> Incident | None:
-        """An incident held in memory (open, or resolved and still inside the reopen window)."""
+        """An incident held in memory: every incident that is not closed."""
         return self._by_id.get(incident_id)
 
     def incidents(self) -> list[Incident]:
-        """Incidents held in memory: open ones and those still inside the reopen window."""
         return list(self._by_id.values())
 
     def open_by_service(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for incident in self._by_id.values():
-            if incident.status is IncidentStatus.OPEN:
-                service = self.metric_service(incident.service)
+            if incident.status.active:
+                service = self.metrics.service(incident.service)
                 out[service] = out.get(service, 0) + 1
         return out
 
+    def open_by_service_priority(self) -> dict[tuple[str, str], int]:
+        out: dict[tuple[str, str], int] = {}
+        for incident in self._by_id.values():
+            if incident.status.active:
+                key = (self.metrics.service(incident.service), incident.priority)
+                out[key] = out.get(key, 0) + 1
+        return out
+
     def key_of(self, labels: dict[str, str]) -> str:
-        return "{" + ",".join(f"{n}={json.dumps(labels.get(n, ''))}" for n in self.rules.group_by) + "}"
+        return self.ruleset.classify(labels).key
 
     def service_of(self, labels: dict[str, str]) -> str:
-        return labels.get(self.rules.service_label) or self.rules.default_service
+        return self.ruleset.catalogue.match(labels)[0].name
 
     def metric_service(self, service: str) -> str:
-        if service in self._metric_services:
-            return service
-        if len(self._metric_services) < MAX_METRIC_SERVICES:
-            self._metric_services.add(service)
-            return service
-        return "other"
+        return self.metrics.service(service)
 
-    # -- changes --------------------------------------------------------------------------------------
+    def is_flapping(self, fingerprint: str) -> bool:
+        return self.flaps.is_flapping(fingerprint)
+
+    # -- alert-driven changes -------------------------------------------------------------------------
 
     def handle(self, transitions: Sequence[Transition], now: float) -> None:
         for t in transitions:
@@ -98,56 +187,108 @@ class Correlator:
             else:
                 self._ended(t, now)
 
-    def add_note(self, incident_id: int, now: float, author: str, text: str, *, kind: str = "note") -> bool:
-        """Put a note from another stage (or a person) on the timeline; False if the incident is not in
-        memory."""
-        incident = self._by_id.get(incident_id)
-        if incident is None:
-            return False
-        self._note(incident, now, kind, {"by": author, "text": text})
-        return True
-
-    def link_change(self, incident_id: int, change_id: int, now: float, reason: str) -> bool:
-        """Record a change as the suspected cause of an incident."""
-        incident = self._by_id.get(incident_id)
-        if incident is None:
-            return False
-        incident.suspected_change = change_id
-        self._note(incident, now, "suspected_change", {"change": change_id, "reason": reason})
-        return True
-
-    def forget_resolved(self, now: float) -> int:
-        """Drop incidents from memory once they can no longer be reopened."""
-        cutoff = now - self.rules.reopen_window
-        gone = [
-            i
-            for i in self._by_id.values()
-            if i.status is IncidentStatus.RESOLVED and (i.resolved_at or 0.0) < cutoff and i.id not in self._dirty
-        ]
-        for incident in gone:
-            del self._by_id[incident.id]
-            if self._by_key.get(incident.key) is incident:
-                del self._by_key[incident.key]
-        return len(gone)
-
     def _fired(self, alert: Alert, now: float) -> None:
-        key = self.key_of(alert.labels)
-        incident = self._by_key.get(key)
-        if incident is not None and incident.status is IncidentStatus.RESOLVED:
-            if now - (incident.resolved_at or now) <= self.rules.reopen_window:
-                incident.status = IncidentStatus.OPEN
-                incident.resolved_at = None
-                incident.reopen_count += 1
-                self._note(incident, now, "reopened", {"alert": alert.fingerprint})
-                self._counters.inc("itsmd_incidents_reopened_total", self._service_labels(incident))
-                self._emit(IncidentEventKind.REOPENED, incident, now, alert.labels)
+        c = self.ruleset.classify(alert.labels, alert.annotations)
+        incident = self._by_key.get(c.key)
+        if incident is not None:
+            rule = self.ruleset.rule_named(incident.rule)
+            if incident.status.active:
+                stale = rule.window > 0 and now - incident.last_attached_at > rule.window
+                if stale and alert.fingerprint not in incident.fingerprints:
+                    incident = None
+            elif incident.status is IncidentStatus.RESOLVED and now - (incident.resolved_at or now) <= (
+                rule.reopen_window
+            ):
+                self._reopen(incident, now, SYSTEM, {"alert": alert.fingerprint}, alert.labels)
             else:
                 incident = None
         opened = incident is None
         if incident is None:
-            incident = self._open(key, alert, now)
+            incident = self._open(c, alert, now)
+        self._attach(incident, alert, c, now)
+        if opened:
+            self._after_open(incident, c, alert, now)
+
+    def _open(self, c: Classification, alert: Alert, now: float) -> Incident:
+        incident = Incident(
+            self._next_id,
+            c.key,
+            c.service.name,
+            self.ruleset.title(c, alert.labels, alert.annotations),
+            IncidentStatus.OPEN,
+            opened_at=now,
+            priority=c.priority,
+            rule=c.rule.name,
+            signature=c.signature,
+            last_attached_at=now,
+        )
+        self._next_id += 1
+        self._by_id[incident.id] = incident
+        self._by_key[c.key] = incident
+        sla.set_targets(incident.sla, c.targets)
+        windows = self._windows(incident)
+        sla.update(incident, now, windows, self.ruleset.catalogue.pause_statuses)
+        a = c.assessment
+        self._note(
+            incident,
+            now,
+            "opened",
+            {
+                "key": c.key,
+                "alert": alert.fingerprint,
+                "rule": c.rule.name,
+                "priority": c.priority,
+                "impact": a.impact,
+                "urgency": a.urgency,
+                "in_maintenance": in_maintenance(windows, now),
+            },
+        )
+        self.audit.record(now, SYSTEM, "incident", incident.id, "opened", before=None, after=snapshot(incident))
+        self.metrics.opened(incident)
+        self._due(sla.next_deadline(incident))
+        return incident
+
+    def _after_open(self, incident: Incident, c: Classification, alert: Alert, now: float) -> None:
+        self._emit(IncidentEventKind.OPENED, incident, now, alert.labels)
+        link = self.problems.on_incident(incident, c.rule.recurrence, now, self.metrics.service(incident.service))
+        if link is None:
+            return
+        problem = link.problem
+        before = snapshot(incident)
+        incident.problem_id = problem.id
+        known = problem.status is ProblemStatus.KNOWN_ERROR
+        if known:
+            incident.workaround = problem.workaround
+        self._note(
+            incident,
+            now,
+            "known_error" if known else "recurrence",
+            {
+                "problem": problem.id,
+                "problem_status": problem.status.value,
+                "problem_opened": link.opened,
+                **({"workaround": problem.workaround, "runbook": problem.runbook} if known else {}),
+            },
+        )
+        self.audit.record(
+            now, SYSTEM, "incident", incident.id, "problem_linked", before=before, after=snapshot(incident)
+        )
+        self.metrics.repeated(incident)
+        self._emit(IncidentEventKind.REPEATED, incident, now, alert.labels, problem_id=problem.id)
+        if known:
+            self._emit(
+                IncidentEventKind.KNOWN_ERROR,
+                incident,
+                now,
+                alert.labels,
+                problem_id=problem.id,
+                runbook=problem.runbook,
+            )
+
+    def _attach(self, incident: Incident, alert: Alert, c: Classification, now: float) -> None:
         incident.fingerprints.add(alert.fingerprint)
         incident.firing[alert.fingerprint] = (alert.starts_at, now)
+        incident.last_attached_at = now
         self._links[(incident.id, alert.fingerprint, alert.starts_at)] = (
             incident.id,
             alert.fingerprint,
@@ -157,26 +298,31 @@ class Correlator:
         )
         self._note(incident, now, "alert_firing", {"alert": alert.fingerprint, "starts_at": alert.starts_at})
         self._alerts.set_incident(alert, incident.id)
-        if opened:
-            self._emit(IncidentEventKind.OPENED, incident, now, alert.labels)
+        if rank(c.priority) < rank(incident.priority):
+            self._raise_priority(incident, c, alert, now)
+        self._flap(incident, alert.fingerprint, now)
 
-    def _open(self, key: str, alert: Alert, now: float) -> Incident:
-        service = self.service_of(alert.labels)
-        title = f"{alert.labels.get('alertname', 'alert')} on {service}"
-        incident = Incident(self._next_id, key, service, title, IncidentStatus.OPEN, opened_at=now)
-        self._next_id += 1
-        self._by_id[incident.id] = incident
-        self._by_key[key] = incident
-        self._note(incident, now, "opened", {"key": key, "alert": alert.fingerprint})
-        labels = self._service_labels(incident)
-        self._counters.inc("itsmd_incidents_opened_total", labels)
-        self._counters.ensure("itsmd_incidents_resolved_total", labels)
-        self._counters.ensure("itsmd_incidents_reopened_total", labels)
-        return incident
+    def _raise_priority(self, incident: Incident, c: Classification, alert: Alert, now: float) -> None:
+        before = snapshot(incident)
+        old = incident.priority
+        incident.priority = c.priority
+        service = self.ruleset.catalogue.get(incident.service)
+        sla.set_targets(incident.sla, self.ruleset.catalogue.target(service, c.priority))
+        sla.recompute(incident, self._windows(incident))
+        self._note(
+            incident,
+            now,
+            "priority_raised",
+            {"from": old, "to": c.priority, "alert": alert.fingerprint, "urgency": c.assessment.urgency},
+        )
+        self.audit.record(
+            now, SYSTEM, "incident", incident.id, "priority_raised", before=before, after=snapshot(incident)
+        )
+        self._due(sla.next_deadline(incident))
 
     def _ended(self, t: Ended, now: float) -> None:
         incident = self._by_id.get(t.incident_id) if t.incident_id is not None else None
-        if incident is None or incident.status is not IncidentStatus.OPEN:
+        if incident is None:
             return
         fp = t.alert.fingerprint
         attached = incident.firing.pop(fp, None)
@@ -184,34 +330,263 @@ class Correlator:
             return
         starts_at, attached_at = attached
         self._links[(incident.id, fp, starts_at)] = (incident.id, fp, starts_at, attached_at, t.at)
-        kind = "alert_expired" if t.expired else "alert_resolved"
-        self._note(incident, now, kind, {"alert": fp, "ended_at": t.at})
-        if not incident.firing:
-            incident.status = IncidentStatus.RESOLVED
-            incident.resolved_at = now
-            self._note(incident, now, "resolved", {"by": "expiry" if t.expired else "alerts"})
-            self._counters.inc("itsmd_incidents_resolved_total", self._service_labels(incident))
-            self._emit(IncidentEventKind.RESOLVED, incident, now, t.alert.labels)
+        self._note(incident, now, "alert_expired" if t.expired else "alert_resolved", {"alert": fp, "ended_at": t.at})
+        self._flap(incident, fp, now)
+        if not incident.status.active or incident.firing:
+            return
+        if incident.flapping:
+            self._note(incident, now, "resolution_held", {"flapping": sorted(incident.flapping)})
+            return
+        self._resolve(incident, now, SYSTEM, "expiry" if t.expired else "alerts", detail={}, labels=t.alert.labels)
 
-    def _service_labels(self, incident: Incident) -> tuple[tuple[str, str], ...]:
-        return (("service", self.metric_service(incident.service)),)
+    def _flap(self, incident: Incident, fingerprint: str, now: float) -> None:
+        rule = self.ruleset.rule_named(incident.rule)
+        if self.flaps.record(fingerprint, now, rule.flapping):
+            before = snapshot(incident)
+            incident.flapping.add(fingerprint)
+            self._note(incident, now, "flapping_started", {"alert": fingerprint})
+            self.audit.record(
+                now, SYSTEM, "incident", incident.id, "flapping_started", before=before, after=snapshot(incident)
+            )
+        elif self.flaps.is_flapping(fingerprint) and fingerprint not in incident.flapping:
+            incident.flapping.add(fingerprint)
+            self._mark(incident)
+        if self.flaps.is_flapping(fingerprint):
+            self._due(self.flaps.next_change())
 
-    def _emit(self, kind: IncidentEventKind, incident: Incident, now: float, labels: dict[str, str]) -> None:
+    # -- people ---------------------------------------------------------------------------------------
+
+    def act(
+        self, incident_id: int, action: str, now: float, by: str, reason: str = "", *, force: bool = False
+    ) -> Incident:
+        """acknowledge | resolve | reopen | close. RequestError: 404 not in memory (closed or unknown),
+        409 not allowed from the current status (naming the allowed actions) or alerts still firing."""
+        incident = self._require(incident_id)
+        if action not in ACTIONS:
+            raise RequestError("not_found", f"unknown action {action!r}; known: {', '.join(ACTIONS)}", 404)
+        if incident.status not in ACTIONS[action]:
+            allowed = allowed_actions(incident.status)
+            raise RequestError(
+                "invalid_transition",
+                f"incident {incident_id} is {incident.status.value}: cannot {action}; "
+                f"allowed: {', '.join(allowed) or 'none'}",
+                409,
+            )
+        detail: dict[str, object] = {"by": by, "reason": reason}
+        if action == "acknowledge":
+            self._acknowledge(incident, now, by, detail)
+        elif action == "resolve":
+            if incident.firing and not force:
+                raise RequestError(
+                    "alerts_firing",
+                    f"incident {incident_id} has {len(incident.firing)} alert(s) still firing "
+                    f"({', '.join(sorted(incident.firing)[:10])}); resolve them first or pass force: true",
+                    409,
+                )
+            if incident.firing:
+                detail["forced"] = True
+                detail["firing"] = sorted(incident.firing)
+            self._resolve(incident, now, by, "manual", detail=detail, labels={})
+        elif action == "reopen":
+            self._reopen(incident, now, by, detail, {})
+        else:
+            self._close(incident, now, by, detail)
+        return incident
+
+    def add_note(self, incident_id: int, now: float, author: str, text: str, *, kind: str = "note") -> bool:
+        """Put a note from another stage (or a person) on the timeline; False if the incident is closed
+        (final) or unknown."""
+        incident = self._by_id.get(incident_id)
+        if incident is None or incident.status is IncidentStatus.CLOSED:
+            return False
+        self._note(incident, now, kind, {"by": author, "text": text})
+        self.audit.record(now, author, "incident", incident.id, kind, before=None, after={"text": text})
+        return True
+
+    def link_change(self, incident_id: int, change_id: int, now: float, reason: str) -> bool:
+        """Record a change as the suspected cause of an incident."""
+        incident = self._by_id.get(incident_id)
+        if incident is None:
+            return False
+        before = snapshot(incident)
+        incident.suspected_change = change_id
+        self._note(incident, now, "suspected_change", {"change": change_id, "reason": reason})
+        self.audit.record(
+            now, SYSTEM, "incident", incident.id, "suspected_change", before=before, after=snapshot(incident)
+        )
+        return True
+
+    def _require(self, incident_id: int) -> Incident:
+        incident = self._by_id.get(incident_id)
+        if incident is None:
+            raise RequestError("not_found", f"no incident {incident_id} that is not closed", 404)
+        return incident
+
+    def _acknowledge(self, incident: Incident, now: float, by: str, detail: dict[str, object]) -> None:
+        before = snapshot(incident)
+        late = sla.breaches_due(incident, now)
+        first = incident.acknowledged_at is None
+        incident.status = IncidentStatus.ACKNOWLEDGED
+        incident.acknowledged_at = now
+        for target in late:
+            if target == sla.RESPOND:
+                self._breach(incident, target, now)
+        sla.update(incident, now, self._windows(incident), self.ruleset.catalogue.pause_statuses)
+        self._note(incident, now, "acknowledged", detail)
+        self.audit.record(now, by, "incident", incident.id, "acknowledged", before=before, after=snapshot(incident))
+        if first:
+            self.metrics.acknowledged(incident, now - incident.opened_at)
+        self._due(sla.next_deadline(incident))
+
+    def _resolve(
+        self,
+        incident: Incident,
+        now: float,
+        by: str,
+        resolved_by: str,
+        *,
+        detail: dict[str, object],
+        labels: dict[str, str],
+    ) -> None:
+        before = snapshot(incident)
+        for target in sla.breaches_due(incident, now):
+            self._breach(incident, target, now)
+        incident.status = IncidentStatus.RESOLVED
+        incident.resolved_at = now
+        incident.resolved_by = resolved_by
+        sla.update(incident, now, self._windows(incident), self.ruleset.catalogue.pause_statuses)
+        self._note(incident, now, "resolved", {"by": by if by != SYSTEM else resolved_by, **detail})
+        self.audit.record(now, by, "incident", incident.id, "resolved", before=before, after=snapshot(incident))
+        self.metrics.resolved(incident, resolved_by, now - incident.opened_at)
+        self._emit(IncidentEventKind.RESOLVED, incident, now, labels)
+        self._due(now + self.rules.close_after)
+
+    def _reopen(
+        self, incident: Incident, now: float, by: str, detail: dict[str, object], labels: dict[str, str]
+    ) -> None:
+        before = snapshot(incident)
+        incident.status = IncidentStatus.OPEN
+        incident.resolved_at = None
+        incident.resolved_by = None
+        incident.reopen_count += 1
+        sla.update(incident, now, self._windows(incident), self.ruleset.catalogue.pause_statuses)
+        self._note(incident, now, "reopened", detail)
+        self.audit.record(now, by, "incident", incident.id, "reopened", before=before, after=snapshot(incident))
+        self.metrics.reopened(incident)
+        self._emit(IncidentEventKind.REOPENED, incident, now, labels)
+        self._due(sla.next_deadline(incident))
+
+    def _close(self, incident: Incident, now: float, by: str, detail: dict[str, object]) -> None:
+        before = snapshot(incident)
+        incident.status = IncidentStatus.CLOSED
+        incident.closed_at = now
+        self._note(incident, now, "closed", detail)
+        self.audit.record(now, by, "incident", incident.id, "closed", before=before, after=snapshot(incident))
+
+    def _breach(self, incident: Incident, target: str, now: float) -> None:
+        before = snapshot(incident)
+        due = incident.sla.respond_by if target == sla.RESPOND else incident.sla.resolve_by
+        incident.sla.breaches.add(target)
+        self._note(incident, now, "sla_breached", {"target": target, "due": due, "priority": incident.priority})
+        self.audit.record(now, SYSTEM, "incident", incident.id, "sla_breached", before=before, after=snapshot(incident))
+        self.metrics.breached(incident, target)
+
+    # -- time -----------------------------------------------------------------------------------------
+
+    def next_due(self) -> float | None:
+        """The earliest time run_due has something to do: a deadline, a flap ending, a close."""
+        due = [self.flaps.next_change()]
+        for incident in self._by_id.values():
+            if incident.status.active:
+                due.append(sla.next_deadline(incident))
+            elif incident.status is IncidentStatus.RESOLVED and incident.resolved_at is not None:
+                due.append(incident.resolved_at + self.rules.close_after)
+        return min((d for d in due if d is not None), default=None)
+
+    def run_due(self, now: float) -> None:
+        """Everything due by `now`: SLA breaches, flapping that stopped, closes after the quiet period."""
+        stopped = set(self.flaps.settle(now))
+        self.problems.prune(now - max(r.recurrence.window for r in self.ruleset.rules))
+        for incident in list(self._by_id.values()):
+            if stopped & incident.flapping:
+                self._flapping_stopped(incident, stopped & incident.flapping, now)
+            if incident.status.active:
+                for target in sla.breaches_due(incident, now):
+                    self._breach(incident, target, now)
+            elif (
+                incident.status is IncidentStatus.RESOLVED
+                and incident.resolved_at is not None
+                and now >= incident.resolved_at + self.rules.close_after
+            ):
+                self._close(incident, now, SYSTEM, {"by": SYSTEM, "reason": "quiet period over"})
+
+    def _flapping_stopped(self, incident: Incident, fingerprints: set[str], now: float) -> None:
+        before = snapshot(incident)
+        incident.flapping -= fingerprints
+        for fp in sorted(fingerprints):
+            self._note(incident, now, "flapping_stopped", {"alert": fp})
+        self.audit.record(
+            now, SYSTEM, "incident", incident.id, "flapping_stopped", before=before, after=snapshot(incident)
+        )
+        if incident.status.active and not incident.firing and not incident.flapping:
+            self._resolve(incident, now, SYSTEM, "alerts", detail={"after": "flapping stopped"}, labels={})
+
+    def forget_resolved(self, now: float) -> int:
+        """Drop closed incidents from memory (they stay on disk)."""
+        gone = [i for i in self._by_id.values() if i.status is IncidentStatus.CLOSED and i.id not in self._dirty]
+        for incident in gone:
+            del self._by_id[incident.id]
+            if self._by_key.get(incident.key) is incident:
+                del self._by_key[incident.key]
+        return len(gone)
+
+    # -- internals ------------------------------------------------------------------------------------
+
+    def _windows(self, incident: Incident) -> tuple[MaintenanceWindow, ...]:
+        return self.ruleset.catalogue.get(incident.service).maintenance
+
+    def _due(self, at: float | None) -> None:
+        if at is not None:
+            self.on_due(at)
+
+    def _emit(
+        self,
+        kind: IncidentEventKind,
+        incident: Incident,
+        now: float,
+        labels: dict[str, str],
+        *,
+        problem_id: int | None = None,
+        runbook: str | None = None,
+    ) -> None:
         if self._listeners:
-            event = IncidentEvent(kind, incident.id, incident.service, incident.priority, now, dict(labels))
+            event = IncidentEvent(
+                kind, incident.id, incident.service, incident.priority, now, dict(labels), problem_id, runbook
+            )
             for listener in self._listeners:
-                listener(event)
+                try:
+                    listener(event)
+                except Exception:
+                    # A listener's bug must not lose the alert change that caused the event.
+                    log.exception("incident listener failed on %s of incident %d", kind.value, incident.id)
 
     def _note(self, incident: Incident, now: float, kind: str, detail: dict[str, object]) -> None:
         self._timeline.append(TimelineEntry(incident.id, now, kind, detail))
+        self._mark(incident)
+
+    def _mark(self, incident: Incident) -> None:
         self._dirty[incident.id] = incident
         self._writer.changed()
 
     def _collect(self, batch: Batch, lazy: bool) -> None:
         for incident_id, incident in self._dirty.items():
             batch.incidents[incident_id] = incident_row(incident)
+            batch.upsert(DETAILS, incident_id, details_row(incident))
         batch.links.update(self._links)
         batch.timeline.extend(timeline_row(t) for t in self._timeline)
         self._dirty.clear()
         self._links.clear()
         self._timeline.clear()
+
+
+__all__ = ["ACTIONS", "Correlator", "allowed_actions"]

@@ -18,9 +18,6 @@ from daemon.metrics.counters import CounterStore, PersistedHistogram
 COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "itsmd_alerts_received_total": ("Alerts received, by ingest path.", ("source",)),
     "itsmd_alerts_rejected_total": ("Alerts or requests refused, by reason.", ("reason",)),
-    "itsmd_incidents_opened_total": ("Incidents opened.", ("service",)),
-    "itsmd_incidents_resolved_total": ("Incidents resolved.", ("service",)),
-    "itsmd_incidents_reopened_total": ("Resolved incidents reopened by a new firing alert.", ("service",)),
     "itsmd_auth_failures_total": ("Requests refused for missing or wrong credentials (401, 403).", ("group",)),
 }
 
@@ -32,14 +29,12 @@ class ItsmdCollector(Collector):
         ingest_duration: PersistedHistogram,
         *,
         version: str,
-        open_incidents: Callable[[], dict[str, int]],
         firing_alerts: Callable[[], int],
         store_up: Callable[[], bool],
     ) -> None:
         self._counters = counters
         self._ingest_duration = ingest_duration
         self._version = version
-        self._open_incidents = open_incidents
         self._firing_alerts = firing_alerts
         self._store_up = store_up
 
@@ -55,12 +50,6 @@ class ItsmdCollector(Collector):
                 values = dict(labels)
                 family.add_metric([values.get(n, "") for n in label_names], value)
             yield family
-        open_now = GaugeMetricFamily("itsmd_incidents_open", "Incidents open now.", labels=["service"])
-        known = self._counters.label_values("itsmd_incidents_opened_total", "service")
-        current = self._open_incidents()
-        for service in sorted(known | set(current)):
-            open_now.add_metric([service], current.get(service, 0))
-        yield open_now
         yield GaugeMetricFamily("itsmd_alerts_firing", "Alerts firing now.", value=self._firing_alerts())
         yield GaugeMetricFamily("itsmd_store_up", "1 while the store accepts writes.", value=int(self._store_up()))
         buckets, total = self._ingest_duration.cumulative()

@@ -43,6 +43,10 @@ class Reader:
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: fn(self._conn(), *args))
 
+    async def run(self, fn: Any, *args: Any) -> Any:
+        """Run fn(connection, *args) on a reader thread: for record modules with reads of their own."""
+        return await self._run(fn, *args)
+
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
@@ -69,26 +73,53 @@ class Reader:
 
 _INCIDENT_SELECT = (
     "SELECT i.id, i.key, i.status, i.service, i.title, i.opened_at, i.resolved_at, i.reopen_count, "
-    "(SELECT count(DISTINCT fingerprint) FROM incident_alerts a WHERE a.incident_id = i.id) FROM incidents i"
+    "(SELECT count(DISTINCT fingerprint) FROM incident_alerts a WHERE a.incident_id = i.id), "
+    "i.priority, i.rule, i.signature, i.acknowledged_at, i.closed_at, i.resolved_by, i.respond_by, i.resolve_by, "
+    "i.sla, i.flapping, i.suspected_change, i.workaround, "
+    "(SELECT p.problem_id FROM problem_incidents p WHERE p.incident_id = i.id ORDER BY p.problem_id DESC LIMIT 1) "
+    "FROM incidents i"
 )
 
 
 def _incident_json(r: tuple[Any, ...]) -> Json:
+    sla = json.loads(r[17])
+    flapping = json.loads(r[18])
     return {
         "id": r[0],
         "key": r[1],
         "status": r[2],
         "service": r[3],
         "title": r[4],
+        "priority": r[9],
         "opened_at": rfc3339(r[5]),
+        "acknowledged_at": rfc3339(r[12]),
         "resolved_at": rfc3339(r[6]),
+        "closed_at": rfc3339(r[13]),
+        "resolved_by": r[14],
         "reopen_count": r[7],
         "alert_count": r[8],
+        "rule": r[10],
+        "signature": r[11],
+        "sla": {
+            "respond_by": rfc3339(r[15]),
+            "resolve_by": rfc3339(r[16]),
+            "respond_target_seconds": sla.get("respond_target"),
+            "resolve_target_seconds": sla.get("resolve_target"),
+            "paused": sla.get("since") is None and r[2] in ("open", "acknowledged"),
+            "breaches": sorted(sla.get("breaches", [])),
+        },
+        "flapping": bool(flapping),
+        "flapping_alerts": flapping,
+        "problem_id": r[21],
+        "workaround": r[20],
+        "suspected_change": r[19],
     }
 
 
 def _incidents(conn: sqlite3.Connection, status: str | None, limit: int, offset: int) -> list[Json]:
-    where, args = ("WHERE i.status = ?", [status]) if status else ("", [])
+    statuses = status.split(",") if status else []
+    where = f"WHERE i.status IN ({','.join('?' * len(statuses))})" if statuses else ""
+    args: list[Any] = list(statuses)
     rows = conn.execute(f"{_INCIDENT_SELECT} {where} ORDER BY i.id DESC LIMIT ? OFFSET ?", [*args, limit, offset])
     return [_incident_json(r) for r in rows]
 

@@ -62,6 +62,67 @@ MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
     (
+        2,
+        """
+        ALTER TABLE incidents ADD COLUMN priority TEXT NOT NULL DEFAULT 'P3';
+        ALTER TABLE incidents ADD COLUMN rule TEXT NOT NULL DEFAULT 'default';
+        ALTER TABLE incidents ADD COLUMN signature TEXT NOT NULL DEFAULT '';
+        ALTER TABLE incidents ADD COLUMN acknowledged_at REAL;
+        ALTER TABLE incidents ADD COLUMN closed_at REAL;
+        ALTER TABLE incidents ADD COLUMN resolved_by TEXT;
+        ALTER TABLE incidents ADD COLUMN last_attached_at REAL NOT NULL DEFAULT 0;
+        ALTER TABLE incidents ADD COLUMN respond_by REAL;
+        ALTER TABLE incidents ADD COLUMN resolve_by REAL;
+        ALTER TABLE incidents ADD COLUMN sla TEXT NOT NULL DEFAULT '{}';
+        ALTER TABLE incidents ADD COLUMN flapping TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE incidents ADD COLUMN problem_id INTEGER;
+        ALTER TABLE incidents ADD COLUMN workaround TEXT;
+        ALTER TABLE incidents ADD COLUMN suspected_change INTEGER;
+        UPDATE incidents SET last_attached_at = opened_at;
+        CREATE INDEX incidents_signature ON incidents (signature, opened_at);
+        CREATE TABLE problems (
+            id            INTEGER PRIMARY KEY,
+            signature     TEXT NOT NULL,
+            service       TEXT NOT NULL,
+            title         TEXT NOT NULL,
+            status        TEXT NOT NULL,
+            opened_at     REAL NOT NULL,
+            updated_at    REAL NOT NULL,
+            resolved_at   REAL,
+            root_cause    TEXT NOT NULL,
+            workaround    TEXT NOT NULL,
+            runbook       TEXT
+        );
+        CREATE INDEX problems_status ON problems (status, id);
+        CREATE TABLE problem_incidents (
+            problem_id    INTEGER NOT NULL REFERENCES problems (id),
+            incident_id   INTEGER NOT NULL REFERENCES incidents (id),
+            linked_at     REAL NOT NULL,
+            PRIMARY KEY (problem_id, incident_id)
+        );
+        CREATE INDEX problem_incidents_incident ON problem_incidents (incident_id);
+        CREATE TABLE audit_events (
+            id            INTEGER PRIMARY KEY,
+            at            REAL NOT NULL,
+            actor         TEXT NOT NULL,
+            record_type   TEXT NOT NULL,
+            record_id     TEXT NOT NULL,
+            action        TEXT NOT NULL,
+            before        TEXT,
+            after         TEXT
+        );
+        CREATE INDEX audit_events_record ON audit_events (record_type, record_id, id);
+        CREATE TRIGGER audit_events_append_only_update BEFORE UPDATE ON audit_events
+        BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
+        CREATE TRIGGER audit_events_append_only_delete BEFORE DELETE ON audit_events
+        BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
+        -- Incident counters now carry a catalogue service and a priority; the old series (raw service label
+        -- values, no priority) do not fit the new label set, and the totals are recountable from incidents.
+        DELETE FROM counters WHERE name IN
+            ('itsmd_incidents_opened_total', 'itsmd_incidents_resolved_total', 'itsmd_incidents_reopened_total');
+        """,
+    ),
+    (
         3,
         """
         CREATE TABLE runs (

@@ -3,8 +3,10 @@
     python flappy_target.py HOST PORT
 
 * ``GET /metrics``: the metrics, or 503 while down (Prometheus then records ``up == 0``).
-* ``POST /_control {"down": true|false}``: flip it; answers the new state.
-* ``GET /_control``: the state, ``{"down": bool, "scrapes": int}``.
+* ``GET /metrics/NAME``: the same for the independent target NAME (one process serves several targets).
+* ``POST /_control {"down": true|false, "name": "NAME"}``: flip it (no name: the default target); answers
+  the new state of that target.
+* ``GET /_control``: the default target's state, ``{"down": bool, "scrapes": int}``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,11 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 _LOCK = threading.Lock()
-_STATE: dict[str, bool | int] = {"down": False, "scrapes": 0}
+_STATES: dict[str, dict[str, bool | int]] = {}
+
+
+def _state_of(name: str) -> dict[str, bool | int]:
+    return _STATES.setdefault(name, {"down": False, "scrapes": 0})
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -31,21 +37,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _state(self) -> bytes:
+    def _state(self, name: str = "") -> bytes:
         with _LOCK:
-            return json.dumps(_STATE).encode()
+            return json.dumps(_state_of(name)).encode()
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/_control":
             self._send(200, self._state(), "application/json")
             return
-        if path != "/metrics":
+        if path != "/metrics" and not path.startswith("/metrics/"):
             self._send(404, b"not found\n", "text/plain")
             return
         with _LOCK:
-            _STATE["scrapes"] = int(_STATE["scrapes"]) + 1
-            down, scrapes = bool(_STATE["down"]), int(_STATE["scrapes"])
+            state = _state_of(path.removeprefix("/metrics").removeprefix("/"))
+            state["scrapes"] = int(state["scrapes"]) + 1
+            down, scrapes = bool(state["down"]), int(state["scrapes"])
         if down:
             self._send(503, b"simulated outage\n", "text/plain")
             return
@@ -61,14 +68,17 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             command = json.loads(raw)
             down = command["down"]
+            name = command.get("name", "")
             if not isinstance(down, bool):
                 raise TypeError("'down' must be a boolean")
+            if not isinstance(name, str):
+                raise TypeError("'name' must be a string")
         except (ValueError, KeyError, TypeError) as exc:
             self._send(400, json.dumps({"error": str(exc)}).encode(), "application/json")
             return
         with _LOCK:
-            _STATE["down"] = down
-        self._send(200, self._state(), "application/json")
+            _state_of(name)["down"] = down
+        self._send(200, self._state(name), "application/json")
 
 
 def main(argv: list[str]) -> None:

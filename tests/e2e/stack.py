@@ -3,7 +3,7 @@
 Everything binds 127.0.0.1 on ports the kernel hands out, and lives under one temporary folder::
 
     etc/          prometheus.yml  rules.yml  alertmanager.yml
-    itsmd/        config.yaml  rules/correlation.yaml
+    itsmd/        config.yaml  rules/services.yaml  rules/correlation.yaml
     data/         prometheus/  alertmanager/  itsmd/
     log/          target.log  alertmanager.log  prometheus.log  itsmd.log (appended to on every restart)
 
@@ -37,6 +37,16 @@ SERVICE = "flappy-api"
 ALERTNAME = "TargetDown"
 CLUSTER = "itsmd-e2e"  # Prometheus external label: part of every alert's labels and fingerprint
 REOPEN_WINDOW = "1h"
+# Two more targets of the same target process, each with its own alert, service and correlation rule:
+# one to flap (flapping: 4 changes within 2 minutes), one for repeated outages (3 within an hour make a
+# candidate problem; no reopen, no flapping so every outage is an incident of its own).
+FLAP = "flap"
+FLAP_SERVICE = "flap-api"
+FLAP_ALERT = "FlapTargetDown"
+RECUR = "recur"
+RECUR_SERVICE = "recur-api"
+RECUR_ALERT = "RecurTargetDown"
+RECURRENCE_COUNT = 3
 
 # Deadlines (seconds). Prometheus discovers targets and Alertmanagers ~5 s after it is ready and
 # scrapes ~8 s after start (realstack NOTES); the rest is start-up on a slow CI machine.
@@ -183,12 +193,13 @@ class Stack:
                         "interval": "1s",
                         "rules": [
                             {
-                                "alert": ALERTNAME,
-                                "expr": f'up{{job="{JOB}"}} == 0',
+                                "alert": alert,
+                                "expr": f'up{{job="{job}"}} == 0',
                                 "for": "0s",
                                 "labels": {"severity": "critical"},
                                 "annotations": {"summary": "Target {{ $labels.instance }} is down"},
                             }
+                            for alert, job in ((ALERTNAME, JOB), (FLAP_ALERT, FLAP), (RECUR_ALERT, RECUR))
                         ],
                     }
                 ]
@@ -220,7 +231,15 @@ class Stack:
                     {
                         "job_name": JOB,
                         "static_configs": [{"targets": [f"{HOST}:{self.target_port}"], "labels": {"service": SERVICE}}],
-                    }
+                    },
+                    *(
+                        {
+                            "job_name": job,
+                            "metrics_path": f"/metrics/{job}",
+                            "static_configs": [{"targets": [f"{HOST}:{self.target_port}"], "labels": {"service": svc}}],
+                        }
+                        for job, svc in ((FLAP, FLAP_SERVICE), (RECUR, RECUR_SERVICE))
+                    ),
                 ],
             },
         )
@@ -251,9 +270,35 @@ class Stack:
                 "alerts": {"webhook_stale_after": "4h15m", "resolve_timeout": "5m"},
             },
         )
+        self.write_rules()
+
+    def write_rules(self, services: object = None) -> None:
+        """itsmd's rules/ (services.yaml may be replaced, to test reloads)."""
+        _write_yaml(
+            self.itsmd_dir / "rules" / "services.yaml",
+            services
+            or {"services": [{"name": name, "tier": "high"} for name in (SERVICE, FLAP_SERVICE, RECUR_SERVICE)]},
+        )
         _write_yaml(
             self.itsmd_dir / "rules" / "correlation.yaml",
-            {"group_by": ["alertname", "service"], "reopen_window": REOPEN_WINDOW},
+            {
+                "group_by": ["alertname", "service"],
+                "reopen_window": REOPEN_WINDOW,
+                "rules": [
+                    {
+                        "name": "flap",
+                        "matchers": [f'service="{FLAP_SERVICE}"'],
+                        "flapping": {"window": "2m", "enter": 4, "leave": 1},
+                    },
+                    {
+                        "name": "recur",
+                        "matchers": [f'service="{RECUR_SERVICE}"'],
+                        "reopen_window": "0s",
+                        "flapping": {"enabled": False},
+                        "recurrence": {"count": RECURRENCE_COUNT, "window": "1h"},
+                    },
+                ],
+            },
         )
 
     def check_configs(self) -> None:
@@ -313,7 +358,8 @@ class Stack:
             if len(ams) != 2:
                 return False
             targets = get_json(f"{self.prom_url}/api/v1/targets?state=active")["data"]["activeTargets"]
-            return any(t["labels"].get("job") == JOB and t["health"] == "up" for t in targets)
+            up = {t["labels"].get("job") for t in targets if t["health"] == "up"}
+            return {JOB, FLAP, RECUR} <= up
 
         def describe() -> str:
             targets = get_json(f"{self.prom_url}/api/v1/targets")["data"]
@@ -344,8 +390,8 @@ class Stack:
 
     # ---------------------------------------------------------------- target
 
-    def set_target_down(self, down: bool) -> None:
-        state = post_json(f"{self.target_url}/_control", {"down": down})
+    def set_target_down(self, down: bool, name: str = "") -> None:
+        state = post_json(f"{self.target_url}/_control", {"down": down, "name": name})
         assert state["down"] is down, state
 
     def am_alerts(self) -> list[dict[str, Any]]:

@@ -22,3 +22,14 @@ def problems(path: Path) -> list[tuple[int | None, str, str]]:
     for problem in caught.value.problems:
         assert problem.file == str(path)
     return [(p.line, p.key, p.message) for p in caught.value.problems]
+
+
+TEST_SERVICES = ("api", "db", "checkout", "postgres")
+
+
+def write_rules(folder: Path, services: tuple[str, ...] = TEST_SERVICES, correlation: str = "{}\n") -> Path:
+    """A rules folder whose catalogue lists `services` (each matching its own service label)."""
+    write(folder / "correlation.yaml", correlation)
+    listed = "".join(f"  - name: {name}\n" for name in services)
+    write(folder / "services.yaml", f"services:\n{listed}" if services else "{}\n")
+    return folder

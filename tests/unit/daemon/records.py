@@ -5,14 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from daemon.alerts.table import AlertTable
+from daemon.catalogue.services import Catalogue, Service
 from daemon.config import AlertsConfig
 from daemon.correlate.incidents import Correlator
 from daemon.correlate.rules import CorrelationRules
+from daemon.correlate.ruleset import RuleSet
 from daemon.metrics.counters import CounterStore
 from daemon.model import IncomingAlert
 from daemon.storage.database import Database
 from daemon.storage.writer import GroupCommitWriter
 from integrations.alertmanager.fingerprint import fingerprint
+from tests.unit.daemon.configfiles import TEST_SERVICES
 
 
 def incoming(
@@ -35,16 +38,26 @@ def incoming(
     )
 
 
+def ruleset(rules: CorrelationRules | RuleSet | None = None) -> RuleSet:
+    """A catalogue of the services the tests use (each matching its service label), and the given rules."""
+    if isinstance(rules, RuleSet):
+        return rules
+    catalogue = Catalogue(services=tuple(Service(name=n) for n in TEST_SERVICES))
+    return RuleSet(catalogue=catalogue, correlation=rules or CorrelationRules())
+
+
 class Stack:
     """The in-memory stages over a real SQLite file, as daemon.app wires them."""
 
-    def __init__(self, path: Path, alerts: AlertsConfig | None = None, rules: CorrelationRules | None = None):
+    def __init__(
+        self, path: Path, alerts: AlertsConfig | None = None, rules: CorrelationRules | RuleSet | None = None
+    ) -> None:
         self.db = Database(path / "itsmd.db")
         self.db.open()
         self.writer = GroupCommitWriter(self.db, flush_interval=0.05)
         self.counters = CounterStore(self.writer)
         self.table = AlertTable(self.writer, alerts or AlertsConfig(), load_dormant=lambda fp: None)
-        self.correlator = Correlator(self.writer, rules or CorrelationRules(), self.table, self.counters)
+        self.correlator = Correlator(self.writer, ruleset(rules), self.table, self.counters)
 
     def close(self) -> None:
         self.writer.shutdown_thread()

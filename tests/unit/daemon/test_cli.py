@@ -39,12 +39,14 @@ def test_check_shipped_files(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.chdir(tmp_path)  # the config's rules_dir is relative to the config file, not to here
-    config, rules = REPO / "config.example.yaml", REPO / "rules" / "correlation.yaml"
-    assert main(["check", str(config), str(rules)]) == 0
+    config = REPO / "config.example.yaml"
+    rules = [REPO / "rules" / name for name in ("services.yaml", "correlation.yaml", "priority.yaml")]
+    assert main(["check", str(config), *map(str, rules), str(REPO / "rules")]) == 0
     out, err = capsys.readouterr()
     assert err == ""
     assert f"{config}: SUCCESS" in out.splitlines()
-    assert f"{rules}: SUCCESS" in out.splitlines()
+    for path in [*rules, REPO / "rules"]:
+        assert f"{path}: SUCCESS" in out.splitlines()
 
 
 def test_check_unknown_key_names_its_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

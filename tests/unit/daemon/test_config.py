@@ -46,7 +46,10 @@ def test_shipped_example(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     assert (cfg.storage.synchronous, cfg.storage.flush_interval) == ("normal", 1.0)
     assert loaded.correlation.group_by == ("alertname", "service")
     assert loaded.correlation.reopen_window == 1800.0
-    assert (loaded.correlation.service_label, loaded.correlation.default_service) == ("service", "unknown")
+    catalogue = loaded.rules.catalogue
+    assert (catalogue.service_label, catalogue.default_service) == ("service", "unknown")
+    assert [s.name for s in catalogue.services] == ["checkout", "search", "unknown"]
+    assert loaded.rules.priority.matrix["high"]["high"] == "P1"
     assert (cfg.runbooks.dir, cfg.runbooks.change_suspect_window) == (REPO / "runbooks", 3600.0)
     assert (cfg.runbooks.max_output_bytes, cfg.runbooks.secrets) == (65536, {})
 
@@ -182,7 +185,9 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         ("group_by: [alertname, bad-label]\n", "'bad-label' is not a label name"),
         ("group_by: [alertname, alertname]\n", "listed twice"),
         ("group_by: []\n", "at least 1"),
-        ("service_label: 'team name'\n", "is not a label name"),
+        ("title: '{{ labels.alertname'\n", "invalid template"),
+        ("flapping: {enter: 3, leave: 3}\n", "hysteresis"),
+        ("close_after: 1m\n", "shorter than reopen_window"),
         ("reopen_window: half an hour\n", "is not a duration"),
         ("group_by: alertname\n", ""),
     ],
@@ -231,3 +236,43 @@ def test_parse_listen_refuses(value: str) -> None:
 )
 def test_is_loopback(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "line", "fragment"),
+    [
+        ("services.yaml", "service_label: 'team name'\n", 1, "should match pattern"),
+        ("services.yaml", "services:\n  - name: a\n    tier: huge\n", 3, "'high', 'medium' or 'low'"),
+        ("services.yaml", "services:\n  - name: a\n    matchers: ['x=~\"(\"']\n", 3, "invalid regular expression"),
+        ("services.yaml", "services:\n  - name: a\n  - name: a\n", 1, "listed twice"),
+        (
+            "services.yaml",
+            "services:\n  - name: a\n    maintenance:\n      - cron: '61 * * * *'\n        duration: 1h\n",
+            4,
+            "cron",
+        ),
+        ("services.yaml", "services:\n  - name: a\n    maintenance:\n      - cron: '0 1 * * *'\n", 4, "both cron"),
+        ("services.yaml", "targets:\n  P9: {respond: 1m}\n", 2, "P1"),
+        ("priority.yaml", "matrix:\n  high: {high: P1}\n", 1, "urgency 'medium' is missing"),
+        ("priority.yaml", "urgency:\n  critical: urgent\n", 2, "'high', 'medium' or 'low'"),
+    ],
+)
+def test_bad_catalogue_and_priority_files(tmp_path: Path, name: str, text: str, line: int, fragment: str) -> None:
+    write(tmp_path / "rules" / "correlation.yaml", "{}\n")
+    write(tmp_path / "rules" / name, text)
+    config = write(tmp_path / "itsmd.yaml", "rules_dir: rules\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    [problem] = caught.value.problems
+    assert problem.file == str(tmp_path / "rules" / name)
+    assert (problem.line, fragment in problem.message) == (line, True), problem
+
+
+def test_all_rule_files_report_at_once(tmp_path: Path) -> None:
+    write(tmp_path / "rules" / "correlation.yaml", "window: soon\n")
+    write(tmp_path / "rules" / "services.yaml", "default_tier: huge\n")
+    write(tmp_path / "rules" / "priority.yaml", "default_urgency: now\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path / "itsmd.yaml", "rules_dir: rules\n"))
+    files = sorted(Path(p.file).name for p in caught.value.problems)
+    assert files == ["correlation.yaml", "priority.yaml", "services.yaml"]

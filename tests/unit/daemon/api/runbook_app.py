@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from tests.unit.daemon.configfiles import write_rules
 from tests.unit.daemon.ingest.conftest import Daemon, eventually
 
 TERMINAL = {
@@ -27,9 +28,11 @@ def write_setup(folder: Path, runbooks: dict[str, str], extra: str = "") -> Path
     (folder / "runbooks").mkdir(parents=True, exist_ok=True)
     for name, text in runbooks.items():
         (folder / "runbooks" / f"{name}.yaml").write_text(textwrap.dedent(text), encoding="utf-8")
+    write_rules(folder / "rules")
     config = folder / "itsmd.yaml"
     config.write_text(
-        "shutdown_timeout: 2s\nrunbooks:\n  dir: runbooks\n  change_suspect_window: 10m\n" + textwrap.dedent(extra),
+        "shutdown_timeout: 2s\nrules_dir: rules\nrunbooks:\n  dir: runbooks\n  change_suspect_window: 10m\n"
+        + textwrap.dedent(extra),
         encoding="utf-8",
     )
     return config

@@ -397,3 +397,13 @@ async def test_run_serves_https_and_not_plain_http(tmp_path: Path) -> None:
     assert proc.returncode == 0, log
     for secret in (INGEST_TOKEN, WRONG):
         assert secret not in log
+
+
+async def test_reload_and_incident_changes_need_a_write_token(full: Client) -> None:
+    assert await full.call("POST", "/-/reload") == 401
+    status, _, _ = await full.refused("POST", "/-/reload", headers=bearer(READ_TOKEN))
+    assert status == 403
+    assert await full.call("POST", "/-/reload", headers=bearer(WRITE_TOKEN)) == 200
+    status, _, _ = await full.refused("POST", "/api/v1/incidents/1/acknowledge", headers=bearer(READ_TOKEN))
+    assert status == 403
+    assert await full.call("POST", "/api/v1/incidents/1/acknowledge", headers=bearer(WRITE_TOKEN)) == 400  # no body

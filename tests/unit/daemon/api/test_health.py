@@ -26,15 +26,31 @@ README_METRICS = {
     # name: type, label names of its samples (the README's table)
     "itsmd_alerts_received": ("counter", {"source"}),
     "itsmd_alerts_rejected": ("counter", {"reason"}),
-    "itsmd_incidents_opened": ("counter", {"service"}),
-    "itsmd_incidents_resolved": ("counter", {"service"}),
+    "itsmd_incidents_opened": ("counter", {"service", "priority"}),
+    "itsmd_incidents_resolved": ("counter", {"service", "priority", "resolved_by"}),
     "itsmd_incidents_reopened": ("counter", {"service"}),
-    "itsmd_incidents_open": ("gauge", {"service"}),
+    "itsmd_incidents_open": ("gauge", {"service", "priority"}),
+    "itsmd_incident_sla_breaches": ("counter", {"service", "priority", "target"}),
+    "itsmd_incidents_repeat": ("counter", {"service", "priority"}),
+    "itsmd_incident_acknowledge_duration_seconds": ("histogram", {"priority"}),
+    "itsmd_incident_resolution_duration_seconds": ("histogram", {"priority"}),
+    "itsmd_problems_opened": ("counter", {"service"}),
+    "itsmd_problems_open": ("gauge", {"service", "status"}),
+    "itsmd_alerts_flapping": ("gauge", set()),
+    "itsmd_config_last_reload_successful": ("gauge", set()),
     "itsmd_alerts_firing": ("gauge", set()),
     "itsmd_store_up": ("gauge", set()),
     "itsmd_ingest_duration_seconds": ("histogram", set()),
     "itsmd_build_info": ("gauge", {"version", "python"}),
 }
+
+
+SERVICES = """
+services:
+  - name: checkout
+    tier: high
+  - name: postgres
+"""
 
 
 def epoch(text: str) -> float:
@@ -49,7 +65,10 @@ def captured(name: str) -> Any:
 async def running(tmp_path: Path, clock: ManualClock) -> AsyncIterator[TestClient[Any, Any]]:
     config = tmp_path / "itsmd.yaml"
     if not config.exists():
-        config.write_text("{}\n", encoding="utf-8")
+        config.write_text("rules_dir: rules\n", encoding="utf-8")
+        (tmp_path / "rules").mkdir()
+        (tmp_path / "rules" / "correlation.yaml").write_text("{}\n", encoding="utf-8")
+        (tmp_path / "rules" / "services.yaml").write_text(SERVICES, encoding="utf-8")
     client: TestClient[Any, Any] = TestClient(
         TestServer(create_app(load_config(config, data_dir=tmp_path / "data"), clock=clock))
     )
@@ -165,12 +184,16 @@ async def test_every_metric_of_the_readme_after_traffic(client: TestClient[Any, 
     assert value("itsmd_alerts_received_total", source="prometheus") == 5 + 1
     assert value("itsmd_alerts_rejected_total", reason="invalid_json") == 1
     assert value("itsmd_alerts_rejected_total", reason="invalid_labels") == 1
-    assert value("itsmd_incidents_opened_total", service="checkout") == 1
-    assert value("itsmd_incidents_resolved_total", service="checkout") == 1
+    # checkout is a high-tier service and its alerts are critical: P1; postgres (medium) with warnings: P3
+    assert value("itsmd_incidents_opened_total", service="checkout", priority="P1") == 1
+    assert value("itsmd_incidents_resolved_total", service="checkout", priority="P1", resolved_by="alerts") == 1
     assert value("itsmd_incidents_reopened_total", service="checkout") == 1
-    assert value("itsmd_incidents_opened_total", service="postgres") == 1
-    assert value("itsmd_incidents_open", service="checkout") == 1
-    assert value("itsmd_incidents_open", service="postgres") == 1
+    assert value("itsmd_incidents_opened_total", service="postgres", priority="P3") == 1
+    assert value("itsmd_incidents_open", service="checkout", priority="P1") == 1
+    assert value("itsmd_incidents_open", service="postgres", priority="P3") == 1
+    assert value("itsmd_incidents_open", service="unknown", priority="P1") == 0
+    assert value("itsmd_incident_resolution_duration_seconds_count", priority="P1") == 1
+    assert value("itsmd_config_last_reload_successful") == 1
     assert value("itsmd_alerts_firing") == 5 + 1
     assert value("itsmd_ingest_duration_seconds_count") == 7
     assert value("itsmd_ingest_duration_seconds_bucket", le="+Inf") == 7
@@ -197,7 +220,7 @@ async def test_counters_continue_across_a_restart(tmp_path: Path, clock: ManualC
         _, after = await scrape(second)
         assert _persisted(after) == _persisted(before)
         assert after[("itsmd_alerts_firing", frozenset())] == before[("itsmd_alerts_firing", frozenset())]
-        assert after[("itsmd_incidents_open", frozenset({("service", "checkout")}))] == 1
+        assert after[("itsmd_incidents_open", frozenset({("service", "checkout"), ("priority", "P1")}))] == 1
 
         # and they go on counting from there
         assert await post(second, "/webhook/alertmanager", b"{") == 400

@@ -17,6 +17,7 @@ from daemon.app import create_app
 from daemon.clock import ManualClock
 from daemon.config import load_config
 from integrations.alertmanager.fingerprint import fingerprint
+from tests.unit.daemon.configfiles import write_rules
 
 START = "2026-11-23T18:00:00Z"
 
@@ -66,7 +67,8 @@ class Api:
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     config = tmp_path / "itsmd.yaml"
-    config.write_text("alerts:\n  sweep_interval: 20ms\n", encoding="utf-8")
+    config.write_text("rules_dir: rules\nalerts:\n  sweep_interval: 20ms\n", encoding="utf-8")
+    write_rules(tmp_path / "rules")
     clock = ManualClock(start=epoch(START))
     client: TestClient[Any, Any] = TestClient(
         TestServer(create_app(load_config(config, data_dir=tmp_path), clock=clock))
@@ -101,12 +103,14 @@ async def test_incidents_default_to_open_newest_first(three_incidents: Api) -> N
 
 
 @pytest.mark.parametrize(
-    ("status", "ids"), [("open", [3, 2]), ("resolved", [1]), ("all", [3, 2, 1])], ids=["open", "resolved", "all"]
+    ("status", "ids"),
+    [("open", [3, 2]), ("active", [3, 2]), ("resolved", [1]), ("all", [3, 2, 1])],
+    ids=["open", "active", "resolved", "all"],
 )
 async def test_incident_status_filter(three_incidents: Api, status: str, ids: list[int]) -> None:
     body = await three_incidents.ok(f"/api/v1/incidents?status={status}")
     assert [i["id"] for i in body["incidents"]] == ids
-    if status != "all":
+    if status not in ("all", "active"):
         assert {i["status"] for i in body["incidents"]} == {status}
 
 
@@ -213,7 +217,7 @@ async def test_unknown_alert_is_a_json_404(three_incidents: Api, raw: str) -> No
 
 
 @pytest.mark.parametrize("path", ["/api/v1/incidents", "/api/v1/alerts"])
-@pytest.mark.parametrize("status", ["closed", "OPEN", "", "firing,resolved"])
+@pytest.mark.parametrize("status", ["shut", "OPEN", "", "firing,resolved"])
 async def test_invalid_status_is_400_invalid_query(api: Api, path: str, status: str) -> None:
     if path.endswith("alerts") and status == "":
         status = "none"
@@ -273,7 +277,7 @@ async def test_alerts_page_by_limit_and_offset(three_incidents: Api) -> None:
 
 
 async def test_unknown_path_is_a_json_404(api: Api) -> None:
-    code, body = await api.get("/api/v1/problems")
+    code, body = await api.get("/api/v1/nothing-here")
     assert code == 404
     assert body["status"] == "error"
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from daemon.correlate.events import IncidentEvent, IncidentEventKind
+from daemon.correlate.metrics import pairs
 from daemon.correlate.rules import CorrelationRules
 from daemon.model import Incident, IncidentStatus, IncomingAlert, Source
 from tests.unit.daemon.records import Stack, incoming
@@ -53,7 +54,7 @@ def test_alerts_of_one_key_share_one_incident(stack: Stack) -> None:
     assert incident.status is IncidentStatus.OPEN
     assert len(incident.fingerprints) == 3
     assert incident.service == "api"
-    assert stack.counters.get("itsmd_incidents_opened_total", (("service", "api"),)) == 1
+    assert stack.counters.get("itsmd_incidents_opened_total", pairs(service="api", priority="P3")) == 1
 
 
 def test_other_key_opens_another_incident(stack: Stack) -> None:
@@ -69,7 +70,10 @@ async def test_resolves_only_when_all_alerts_ended(stack: Stack) -> None:
     feed(stack, T0 + 20, a("2", firing=False, ends_at=T0 + 19))
     assert current(stack).status is IncidentStatus.RESOLVED
     assert incident.resolved_at == T0 + 20
-    assert stack.counters.get("itsmd_incidents_resolved_total", (("service", "api"),)) == 1
+    assert (
+        stack.counters.get("itsmd_incidents_resolved_total", pairs(service="api", priority="P3", resolved_by="alerts"))
+        == 1
+    )
     kinds = [kind for kind, _ in await stored_timeline(stack, incident.id)]
     assert kinds == ["opened", "alert_firing", "alert_firing", "alert_resolved", "alert_resolved", "resolved"]
 
@@ -80,7 +84,9 @@ async def test_expiry_resolves_the_incident(stack: Stack) -> None:
     incident = current(stack)
     assert incident.status is IncidentStatus.RESOLVED
     timeline = await stored_timeline(stack, incident.id)
-    assert timeline[-2][0] == "alert_expired"
+    kinds = [kind for kind, _ in timeline]
+    # 10^6 s is past both SLA targets of a P3: both breaches are recorded as the incident resolves
+    assert kinds[-4:] == ["alert_expired", "sla_breached", "sla_breached", "resolved"]
     assert timeline[-1] == ("resolved", '{"by":"expiry"}')
 
 
@@ -93,7 +99,7 @@ def test_firing_within_reopen_window_reopens_same_incident(stack: Stack) -> None
     assert first.status is IncidentStatus.OPEN
     assert first.reopen_count == 1
     assert first.resolved_at is None
-    assert stack.counters.get("itsmd_incidents_opened_total", (("service", "api"),)) == 1
+    assert stack.counters.get("itsmd_incidents_opened_total", pairs(service="api", priority="P3")) == 1
     assert stack.counters.get("itsmd_incidents_reopened_total", (("service", "api"),)) == 1
 
 
@@ -114,26 +120,34 @@ def test_missing_service_label_uses_default(stack: Stack) -> None:
 
 
 def test_key_quotes_label_values(stack: Stack) -> None:
-    assert stack.correlator.key_of({"alertname": 'a",service="b', "service": "c"}) == (
-        '{alertname="a\\",service=\\"b",service="c"}'
+    assert stack.correlator.key_of({"alertname": 'a",service="b', "service": "api"}) == (
+        '{alertname="a\\",service=\\"b",service="api"}'
     )
 
 
-def test_metric_services_are_bounded(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("daemon.correlate.incidents.MAX_METRIC_SERVICES", 2)
-    for name in ("s1", "s2", "s3", "s4"):
-        feed(stack, T0, incoming(alertname="X", service=name))
-    assert stack.correlator.open_by_service() == {"s1": 1, "s2": 1, "other": 2}
+def test_services_outside_the_catalogue_go_to_the_default_service(stack: Stack) -> None:
+    for n, name in enumerate(("s1", "s2", "s3", "s4")):
+        feed(stack, T0, incoming(alertname=f"X{n}", service=name))
+    assert stack.correlator.open_by_service() == {"unknown": 4}
+    services = stack.counters.label_values("itsmd_incidents_opened_total", "service")
+    assert services == {"api", "db", "checkout", "postgres", "unknown"}
 
 
-async def test_resolved_incidents_leave_memory_after_reopen_window(stack: Stack) -> None:
+async def test_resolved_incidents_close_after_the_quiet_period_and_leave_memory(stack: Stack) -> None:
     feed(stack, T0, a("1"))
     feed(stack, T0 + 10, a("1", firing=False, ends_at=T0 + 10))
     await stack.writer.flush()
+    assert stack.correlator.next_due() == T0 + 10 + 86400
+    stack.correlator.run_due(T0 + 11)
     assert stack.correlator.forget_resolved(T0 + 11) == 0
-    assert stack.correlator.forget_resolved(T0 + 611) == 1
+    stack.correlator.run_due(T0 + 10 + 86400)
+    assert current(stack).status is IncidentStatus.CLOSED
+    await stack.writer.flush()
+    assert stack.correlator.forget_resolved(T0 + 10 + 86400) == 1
     assert stack.correlator.incidents() == []
     assert stack.correlator.incident_for(KEY) is None
+    [(status, closed_at)] = stack.db.conn.execute("SELECT status, closed_at FROM incidents").fetchall()
+    assert (status, closed_at) == ("closed", T0 + 10 + 86400)
 
 
 def test_listeners_hear_open_resolve_and_reopen_with_the_causing_labels(stack: Stack) -> None:

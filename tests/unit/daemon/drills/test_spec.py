@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.drills.spec import cron_weekdays, load_drills
+from daemon.drills.spec import load_drills
 from daemon.errors import ConfigError
 
 GOOD = """\
@@ -52,23 +52,6 @@ def test_bad_drills_name_the_line_and_key(tmp_path: Path, change: str, problem: 
     with pytest.raises(ConfigError) as caught:
         load_drills(path)
     assert [(p.file, p.line, p.key) for p in caught.value.problems] == [(str(path), line, key)]
-
-
-@pytest.mark.parametrize(
-    ("standard", "names"),
-    [
-        ("2", "tue"),
-        ("0", "sun"),
-        ("7", "sun"),
-        ("1-5", "mon,tue,wed,thu,fri"),
-        ("*/2", "sun,tue,thu,sat"),
-        ("5-7", "sun,fri,sat"),
-        ("mon-fri", "mon-fri"),
-        ("*", "*"),
-    ],
-)
-def test_weekdays_mean_what_they_mean_in_crontab(standard: str, names: str) -> None:
-    assert cron_weekdays(standard) == names
 
 
 def test_duplicate_drill_names_are_refused(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from daemon.app import create_app
 from daemon.clock import ManualClock
 from daemon.config import load_config
+from tests.unit.daemon.configfiles import write_rules
 
 TESTDATA = Path(__file__).resolve().parents[3] / "testdata"
 WEBHOOK_CAPTURES = sorted((TESTDATA / "alertmanager").glob("am_webhook_*.json"))
@@ -80,7 +81,11 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0)
 def write_config(folder: Path, text: str = "") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "itsmd.yaml"
-    path.write_text(text or f"ingest:\n  max_body_bytes: {MAX_BODY_BYTES}\n", encoding="utf-8")
+    text = text or f"ingest:\n  max_body_bytes: {MAX_BODY_BYTES}\n"
+    if "rules_dir" not in text:
+        text = f"rules_dir: rules\n{text}"
+        write_rules(folder / "rules")
+    path.write_text(text, encoding="utf-8")
     return path
 
 

@@ -186,9 +186,12 @@ async def test_partial_then_full_resolve_resolves_the_incident(daemon: Daemon) -
     assert kinds == ["opened"] + ["alert_firing"] * 3 + ["alert_resolved"] * 3 + ["resolved"]
     assert await daemon.incidents("open") == []
     metrics = await daemon.metrics()
-    assert metrics[series("itsmd_incidents_opened_total", service="checkout")] == 1
-    assert metrics[series("itsmd_incidents_resolved_total", service="checkout")] == 1
-    assert metrics[series("itsmd_incidents_open", service="checkout")] == 0
+    # checkout (medium tier in the test catalogue) with critical alerts: P2
+    assert metrics[series("itsmd_incidents_opened_total", service="checkout", priority="P2")] == 1
+    assert (
+        metrics[series("itsmd_incidents_resolved_total", service="checkout", priority="P2", resolved_by="alerts")] == 1
+    )
+    assert metrics[series("itsmd_incidents_open", service="checkout", priority="P2")] == 0
 
 
 async def test_resolve_in_time_order_by_both_paths(daemon: Daemon) -> None:

@@ -90,7 +90,7 @@ async def test_restart_restores_alerts_incidents_and_counters(tmp_path: Path) ->
         [incident] = snap.incidents
         assert len(incident.fingerprints) == 2
         assert list(incident.firing) == [incoming(alertname="A", service="api", instance="1").fingerprint]
-        assert snap.counters[("itsmd_incidents_opened_total", '{"service": "api"}')] == 1
+        assert snap.counters[("itsmd_incidents_opened_total", '{"priority": "P3", "service": "api"}')] == 1
     finally:
         r.close()
 

@@ -1,0 +1,73 @@
+"""Flap detection with hysteresis: per alert, the state changes (fired, ended) within a sliding window.
+
+An alert starts flapping when `enter` changes lie within the window, and stops when no more than `leave`
+remain: the gap between the two thresholds keeps an alert near the limit from toggling its mark.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from daemon.correlate.rules import Flapping
+
+
+class FlapTracker:
+    def __init__(self) -> None:
+        self._changes: dict[str, deque[float]] = {}
+        self._settings: dict[str, Flapping] = {}
+        self._flapping: set[str] = set()
+
+    def __len__(self) -> int:
+        """Alerts flapping now."""
+        return len(self._flapping)
+
+    def is_flapping(self, fingerprint: str) -> bool:
+        return fingerprint in self._flapping
+
+    def record(self, fingerprint: str, now: float, settings: Flapping) -> bool:
+        """Count one state change; True when the alert starts flapping with it."""
+        if not settings.enabled:
+            return False
+        changes = self._changes.setdefault(fingerprint, deque(maxlen=settings.enter + 1))
+        if changes.maxlen != settings.enter + 1:  # the rules were reloaded with other thresholds
+            changes = self._changes[fingerprint] = deque(changes, maxlen=settings.enter + 1)
+        changes.append(now)
+        self._settings[fingerprint] = settings
+        self._trim(fingerprint, now)
+        if fingerprint not in self._flapping and len(changes) >= settings.enter:
+            self._flapping.add(fingerprint)
+            return True
+        return False
+
+    def settle(self, now: float) -> list[str]:
+        """Alerts that stop flapping by `now` (and forget alerts that went quiet)."""
+        stopped = []
+        for fingerprint in list(self._changes):
+            remaining = self._trim(fingerprint, now)
+            settings = self._settings[fingerprint]
+            if fingerprint in self._flapping and remaining <= settings.leave:
+                self._flapping.discard(fingerprint)
+                stopped.append(fingerprint)
+            if not remaining and fingerprint not in self._flapping:
+                del self._changes[fingerprint]
+                del self._settings[fingerprint]
+        return stopped
+
+    def next_change(self) -> float | None:
+        """When the earliest flapping alert will have few enough changes left to stop."""
+        due: float | None = None
+        for fingerprint in self._flapping:
+            changes, settings = self._changes[fingerprint], self._settings[fingerprint]
+            if len(changes) <= settings.leave:
+                return 0.0
+            # Stops once the change at index len - 1 - leave has left the window.
+            at = changes[len(changes) - 1 - settings.leave] + settings.window
+            due = at if due is None else min(due, at)
+        return due
+
+    def _trim(self, fingerprint: str, now: float) -> int:
+        changes = self._changes[fingerprint]
+        window = self._settings[fingerprint].window
+        while changes and changes[0] <= now - window:
+            changes.popleft()
+        return len(changes)

@@ -1,0 +1,148 @@
+"""The rules/ folder as one immutable set, and what it says about one alert.
+
+`classify()` is the single place that decides an alert's service, rule, incident key, signature and
+priority: the correlator uses it, and so do `itsmd explain` and `POST /api/v1/explain`, so an explanation
+can never disagree with what the daemon does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jinja2 import StrictUndefined, Template, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from daemon.catalogue.services import Catalogue, Service, Target, load_catalogue
+from daemon.correlate.matchers import match_all
+from daemon.correlate.priority import Assessment, PriorityRules, load_priority_rules
+from daemon.correlate.rules import CorrelationRules, ResolvedRule, load_correlation_rules
+from daemon.errors import ConfigError, ConfigProblem
+
+RULE_FILES = ("services.yaml", "correlation.yaml", "priority.yaml")
+"""correlation.yaml must exist in a rules folder; the other two fall back to defaults when absent."""
+
+
+@dataclass(frozen=True)
+class Classification:
+    service: Service
+    service_reason: str
+    rule: ResolvedRule
+    rule_reason: str
+    key: str
+    signature: str
+    assessment: Assessment
+    catalogue: Catalogue
+
+    @property
+    def priority(self) -> str:
+        return self.assessment.priority
+
+    @property
+    def targets(self) -> Target:
+        """Only needed when an incident opens or its priority rises, so not computed for every alert."""
+        return self.catalogue.target(self.service, self.priority)
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    catalogue: Catalogue = field(default_factory=Catalogue)
+    correlation: CorrelationRules = field(default_factory=CorrelationRules)
+    priority: PriorityRules = field(default_factory=PriorityRules)
+    rules: tuple[ResolvedRule, ...] = ()
+    env: ImmutableSandboxedEnvironment = field(
+        default_factory=lambda: ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    )
+    templates: dict[str, Template] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.rules:
+            object.__setattr__(self, "rules", self.correlation.resolved())
+
+    def rule_for(self, labels: Mapping[str, str]) -> tuple[ResolvedRule, str]:
+        for rule in self.rules[:-1]:
+            if match_all(rule.matchers, labels):
+                return rule, rule.why
+        return self.rules[-1], "no rule matched: the defaults"
+
+    def rule_named(self, name: str) -> ResolvedRule:
+        for rule in self.rules:
+            if rule.name == name:
+                return rule
+        return self.rules[-1]
+
+    def classify(self, labels: Mapping[str, str], annotations: Mapping[str, str] | None = None) -> Classification:
+        service, service_reason = self.catalogue.match(labels)
+        rule, rule_reason = self.rule_for(labels)
+        # `service` in group_by and signatures means the catalogue service, not the raw label.
+        values = {**labels, "service": service.name}
+        key = _key(rule.group_by, values)
+        if rule.name != "default":
+            key = f"{rule.name}:{key}"
+        signature = _key(rule.recurrence.signature, values)
+        assessment = self.priority.assess(labels, service.tier, service.name)
+        return Classification(service, service_reason, rule, rule_reason, key, signature, assessment, self.catalogue)
+
+    def title(self, c: Classification, labels: Mapping[str, str], annotations: Mapping[str, str]) -> str:
+        """The incident title (rendered only when an incident opens). Alert data reaches the template only as
+        variables; a failing render falls back to a plain title."""
+        service, priority = c.service.name, c.priority
+        template = self.templates.get(c.rule.title)
+        if template is None:  # compiled once per rule set: rendering runs in the ingest path
+            template = self.templates[c.rule.title] = self.env.from_string(c.rule.title)
+        try:
+            text = template.render(
+                labels=dict(labels), annotations=dict(annotations), service=service, priority=priority
+            )
+        except (TemplateError, ValueError, TypeError, ArithmeticError) as exc:
+            return f"{labels.get('alertname', 'alert')} on {service} (title template failed: {exc})"[:500]
+        return " ".join(text.split())[:500] or f"{labels.get('alertname', 'alert')} on {service}"
+
+
+def _key(names: tuple[str, ...], values: Mapping[str, str]) -> str:
+    # encode_basestring_ascii is what json.dumps(str) returns, without the encoder set-up on every call.
+    return "{" + ",".join(f"{n}={_quote(values.get(n, ''))}" for n in names) + "}"
+
+
+_quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
+
+
+def load_rules(folder: Path) -> RuleSet:
+    """Every rule file of a folder, all problems of all files at once."""
+    problems: list[ConfigProblem] = []
+    catalogue, correlation, priority = Catalogue(), CorrelationRules(), PriorityRules()
+    try:
+        correlation = load_correlation_rules(folder / "correlation.yaml")
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    if (folder / "services.yaml").exists():
+        try:
+            catalogue = load_catalogue(folder / "services.yaml")
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if (folder / "priority.yaml").exists():
+        try:
+            priority = load_priority_rules(folder / "priority.yaml")
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return RuleSet(catalogue, correlation, priority)
+
+
+def check_rule_file(path: Path) -> bool:
+    """Validate one rule file by its name (or a whole rules folder); False when the name is not a rule file.
+    Raises ConfigError."""
+    if path.is_dir():
+        load_rules(path)
+    elif path.name == "correlation.yaml":
+        load_correlation_rules(path)
+    elif path.name == "services.yaml":
+        load_catalogue(path)
+    elif path.name == "priority.yaml":
+        load_priority_rules(path)
+    else:
+        return False
+    return True

@@ -1,0 +1,84 @@
+"""SLA clocks of an incident: when it must be responded to and resolved by, and whether it is late.
+
+SLA time runs while the incident is active (open or acknowledged) and its status is not a pause status,
+and stops inside the service's maintenance windows. The response clock ends at acknowledgement, the
+resolution clock at resolution. Deadlines are recomputed whenever the clock starts or stops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from daemon.catalogue.services import Target
+from daemon.catalogue.windows import MaintenanceWindow, counted, deadline
+from daemon.model import Incident, IncidentStatus, SlaClock
+
+RESPOND, RESOLVE = "respond", "resolve"
+TARGETS = (RESPOND, RESOLVE)
+
+
+def set_targets(sla: SlaClock, targets: Target) -> None:
+    sla.respond_target = targets.respond
+    sla.resolve_target = targets.resolve
+
+
+def running(incident: Incident, pause_statuses: Sequence[str]) -> bool:
+    return incident.status.active and incident.status.value not in pause_statuses
+
+
+def update(incident: Incident, now: float, windows: Sequence[MaintenanceWindow], pause: Sequence[str]) -> None:
+    """Start or stop the clock to match the incident's status, and recompute its deadlines."""
+    sla = incident.sla
+    if running(incident, pause):
+        if sla.since is None:
+            sla.since = now
+    elif sla.since is not None:
+        sla.counted += counted(windows, sla.since, now)
+        sla.since = None
+    recompute(incident, windows)
+
+
+def recompute(incident: Incident, windows: Sequence[MaintenanceWindow]) -> None:
+    sla = incident.sla
+    if sla.since is None:
+        if incident.status.active:  # paused: no deadline while the clock stands still
+            sla.resolve_by = None
+            if incident.acknowledged_at is None:
+                sla.respond_by = None
+        return
+    if incident.status is IncidentStatus.OPEN and incident.acknowledged_at is None:
+        sla.respond_by = _due(windows, sla, sla.respond_target)
+    sla.resolve_by = _due(windows, sla, sla.resolve_target)
+
+
+def _due(windows: Sequence[MaintenanceWindow], sla: SlaClock, target: float | None) -> float | None:
+    if target is None or sla.since is None:
+        return None
+    return deadline(windows, sla.since, max(0.0, target - sla.counted))
+
+
+def breaches_due(incident: Incident, now: float) -> list[str]:
+    """Targets this incident has missed by `now` and not yet been recorded as missing."""
+    sla = incident.sla
+    out = []
+    if (
+        incident.status is IncidentStatus.OPEN
+        and incident.acknowledged_at is None
+        and sla.respond_by is not None
+        and now >= sla.respond_by
+        and RESPOND not in sla.breaches
+    ):
+        out.append(RESPOND)
+    if incident.status.active and sla.resolve_by is not None and now >= sla.resolve_by and RESOLVE not in sla.breaches:
+        out.append(RESOLVE)
+    return out
+
+
+def next_deadline(incident: Incident) -> float | None:
+    sla = incident.sla
+    due = []
+    if incident.status is IncidentStatus.OPEN and incident.acknowledged_at is None and RESPOND not in sla.breaches:
+        due.append(sla.respond_by)
+    if incident.status.active and RESOLVE not in sla.breaches:
+        due.append(sla.resolve_by)
+    return min((d for d in due if d is not None), default=None)

@@ -1,0 +1,106 @@
+"""Reloading rules/ (services, correlation, priority) while running: `POST /-/reload` and SIGHUP.
+
+A reload reads and validates every rule file first and swaps the whole set in only when all of them are
+valid; otherwise the daemon keeps running on the last good rules, logs the problems (file:line: key:
+message) and `itsmd_config_last_reload_successful` turns 0, as in Prometheus. The main config file
+(listen address, storage, auth) is read at start only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from daemon.api.errors import error_response
+from daemon.clock import Clock
+from daemon.correlate.incidents import Correlator
+from daemon.correlate.ruleset import load_rules
+from daemon.errors import ConfigError, ConfigProblem
+
+log = logging.getLogger(__name__)
+
+
+class Reloader(Collector):
+    def __init__(self, rules_dir: Path | None, correlator: Correlator, clock: Clock) -> None:
+        self._rules_dir = rules_dir
+        self._correlator = correlator
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._signalled = asyncio.Event()
+        self.successful = True
+        self.last_success = clock.now()
+        self.reloads = 0
+
+    async def reload(self) -> list[ConfigProblem]:
+        """Reload now; the problems found (empty: the new rules are in use)."""
+        async with self._lock:
+            self.reloads += 1
+            if self._rules_dir is None:
+                log.info("reload: no rules_dir configured, nothing to reload")
+                self.successful, self.last_success = True, self._clock.now()
+                return []
+            try:
+                rules = await asyncio.to_thread(load_rules, self._rules_dir)
+            except ConfigError as exc:
+                self.successful = False
+                log.error(
+                    "reload of %s failed, keeping the last good rules:\n%s",
+                    self._rules_dir,
+                    "\n".join(str(p) for p in exc.problems),
+                )
+                return exc.problems
+            self._correlator.set_rules(rules, self._clock.now())
+            self.successful, self.last_success = True, self._clock.now()
+            log.info(
+                "reloaded rules from %s: %d services, %d correlation rules",
+                self._rules_dir,
+                len(rules.catalogue.services),
+                len(rules.correlation.rules),
+            )
+            return []
+
+    def trigger(self) -> None:
+        """For a signal handler: ask the watcher task to reload."""
+        self._signalled.set()
+
+    async def watch(self) -> None:
+        """Reload whenever trigger() was called (SIGHUP). Runs as a registered task."""
+        while True:
+            await self._signalled.wait()
+            self._signalled.clear()
+            await self.reload()
+
+    def collect(self) -> Iterable[Metric]:
+        yield GaugeMetricFamily(
+            "itsmd_config_last_reload_successful",
+            "1 if the last reload of the rules succeeded (the daemon runs on the last good rules otherwise).",
+            value=int(self.successful),
+        )
+        yield GaugeMetricFamily(
+            "itsmd_config_last_reload_success_timestamp_seconds",
+            "When the rules were last loaded successfully.",
+            value=self.last_success,
+        )
+
+
+RELOADER = web.AppKey("reloader", Reloader)
+
+
+async def reload_handler(request: web.Request) -> web.Response:
+    problems = await request.app[RELOADER].reload()
+    if problems:
+        response = error_response(
+            400, "invalid_rules", "; ".join(str(p) for p in problems) + " (still running on the last good rules)"
+        )
+        return response
+    return web.json_response({"status": "success"})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/-/reload", reload_handler)
