@@ -159,7 +159,6 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         db.load,
         now=now,
         alert_retention=cfg.alerts.resolved_retention,
-        reopen_window=loaded.correlation.reopen_window,
     )
     # Counters first: the correlator makes its series exist at 0 and must see the stored values.
     counters.restore(snapshot.counters)

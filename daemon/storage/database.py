@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.errors import IncompatibleStore, StorageError
-from daemon.model import Alert, AlertStatus, Incident, IncidentStatus
+from daemon.model import Alert, AlertStatus
 from daemon.storage import rows
 from daemon.storage.schema import APPLICATION_ID, LATEST, MIGRATIONS
 
@@ -94,12 +94,10 @@ _TOUCHES_FROM_JSON = (
 
 @dataclass
 class Snapshot:
-    """What a starting daemon needs in memory."""
+    """What a starting daemon needs in memory of alerts and counters (incidents: daemon.correlate.store)."""
 
     active_alerts: list[Alert]
     dormant_fingerprints: set[str]
-    incidents: list[Incident]
-    next_incident_id: int
     counters: dict[tuple[str, str], float]
 
 
@@ -240,7 +238,7 @@ class Database:
         finally:
             conn.close()
 
-    def load(self, *, now: float, alert_retention: float, reopen_window: float) -> Snapshot:
+    def load(self, *, now: float, alert_retention: float) -> Snapshot:
         conn = self.conn
         active: list[Alert] = []
         dormant: set[str] = set()
@@ -249,26 +247,8 @@ class Database:
                 active.append(rows.alert_from_row(r))
             else:
                 dormant.add(r[0])
-        incidents: dict[int, Incident] = {}
-        for r in conn.execute(
-            f"SELECT {rows.INCIDENT_COLUMNS} FROM incidents WHERE status = ? OR resolved_at > ?",
-            (IncidentStatus.OPEN.value, now - reopen_window),
-        ):
-            incidents[r[0]] = rows.incident_from_row(r)
-        if incidents:
-            marks = ",".join("?" * len(incidents))
-            for incident_id, fingerprint, starts_at, attached_at, ended_at in conn.execute(
-                "SELECT incident_id, fingerprint, starts_at, attached_at, ended_at FROM incident_alerts "
-                f"WHERE incident_id IN ({marks})",
-                list(incidents),
-            ):
-                incident = incidents[incident_id]
-                incident.fingerprints.add(fingerprint)
-                if ended_at is None:
-                    incident.firing[fingerprint] = (starts_at, attached_at)
-        max_id = conn.execute("SELECT coalesce(max(id), 0) FROM incidents").fetchone()[0]
         counters = {(n, labels): v for n, labels, v in conn.execute("SELECT name, labels, value FROM counters")}
-        return Snapshot(active, dormant, list(incidents.values()), max_id + 1, counters)
+        return Snapshot(active, dormant, counters)
 
 
 def load_alert(conn: sqlite3.Connection, fingerprint: str) -> Alert | None:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from daemon.model import Alert, AlertStatus, Incident, IncidentStatus, Source, TimelineEntry
+from daemon.model import Alert, AlertStatus, Incident, Source, TimelineEntry
 
 AlertRow = tuple[Any, ...]
 
@@ -66,19 +66,6 @@ def alert_from_row(r: Sequence[Any]) -> Alert:
 
 def incident_row(i: Incident) -> tuple[Any, ...]:
     return (i.id, i.key, i.service, i.title, i.status.value, i.opened_at, i.resolved_at, i.reopen_count)
-
-
-def incident_from_row(r: Sequence[Any]) -> Incident:
-    return Incident(
-        id=r[0],
-        key=r[1],
-        service=r[2],
-        title=r[3],
-        status=IncidentStatus(r[4]),
-        opened_at=r[5],
-        resolved_at=r[6],
-        reopen_count=r[7],
-    )
 
 
 def timeline_row(t: TimelineEntry) -> tuple[Any, ...]:

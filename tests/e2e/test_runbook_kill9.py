@@ -16,22 +16,14 @@ from typing import Any
 
 import pytest
 
+from daemon.runbook.model import TERMINAL as RUN_TERMINAL
+
 from .client import get_json, request, wait_for, wait_until
 from .procs import ManagedProcess
 from .stack import free_ports, itsmd_process
 
 pytestmark = pytest.mark.e2e
-TERMINAL = {
-    "succeeded",
-    "failed",
-    "rolled_back",
-    "rollback_failed",
-    "aborted",
-    "rejected",
-    "cancelled",
-    "skipped",
-    "held",
-}
+TERMINAL = {status.value for status in RUN_TERMINAL}
 
 
 def blocking_step(mark: Path, fifo: Path) -> str:

@@ -6,20 +6,11 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from daemon.runbook.model import TERMINAL as RUN_TERMINAL
 from tests.unit.daemon.configfiles import write_rules
 from tests.unit.daemon.ingest.conftest import Daemon, eventually
 
-TERMINAL = {
-    "succeeded",
-    "failed",
-    "rolled_back",
-    "rollback_failed",
-    "aborted",
-    "rejected",
-    "cancelled",
-    "skipped",
-    "held",
-}
+TERMINAL = {status.value for status in RUN_TERMINAL}
 Json = Any
 
 

@@ -104,7 +104,7 @@ class Harness:
         self.engine.subscribe(self._on_event)
         snapshot = load_runs(self.db.conn, now=self.clock.now(), breaker_lookback=86400.0, history=100)
         self.engine.restore(snapshot)
-        self.counters.restore(self.db.load(now=self.clock.now(), alert_retention=0, reopen_window=0).counters)
+        self.counters.restore(self.db.load(now=self.clock.now(), alert_retention=0).counters)
         self.writer_task = asyncio.create_task(self.writer.run())
         await self.engine.recover()
         return self.engine

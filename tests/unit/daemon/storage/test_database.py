@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.correlate.store import load_incidents
 from daemon.errors import IncompatibleStore, StorageError
 from daemon.model import Source
 from daemon.storage.database import Batch, Database, Statement
@@ -84,10 +85,11 @@ async def test_restart_restores_alerts_incidents_and_counters(tmp_path: Path) ->
 
     r = Stack(tmp_path)
     try:
-        snap = r.db.load(now=T0 + 10, alert_retention=3600, reopen_window=1800)
+        snap = r.db.load(now=T0 + 10, alert_retention=3600)
         assert len(snap.active_alerts) == 2
-        assert snap.next_incident_id == 2
-        [incident] = snap.incidents
+        incidents, next_incident_id = load_incidents(r.db.conn)
+        assert next_incident_id == 2
+        [incident] = incidents
         assert len(incident.fingerprints) == 2
         assert list(incident.firing) == [incoming(alertname="A", service="api", instance="1").fingerprint]
         assert snap.counters[("itsmd_incidents_opened_total", '{"priority": "P3", "service": "api"}')] == 1
