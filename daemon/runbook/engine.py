@@ -317,7 +317,12 @@ class Engine:
             False,
             self._clock.now(),
         )
-        return self._plan_of(loaded, self._build(loaded, resolved, probe), resolved)
+        plan = self._plan_of(loaded, self._build(loaded, resolved, probe, dry=True), resolved)
+        # A plan is for reading before anything runs: show what a live run would be refused for, not refuse.
+        missing = self._missing(loaded.spec)
+        if missing:
+            plan["unavailable"] = missing
+        return plan
 
     def get(self, run_id: int) -> Run | None:
         return self._runs.get(run_id)
@@ -412,9 +417,10 @@ class Engine:
             raise RequestError("not_found", f"no run {run_id}", 404)
         return run
 
-    def _build(self, loaded: LoadedRunbook, params: Mapping[str, str], run: Run) -> BuiltRun:
+    def _build(self, loaded: LoadedRunbook, params: Mapping[str, str], run: Run, *, dry: bool = False) -> BuiltRun:
         spec = loaded.spec
-        self._check_available(spec)
+        if not dry:
+            self._check_available(spec)
         variables = {
             "params": dict(params),
             "incident": {"id": run.incident_id, "service": run.service},
@@ -454,18 +460,25 @@ class Engine:
         return BuiltStep(index, spec, phase, spec.action[1].build(render), build(spec.verify), build(spec.rollback))
 
     def _check_available(self, spec: RunbookFields) -> None:
+        missing = self._missing(spec)
+        if missing:
+            raise RunRefused("action_unavailable", missing[0])
+
+    def _missing(self, spec: RunbookFields) -> list[str]:
+        """Why a live run of this runbook would be refused: steps whose integration is not configured."""
         have = {"prometheus": self._prometheus is not None, "alertmanager": self._alertmanager is not None}
+        out: list[str] = []
         for step in (*spec.steps, *spec.verify):
             for choice in (step, step.verify, step.rollback):
                 if choice is None:
                     continue
                 key, action = choice.action
-                for need in action.requires:
-                    if not have.get(need, False):
-                        raise RunRefused(
-                            "action_unavailable",
-                            f"step {step.name} uses {key}, which needs `{need}:` in the config",
-                        )
+                out.extend(
+                    f"step {step.name} uses {key}, which needs `{need}:` in the config"
+                    for need in action.requires
+                    if not have.get(need, False)
+                )
+        return out
 
     def _plan_of(self, loaded: LoadedRunbook, built: BuiltRun, params: Mapping[str, str]) -> dict[str, Any]:
         spec = loaded.spec

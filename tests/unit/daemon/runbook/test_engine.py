@@ -389,6 +389,10 @@ async def test_a_run_needing_prometheus_is_refused_without_it(harness: Harness, 
         engine.start("checks", {}, mode=RunMode.LIVE, trigger="manual", requested_by="ann")
     assert refused.value.reason == "action_unavailable"
     assert refused.value.message == "step up uses promql, which needs `prometheus:` in the config"
+    # A dry run still shows the plan, and says what a live run would be refused for.
+    plan = engine.plan("checks", {})
+    assert plan["unavailable"] == ["step up uses promql, which needs `prometheus:` in the config"]
+    assert "up == 0" in str(plan)
 
 
 async def test_no_new_runs_once_closing(harness: Harness, tmp_path: Path) -> None:
