@@ -1,5 +1,5 @@
-"""Command line: `itsmd run`, `itsmd check`, `itsmd schema`, `itsmd runbook`. Thin: parsing, logging, signals;
-the app does the rest."""
+"""Command line: `itsmd run`, `itsmd check`, `itsmd schema`, `itsmd runbook`, `itsmd drill`. Thin: parsing,
+logging, signals; the app does the rest."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from daemon.app import create_app
 from daemon.catalogue.services import load_catalogue
 from daemon.config import is_loopback, load_config, parse_listen
 from daemon.correlate.ruleset import RULE_FILES, check_rule_file
+from daemon.drills import cli as drill_cli
 from daemon.drills.spec import check_drills
 from daemon.errors import ConfigError, StorageError
 from daemon.reload import RELOADER
@@ -55,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="print the JSON Schema of a file format, for editors")
     schema.add_argument("kind", choices=["runbook"])
     cli_run.add_parser(sub)
+    drill_cli.add_parser(sub)
     explain.add_parser(sub)
     return parser
 
@@ -68,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "runbook":
         return cli_run.main(args)
+    if args.command == "drill":
+        return drill_cli.main(args)
     if args.command == "explain":
         return explain.main(args, time.time())
     logging.basicConfig(
