@@ -66,7 +66,7 @@ def drill_json(request: web.Request, drill: Drill) -> Json:
         "rpo_seconds": drill.rpo,
         "rpo_query": drill.rpo_query,
         "recovery": drill.recovery.model_dump(),
-        "next_run": next_run.isoformat().replace("+00:00", "Z") if next_run is not None else None,
+        "next_run": rfc3339(next_run.timestamp()) if next_run is not None else None,
         "last": drill_run_json(runner.last.get(drill.name)),
         "running": drill_run_json(running if running is not None and running.drill == drill.name else None),
         "service_running": drill_run_json(running),
