@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 
 from daemon import __version__, reload
 from daemon.alerts.table import AlertTable
-from daemon.api import auth, changes, health, keys, manage, openapi, rest, runs
+from daemon.api import auth, changes, drills, health, keys, manage, openapi, rest, runs
 from daemon.api.errors import json_errors
 from daemon.audit import AuditLog
 from daemon.changes.ledger import ChangeLedger
@@ -34,6 +34,11 @@ from daemon.config import Config, LoadedConfig
 from daemon.correlate.incidents import Correlator
 from daemon.correlate.metrics import IncidentCollector
 from daemon.correlate.store import load_incidents, recent_signatures
+from daemon.drills.metrics import DrillCollector
+from daemon.drills.runner import DrillRunner
+from daemon.drills.schedule import DrillSchedule
+from daemon.drills.spec import Drill
+from daemon.drills.store import load_drill_state
 from daemon.ingest import handlers
 from daemon.ingest.ratelimit import RateLimiter
 from daemon.metrics.collector import ItsmdCollector
@@ -87,6 +92,7 @@ def create_app(loaded: LoadedConfig, *, clock: Clock | None = None) -> web.Appli
     rest.add_routes(app)
     runs.add_routes(app)
     changes.add_routes(app)
+    drills.add_routes(app)
     manage.add_routes(app)
     reload.add_routes(app)
     openapi.add_routes(app)
@@ -182,7 +188,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     reader = Reader(loaded.db_path)
 
     reloader = reload.Reloader(cfg.rules_dir, correlator, clock)
-    registry = _registry(pipeline, ingest_duration, reloader, auto.metrics)
+    registry = _registry(pipeline, ingest_duration, reloader, auto.metrics, DrillCollector(counters, auto.drills))
     scheduler = Scheduler(clock)
     _expose(
         app,
@@ -195,6 +201,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     )
 
     _start_background(tasks, pipeline, scheduler, reloader, cfg.alerts.sweep_interval)
+    _schedule_drills(app, scheduler, reloader, auto.drills, correlator.ruleset.drills)
     # After the writer runs: recovery journals what it decides and waits for that to be durable.
     await auto.engine.recover()
     app[keys.HEALTH].started = True
@@ -264,6 +271,7 @@ class Automation:
     session: aiohttp.ClientSession
     change_reader: ChangeReader
     recovering: int
+    drills: DrillRunner
 
     async def close(self) -> None:
         """After the engine and the writer stopped."""
@@ -328,7 +336,43 @@ async def _automation(
     app[keys.CHANGES] = ledger
     app[keys.CHANGE_READER] = change_reader = ChangeReader(db.path)
     recovering = sum(1 for run in runs_snapshot.runs if run.active)
-    return Automation(engine, metrics, session, change_reader, recovering)
+    # After the engine's listeners: a drill hears a run ended once its change is closed.
+    drill_runner = DrillRunner(
+        writer=writer,
+        engine=engine,
+        clock=clock,
+        tasks=tasks,
+        counters=counters,
+        incidents=correlator.incidents,
+        prometheus=prometheus,
+    )
+    drill_runner.restore(await asyncio.to_thread(load_drill_state, db.conn))
+    app[keys.DRILLS] = drill_runner
+    return Automation(engine, metrics, session, change_reader, recovering, drill_runner)
+
+
+def _schedule_drills(
+    app: web.Application,
+    scheduler: Scheduler,
+    reloader: reload.Reloader,
+    runner: DrillRunner,
+    drill_specs: Sequence[Drill],
+) -> None:
+    """A job per enabled drill on the running scheduler; a reload replaces them."""
+    app[keys.DRILL_SCHEDULE] = schedule = DrillSchedule(scheduler, runner)
+    _warn_unknown_drill_runbooks(drill_specs, app[LIBRARY])
+    schedule.apply(drill_specs)
+    reloader.listeners.append(lambda rules: _warn_unknown_drill_runbooks(rules.drills, app[LIBRARY]))
+    reloader.listeners.append(lambda rules: schedule.apply(rules.drills))
+
+
+def _warn_unknown_drill_runbooks(drill_specs: Sequence[Drill], library: RunbookLibrary) -> None:
+    """`itsmd check` refuses these; a daemon started anyway records such drills as errors when they run."""
+    for drill in drill_specs:
+        if library.get(drill.runbook) is None:
+            log.warning(
+                "drill %s uses runbook %s, which is not loaded: its runs will end in error", drill.name, drill.runbook
+            )
 
 
 def _escalate(correlator: Correlator, clock: Clock, incident_id: int, text: str) -> None:

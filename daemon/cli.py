@@ -1,5 +1,5 @@
-"""Command line: `itsmd run`, `itsmd check`, `itsmd schema`, `itsmd runbook`. Thin: parsing, logging, signals;
-the app does the rest."""
+"""Command line: `itsmd run`, `itsmd check`, `itsmd schema`, `itsmd runbook`, `itsmd drill`. Thin: parsing,
+logging, signals; the app does the rest."""
 
 from __future__ import annotations
 
@@ -17,13 +17,17 @@ from aiohttp import web
 
 from daemon import __version__, explain
 from daemon.app import create_app
+from daemon.catalogue.services import load_catalogue
 from daemon.config import is_loopback, load_config, parse_listen
-from daemon.correlate.ruleset import check_rule_file
+from daemon.correlate.ruleset import RULE_FILES, check_rule_file
+from daemon.drills import cli as drill_cli
+from daemon.drills.spec import check_drills
 from daemon.errors import ConfigError, StorageError
 from daemon.reload import RELOADER
 from daemon.runbook import check as runbook_check
 from daemon.runbook import cli_run
 from daemon.runbook import schema as runbook_schema
+from daemon.runbook.library import LoadedRunbook
 from daemon.yamlsource import load_yaml
 
 log = logging.getLogger("itsmd")
@@ -52,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="print the JSON Schema of a file format, for editors")
     schema.add_argument("kind", choices=["runbook"])
     cli_run.add_parser(sub)
+    drill_cli.add_parser(sub)
     explain.add_parser(sub)
     return parser
 
@@ -65,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "runbook":
         return cli_run.main(args)
+    if args.command == "drill":
+        return drill_cli.main(args)
     if args.command == "explain":
         return explain.main(args, time.time())
     logging.basicConfig(
@@ -167,9 +174,11 @@ def check(files: Sequence[Path]) -> int:
                 loaded = load_config(path)
                 if loaded.config.rules_dir is not None:
                     print(f"{path}: rules from {loaded.config.rules_dir}: SUCCESS")
+                found = []
                 if loaded.config.runbooks.dir.is_dir():
                     found = runbook_check.load_runbooks(loaded.config.runbooks.dir)
                     print(f"{path}: {len(found)} runbook(s) from {loaded.config.runbooks.dir}: SUCCESS")
+                _check_drill_references(path, loaded.config.rules_dir, found)
         except ConfigError as exc:
             failed = True
             for problem in exc.problems:
@@ -180,9 +189,22 @@ def check(files: Sequence[Path]) -> int:
     return 1 if failed else 0
 
 
+def _check_drill_references(path: Path, rules_dir: Path | None, runbooks: Sequence[LoadedRunbook]) -> None:
+    """The drills of the config's rules folder against its catalogue and its runbooks folder."""
+    if rules_dir is None or not (rules_dir / "drills.yaml").is_file():
+        return
+    services = rules_dir / "services.yaml"
+    drills = check_drills(
+        rules_dir / "drills.yaml",
+        services=load_catalogue(services).names() if services.is_file() else None,
+        runbooks={rb.spec.name: [t.value for t in rb.spec.trigger.on] if rb.spec.trigger else [] for rb in runbooks},
+    )
+    print(f"{path}: {len(drills.drills)} drill(s) from {rules_dir / 'drills.yaml'}, references resolved: SUCCESS")
+
+
 def _is_rules_dir(path: Path) -> bool:
-    """A rules folder holds the catalogue, correlation or priority file; any other folder is runbooks."""
-    return any((path / name).is_file() for name in ("services.yaml", "correlation.yaml", "priority.yaml"))
+    """A rules folder holds the catalogue, correlation, priority or drills file; any other folder is runbooks."""
+    return any((path / name).is_file() for name in RULE_FILES)
 
 
 def _is_runbook(path: Path) -> bool:

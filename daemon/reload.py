@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from aiohttp import web
@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector
 from daemon.api.errors import error_response
 from daemon.clock import Clock
 from daemon.correlate.incidents import Correlator
-from daemon.correlate.ruleset import load_rules
+from daemon.correlate.ruleset import RuleSet, load_rules
 from daemon.errors import ConfigError, ConfigProblem
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,8 @@ class Reloader(Collector):
         self.successful = True
         self.last_success = clock.now()
         self.reloads = 0
+        self.listeners: list[Callable[[RuleSet], None]] = []
+        """Told of each new rule set once it is in use (the drill schedule follows rules/drills.yaml)."""
 
     async def reload(self) -> list[ConfigProblem]:
         """Reload now; the problems found (empty: the new rules are in use)."""
@@ -56,12 +58,15 @@ class Reloader(Collector):
                 )
                 return exc.problems
             self._correlator.set_rules(rules, self._clock.now())
+            for listener in self.listeners:
+                listener(rules)
             self.successful, self.last_success = True, self._clock.now()
             log.info(
-                "reloaded rules from %s: %d services, %d correlation rules",
+                "reloaded rules from %s: %d services, %d correlation rules, %d drills",
                 self._rules_dir,
                 len(rules.catalogue.services),
                 len(rules.correlation.rules),
+                len(rules.drills),
             )
             return []
 

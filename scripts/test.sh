@@ -23,5 +23,5 @@ python3 -m venv .venv
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-.venv/bin/itsmd check config.example.yaml rules/services.yaml rules/correlation.yaml rules/priority.yaml runbooks
+.venv/bin/itsmd check config.example.yaml rules/services.yaml rules/correlation.yaml rules/priority.yaml rules/drills.yaml runbooks
 .venv/bin/pytest "$@"

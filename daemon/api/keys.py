@@ -10,6 +10,8 @@ from daemon.changes.ledger import ChangeLedger
 from daemon.changes.reader import ChangeReader
 from daemon.clock import Clock
 from daemon.config import LoadedConfig
+from daemon.drills.runner import DrillRunner
+from daemon.drills.schedule import DrillSchedule
 from daemon.ingest.ratelimit import RateLimiter
 from daemon.metrics.counters import CounterStore, PersistedHistogram
 from daemon.pipeline import Pipeline
@@ -36,3 +38,5 @@ WRITER = web.AppKey("writer", GroupCommitWriter)
 ENGINE = web.AppKey("engine", Engine)
 CHANGES = web.AppKey("changes", ChangeLedger)
 CHANGE_READER = web.AppKey("change_reader", ChangeReader)
+DRILLS = web.AppKey("drills", DrillRunner)
+DRILL_SCHEDULE = web.AppKey("drill_schedule", DrillSchedule)

@@ -13,6 +13,7 @@ from pydantic import TypeAdapter
 
 from daemon import __version__
 from daemon.api.changes import CHANGE_STATUSES
+from daemon.api.drills import RunDrill
 from daemon.api.manage import PROBLEM_STATUSES, RECORD_TYPES, ActionBody, ExplainBody, NoteBody, ProblemBody
 from daemon.api.rest import INCIDENT_STATUSES
 from daemon.api.runs import DECISIONS, RUN_FILTERS, Decision, StartRun
@@ -247,6 +248,7 @@ def build_document() -> Json:
             },
             **_runs_paths(start_run, decision),
             **_changes_paths(),
+            **_drills_paths(components),
             **_management_paths(components),
         },
         "components": {"schemas": components},
@@ -330,6 +332,42 @@ def _changes_paths() -> Json:
                 "summary": "One change with its audit events and the incidents linked to it",
                 "parameters": [ID_PARAMETER],
                 "responses": {"200": _json("the change"), "404": _error("no such change")},
+            }
+        },
+    }
+
+
+NAME_PARAMETER: Json = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _drills_paths(components: Json) -> Json:
+    return {
+        "/api/v1/drills": {
+            "get": {
+                "summary": "Continuity drills in use: schedule, time zone, RTO/RPO, recovery check, last result, "
+                "next run",
+                "responses": {"200": _json("drills")},
+            }
+        },
+        "/api/v1/drills/{name}": {
+            "get": {
+                "summary": "One drill with its last result (outcome, measured recovery time, reason) and next run",
+                "parameters": [NAME_PARAMETER],
+                "responses": {"200": _json("the drill"), "404": _error("no drill of that name")},
+            }
+        },
+        "/api/v1/drills/{name}/run": {
+            "post": {
+                "summary": "Run a drill now; 202 with the drill run (poll the drill for the result). Recorded "
+                "skipped, with the reason, while the service has an open P1/P2 incident",
+                "parameters": [NAME_PARAMETER],
+                "requestBody": {**_model_body(RunDrill, components), "required": False},
+                "responses": {
+                    "202": _json("the drill run, recorded durably (it may already be skipped or in error)"),
+                    "404": _error("no drill of that name"),
+                    "409": _error("a drill of the same service is running; the message names it"),
+                    **WRITE_REFUSALS,
+                },
             }
         },
     }

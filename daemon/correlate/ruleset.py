@@ -19,10 +19,11 @@ from daemon.catalogue.services import Catalogue, Service, Target, load_catalogue
 from daemon.correlate.matchers import match_all
 from daemon.correlate.priority import Assessment, PriorityRules, load_priority_rules
 from daemon.correlate.rules import CorrelationRules, ResolvedRule, load_correlation_rules
+from daemon.drills.spec import Drill, check_drills
 from daemon.errors import ConfigError, ConfigProblem
 
-RULE_FILES = ("services.yaml", "correlation.yaml", "priority.yaml")
-"""correlation.yaml must exist in a rules folder; the other two fall back to defaults when absent."""
+RULE_FILES = ("services.yaml", "correlation.yaml", "priority.yaml", "drills.yaml")
+"""correlation.yaml must exist in a rules folder; the others fall back to defaults (no drills) when absent."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class RuleSet:
     correlation: CorrelationRules = field(default_factory=CorrelationRules)
     priority: PriorityRules = field(default_factory=PriorityRules)
     rules: tuple[ResolvedRule, ...] = ()
+    drills: tuple[Drill, ...] = ()
+    """rules/drills.yaml: continuity drills (their runbooks are checked against the runbooks folder elsewhere)."""
     env: ImmutableSandboxedEnvironment = field(
         default_factory=lambda: ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
     )
@@ -127,9 +130,15 @@ def load_rules(folder: Path) -> RuleSet:
             priority = load_priority_rules(folder / "priority.yaml")
         except ConfigError as exc:
             problems.extend(exc.problems)
+    drills: tuple[Drill, ...] = ()
+    if (folder / "drills.yaml").exists():
+        try:
+            drills = check_drills(folder / "drills.yaml", services=catalogue.names()).drills
+        except ConfigError as exc:
+            problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
-    return RuleSet(catalogue, correlation, priority)
+    return RuleSet(catalogue, correlation, priority, drills=drills)
 
 
 def check_rule_file(path: Path) -> bool:
@@ -143,6 +152,9 @@ def check_rule_file(path: Path) -> bool:
         load_catalogue(path)
     elif path.name == "priority.yaml":
         load_priority_rules(path)
+    elif path.name == "drills.yaml":
+        services = path.parent / "services.yaml"
+        check_drills(path, services=load_catalogue(services).names() if services.exists() else None)
     else:
         return False
     return True

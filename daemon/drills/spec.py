@@ -6,7 +6,7 @@ drills:
     service: checkout
     runbook: failover-drill
     params: {cluster: main}
-    schedule: "0 3 * * 2"          # cron, five fields
+    schedule: "0 3 * * 2"          # cron, five fields; or "@every 30s" (an interval, for tests and labs)
     time_zone: Europe/Berlin
     rto: 5m
     rpo: 1m
@@ -20,6 +20,7 @@ drills:
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,11 +28,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from daemon.durations import Duration, PositiveDuration
+from daemon.durations import Duration, PositiveDuration, parse_duration
+from daemon.errors import ConfigError, ConfigProblem
 from daemon.scheduler.cron import cron_trigger
 from daemon.yamlsource import load_yaml, validate
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+EVERY = "@every "
+"""Cron has minute granularity; `@every DURATION` (as in robfig/cron) runs a drill at a fixed interval from
+the daemon's start, for test stacks and labs that cannot wait a minute per run."""
 
 
 class Recovery(BaseModel):
@@ -87,13 +92,29 @@ class Drill(BaseModel):
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: str) -> str:
+        if value.startswith(EVERY):
+            try:
+                seconds = parse_duration(value.removeprefix(EVERY).strip())
+            except ValueError as exc:
+                raise ValueError(f"{value!r}: {exc}") from exc
+            if seconds < 1:
+                raise ValueError(f"{value!r}: an interval of at least 1s")
+            return value
         try:
             cron_trigger(value, "UTC")
         except ValueError as exc:
             raise ValueError(f"{value!r} is not a five-field cron expression: {exc}") from exc
         return value
 
+    @property
+    def interval(self) -> float | None:
+        """Seconds between runs for an `@every` schedule, None for cron."""
+        if self.schedule.startswith(EVERY):
+            return parse_duration(self.schedule.removeprefix(EVERY).strip())
+        return None
+
     def trigger(self) -> CronTrigger:
+        """Only for cron schedules (interval is None)."""
         return cron_trigger(self.schedule, self.time_zone)
 
 
@@ -113,3 +134,34 @@ class DrillFile(BaseModel):
 
 def load_drills(path: Path) -> DrillFile:
     return validate(load_yaml(path), DrillFile)
+
+
+def check_drills(
+    path: Path,
+    *,
+    services: Collection[str] | None = None,
+    runbooks: Mapping[str, Collection[str]] | None = None,
+) -> DrillFile:
+    """load_drills plus the references: each drill's service is in the catalogue (when `services` is given) and
+    its runbook exists and declares `trigger.on: [drill]` (when `runbooks`, name -> its trigger.on values, is
+    given). A drill runbook is one whose author says it is safe to rehearse; any other runbook is refused."""
+    doc = load_yaml(path)
+    drills = validate(doc, DrillFile)
+    problems: list[ConfigProblem] = []
+
+    def problem(i: int, key: str, message: str) -> None:
+        problems.append(ConfigProblem(doc.file, doc.line_of(("drills", i, key)), f"drills[{i}].{key}", message))
+
+    for i, drill in enumerate(drills.drills):
+        if services is not None and drill.service not in services:
+            problem(i, "service", f"unknown service {drill.service!r}: it is not in the catalogue (services.yaml)")
+        if runbooks is None:
+            continue
+        triggers = runbooks.get(drill.runbook)
+        if triggers is None:
+            problem(i, "runbook", f"no runbook named {drill.runbook!r} in the runbooks folder")
+        elif "drill" not in triggers:
+            problem(i, "runbook", f"runbook {drill.runbook!r} is not a drill runbook: add drill to its trigger.on")
+    if problems:
+        raise ConfigError(problems)
+    return drills

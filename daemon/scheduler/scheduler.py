@@ -85,12 +85,27 @@ class Scheduler:
 
     def add_interval(self, name: str, seconds: float, work: Work) -> None:
         self._aps.add_job(
-            self._wrap(name, work), IntervalTrigger(seconds=seconds), id=name, name=name, misfire_grace_time=None
+            self._wrap(name, work),
+            IntervalTrigger(seconds=seconds),
+            id=name,
+            name=name,
+            misfire_grace_time=None,
+            replace_existing=True,
         )
 
     def add_cron(self, name: str, crontab: str, work: Work, *, timezone: str = "UTC") -> None:
         trigger = cron_trigger(crontab, timezone)
-        self._aps.add_job(self._wrap(name, work), trigger, id=name, name=name, misfire_grace_time=None)
+        self._aps.add_job(
+            self._wrap(name, work), trigger, id=name, name=name, misfire_grace_time=None, replace_existing=True
+        )
+
+    def remove(self, name: str) -> None:
+        """Drop job `name` (no error when there is none), e.g. a drill a reload removed."""
+        if self._aps.get_job(name) is not None:
+            self._aps.remove_job(name)
+
+    def job_names(self) -> list[str]:
+        return [job.id for job in self._aps.get_jobs()]
 
     def wake_at(self, name: str, at: float) -> None:
         """Make sure job `name` runs no later than clock time `at`."""

@@ -207,6 +207,30 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        5,
+        """
+        CREATE TABLE drill_runs (
+            id                 INTEGER PRIMARY KEY,
+            drill              TEXT NOT NULL,
+            service            TEXT NOT NULL,
+            trigger            TEXT NOT NULL,
+            requested_by       TEXT NOT NULL,
+            outcome            TEXT NOT NULL,
+            reason             TEXT NOT NULL,
+            run_id             INTEGER,
+            started_at         REAL NOT NULL,
+            ended_at           REAL,
+            recovery_seconds   REAL,
+            rto_seconds        REAL NOT NULL,
+            rpo_seconds        REAL,
+            data_loss_seconds  REAL
+        );
+        CREATE INDEX drill_runs_drill ON drill_runs (drill, id);
+        CREATE INDEX drill_runs_service ON drill_runs (service, outcome, id);
+        CREATE INDEX drill_runs_started ON drill_runs (started_at);
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

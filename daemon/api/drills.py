@@ -1,0 +1,106 @@
+"""The drills API: the drills in use with their schedule, targets, last result and next run; run one now.
+
+`POST /api/v1/drills/{name}/run` answers 202 with the drill run once it is recorded durably; the result comes
+later (poll `GET /api/v1/drills/{name}`, whose `last` is that run until another starts). A drill of a service
+that has one running is refused with 409 naming it; one that cannot run (open P1/P2 incident) is recorded
+`skipped` and answered 202 like any other, with the reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import Field
+
+from daemon.api import keys
+from daemon.api.runs import ACTOR_PATTERN, _Body, _body
+from daemon.drills.model import DrillRun
+from daemon.drills.spec import Drill
+from daemon.errors import RequestError
+from daemon.storage.queries import rfc3339
+
+Json = dict[str, Any]
+
+
+class RunDrill(_Body):
+    by: str = Field(default="api", pattern=ACTOR_PATTERN)
+    """Who asks (recorded on the drill run and its runbook run)."""
+
+
+def drill_run_json(d: DrillRun | None) -> Json | None:
+    if d is None:
+        return None
+    return {
+        "id": d.id,
+        "drill": d.drill,
+        "service": d.service,
+        "trigger": d.trigger,
+        "requested_by": d.requested_by,
+        "outcome": d.outcome.value,
+        "reason": d.reason,
+        "run_id": d.run_id,
+        "started_at": rfc3339(d.started_at),
+        "ended_at": rfc3339(d.ended_at),
+        "recovery_seconds": d.recovery_seconds,
+        "rto_seconds": d.rto_seconds,
+        "rpo_seconds": d.rpo_seconds,
+        "data_loss_seconds": d.data_loss_seconds,
+    }
+
+
+def drill_json(request: web.Request, drill: Drill) -> Json:
+    runner = request.app[keys.DRILLS]
+    next_run = request.app[keys.DRILL_SCHEDULE].next_run(drill.name) if drill.enabled else None
+    running = runner.running(drill.service)
+    success = runner.last_success.get(drill.service)
+    return {
+        "name": drill.name,
+        "service": drill.service,
+        "runbook": drill.runbook,
+        "params": drill.params,
+        "schedule": drill.schedule,
+        "time_zone": drill.time_zone,
+        "enabled": drill.enabled,
+        "rto_seconds": drill.rto,
+        "rpo_seconds": drill.rpo,
+        "rpo_query": drill.rpo_query,
+        "recovery": drill.recovery.model_dump(),
+        "next_run": rfc3339(next_run.timestamp()) if next_run is not None else None,
+        "last": drill_run_json(runner.last.get(drill.name)),
+        "running": drill_run_json(running if running is not None and running.drill == drill.name else None),
+        "service_running": drill_run_json(running),
+        "service_last_success": rfc3339(success) if success is not None else None,
+    }
+
+
+def _drill(request: web.Request) -> Drill:
+    name = request.match_info["name"]
+    drill = request.app[keys.DRILLS].drills.get(name)
+    if drill is None:
+        raise RequestError("not_found", f"no drill named {name!r} (drills come from rules/drills.yaml)", 404)
+    return drill
+
+
+async def list_drills(request: web.Request) -> web.Response:
+    drills = sorted(request.app[keys.DRILLS].drills.values(), key=lambda d: d.name)
+    return web.json_response({"drills": [drill_json(request, d) for d in drills]})
+
+
+async def get_drill(request: web.Request) -> web.Response:
+    return web.json_response(drill_json(request, _drill(request)))
+
+
+async def run_drill(request: web.Request) -> web.Response:
+    drill = _drill(request)
+    body: RunDrill = await _body(request, RunDrill)
+    runner = request.app[keys.DRILLS]
+    started = runner.start(drill.name, trigger="manual", requested_by=body.by)
+    await runner.durable(request.app[keys.CONFIG].config.runbooks.durable_timeout)
+    return web.json_response(drill_run_json(started), status=202)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/drills", list_drills)
+    app.router.add_get("/api/v1/drills/{name}", get_drill)
+    app.router.add_post("/api/v1/drills/{name}/run", run_drill)

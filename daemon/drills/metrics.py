@@ -1,0 +1,57 @@
+"""Drill metrics, read from memory at scrape time (the counter from the CounterStore, so it survives restarts).
+
+    itsmd_drills_total{service,outcome}                   drill runs that ended (passed, failed, skipped, error)
+    itsmd_drill_recovery_seconds{service}                 the latest measured recovery time
+    itsmd_drill_rto_seconds{service}                      the RTO of the service's drills (the strictest)
+    itsmd_drill_last_success_timestamp_seconds{service}   when the service's latest passed drill ended
+
+Services come from the drills file (catalogue services), so labels are bounded. The gauges exist only for
+services that have a value: no recovery measured yet means no series, rather than a misleading 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from daemon.drills.runner import DRILLS_TOTAL, DrillRunner
+from daemon.metrics.counters import CounterStore
+
+
+class DrillCollector(Collector):
+    def __init__(self, counters: CounterStore, runner: DrillRunner) -> None:
+        self._counters = counters
+        self._runner = runner
+
+    def collect(self) -> Iterable[Metric]:
+        total = CounterMetricFamily(
+            DRILLS_TOTAL.removesuffix("_total"),
+            "Continuity drill runs that ended, by outcome.",
+            labels=["service", "outcome"],
+        )
+        for labels, value in sorted(self._counters.series(DRILLS_TOTAL)):
+            values = dict(labels)
+            total.add_metric([values.get("service", ""), values.get("outcome", "")], value)
+        yield total
+        yield _gauge(
+            "itsmd_drill_recovery_seconds",
+            "Recovery time measured by the service's latest drill that measured one.",
+            self._runner.last_recovery,
+        )
+        yield _gauge(
+            "itsmd_drill_rto_seconds", "Recovery time objective of the service's drills.", self._runner.rto_by_service()
+        )
+        yield _gauge(
+            "itsmd_drill_last_success_timestamp_seconds",
+            "When the service's latest passed drill ended.",
+            self._runner.last_success,
+        )
+
+
+def _gauge(name: str, doc: str, values: dict[str, float]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, doc, labels=["service"])
+    for service, value in sorted(values.items()):
+        family.add_metric([service], value)
+    return family
