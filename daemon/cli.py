@@ -1,5 +1,5 @@
-"""Command line: `itsmd run`, `itsmd check`, `itsmd schema`, `itsmd runbook`. Thin: parsing, logging, signals;
-the app does the rest."""
+"""Command line: `itsmd run`, `itsmd check`, `itsmd schema`, `itsmd runbook`, `itsmd report`. Thin: parsing,
+logging, signals; the app does the rest."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from daemon.config import is_loopback, load_config, parse_listen
 from daemon.correlate.ruleset import check_rule_file
 from daemon.errors import ConfigError, StorageError
 from daemon.reload import RELOADER
+from daemon.report import cli as report_cli
 from daemon.runbook import check as runbook_check
 from daemon.runbook import cli_run
 from daemon.runbook import schema as runbook_schema
@@ -53,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument("kind", choices=["runbook"])
     cli_run.add_parser(sub)
     explain.add_parser(sub)
+    report_cli.add_parser(sub)
     return parser
 
 
@@ -67,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cli_run.main(args)
     if args.command == "explain":
         return explain.main(args, time.time())
+    if args.command == "report":
+        return report_cli.main(args)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
