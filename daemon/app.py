@@ -355,6 +355,7 @@ async def _automation(
         load_runs, db.conn, now=now, breaker_lookback=engine.breaker_lookback(), history=cfg.runbooks.history
     )
     ledger.restore(await asyncio.to_thread(load_changes, db.conn, now=now, window=cfg.runbooks.change_suspect_window))
+    ledger.ensure_series(correlator.ruleset.catalogue.names())
     # The ledger hears of a run before anything else does, so a run's change exists before its first step.
     engine.subscribe(ledger.on_run_event)
     engine.subscribe(metrics.on_run_event)
