@@ -346,7 +346,7 @@ def _reports_paths() -> Json:
                         "name": "period",
                         "in": "path",
                         "required": True,
-                        "schema": {"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$"},
+                        "schema": {"type": "string", "pattern": "^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])$"},
                         "description": "the month, YYYY-MM (days in reports.time_zone)",
                     },
                     _query("service", STRING, "only this catalogue service"),
