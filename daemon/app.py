@@ -22,9 +22,10 @@ from prometheus_client.registry import Collector
 
 from daemon import __version__, reload
 from daemon.alerts.table import AlertTable
-from daemon.api import auth, changes, drills, health, keys, manage, openapi, rest, runs
+from daemon.api import auth, changes, drills, health, keys, manage, openapi, reports, rest, runs
 from daemon.api.errors import json_errors
 from daemon.audit import AuditLog
+from daemon.availability.tracker import AvailabilityCollector, AvailabilityTracker
 from daemon.changes.ledger import ChangeLedger
 from daemon.changes.model import ChangePolicy
 from daemon.changes.reader import ChangeReader
@@ -47,6 +48,7 @@ from daemon.model import Alert
 from daemon.pipeline import Pipeline
 from daemon.problems.manager import Problems
 from daemon.problems.store import load_problems
+from daemon.report.produce import MonthlyReports
 from daemon.runbook.actions import ACTIONS
 from daemon.runbook.config import secret_text
 from daemon.runbook.engine import Engine
@@ -71,6 +73,10 @@ LIBRARY = web.AppKey("runbook_library", RunbookLibrary)
 ACTION_HTTP_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10.0)
 """Each action bounds its own requests by the step timeout; the session only bounds connecting."""
 SCHEDULER = web.AppKey("scheduler", Scheduler)
+AVAILABILITY = web.AppKey("availability", AvailabilityTracker)
+AVAILABILITY_COMPACT = 600.0
+"""How often old outages are folded into totals; any interval works, it only bounds memory."""
+REPORT_JOB = "monthly-report"
 INCIDENT_TIMERS = "incidents"
 """The scheduler job that wakes the correlator for SLA deadlines, flapping and closes."""
 
@@ -93,6 +99,7 @@ def create_app(loaded: LoadedConfig, *, clock: Clock | None = None) -> web.Appli
     runs.add_routes(app)
     changes.add_routes(app)
     drills.add_routes(app)
+    reports.add_routes(app)
     manage.add_routes(app)
     reload.add_routes(app)
     openapi.add_routes(app)
@@ -171,6 +178,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     correlator = Correlator(writer, loaded.rules, alerts, counters, audit=audit, problems=problems)
     alerts.restore(snapshot.active_alerts, snapshot.dormant_fingerprints, now)
     restored = await _restore_records(db, correlator, problems, now)
+    availability = await _availability(app, db, correlator, now)
 
     tasks = TaskRegistry()
     auto = await _automation(app, db=db, writer=writer, counters=counters, correlator=correlator, tasks=tasks)
@@ -188,8 +196,15 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     reader = Reader(loaded.db_path)
 
     reloader = reload.Reloader(cfg.rules_dir, correlator, clock)
-    registry = _registry(pipeline, ingest_duration, reloader, auto.metrics, DrillCollector(counters, auto.drills))
-    scheduler = Scheduler(clock)
+    registry = _registry(
+        pipeline,
+        ingest_duration,
+        reloader,
+        auto.metrics,
+        DrillCollector(counters, auto.drills),
+        AvailabilityCollector(availability),
+    )
+    scheduler = _scheduler(loaded, correlator, clock)
     _expose(
         app,
         pipeline=pipeline,
@@ -200,7 +215,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         scheduler=scheduler,
     )
 
-    _start_background(tasks, pipeline, scheduler, reloader, cfg.alerts.sweep_interval)
+    _start_background(tasks, pipeline, scheduler, reloader, cfg.alerts.sweep_interval, availability=availability)
     _schedule_drills(app, scheduler, reloader, auto.drills, correlator.ruleset.drills)
     # After the writer runs: recovery journals what it decides and waits for that to be durable.
     await auto.engine.recover()
@@ -219,20 +234,32 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         app[keys.HEALTH].draining = True
-        # Before the writer drains: interrupted runs are journaled in what it writes last.
-        await auto.engine.close(cfg.shutdown_timeout)
-        await scheduler.shutdown()
-        await tasks.cancel("sweep", "checkpoint", "reload")
-        writer.close()
-        if await tasks.wait("writer", cfg.shutdown_timeout):
-            log.info("writer drained: everything acknowledged is committed")
-        await tasks.close()
-        await auto.close()
+        await _shut_down(cfg.shutdown_timeout, auto=auto, scheduler=scheduler, tasks=tasks, writer=writer)
         reader.close()
-        writer.shutdown_thread()
         load_dormant.close()
         await asyncio.to_thread(db.close)
         log.info("store closed")
+
+
+async def _shut_down(
+    deadline: float,
+    *,
+    auto: Automation,
+    scheduler: Scheduler,
+    tasks: TaskRegistry,
+    writer: GroupCommitWriter,
+) -> None:
+    """Stop what produces writes, then let the writer commit what is left within the deadline."""
+    # Before the writer drains: interrupted runs are journaled in what it writes last.
+    await auto.engine.close(deadline)
+    await scheduler.shutdown()
+    await tasks.cancel("sweep", "checkpoint", "reload", "availability")
+    writer.close()
+    if await tasks.wait("writer", deadline):
+        log.info("writer drained: everything acknowledged is committed")
+    await tasks.close()
+    await auto.close()
+    writer.shutdown_thread()
 
 
 def _expose(
@@ -253,6 +280,35 @@ def _expose(
     app[health.REGISTRY] = registry
     app[reload.RELOADER] = reloader
     app[SCHEDULER] = scheduler
+
+
+async def _availability(app: web.Application, db: Database, correlator: Correlator, now: float) -> AvailabilityTracker:
+    """The availability tracker, loaded from the stored incident history; call before the writer starts."""
+    tracker = AvailabilityTracker(
+        lambda: correlator.ruleset.catalogue, app[CLOCK], app[keys.CONFIG].config.availability.windows
+    )
+    await asyncio.to_thread(tracker.load, db.conn, now)
+    correlator.subscribe(tracker.on_incident_event)
+    app[AVAILABILITY] = tracker
+    return tracker
+
+
+def _scheduler(loaded: LoadedConfig, correlator: Correlator, clock: Clock) -> Scheduler:
+    """The scheduler, with the monthly service report job when reports.dir is set."""
+    scheduler = Scheduler(clock)
+    cfg = loaded.config.reports
+    if cfg.dir is None:
+        return scheduler
+    job = MonthlyReports(
+        loaded.db_path,
+        lambda: correlator.ruleset.catalogue,
+        cfg.dir,
+        clock,
+        time_zone=cfg.time_zone,
+        formats=cfg.formats,
+    )
+    scheduler.add_cron(REPORT_JOB, cfg.schedule, job.run, timezone=cfg.time_zone)
+    return scheduler
 
 
 def _ensure_series(counters: CounterStore) -> None:
@@ -325,6 +381,7 @@ async def _automation(
         load_runs, db.conn, now=now, breaker_lookback=engine.breaker_lookback(), history=cfg.runbooks.history
     )
     ledger.restore(await asyncio.to_thread(load_changes, db.conn, now=now, window=cfg.runbooks.change_suspect_window))
+    ledger.ensure_series(correlator.ruleset.catalogue.names())
     # The ledger hears of a run before anything else does, so a run's change exists before its first step.
     engine.subscribe(ledger.on_run_event)
     engine.subscribe(metrics.on_run_event)
@@ -380,9 +437,16 @@ def _escalate(correlator: Correlator, clock: Clock, incident_id: int, text: str)
 
 
 def _start_background(
-    tasks: TaskRegistry, pipeline: Pipeline, scheduler: Scheduler, reloader: reload.Reloader, sweep_interval: float
+    tasks: TaskRegistry,
+    pipeline: Pipeline,
+    scheduler: Scheduler,
+    reloader: reload.Reloader,
+    sweep_interval: float,
+    *,
+    availability: AvailabilityTracker,
 ) -> None:
     tasks.start("writer", pipeline.writer.run())
+    tasks.every("availability", AVAILABILITY_COMPACT, lambda: availability.compact(pipeline.clock.now()))
     tasks.every("sweep", sweep_interval, pipeline.sweep)
     tasks.every("checkpoint", CHECKPOINT_INTERVAL, pipeline.writer.checkpoint)
     tasks.start("reload", reloader.watch())

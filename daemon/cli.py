@@ -1,5 +1,5 @@
-"""Command line: `itsmd run`, `itsmd check`, `itsmd schema`, `itsmd runbook`, `itsmd drill`. Thin: parsing,
-logging, signals; the app does the rest."""
+"""Command line: `itsmd run`, `itsmd check`, `itsmd schema`, `itsmd runbook`, `itsmd drill`, `itsmd report`.
+Thin: parsing, logging, signals; the app does the rest."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from daemon.drills import cli as drill_cli
 from daemon.drills.spec import check_drills
 from daemon.errors import ConfigError, StorageError
 from daemon.reload import RELOADER
+from daemon.report import cli as report_cli
 from daemon.runbook import check as runbook_check
 from daemon.runbook import cli_run
 from daemon.runbook import schema as runbook_schema
@@ -58,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_run.add_parser(sub)
     drill_cli.add_parser(sub)
     explain.add_parser(sub)
+    report_cli.add_parser(sub)
     return parser
 
 
@@ -74,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return drill_cli.main(args)
     if args.command == "explain":
         return explain.main(args, time.time())
+    if args.command == "report":
+        return report_cli.main(args)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

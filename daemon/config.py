@@ -19,6 +19,7 @@ from daemon.correlate.ruleset import RuleSet, load_rules
 from daemon.credentials import EnvSecret, FileSecret, ReadableFile, Secret
 from daemon.durations import Duration, PositiveDuration
 from daemon.runbook.config import RunbooksConfig
+from daemon.scheduler.cron import cron_trigger
 from daemon.yamlsource import load_yaml, validate
 from integrations.alertmanager.config import AlertmanagerConfig
 from integrations.prometheus.config import PrometheusConfig
@@ -178,6 +179,42 @@ class TlsConfig(_Strict):
         return context
 
 
+class AvailabilityConfig(_Strict):
+    windows: tuple[PositiveDuration, ...] = Field(default=(86400.0, 7 * 86400.0, 30 * 86400.0), min_length=1)
+    """Trailing windows of itsmd_service_availability_ratio and ..._error_budget_remaining_ratio (label
+    `window`, written like 1d, 7d, 30d). The longest also bounds how much outage history is kept as intervals."""
+
+    @field_validator("windows")
+    @classmethod
+    def _distinct(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("each window once")
+        if any(w < 60 or w % 60 for w in value):
+            raise ValueError("windows are whole minutes, at least 1m")
+        return value
+
+
+REPORT_FORMATS = ("html", "md", "json")
+
+
+class ReportsConfig(_Strict):
+    """The monthly service report written to a folder; off while `dir` is unset."""
+
+    dir: Path | None = None
+    schedule: str = "0 6 1 * *"
+    """Cron (5 fields) in `time_zone`; each run writes the previous calendar month."""
+    time_zone: str = "UTC"
+    formats: tuple[Literal["html", "md", "json"], ...] = Field(default=("html",), min_length=1)
+
+    @model_validator(mode="after")
+    def _valid(self) -> ReportsConfig:
+        try:
+            cron_trigger(self.schedule, self.time_zone)
+        except (ValueError, KeyError) as exc:
+            raise ValueError(f"schedule {self.schedule!r} / time_zone {self.time_zone!r}: {exc}") from None
+        return self
+
+
 class Config(_Strict):
     listen: str = DEFAULT_LISTEN
     data_dir: Path = Path("data")
@@ -189,6 +226,8 @@ class Config(_Strict):
     auth: AuthConfig = AuthConfig()
     tls: TlsConfig = TlsConfig()
     runbooks: RunbooksConfig = RunbooksConfig()
+    availability: AvailabilityConfig = AvailabilityConfig()
+    reports: ReportsConfig = ReportsConfig()
     prometheus: PrometheusConfig | None = None
     """Where runbook promql and wait_until steps query; without it such runbooks are refused at start."""
     alertmanager: AlertmanagerConfig | None = None
@@ -242,6 +281,8 @@ def load_config(path: Path, *, listen: str | None = None, data_dir: Path | None 
     if config.rules_dir is not None:
         updates["rules_dir"] = base / config.rules_dir
     updates["runbooks"] = config.runbooks.model_copy(update={"dir": base / config.runbooks.dir})
+    if config.reports.dir is not None:
+        updates["reports"] = config.reports.model_copy(update={"dir": base / config.reports.dir})
     if listen is not None:
         parse_listen(listen)
         updates["listen"] = listen

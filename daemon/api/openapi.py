@@ -249,6 +249,7 @@ def build_document() -> Json:
             **_runs_paths(start_run, decision),
             **_changes_paths(),
             **_drills_paths(components),
+            **_reports_paths(),
             **_management_paths(components),
         },
         "components": {"schemas": components},
@@ -367,6 +368,39 @@ def _drills_paths(components: Json) -> Json:
                     "404": _error("no drill of that name"),
                     "409": _error("a drill of the same service is running; the message names it"),
                     **WRITE_REFUSALS,
+                },
+            }
+        },
+    }
+
+
+def _reports_paths() -> Json:
+    return {
+        "/api/v1/reports/{period}": {
+            "get": {
+                "summary": "Service report of a calendar month (ISO/IEC 20000-1 9.4), built from the store",
+                "parameters": [
+                    {
+                        "name": "period",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])$"},
+                        "description": "the month, YYYY-MM (days in reports.time_zone)",
+                    },
+                    _query("service", STRING, "only this catalogue service"),
+                    _query("format", {"enum": ["json", "md", "html"], "default": "json"}, "output format"),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the report",
+                        "content": {
+                            "application/json": {"schema": {"type": "object"}},
+                            "text/markdown": {"schema": {"type": "string"}},
+                            "text/html": {"schema": {"type": "string"}},
+                        },
+                    },
+                    "400": _error("bad period or query"),
+                    "404": _error("no such service in the catalogue"),
                 },
             }
         },

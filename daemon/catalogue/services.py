@@ -42,6 +42,18 @@ DEFAULT_TARGETS: dict[Priority, Target] = {
 }
 
 
+class DowntimePolicy(_Strict):
+    """Which incidents of a service count as downtime: those whose priority is listed and, when matchers are
+    given, whose opening alert matches them all. An outage runs from the incident's opening (or reopening) to
+    its resolution; if its priority rises into the list while open, it counts from that opening."""
+
+    priorities: tuple[Priority, ...] = ("P1", "P2")
+    matchers: Matchers = ()
+
+    def counts(self, priority: str, labels: Mapping[str, str]) -> bool:
+        return priority in self.priorities and match_all(self.matchers, labels)
+
+
 class Service(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
 
@@ -58,6 +70,8 @@ class Service(_Strict):
     targets: dict[Priority, Target] = Field(default_factory=dict)
     """Per-priority overrides of the catalogue's default targets; a field left out keeps the default."""
     maintenance: tuple[MaintenanceWindow, ...] = ()
+    """Planned downtime: outage time inside these windows is not held against the availability objective."""
+    downtime: DowntimePolicy = DowntimePolicy()
 
     @cached_property
     def why(self) -> str:
@@ -73,6 +87,8 @@ class Catalogue(_Strict):
     """Service of alerts no listed service matches. May itself be listed, to give it a tier and targets;
     otherwise it has tier `default_tier` and the default targets."""
     default_tier: Level = "medium"
+    default_availability_objective: float = Field(default=0.999, gt=0, le=1)
+    """Objective of services that set no availability_objective (and of the default service)."""
     targets: dict[Priority, Target] = Field(default_factory=lambda: dict(DEFAULT_TARGETS))
     """Default targets per priority; a priority left out keeps the built-in default."""
     pause_statuses: tuple[str, ...] = ()
@@ -115,6 +131,9 @@ class Catalogue(_Strict):
         reason = "no service matched: default_service"
         return self.get(self.default_service), reason
 
+    def objective(self, service: Service) -> float:
+        return service.availability_objective or self.default_availability_objective
+
     def target(self, service: Service, priority: str) -> Target:
         key = (service.name, priority)
         found = self._target_cache.get(key)
@@ -144,4 +163,4 @@ def load_catalogue(path: Path) -> Catalogue:
     return validate(load_yaml(path), Catalogue)
 
 
-__all__ = ["PRIORITIES", "Catalogue", "Service", "Target", "load_catalogue"]
+__all__ = ["PRIORITIES", "Catalogue", "DowntimePolicy", "Service", "Target", "load_catalogue"]

@@ -10,7 +10,7 @@ same write batch as the run's journal entry or the incident's opening.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from daemon.changes.model import (
@@ -19,6 +19,7 @@ from daemon.changes.model import (
     Change,
     ChangeOutcome,
     ChangePolicy,
+    ChangeType,
     change_type_of,
 )
 from daemon.changes.store import EVENT, LINK, UPSERT, ChangeSnapshot, change_row, event_row
@@ -184,6 +185,18 @@ class ChangeLedger:
         self._links.append((suspect.id, event.incident_id, event.at, reason))
         self._record(suspect, event.at, "suspected_cause", {"incident": event.incident_id, "reason": reason})
         self._counters.inc(CAUSING_INCIDENTS, (("service", self.metric_service(suspect.service)),))
+
+    def ensure_series(self, services: Iterable[str]) -> None:
+        """Change counters at 0 for every catalogue service (and changes made outside any service), so
+        dashboards show no gap before the first change."""
+        for service in [*services, NO_SERVICE]:
+            self._counters.ensure(CAUSING_INCIDENTS, (("service", service),))
+            for change_type in ChangeType:
+                for outcome in ChangeOutcome:
+                    self._counters.ensure(
+                        CHANGES_TOTAL,
+                        (("change_type", change_type.value), ("outcome", outcome.value), ("service", service)),
+                    )
 
     def suspect_for(self, service: str, at: float, *, exclude_incident: int | None = None) -> Change | None:
         """The latest change on `service` that started before `at` and was in progress at some time within the

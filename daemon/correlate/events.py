@@ -20,6 +20,8 @@ class IncidentEventKind(StrEnum):
     KNOWN_ERROR = "known_error"
     """The incident matches a problem in known_error state; `runbook` names the workaround runbook, if any."""
     RESOLVED = "resolved"
+    PRIORITY_RAISED = "priority_raised"
+    """A more urgent alert attached: `priority` is the new one (availability counts downtime by priority)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -318,6 +318,7 @@ class Correlator:
         self.audit.record(
             now, SYSTEM, "incident", incident.id, "priority_raised", before=before, after=snapshot(incident)
         )
+        self._emit(IncidentEventKind.PRIORITY_RAISED, incident, now, alert.labels)
         self._due(sla.next_deadline(incident))
 
     def _ended(self, t: Ended, now: float) -> None:

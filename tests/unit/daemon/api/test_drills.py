@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import io
 import textwrap
+from datetime import UTC, datetime
 from pathlib import Path
 
 from daemon.clock import ManualClock
@@ -161,3 +162,18 @@ async def test_cli_drill_run_waits_and_exits_by_outcome(tmp_path: Path) -> None:
         args.name = "nope"
         code = await asyncio.to_thread(drill_cli.main, args, out, err, sleep=lambda _: None)
         assert code == 1 and "HTTP 404 not_found: no drill named 'nope'" in err.getvalue()
+
+
+async def test_the_service_report_lists_the_drill_with_its_rto_result(tmp_path: Path) -> None:
+    config = setup(tmp_path / "etc")
+    clock = ManualClock()
+    async with running(config, tmp_path / "data", clock) as d:
+        _, started = await call(d, "POST", "/api/v1/drills/checkout-failover/run", {})
+        await drill_outcome(d, "checkout-failover", started["id"])
+        period = datetime.fromtimestamp(clock.now(), UTC).strftime("%Y-%m")
+        status, report = await call(d, "GET", f"/api/v1/reports/{period}?service=checkout")
+    assert status == 200, report
+    (checkout,) = report["services"]
+    assert [
+        (x["name"], x["outcome"], x["recovery_seconds"], x["rto_seconds"], x["met_rto"]) for x in checkout["drills"]
+    ] == [("checkout-failover", "passed", 0.0, 300.0, True)]

@@ -25,3 +25,10 @@ def test_december_rolls_into_the_next_year_and_dst_days_are_not_24h() -> None:
 def test_bad_periods_are_refused_with_the_form_named(bad: str) -> None:
     with pytest.raises(RequestError, match="YYYY-MM"):
         month(bad)
+
+
+def test_years_outside_the_epoch_range_are_refused() -> None:
+    for name in ("0000-01", "1969-12", "9999-12"):
+        with pytest.raises(RequestError) as caught:
+            month(name)
+        assert caught.value.reason == "invalid_period"

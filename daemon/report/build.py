@@ -1,0 +1,164 @@
+"""Build a service report (ISO/IEC 20000-1 9.4) for one period from the store alone.
+
+Reads a read-only SQLite connection with bound parameters, so it works with or without the daemon running.
+Availability uses the same episodes and window arithmetic as the live metrics (availability/episodes.py,
+figures.py): the report of a month and itsmd_service_availability_ratio over that month agree.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from daemon.availability.episodes import metric_service, stored_episodes, stored_lookup
+from daemon.availability.figures import window_figures
+from daemon.availability.intervals import Interval
+from daemon.catalogue.services import Catalogue
+from daemon.correlate.sla import RESOLVE, RESPOND
+from daemon.errors import RequestError
+from daemon.report.model import PRIORITIES, DayAvailability, DrillResult, Report, ServiceReport, SlaFigures
+from daemon.report.period import Period
+
+OPEN_CHANGE = "in_progress"
+"""Outcome shown for a change that has none yet."""
+
+
+@dataclass
+class _Counts:
+    by_priority: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PRIORITIES, 0))
+    ack: list[float] = field(default_factory=list)
+    repair: list[float] = field(default_factory=list)
+    sla: dict[str, list[int]] = field(default_factory=lambda: {RESPOND: [0, 0], RESOLVE: [0, 0]})
+    problems_opened: int = 0
+    known_errors: int = 0
+    changes: dict[str, int] = field(default_factory=dict)
+    causing: int = 0
+
+
+def build_report(
+    conn: sqlite3.Connection,
+    catalogue: Catalogue,
+    period: Period,
+    *,
+    now: float,
+    time_zone: str,
+    service: str | None = None,
+    drills: Mapping[str, Sequence[DrillResult]] | None = None,
+) -> Report:
+    names = catalogue.names()
+    if service is not None and service not in names:
+        raise RequestError("unknown_service", f"no service {service!r} in the catalogue", 404)
+    chosen = [service] if service is not None else sorted(names)
+    until = min(period.end, now)
+    outages: dict[str, list[Interval]] = {}
+    for e in stored_episodes(conn, catalogue, until=until):
+        outages.setdefault(e.service, []).append((e.start, e.end if e.end is not None else until))
+    counts = {name: _Counts() for name in chosen}
+    _incidents(conn, catalogue, period, counts)
+    _problems(conn, catalogue, period, counts)
+    _changes(conn, catalogue, period, counts)
+    maintenance = stored_lookup(catalogue)
+    drills = drills or {}
+    services = []
+    for name in chosen:
+        c = counts[name]
+        objective = catalogue.objective(catalogue.get(name))
+        down = outages.get(name, [])
+        whole = window_figures(down, maintenance(name, period.start, until), period.start, max(period.start, until))
+        daily = tuple(
+            DayAvailability(
+                day, window_figures(down, maintenance(name, start, end), start, min(end, now)).availability_ratio
+            )
+            for day, start, end in period.days
+            if start < now
+        )
+        services.append(
+            ServiceReport(
+                service=name,
+                owner=catalogue.get(name).owner,
+                objective_ratio=objective,
+                availability_ratio=whole.availability_ratio,
+                unplanned_downtime_seconds=whole.unplanned_downtime_seconds,
+                planned_downtime_seconds=whole.planned_downtime_seconds,
+                error_budget_remaining_ratio=whole.error_budget_remaining_ratio(objective),
+                daily=daily,
+                incidents_by_priority=c.by_priority,
+                mtta_seconds=_mean(c.ack),
+                mttr_seconds=_mean(c.repair),
+                sla=tuple(SlaFigures(t, met, breached) for t, (met, breached) in c.sla.items()),
+                problems_opened=c.problems_opened,
+                known_errors=c.known_errors,
+                changes_by_outcome=dict(sorted(c.changes.items())),
+                changes_causing_incidents=c.causing,
+                drills=tuple(sorted(drills.get(name, ()), key=lambda d: d.at)),
+            )
+        )
+    return Report(period.name, period.start, period.end, now, time_zone, tuple(services))
+
+
+def _ratio(down: list[Interval], maintenance: list[Interval], start: float, end: float) -> float:
+    return window_figures(down, maintenance, start, end).availability_ratio
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _incidents(conn: sqlite3.Connection, catalogue: Catalogue, period: Period, counts: dict[str, _Counts]) -> None:
+    """Incidents opened in the period: by priority, time to acknowledge and to resolve, SLA targets."""
+    for service, priority, opened, acked, resolved, status, sla in conn.execute(
+        "SELECT service, priority, opened_at, acknowledged_at, resolved_at, status, sla FROM incidents "
+        "WHERE opened_at >= ? AND opened_at < ?",
+        (period.start, period.end),
+    ):
+        c = counts.get(metric_service(catalogue, service))
+        if c is None:
+            continue
+        c.by_priority[priority] = c.by_priority.get(priority, 0) + 1
+        if acked is not None:
+            c.ack.append(acked - opened)
+        if resolved is not None:
+            c.repair.append(resolved - opened)
+        clock = json.loads(sla)
+        breaches = set(clock.get("breaches", []))
+        finished = resolved is not None or status == "closed"
+        for target, done in ((RESPOND, acked is not None or finished), (RESOLVE, finished)):
+            if clock.get(f"{target}_target") is None:
+                continue
+            if target in breaches:
+                c.sla[target][1] += 1
+            elif done:
+                c.sla[target][0] += 1
+
+
+def _problems(conn: sqlite3.Connection, catalogue: Catalogue, period: Period, counts: dict[str, _Counts]) -> None:
+    """Problems opened in the period, and the known errors on record at its end."""
+    for service, opened, status in conn.execute(
+        "SELECT service, opened_at, status FROM problems WHERE opened_at < ?", (period.end,)
+    ):
+        c = counts.get(metric_service(catalogue, service))
+        if c is None:
+            continue
+        if opened >= period.start:
+            c.problems_opened += 1
+        if status == "known_error":
+            c.known_errors += 1
+
+
+def _changes(conn: sqlite3.Connection, catalogue: Catalogue, period: Period, counts: dict[str, _Counts]) -> None:
+    """Changes created in the period by outcome (drills and dry runs are not changes to the service), and
+    those linked to an incident they are suspected of causing."""
+    for service, outcome, causing in conn.execute(
+        "SELECT c.service, c.outcome, EXISTS (SELECT 1 FROM change_incidents ci WHERE ci.change_id = c.id) "
+        "FROM changes c WHERE c.created_at >= ? AND c.created_at < ? AND c.mode = 'live'",
+        (period.start, period.end),
+    ):
+        c = counts.get(metric_service(catalogue, service or catalogue.default_service))
+        if c is None:
+            continue
+        key = outcome or OPEN_CHANGE
+        c.changes[key] = c.changes.get(key, 0) + 1
+        if causing:
+            c.causing += 1
