@@ -20,7 +20,20 @@ class TaskRegistry:
         if self._closed:
             coro.close()
             raise RuntimeError(f"task registry is closed; not starting {name}")
-        self._tasks[name] = asyncio.get_running_loop().create_task(coro, name=f"itsmd-{name}")
+        task = asyncio.get_running_loop().create_task(coro, name=f"itsmd-{name}")
+        self._tasks[name] = task
+        task.add_done_callback(lambda done: self._forget(name, done))
+
+    def _forget(self, name: str, task: asyncio.Task[None]) -> None:
+        """A task that ended by itself leaves the registry (one task per runbook run would otherwise pile up
+        until shutdown); its failure is logged here, since nobody may ever wait for it."""
+        if self._tasks.get(name) is task:
+            del self._tasks[name]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task %s failed: %r", name, task.exception())
+
+    def __len__(self) -> int:
+        return len(self._tasks)
 
     def every(self, name: str, interval: float, job: Callable[[], Awaitable[None] | None]) -> None:
         """Run job every interval seconds; a failing run is logged and the next one still happens."""
@@ -52,8 +65,6 @@ class TaskRegistry:
             return True
         done, _ = await asyncio.wait({task}, timeout=deadline)
         if done:
-            if not task.cancelled() and task.exception() is not None:
-                log.error("task %s failed: %r", name, task.exception())
             return True
         log.warning("task %s did not finish within %.1fs; cancelling it", name, deadline)
         task.cancel()
