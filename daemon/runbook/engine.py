@@ -882,8 +882,10 @@ class Engine:
         self._mark_run(run)
         if status is not RunStatus.HELD and run.lock_key is not None:
             self._locks.release(run.lock_key, run.id)
-        labels = (("mode", run.mode.value), ("outcome", status.value), ("runbook", run.runbook))
-        self._counters.inc(RUNS_TOTAL, labels)
+        if status is not RunStatus.HELD:
+            # Held waits for a human and ends later (cancelled); counting it now would count the run twice.
+            labels = (("mode", run.mode.value), ("outcome", status.value), ("runbook", run.runbook))
+            self._counters.inc(RUNS_TOTAL, labels)
         self._emit(run, "status")
         self._trim()
 

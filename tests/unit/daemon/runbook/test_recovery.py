@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from daemon.clock import ManualClock
+from daemon.runbook.engine import RUNS_TOTAL
 from daemon.runbook.model import RunMode, RunStatus, StepStatus
 from tests.unit.daemon.runbook.harness import Harness, write_runbook
 
@@ -85,6 +86,10 @@ async def test_a_non_idempotent_step_is_held_and_keeps_its_lock(tmp_path: Path) 
     await h.until(blocked, RunStatus.WAITING_LOCK)
     assert engine.cancel(run_id, "ann", "checked by hand").status is RunStatus.CANCELLED
     await h.until(blocked, RunStatus.RUNNING)
+    # Counted once, when it really ended: held is a wait for a human, not an outcome.
+    mine = (("mode", "live"), ("runbook", "interrupted"))
+    assert h.counters.get(RUNS_TOTAL, tuple(sorted((*mine, ("outcome", "held"))))) == 0
+    assert h.counters.get(RUNS_TOTAL, tuple(sorted((*mine, ("outcome", "cancelled"))))) == 1
     await h.stop()
     assert log.read_text().split() == ["first", "first"]
 
