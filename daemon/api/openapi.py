@@ -292,7 +292,7 @@ def _runs_paths(start_run: Json, decision: Json) -> Json:
             "get": {
                 "summary": "One run: status, reason, and every step with attempts, timings and output digest",
                 "parameters": [ID_PARAMETER],
-                "responses": {"200": _json("the run"), "404": _error("no such run in memory")},
+                "responses": {"200": _json("the run"), "404": _error("no such run")},
             }
         },
     }

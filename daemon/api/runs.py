@@ -16,6 +16,7 @@ from daemon.api import keys
 from daemon.api.rest import _page, _whole
 from daemon.errors import RequestError
 from daemon.ingest.handlers import validation_problem
+from daemon.runbook.journal import load_run
 from daemon.runbook.metrics import step_action
 from daemon.runbook.model import Run, RunMode, RunStatus, StepRecord
 from daemon.storage.queries import rfc3339
@@ -133,9 +134,14 @@ async def list_runs(request: web.Request) -> web.Response:
 async def get_run(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
     run_id = _whole(raw)
-    run = request.app[keys.ENGINE].get(run_id) if run_id is not None else None
+    if run_id is None:
+        raise web.HTTPNotFound(text=f"no run {raw}")
+    run = request.app[keys.ENGINE].get(run_id)
     if run is None:
-        raise web.HTTPNotFound(text=f"no run {raw} (runs are kept in memory while active and among the recent ones)")
+        # Older runs have left memory; their journal is in the store (committed rows, like every REST read).
+        run = await request.app[keys.READER].run(load_run, run_id)
+    if run is None:
+        raise web.HTTPNotFound(text=f"no run {raw}")
     return web.json_response(run_json(request, run))
 
 

@@ -108,6 +108,19 @@ def _step_from_row(r: tuple[Any, ...]) -> StepRecord:
     )
 
 
+def load_run(conn: sqlite3.Connection, run_id: int) -> Run | None:
+    """One stored run with its steps, for reads of runs that have left the engine's memory."""
+    row = conn.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()  # noqa: S608
+    if row is None:
+        return None
+    run = _run_from_row(row)
+    run.steps.extend(
+        _step_from_row(r)
+        for r in conn.execute(f"SELECT {STEP_COLUMNS} FROM run_steps WHERE run_id = ? ORDER BY idx", (run_id,))  # noqa: S608
+    )
+    return run
+
+
 @dataclass
 class RunsSnapshot:
     runs: list[Run] = field(default_factory=list)

@@ -186,3 +186,22 @@ async def test_the_openapi_document_lists_runs_and_changes(daemon: Daemon) -> No
     body = paths["/api/v1/runs"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body["required"] == ["runbook"]
     assert {"params", "dry_run", "emergency", "reason"} <= set(body["properties"])
+
+
+async def test_a_run_that_left_memory_is_read_from_the_store(tmp_path: Path) -> None:
+    config = write_setup(tmp_path / "etc", runbooks(tmp_path / "out.txt"), extra="")
+    text = config.read_text().replace("runbooks:\n", "runbooks:\n  history: 1\n")
+    config.write_text(text)
+    async with running(config, tmp_path / "data", ManualClock()) as d:
+        ids = []
+        for host in ("a", "b", "c"):
+            _, run = await call(d, "POST", "/api/v1/runs", {"runbook": "touch", "params": {"host": host}, "by": "ann"})
+            ids.append(run["id"])
+            await until(d, run["id"])
+        assert [r["id"] for r in (await d.get_json("/api/v1/runs?status=all"))["runs"]] == ids[-1:]
+        old = await d.get_json(f"/api/v1/runs/{ids[0]}")
+        assert (old["id"], old["status"], old["params"]) == (ids[0], "succeeded", {"host": "a"})
+        (step,) = old["steps"]
+        assert (step["name"], step["status"], step["plan"]["argv"][-1]) == ("mark", "succeeded", "a")
+        status, body = await call(d, "GET", "/api/v1/runs/999")
+        assert status == 404, body
