@@ -113,11 +113,7 @@ async def _draining(app: web.Application) -> None:
 
 def load_library(loaded: LoadedConfig) -> RunbookLibrary:
     """The runbooks of config.runbooks.dir; ConfigError (file:line: key) if any is wrong. No folder: none."""
-    folder = loaded.config.runbooks.dir
-    if not folder.is_dir():
-        log.info("no runbooks folder at %s: no runbooks loaded", folder)
-        return RunbookLibrary()
-    return RunbookLibrary.load_dir(folder)
+    return RunbookLibrary.load_configured(loaded.config.runbooks.dir)
 
 
 def change_policy(library: RunbookLibrary, runbook: str) -> ChangePolicy:
@@ -195,7 +191,8 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     )
     reader = Reader(loaded.db_path)
 
-    reloader = reload.Reloader(cfg.rules_dir, correlator, clock)
+    reloader = reload.Reloader(cfg.rules_dir, correlator, clock, runbooks=(cfg.runbooks.dir, app[LIBRARY]))
+    reloader.runbook_listeners.append(lambda _: auto.metrics.ensure_runbooks())
     registry = _registry(
         pipeline,
         ingest_duration,

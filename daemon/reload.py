@@ -22,13 +22,22 @@ from daemon.clock import Clock
 from daemon.correlate.incidents import Correlator
 from daemon.correlate.ruleset import RuleSet, load_rules
 from daemon.errors import ConfigError, ConfigProblem
+from daemon.runbook.library import RunbookLibrary
 
 log = logging.getLogger(__name__)
 
 
 class Reloader(Collector):
-    def __init__(self, rules_dir: Path | None, correlator: Correlator, clock: Clock) -> None:
+    def __init__(
+        self,
+        rules_dir: Path | None,
+        correlator: Correlator,
+        clock: Clock,
+        *,
+        runbooks: tuple[Path, RunbookLibrary] | None = None,
+    ) -> None:
         self._rules_dir = rules_dir
+        self._runbooks = runbooks
         self._correlator = correlator
         self._clock = clock
         self._lock = asyncio.Lock()
@@ -38,36 +47,52 @@ class Reloader(Collector):
         self.reloads = 0
         self.listeners: list[Callable[[RuleSet], None]] = []
         """Told of each new rule set once it is in use (the drill schedule follows rules/drills.yaml)."""
+        self.runbook_listeners: list[Callable[[RunbookLibrary], None]] = []
+        """Told once reloaded runbooks are in use (their metrics series)."""
 
     async def reload(self) -> list[ConfigProblem]:
         """Reload now; the problems found (empty: the new rules are in use)."""
         async with self._lock:
             self.reloads += 1
-            if self._rules_dir is None:
-                log.info("reload: no rules_dir configured, nothing to reload")
-                self.successful, self.last_success = True, self._clock.now()
-                return []
-            try:
-                rules = await asyncio.to_thread(load_rules, self._rules_dir)
-            except ConfigError as exc:
+            problems: list[ConfigProblem] = []
+            rules: RuleSet | None = None
+            library: RunbookLibrary | None = None
+            if self._rules_dir is not None:
+                try:
+                    rules = await asyncio.to_thread(load_rules, self._rules_dir)
+                except ConfigError as exc:
+                    problems += exc.problems
+            if self._runbooks is not None:
+                try:
+                    library = await asyncio.to_thread(RunbookLibrary.load_configured, self._runbooks[0])
+                except ConfigError as exc:
+                    problems += exc.problems
+            if problems:
+                # All or nothing: rules and runbooks refer to each other (drills, triggers).
                 self.successful = False
                 log.error(
-                    "reload of %s failed, keeping the last good rules:\n%s",
-                    self._rules_dir,
-                    "\n".join(str(p) for p in exc.problems),
+                    "reload failed, keeping the last good rules and runbooks:\n%s",
+                    "\n".join(str(p) for p in problems),
                 )
-                return exc.problems
-            self._correlator.set_rules(rules, self._clock.now())
-            for listener in self.listeners:
-                listener(rules)
+                return problems
+            # Runbooks first: the new drills may name a runbook that only now exists.
+            if library is not None and self._runbooks is not None:
+                self._runbooks[1].replace(library)
+                for on_runbooks in self.runbook_listeners:
+                    on_runbooks(self._runbooks[1])
+                log.info("reloaded runbooks from %s: %d runbooks", self._runbooks[0], len(library.runbooks))
+            if rules is not None:
+                self._correlator.set_rules(rules, self._clock.now())
+                for listener in self.listeners:
+                    listener(rules)
+                log.info(
+                    "reloaded rules from %s: %d services, %d correlation rules, %d drills",
+                    self._rules_dir,
+                    len(rules.catalogue.services),
+                    len(rules.correlation.rules),
+                    len(rules.drills),
+                )
             self.successful, self.last_success = True, self._clock.now()
-            log.info(
-                "reloaded rules from %s: %d services, %d correlation rules, %d drills",
-                self._rules_dir,
-                len(rules.catalogue.services),
-                len(rules.correlation.rules),
-                len(rules.drills),
-            )
             return []
 
     def trigger(self) -> None:

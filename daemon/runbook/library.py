@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.correlate.events import IncidentEvent
 from daemon.runbook.spec import RunbookFields
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,19 @@ class RunbookLibrary:
         from daemon.runbook.check import load_runbooks  # noqa: PLC0415 - check imports this module
 
         return cls.of(load_runbooks(folder))
+
+    @classmethod
+    def load_configured(cls, folder: Path) -> RunbookLibrary:
+        """The runbooks of the configured folder; none when it does not exist (logged)."""
+        if not folder.is_dir():
+            log.info("no runbooks folder at %s: no runbooks loaded", folder)
+            return cls()
+        return cls.load_dir(folder)
+
+    def replace(self, newer: RunbookLibrary) -> None:
+        """Swap in reloaded runbooks. In place, because the engine, triggers and metrics hold this object;
+        runs already started keep the runbook version they were built from."""
+        self.runbooks = dict(newer.runbooks)
 
     def get(self, name: str) -> LoadedRunbook | None:
         return self.runbooks.get(name)

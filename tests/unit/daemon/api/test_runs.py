@@ -7,7 +7,7 @@ import pytest
 
 from daemon.clock import ManualClock
 from tests.unit.daemon.api.runbook_app import call, until, write_setup
-from tests.unit.daemon.ingest.conftest import Daemon, running
+from tests.unit.daemon.ingest.conftest import Daemon, running, series
 
 
 def runbooks(out: Path) -> dict[str, str]:
@@ -205,3 +205,25 @@ async def test_a_run_that_left_memory_is_read_from_the_store(tmp_path: Path) -> 
         assert (step["name"], step["status"], step["plan"]["argv"][-1]) == ("mark", "succeeded", "a")
         status, body = await call(d, "GET", "/api/v1/runs/999")
         assert status == 404, body
+
+
+async def test_reload_picks_up_runbooks_and_keeps_the_last_good_ones(tmp_path: Path) -> None:
+    config = write_setup(tmp_path / "etc", runbooks(tmp_path / "out.txt"))
+    folder = tmp_path / "etc" / "runbooks"
+    async with running(config, tmp_path / "data", ManualClock()) as d:
+        (folder / "later.yaml").write_text("name: later\nsteps:\n  - {name: a, exec: {argv: ['true']}}\n")
+        status, body = await call(d, "POST", "/-/reload")
+        assert status == 200, body
+        status, run = await call(d, "POST", "/api/v1/runs", {"runbook": "later", "params": {}, "by": "ann"})
+        assert status == 201, run
+        assert (await until(d, run["id"]))["status"] == "succeeded"
+        metrics = await d.metrics()
+        assert metrics[series("itsmd_runbook_runs_total", mode="live", outcome="succeeded", runbook="later")] == 1
+
+        (folder / "later.yaml").write_text("name: later\nsteps:\n  - {name: a, exec: {argv: []}}\n")
+        status, body = await call(d, "POST", "/-/reload")
+        assert status == 400, body
+        assert f"{folder / 'later.yaml'}:3" in body["error"]
+        status, run = await call(d, "POST", "/api/v1/runs", {"runbook": "later", "params": {}, "by": "ann"})
+        assert status == 201, run  # the last good version still runs
+        assert (await d.metrics())[series("itsmd_config_last_reload_successful")] == 0
