@@ -21,8 +21,9 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import pytest
 import yaml
 
 from .client import get_json, post_json, request, wait_until
@@ -398,3 +399,25 @@ class Stack:
         """What the real Alertmanager holds right now (GET /api/v2/alerts)."""
         alerts: list[dict[str, Any]] = get_json(f"{self.am_url}/api/v2/alerts")
         return alerts
+
+
+S = TypeVar("S", bound=Stack)
+
+
+def module_stack(kind: type[S], root: Path) -> Iterator[S]:
+    """A stack of its own for one test module (use with `yield from` in a module-scoped fixture): started,
+    its logs printed if anything fails, stopped whatever happened. A missing binary fails, never skips."""
+    try:
+        binaries = Binaries.find()
+    except MissingBinary as exc:
+        raise pytest.fail.Exception(str(exc), pytrace=False) from None
+    stack = kind(root, binaries)
+    try:
+        stack.start()
+        yield stack
+    except BaseException:
+        for name, tail in stack.log_tails():
+            print(f"--- {name}\n{tail}")
+        raise
+    finally:
+        stack.stop()

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from .client import get_json, wait_for
-from .stack import HOST, SERVICE, Binaries, Stack
+from .stack import HOST, SERVICE, Stack, module_stack
 
 pytestmark = pytest.mark.e2e
 STEP_TIMEOUT = 30.0
@@ -39,20 +39,7 @@ class AvailabilityStack(Stack):
 
 @pytest.fixture(scope="module")
 def astack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AvailabilityStack]:
-    try:
-        binaries = Binaries.find()
-    except Exception as exc:  # a missing binary fails the run, as in conftest.py
-        raise pytest.fail.Exception(str(exc), pytrace=False) from None
-    stack = AvailabilityStack(tmp_path_factory.mktemp("e2e-availability"), binaries)
-    try:
-        stack.start()
-        yield stack
-    except BaseException:
-        for name, tail in stack.log_tails():
-            print(f"--- {name}\n{tail}")
-        raise
-    finally:
-        stack.stop()
+    yield from module_stack(AvailabilityStack, tmp_path_factory.mktemp("e2e-availability"))
 
 
 def promql(stack: Stack, query: str) -> float | None:

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from .client import get_json, wait_for
-from .stack import FLAP_SERVICE, HOST, RECUR_SERVICE, SERVICE, Binaries, Stack
+from .stack import FLAP_SERVICE, HOST, RECUR_SERVICE, SERVICE, Stack, module_stack
 
 pytestmark = pytest.mark.e2e
 DRILL_JOB = "drill"
@@ -90,20 +90,7 @@ class DrillStack(Stack):
 
 @pytest.fixture(scope="module")
 def dstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrillStack]:
-    try:
-        binaries = Binaries.find()
-    except Exception as exc:  # a missing binary fails the run, as in conftest.py
-        raise pytest.fail.Exception(str(exc), pytrace=False) from None
-    stack = DrillStack(tmp_path_factory.mktemp("e2e-drills"), binaries)
-    try:
-        stack.start()
-        yield stack
-    except BaseException:
-        for name, tail in stack.log_tails():
-            print(f"--- {name}\n{tail}")
-        raise
-    finally:
-        stack.stop()
+    yield from module_stack(DrillStack, tmp_path_factory.mktemp("e2e-drills"))
 
 
 def prometheus_value(stack: Stack, query: str) -> float | None:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from .client import get_json, wait_for
-from .stack import ALERTNAME, SERVICE, Binaries, Stack
+from .stack import ALERTNAME, SERVICE, Binaries, Stack, module_stack
 
 pytestmark = pytest.mark.e2e
 FIRE_TIMEOUT = 30.0
@@ -71,20 +71,7 @@ class RunbookStack(Stack):
 
 @pytest.fixture(scope="module")
 def rstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunbookStack]:
-    try:
-        binaries = Binaries.find()
-    except Exception as exc:  # a missing binary fails the run, as in conftest.py
-        raise pytest.fail.Exception(str(exc), pytrace=False) from None
-    stack = RunbookStack(tmp_path_factory.mktemp("e2e-runbooks"), binaries)
-    try:
-        stack.start()
-        yield stack
-    except BaseException:
-        for name, tail in stack.log_tails():
-            print(f"--- {name}\n{tail}")
-        raise
-    finally:
-        stack.stop()
+    yield from module_stack(RunbookStack, tmp_path_factory.mktemp("e2e-runbooks"))
 
 
 def api(stack: Stack, path: str) -> Any:
