@@ -45,9 +45,9 @@ class ActionSpec(BaseModel):
     requires: ClassVar[tuple[str, ...]] = ()
     """Integrations the action needs ("prometheus", "alertmanager"); the engine refuses a run without them."""
 
+    @abstractmethod
     def build(self, render: Renderer) -> Action:
         """Render every template field once and return the runnable action."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True, slots=True)

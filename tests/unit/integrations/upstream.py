@@ -11,6 +11,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -28,7 +29,7 @@ class Seen:
     body: bytes
     headers: dict[str, str]
 
-    def json(self) -> object:
+    def json(self) -> Any:
         return json.loads(self.body)
 
 

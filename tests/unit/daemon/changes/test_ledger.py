@@ -245,7 +245,9 @@ def test_a_change_still_in_progress_is_a_suspect(rig: Rig) -> None:
     rig.move(run, RunStatus.RUNNING)
     rig.clock.advance(WINDOW * 3)
     incident = rig.open_incident()
-    assert incident.suspected_change == rig.ledger.for_run(run.id).id  # type: ignore[union-attr]
+    change = rig.ledger.for_run(run.id)
+    assert change is not None
+    assert incident.suspected_change == change.id
 
 
 def test_no_link_outside_the_window_on_another_service_or_for_the_changes_own_incident(rig: Rig) -> None:
@@ -308,7 +310,8 @@ async def test_open_and_recent_changes_come_back_after_a_restart(rig: Rig, tmp_p
     restored = rig.ledger.for_run(held.id)
     assert restored is not None
     assert restored.outcome is ChangeOutcome.CANCELLED
-    assert rig.ledger.for_run(later.id).id == 3  # type: ignore[union-attr]
+    newer = rig.ledger.for_run(later.id)
+    assert newer is not None and newer.id == 3
 
 
 async def test_list_filters_by_service_outcome_and_state(rig: Rig) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.correlate.priority import PriorityRules
+from daemon.correlate.priority import Level, PriorityRules
 
 
 @pytest.mark.parametrize(
@@ -19,8 +19,8 @@ from daemon.correlate.priority import PriorityRules
         ("low", "info", "P5"),
     ],
 )
-def test_default_matrix_is_itil_3x3(tier: str, severity: str, priority: str) -> None:
-    assessment = PriorityRules().assess({"severity": severity}, tier, "svc")  # type: ignore[arg-type]
+def test_default_matrix_is_itil_3x3(tier: Level, severity: str, priority: str) -> None:
+    assessment = PriorityRules().assess({"severity": severity}, tier, "svc")
     assert assessment.priority == priority
 
 

@@ -167,6 +167,7 @@ async def test_oversized_answer_is_refused(upstream: Upstream) -> None:
 
 
 @pytest.mark.parametrize("url", ["ftp://host/", "localhost:9090", "http://host/?x=1"])
-def test_bad_base_urls_are_refused(url: str) -> None:
-    with pytest.raises(ValueError, match="URL"):
-        PrometheusClient(None, url)  # type: ignore[arg-type]
+async def test_bad_base_urls_are_refused(url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(ValueError, match="URL"):
+            PrometheusClient(session, url)

@@ -100,7 +100,7 @@ async def test_creates_a_silence_for_duration_and_cleanup_expires_it(upstream: U
 async def test_a_label_value_that_looks_like_a_template_stays_text(upstream: Upstream) -> None:
     upstream.answer("POST", "/am/api/v2/silences", body={"silenceID": SILENCE_ID})
     await spec().build(render({"instance": "{{ 7*7 }}"})).execute(context(upstream))
-    assert upstream.requests[0].json()["matchers"][0]["value"] == "{{ 7*7 }}"  # type: ignore[index]
+    assert upstream.requests[0].json()["matchers"][0]["value"] == "{{ 7*7 }}"
 
 
 async def test_refusal_is_an_outcome(upstream: Upstream) -> None:
