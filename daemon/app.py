@@ -28,7 +28,6 @@ from daemon.audit import AuditLog
 from daemon.availability.tracker import AvailabilityCollector, AvailabilityTracker
 from daemon.changes.ledger import ChangeLedger
 from daemon.changes.model import ChangePolicy
-from daemon.changes.reader import ChangeReader
 from daemon.changes.store import load_changes
 from daemon.clock import Clock, SystemClock
 from daemon.config import Config, LoadedConfig
@@ -322,14 +321,12 @@ class Automation:
     engine: Engine
     metrics: RunbookMetrics
     session: aiohttp.ClientSession
-    change_reader: ChangeReader
     recovering: int
     drills: DrillRunner
 
     async def close(self) -> None:
         """After the engine and the writer stopped."""
         await self.session.close()
-        self.change_reader.close()
 
 
 async def _automation(
@@ -388,7 +385,6 @@ async def _automation(
     app[keys.WRITER] = writer
     app[keys.ENGINE] = engine
     app[keys.CHANGES] = ledger
-    app[keys.CHANGE_READER] = change_reader = ChangeReader(db.path)
     recovering = sum(1 for run in runs_snapshot.runs if run.active)
     # After the engine's listeners: a drill hears a run ended once its change is closed.
     drill_runner = DrillRunner(
@@ -402,7 +398,7 @@ async def _automation(
     )
     drill_runner.restore(await asyncio.to_thread(load_drill_state, db.conn))
     app[keys.DRILLS] = drill_runner
-    return Automation(engine, metrics, session, change_reader, recovering, drill_runner)
+    return Automation(engine, metrics, session, recovering, drill_runner)
 
 
 def _schedule_drills(

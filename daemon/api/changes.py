@@ -6,6 +6,7 @@ from aiohttp import web
 
 from daemon.api import keys
 from daemon.api.rest import _page, _whole
+from daemon.changes import store
 from daemon.changes.model import ChangeOutcome
 from daemon.errors import RequestError
 
@@ -26,8 +27,10 @@ async def list_changes(request: web.Request) -> web.Response:
     service = request.query.get("service")
     if service is not None and not 0 < len(service) <= MAX_SERVICE:
         raise RequestError("invalid_query", f"service must be 1..{MAX_SERVICE} characters")
-    changes = await request.app[keys.CHANGE_READER].changes(
-        service=service, outcome=outcome, state=status, limit=limit, offset=offset
+    changes = await request.app[keys.READER].run(
+        lambda conn: store.list_changes(
+            conn, service=service, outcome=outcome, state=status, limit=limit, offset=offset
+        )
     )
     return web.json_response({"changes": changes})
 
@@ -35,7 +38,7 @@ async def list_changes(request: web.Request) -> web.Response:
 async def get_change(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
     change_id = _whole(raw)
-    change = await request.app[keys.CHANGE_READER].change(change_id) if change_id is not None else None
+    change = await request.app[keys.READER].run(store.get_change, change_id) if change_id is not None else None
     if change is None:
         raise web.HTTPNotFound(text=f"no change {raw}")
     return web.json_response(change)

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from daemon.changes.ledger import ChangeLedger
-from daemon.changes.reader import ChangeReader
 from daemon.clock import Clock
 from daemon.config import LoadedConfig
 from daemon.drills.runner import DrillRunner
@@ -37,6 +36,5 @@ CLOCK = web.AppKey("clock", Clock)
 WRITER = web.AppKey("writer", GroupCommitWriter)
 ENGINE = web.AppKey("engine", Engine)
 CHANGES = web.AppKey("changes", ChangeLedger)
-CHANGE_READER = web.AppKey("change_reader", ChangeReader)
 DRILLS = web.AppKey("drills", DrillRunner)
 DRILL_SCHEDULE = web.AppKey("drill_schedule", DrillSchedule)
