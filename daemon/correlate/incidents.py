@@ -25,13 +25,12 @@ from daemon.correlate.metrics import IncidentMetrics
 from daemon.correlate.priority import rank
 from daemon.correlate.rules import CorrelationRules
 from daemon.correlate.ruleset import Classification, RuleSet
-from daemon.correlate.store import DETAILS, details_row
+from daemon.correlate.store import INCIDENT, LINK, TIMELINE, incident_row, timeline_row
 from daemon.errors import RequestError
 from daemon.metrics.counters import CounterStore
 from daemon.model import Alert, Incident, IncidentStatus, ProblemStatus, TimelineEntry
 from daemon.problems.manager import Problems
 from daemon.storage.database import Batch
-from daemon.storage.rows import incident_row, timeline_row
 from daemon.storage.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
@@ -581,10 +580,11 @@ class Correlator:
 
     def _collect(self, batch: Batch, lazy: bool) -> None:
         for incident_id, incident in self._dirty.items():
-            batch.incidents[incident_id] = incident_row(incident)
-            batch.upsert(DETAILS, incident_id, details_row(incident))
-        batch.links.update(self._links)
-        batch.timeline.extend(timeline_row(t) for t in self._timeline)
+            batch.upsert(INCIDENT, incident_id, incident_row(incident))
+        for key, link in self._links.items():
+            batch.upsert(LINK, key, link)
+        for entry in self._timeline:
+            batch.append(TIMELINE, timeline_row(entry))
         self._dirty.clear()
         self._links.clear()
         self._timeline.clear()

@@ -1,4 +1,5 @@
-"""Incident rows beyond the first-cut columns, and loading the incidents a starting daemon holds in memory."""
+"""Incident rows (the incident, its alert links, its timeline) and loading the incidents a starting daemon
+holds in memory."""
 
 from __future__ import annotations
 
@@ -6,15 +7,26 @@ import json
 import sqlite3
 from typing import Any
 
-from daemon.model import Incident, IncidentStatus, SlaClock
+from daemon.model import Incident, IncidentStatus, SlaClock, TimelineEntry
 from daemon.storage.database import Statement
 
-DETAILS = Statement(
-    "UPDATE incidents SET priority = ?, rule = ?, signature = ?, acknowledged_at = ?, closed_at = ?, "
-    "resolved_by = ?, last_attached_at = ?, respond_by = ?, resolve_by = ?, sla = ?, flapping = ?, "
-    "problem_id = ?, workaround = ?, suspected_change = ? WHERE id = ?",
-    order=1,
+_MUTABLE = (
+    "title, status, resolved_at, reopen_count, priority, rule, signature, acknowledged_at, closed_at, "
+    "resolved_by, last_attached_at, respond_by, resolve_by, sla, flapping, problem_id, workaround, suspected_change"
 )
+_WRITTEN = f"id, key, service, opened_at, {_MUTABLE}"
+# Incidents first (negative order): links, timeline, problems, changes and audit rows reference them.
+INCIDENT = Statement(
+    f"INSERT INTO incidents ({_WRITTEN}) VALUES ({','.join('?' * len(_WRITTEN.split(',')))}) "  # noqa: S608
+    "ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in _MUTABLE.split(",")),
+    order=-20,
+)
+LINK = Statement(
+    "INSERT INTO incident_alerts (incident_id, fingerprint, starts_at, attached_at, ended_at) "
+    "VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET ended_at = excluded.ended_at",
+    order=-10,
+)
+TIMELINE = Statement("INSERT INTO timeline (incident_id, at, kind, detail) VALUES (?,?,?,?)", order=-10)
 _COLUMNS = (
     "id, key, service, title, status, opened_at, resolved_at, reopen_count, priority, rule, signature, "
     "acknowledged_at, closed_at, resolved_by, last_attached_at, sla, flapping, problem_id, workaround, "
@@ -38,8 +50,17 @@ def sla_json(sla: SlaClock) -> str:
     )
 
 
-def details_row(i: Incident) -> tuple[Any, ...]:
+def incident_row(i: Incident) -> tuple[Any, ...]:
+    """In the column order of _WRITTEN."""
     return (
+        i.id,
+        i.key,
+        i.service,
+        i.opened_at,
+        i.title,
+        i.status.value,
+        i.resolved_at,
+        i.reopen_count,
         i.priority,
         i.rule,
         i.signature,
@@ -54,8 +75,11 @@ def details_row(i: Incident) -> tuple[Any, ...]:
         i.problem_id,
         i.workaround,
         i.suspected_change,
-        i.id,
     )
+
+
+def timeline_row(t: TimelineEntry) -> tuple[Any, ...]:
+    return (t.incident_id, t.at, t.kind, _dump(t.detail))
 
 
 def _from_row(r: tuple[Any, ...], respond_by: float | None, resolve_by: float | None) -> Incident:

@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class Statement:
     """A parameterised statement a record module owns (its table, its upsert). Batches key rows by it, so a
-    new record type adds its own tables without touching this module. Statements run in `order`, after the
-    alert and incident rows, so rows that reference incidents can be written in the same batch."""
+    new record type adds its own tables without touching this module. Statements run in `order` (lowest
+    first), after the alert and counter rows: a record that others reference (incidents) takes a lower order
+    than the rows that reference it, so both can be written in the same batch."""
 
     sql: str
     order: int = 0
@@ -37,9 +38,6 @@ class Batch:
 
     alerts: dict[str, rows.AlertRow] = field(default_factory=dict)
     alert_touches: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-    incidents: dict[int, tuple[Any, ...]] = field(default_factory=dict)
-    links: dict[tuple[int, str, float], tuple[Any, ...]] = field(default_factory=dict)
-    timeline: list[tuple[Any, ...]] = field(default_factory=list)
     counters: dict[tuple[str, str], float] = field(default_factory=dict)
     upserts: dict[Statement, dict[Hashable, tuple[Any, ...]]] = field(default_factory=dict)
     """Full-state rows by statement and record key: a newer row of the same key replaces the older."""
@@ -50,9 +48,6 @@ class Batch:
         return bool(
             self.alerts
             or self.alert_touches
-            or self.incidents
-            or self.links
-            or self.timeline
             or self.counters
             or any(self.upserts.values())
             or any(self.appends.values())
@@ -71,9 +66,6 @@ class Batch:
             self.alert_touches.pop(fp, None)
         # Touches are written after whole rows, so a newer touch still applies on top of an older row.
         self.alert_touches.update(newer.alert_touches)
-        self.incidents.update(newer.incidents)
-        self.links.update(newer.links)
-        self.timeline.extend(newer.timeline)
         self.counters.update(newer.counters)
         for statement, keyed in newer.upserts.items():
             self.upserts.setdefault(statement, {}).update(keyed)
@@ -190,29 +182,12 @@ class Database:
         conn = self.conn
         conn.execute("BEGIN")
         try:
-            if batch.incidents:
-                conn.executemany(
-                    f"INSERT INTO incidents ({rows.INCIDENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?) "
-                    "ON CONFLICT (id) DO UPDATE SET status = excluded.status, resolved_at = excluded.resolved_at, "
-                    "reopen_count = excluded.reopen_count, title = excluded.title",
-                    batch.incidents.values(),
-                )
             # Alert rows go in as one JSON array and one statement: executemany would take the GIL back
             # after every row, and thousands of rows per commit then stall the event loop (GIL convoy).
             if batch.alerts:
                 conn.execute(_ALERTS_FROM_JSON, (json.dumps(list(batch.alerts.values())),))
             if batch.alert_touches:
                 conn.execute(_TOUCHES_FROM_JSON, (json.dumps(list(batch.alert_touches.values())),))
-            if batch.links:
-                conn.executemany(
-                    "INSERT INTO incident_alerts (incident_id, fingerprint, starts_at, attached_at, ended_at) "
-                    "VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET ended_at = excluded.ended_at",
-                    batch.links.values(),
-                )
-            if batch.timeline:
-                conn.executemany(
-                    "INSERT INTO timeline (incident_id, at, kind, detail) VALUES (?,?,?,?)", batch.timeline
-                )
             if batch.counters:
                 conn.executemany(
                     "INSERT INTO counters (name, labels, value) VALUES (?,?,?) "

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from daemon.model import Alert, AlertStatus, Incident, Source, TimelineEntry
+from daemon.model import Alert, AlertStatus, Source
 
 AlertRow = tuple[Any, ...]
 
@@ -14,7 +14,6 @@ ALERT_COLUMNS = (
     "fingerprint, labels, annotations, status, starts_at, ends_at, generator_url, sources, "
     "first_seen, last_seen, times_seen, state_changes, expires_at, incident_id"
 )
-INCIDENT_COLUMNS = "id, key, service, title, status, opened_at, resolved_at, reopen_count"
 
 
 def _dump(value: object) -> str:
@@ -62,14 +61,6 @@ def alert_from_row(r: Sequence[Any]) -> Alert:
         expires_at=r[12],
         incident_id=r[13],
     )
-
-
-def incident_row(i: Incident) -> tuple[Any, ...]:
-    return (i.id, i.key, i.service, i.title, i.status.value, i.opened_at, i.resolved_at, i.reopen_count)
-
-
-def timeline_row(t: TimelineEntry) -> tuple[Any, ...]:
-    return (t.incident_id, t.at, t.kind, _dump(t.detail))
 
 
 def labels_key(labels: Sequence[tuple[str, str]]) -> str:
