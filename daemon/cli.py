@@ -1,4 +1,5 @@
-"""Command line: `itsmd run`, `itsmd check`, `itsmd schema`, `itsmd runbook`, `itsmd drill`, `itsmd report`.
+"""Command line: `itsmd run`, `itsmd check`, `itsmd schema`, `itsmd runbook`, `itsmd drill`, `itsmd report`, and
+`itsmd incidents|problems|changes|runs` against a running daemon.
 Thin: parsing, logging, signals; the app does the rest."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from daemon import __version__, explain
+from daemon import __version__, explain, records_cli
 from daemon.app import create_app
 from daemon.catalogue.services import load_catalogue
 from daemon.config import is_loopback, load_config, parse_listen
@@ -60,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     drill_cli.add_parser(sub)
     explain.add_parser(sub)
     report_cli.add_parser(sub)
+    records_cli.add_parsers(sub)
     return parser
 
 
@@ -78,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return explain.main(args, time.time())
     if args.command == "report":
         return report_cli.main(args)
+    if args.command in records_cli.RESOURCES:
+        return records_cli.main(args)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

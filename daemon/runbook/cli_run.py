@@ -30,7 +30,12 @@ Json = dict[str, Any]
 
 
 class ApiError(Exception):
-    """The daemon refused the request or could not be reached; the message says which and why."""
+    """The daemon refused the request or could not be reached; the message says which and why, `status` is
+    the HTTP status of a refusal (None when there was no answer)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -228,7 +233,7 @@ class Client:
                 return answer
         except urllib.error.HTTPError as exc:
             with exc:
-                raise ApiError(_refusal(exc.code, exc.read())) from None
+                raise ApiError(_refusal(exc.code, exc.read()), exc.code) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise ApiError(f"cannot reach itsmd at {self._base}: {reason}") from None
