@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from daemon import __version__, explain, records_cli
+from daemon import __version__, explain, kit, records_cli, schemas
 from daemon.app import create_app
 from daemon.catalogue.services import load_catalogue
 from daemon.config import is_loopback, load_config, parse_listen
@@ -28,7 +28,6 @@ from daemon.reload import RELOADER
 from daemon.report import cli as report_cli
 from daemon.runbook import check as runbook_check
 from daemon.runbook import cli_run
-from daemon.runbook import schema as runbook_schema
 from daemon.runbook.library import LoadedRunbook
 from daemon.yamlsource import load_yaml
 
@@ -56,12 +55,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("files", nargs="+", type=Path)
     schema = sub.add_parser("schema", help="print the JSON Schema of a file format, for editors")
-    schema.add_argument("kind", choices=["runbook"])
+    schema.add_argument(
+        "kind", choices=list(schemas.KINDS), help="; ".join(f"{k}: {text}" for k, (text, _) in schemas.KINDS.items())
+    )
     cli_run.add_parser(sub)
     drill_cli.add_parser(sub)
     explain.add_parser(sub)
     report_cli.add_parser(sub)
     records_cli.add_parsers(sub)
+    kit.add_parser(sub)
     return parser
 
 
@@ -70,8 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         return check(args.files)
     if args.command == "schema":
-        print(runbook_schema.shipped(), end="")
+        print(schemas.render(args.kind), end="")
         return 0
+    if args.command == "kit":
+        return kit.main(args)
     if args.command == "runbook":
         return cli_run.main(args)
     if args.command == "drill":

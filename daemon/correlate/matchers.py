@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import PlainValidator
+from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
 
 _MATCHER = re.compile(r"\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*")
 OPS = ("=", "!=", "=~", "!~")
@@ -75,7 +75,19 @@ def _coerce(value: object) -> tuple[Matcher, ...]:
     return tuple(out)
 
 
-Matchers = Annotated[tuple[Matcher, ...], PlainValidator(_coerce)]
+MATCHERS_SCHEMA = {
+    "type": "array",
+    "items": {
+        "type": "string",
+        "description": 'an Alertmanager matcher: name="value", name!="value", =~ or !~ (regex)',
+    },
+}
+Matchers = Annotated[
+    tuple[Matcher, ...],
+    PlainValidator(_coerce),
+    PlainSerializer(lambda matchers: [str(m) for m in matchers], return_type=list[str]),
+    WithJsonSchema(MATCHERS_SCHEMA),
+]
 """A config field holding a list of matchers, all of which must match."""
 
 
