@@ -20,7 +20,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.registry import Collector
 
-from daemon import __version__, reload
+from daemon import __version__, console, reload
 from daemon.alerts.table import AlertTable
 from daemon.api import auth, changes, drills, health, keys, manage, openapi, reports, rest, runs
 from daemon.api.errors import json_errors
@@ -93,6 +93,7 @@ def create_app(loaded: LoadedConfig, *, clock: Clock | None = None) -> web.Appli
     app[keys.RATE_LIMITER] = RateLimiter(ingest.rate_limit, ingest.rate_burst)
     app.cleanup_ctx.append(_components)
     app.on_shutdown.append(_draining)
+    console.setup(app, loaded.config, app[CLOCK])
     handlers.add_routes(app)
     rest.add_routes(app)
     runs.add_routes(app)
@@ -157,6 +158,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     db = Database(loaded.db_path, synchronous=cfg.storage.synchronous)
     await asyncio.to_thread(db.open)
     writer = GroupCommitWriter(db, flush_interval=cfg.storage.flush_interval)
+    writer.add_commit_listener(app[console.LIVE].on_commit)
     counters = CounterStore(writer)
     load_dormant = DormantLoader(db)
     alerts = AlertTable(writer, cfg.alerts, load_dormant=load_dormant)

@@ -215,6 +215,13 @@ class ReportsConfig(_Strict):
         return self
 
 
+class ConsoleConfig(_Strict):
+    """The web console at `/`."""
+
+    idle_timeout: PositiveDuration = 3600.0
+    """A console session ends after this long without a request (then the login page again)."""
+
+
 class Config(_Strict):
     listen: str = DEFAULT_LISTEN
     data_dir: Path = Path("data")
@@ -228,6 +235,7 @@ class Config(_Strict):
     runbooks: RunbooksConfig = RunbooksConfig()
     availability: AvailabilityConfig = AvailabilityConfig()
     reports: ReportsConfig = ReportsConfig()
+    console: ConsoleConfig = ConsoleConfig()
     prometheus: PrometheusConfig | None = None
     """Where runbook promql and wait_until steps query; without it such runbooks are refused at start."""
     alertmanager: AlertmanagerConfig | None = None

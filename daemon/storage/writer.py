@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 Collector = Callable[[Batch, bool], None]
 """Adds the rows of everything its stage marked since the last cut to the batch; touched-only records
 too when the second argument is true (the periodic flush)."""
+CommitListener = Callable[[Batch], None]
+"""Hears every batch once it is durable (on the event loop): live views announce what changed."""
 
 
 class GroupCommitWriter:
@@ -36,6 +38,7 @@ class GroupCommitWriter:
         self._flush_interval = flush_interval
         self._max_backoff = max_backoff
         self._collectors: list[Collector] = []
+        self._commit_listeners: list[CommitListener] = []
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="itsmd-writer")
         self._open_seq = 1
         self._committed_seq = 0
@@ -51,6 +54,9 @@ class GroupCommitWriter:
 
     def add_collector(self, collector: Collector) -> None:
         self._collectors.append(collector)
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        self._commit_listeners.append(listener)
 
     @property
     def held_rows(self) -> int:
@@ -141,6 +147,12 @@ class GroupCommitWriter:
                 log.info("store writes recovered")
             self.healthy = True
             self.last_error = None
+            for listener in self._commit_listeners:
+                try:
+                    listener(batch)
+                except Exception:
+                    # A listener's failure must never turn a commit into a failed one.
+                    log.exception("commit listener failed")
         self._committed_seq = seq
         for key in [k for k in self._waiters if k <= seq]:
             fut = self._waiters.pop(key)

@@ -1,0 +1,145 @@
+"""Who is at the console: login with a token, the session cookie, roles, CSRF, logout.
+
+With no API token configured the API is open, and so is the console: every visitor is the principal
+`anonymous` with the admin role (the README says so; listen on loopback or configure tokens). Otherwise a page
+without a live session redirects to the login page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from daemon.config import AuthConfig
+from daemon.console.render import page
+from daemon.console.security import same_origin
+from daemon.console.session import COOKIE, NEW_SESSION, Identify, Principal, Session, Sessions, csrf_ok, set_cookie
+
+ANONYMOUS = Principal("anonymous", "admin")
+MAX_FORM = 64 * 1024
+
+
+@dataclass
+class Console:
+    sessions: Sessions
+    identify: Identify
+    open: bool
+    """No API credentials configured: the console needs no login either."""
+    tls: bool
+
+
+CONSOLE = web.AppKey("console", Console)
+
+
+def identify_by_tokens(auth: AuthConfig) -> Identify:
+    """Today's API tokens as principals: read tokens are viewers, write tokens admins, named by position."""
+    named = [(f"read-token-{n}", "viewer", t.secret) for n, t in enumerate(auth.api.read_tokens, 1)]
+    named += [(f"write-token-{n}", "admin", t.secret) for n, t in enumerate(auth.api.write_tokens, 1)]
+
+    def identify(token: str) -> Principal | None:
+        presented = token.encode("utf-8", "surrogateescape")
+        found: Principal | None = None
+        for name, role, secret in named:  # every one compared: the time taken does not tell which matched
+            if secret.matches(presented) and found is None:
+                found = Principal(name, role)
+        return found
+
+    return identify
+
+
+def current(request: web.Request) -> Session | None:
+    console = request.app[CONSOLE]
+    session = console.sessions.get(request.cookies.get(COOKIE))
+    if session is None and console.open:
+        # The cookie is set on the answer (render.page), so the next request finds this session and its CSRF
+        # token matches the one in the forms of this page.
+        sid, session = console.sessions.create(ANONYMOUS)
+        request[NEW_SESSION] = sid
+    return session
+
+
+def require_session(request: web.Request) -> Session:
+    session = current(request)
+    if session is None:
+        target = request.path_qs if request.method == "GET" else "/incidents"
+        raise web.HTTPSeeOther(location=f"/login?next={quote(target, safe='')}")
+    return session
+
+
+async def require_write(request: web.Request, role: str) -> tuple[Session, MultiDictProxy[Any]]:
+    """The session of a state-changing request that passed the CSRF checks and has `role`; else 401/403."""
+    session = current(request)
+    if session is None:
+        raise web.HTTPUnauthorized(text="log in first")
+    if not same_origin(request):
+        raise web.HTTPForbidden(text="cross-site request refused")
+    if request.content_length is not None and request.content_length > MAX_FORM:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_FORM, actual_size=request.content_length)
+    form = await request.post()
+    presented = form.get("csrf") or request.headers.get("X-CSRF-Token")
+    if not csrf_ok(session, presented if isinstance(presented, str) else None):
+        raise web.HTTPForbidden(text="missing or wrong CSRF token: reload the page and try again")
+    if not session.principal.may(role):
+        raise web.HTTPForbidden(
+            text=f"{session.principal.name} has the role {session.principal.role}; this needs {role} or above"
+        )
+    return session, form
+
+
+def _next(value: str | None) -> str:
+    """Only a path on this console: an open redirect would let a link send people elsewhere after login."""
+    if not value:
+        return "/incidents"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or not value.startswith("/") or value.startswith("//"):
+        return "/incidents"
+    return value
+
+
+async def login_page(request: web.Request) -> web.StreamResponse:
+    console = request.app[CONSOLE]
+    if console.open or current(request) is not None:
+        raise web.HTTPSeeOther(location=_next(request.query.get("next")))
+    return page(request, "login.html.j2", None, title="Log in", next=_next(request.query.get("next")), error=None)
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    console = request.app[CONSOLE]
+    if not same_origin(request):
+        raise web.HTTPForbidden(text="cross-site login refused")
+    form = await request.post()
+    token = form.get("token")
+    target = _next(str(form.get("next", "")))
+    principal = console.identify(token.strip()) if isinstance(token, str) and token.strip() else None
+    if principal is None:
+        response = page(request, "login.html.j2", None, title="Log in", next=target, error="That token is not valid.")
+        response.set_status(401)
+        return response
+    sid, _ = console.sessions.create(principal)
+    response = web.HTTPSeeOther(location=target)
+    set_cookie(response, sid, tls=console.tls)
+    raise response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    console = request.app[CONSOLE]
+    session = current(request)
+    if session is not None:
+        form = await request.post()
+        presented = form.get("csrf")
+        if not csrf_ok(session, presented if isinstance(presented, str) else None):
+            raise web.HTTPForbidden(text="missing or wrong CSRF token")
+        console.sessions.end(request.cookies.get(COOKIE))
+    response = web.HTTPSeeOther(location="/login" if not console.open else "/incidents")
+    response.del_cookie(COOKIE, path="/")
+    raise response
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login)
+    app.router.add_post("/logout", logout)

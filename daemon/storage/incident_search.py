@@ -1,0 +1,110 @@
+"""Incident search for the console: filters, sorting, a page, and counts per status, in one read.
+
+Runs on a reader connection (committed state). Free text matches titles (case-insensitive substring, `%` and
+`_` are literal); label matchers (Alertmanager syntax) match an incident when one of its alerts matches them
+all, evaluated by a Python function registered on the connection, so regexes are Python's anchored ones, the
+same as everywhere else in itsmd.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from daemon.correlate.matchers import Matcher, match_all, parse_matcher
+from daemon.storage.queries import _INCIDENT_SELECT, _incident_json
+
+Json = dict[str, Any]
+SORTS = {
+    "newest": "i.id DESC",
+    "oldest": "i.id ASC",
+    "priority": "i.priority ASC, i.id DESC",
+    "service": "i.service ASC, i.id DESC",
+}
+STATUSES = ("open", "acknowledged", "resolved", "closed")
+
+
+@dataclass(frozen=True)
+class IncidentQuery:
+    statuses: tuple[str, ...] = ("open", "acknowledged")
+    services: tuple[str, ...] | None = None
+    """None: any service; () matches nothing (a team with no services)."""
+    priorities: tuple[str, ...] = ()
+    flapping: bool | None = None
+    text: str = ""
+    matchers: tuple[Matcher, ...] = ()
+    sort: str = "newest"
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass
+class IncidentPage:
+    incidents: list[Json]
+    total: int
+    """Incidents matching every filter (all pages)."""
+    by_status: dict[str, int] = field(default_factory=dict)
+    """Counts per status under every filter but the status one."""
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(matchers_json: str) -> tuple[Matcher, ...]:
+    return tuple(parse_matcher(text) for text in json.loads(matchers_json))
+
+
+@functools.lru_cache(maxsize=4096)
+def _labels(labels_json: str) -> dict[str, str]:
+    labels: dict[str, str] = json.loads(labels_json)
+    return labels
+
+
+def _label_matches(labels_json: str, matchers_json: str) -> int:
+    return int(match_all(_parsed(matchers_json), _labels(labels_json)))
+
+
+def _where(q: IncidentQuery, *, with_status: bool) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    if with_status and q.statuses:
+        clauses.append(f"i.status IN ({','.join('?' * len(q.statuses))})")
+        args.extend(q.statuses)
+    if q.services is not None:
+        if not q.services:
+            clauses.append("0")
+        else:
+            clauses.append(f"i.service IN ({','.join('?' * len(q.services))})")
+            args.extend(q.services)
+    if q.priorities:
+        clauses.append(f"i.priority IN ({','.join('?' * len(q.priorities))})")
+        args.extend(q.priorities)
+    if q.flapping is not None:
+        clauses.append("i.flapping != '[]'" if q.flapping else "i.flapping = '[]'")
+    if q.text:
+        escaped = q.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append("i.title LIKE ? ESCAPE '\\'")
+        args.append(f"%{escaped}%")
+    if q.matchers:
+        clauses.append(
+            "EXISTS (SELECT 1 FROM incident_alerts l JOIN alerts a ON a.fingerprint = l.fingerprint "
+            "WHERE l.incident_id = i.id AND itsmd_label_matches(a.labels, ?))"
+        )
+        args.append(json.dumps([str(m) for m in q.matchers]))
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+def search_incidents(conn: sqlite3.Connection, q: IncidentQuery) -> IncidentPage:
+    conn.create_function("itsmd_label_matches", 2, _label_matches, deterministic=True)
+    where, args = _where(q, with_status=True)
+    order = SORTS.get(q.sort, SORTS["newest"])
+    rows = conn.execute(f"{_INCIDENT_SELECT} {where} ORDER BY {order} LIMIT ? OFFSET ?", [*args, q.limit, q.offset])
+    incidents = [_incident_json(r) for r in rows]
+    total = conn.execute(f"SELECT count(*) FROM incidents i {where}", args).fetchone()[0]
+    where_any, args_any = _where(q, with_status=False)
+    by_status = dict.fromkeys(STATUSES, 0)
+    counted = conn.execute(f"SELECT i.status, count(*) FROM incidents i {where_any} GROUP BY i.status", args_any)
+    for status, count in counted:
+        by_status[status] = count
+    return IncidentPage(incidents, total, by_status)
