@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from daemon.config import IngestConfig
 from daemon.errors import RequestError
 from daemon.model import Alert, IncomingAlert
-from integrations.alertmanager.fingerprint import fingerprint
+from integrations.alertmanager.fingerprint import fingerprint, without_empty
 from integrations.alertmanager.payloads import PostableAlert, WebhookPayload
 
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -73,11 +73,6 @@ def _checked_labels(labels: dict[str, str], where: str, limits: IngestConfig) ->
             "limit_exceeded", f"{where}.labels: {len(labels)} labels, over the limit of {limits.max_labels_per_alert}"
         )
     return labels
-
-
-def without_empty(labels: dict[str, str]) -> dict[str, str]:
-    """A label set without its empty-valued labels, as Alertmanager's removeEmptyLabels leaves it."""
-    return {name: value for name, value in labels.items() if value}
 
 
 def _check_count(n: int, limits: IngestConfig) -> None:
