@@ -129,16 +129,24 @@ def test_alertmanagers_fingerprints_of_empty_values_are_recorded_and_itsmds(am_i
         assert (mine["labels"], mine["annotations"]) == (case["labels"], case["annotations"]), (mine, case)
 
 
-def test_amtool_sent_and_webhook_sent_alert_is_one_alert(am_itsmd: Stack) -> None:
-    stack = am_itsmd
-    alert = ("alertname=IdentityAmtool", "service=identity-api", "team=", "severity=warning")
-    amtool_add(stack, stack.itsmd_url, *alert, "--annotation=summary=posted by amtool")
-    amtool_add(stack, stack.am_url, *alert, "--annotation=summary=posted by amtool")
+AMTOOL_LABELS = ("alertname=IdentityAmtool", "service=identity-api", "team=", "severity=warning")
 
-    held = wait_until(
+
+@pytest.fixture(scope="module")
+def amtool_alert(am_itsmd: Stack) -> dict[str, Any]:
+    """One alert sent by amtool to itsmd and to Alertmanager (which sends it on by webhook); Alertmanager's."""
+    stack = am_itsmd
+    amtool_add(stack, stack.itsmd_url, *AMTOOL_LABELS, "--annotation=summary=posted by amtool")
+    amtool_add(stack, stack.am_url, *AMTOOL_LABELS, "--annotation=summary=posted by amtool")
+    held: dict[str, Any] = wait_until(
         lambda: am_alert(stack, "IdentityAmtool"), timeout=DELIVERY_TIMEOUT, what="Alertmanager to hold the alert"
     )
-    assert held["labels"] == {"alertname": "IdentityAmtool", "service": "identity-api", "severity": "warning"}
+    return held
+
+
+def test_amtool_sent_and_webhook_sent_alert_is_one_alert(am_itsmd: Stack, amtool_alert: dict[str, Any]) -> None:
+    stack = am_itsmd
+    assert amtool_alert["labels"] == {"alertname": "IdentityAmtool", "service": "identity-api", "severity": "warning"}
 
     def both_paths() -> list[dict[str, Any]]:
         return itsmd_alerts(stack, "IdentityAmtool")
@@ -150,9 +158,25 @@ def test_amtool_sent_and_webhook_sent_alert_is_one_alert(am_itsmd: Stack) -> Non
         what="itsmd to have the alert from amtool's POST /api/v2/alerts and from Alertmanager's webhook",
         describe=lambda: f"itsmd: {both_paths()}\n{stack.alertmanager.tail()}\n{stack.itsmd.tail()}",
     )
-    assert [a["fingerprint"] for a in listed] == [held["fingerprint"]], f"not one alert: {listed}"
-    assert listed[0]["labels"] == held["labels"]
+    assert [a["fingerprint"] for a in listed] == [amtool_alert["fingerprint"]], f"not one alert: {listed}"
+    assert listed[0]["labels"] == amtool_alert["labels"]
     assert listed[0]["incident_id"] is not None
     incidents = get_json(f"{stack.itsmd_url}/api/v1/incidents?status=all")["incidents"]
     mine = [i for i in incidents if i["id"] == listed[0]["incident_id"]]
     assert len(mine) == 1 and mine[0]["alert_count"] == 1, mine
+
+
+def test_explain_of_the_amtool_alert_names_its_incident(am_itsmd: Stack, amtool_alert: dict[str, Any]) -> None:
+    """Asked with amtool's empty `team`, explain answers for the alert the daemon holds, and its incident."""
+    stack = am_itsmd
+    held = wait_for(
+        lambda: get_json(f"{stack.itsmd_url}/api/v1/alerts/{amtool_alert['fingerprint']}"),
+        lambda alert: alert["incident_id"] is not None,
+        timeout=DELIVERY_TIMEOUT,
+        what="itsmd to hold the alert in an incident",
+    )
+    labels = dict(pair.split("=", 1) for pair in AMTOOL_LABELS)
+    said = post_json(f"{stack.itsmd_url}/api/v1/explain", {"labels": labels})
+    assert said["fingerprint"] == held["fingerprint"]
+    assert said["decision"]["action"] == "attach", said["decision"]
+    assert said["incident"] == {"id": held["incident_id"], "status": "open"}
