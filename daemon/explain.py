@@ -1,6 +1,8 @@
 """`itsmd explain` and `POST /api/v1/explain`: which service, rule, key and priority an alert gets, and why.
 
-Nothing is stored: the answer comes from the same `RuleSet.classify` the correlator uses.
+Nothing is stored: the answer comes from the same `RuleSet.classify` the correlator uses, for the labels
+ingest would keep (empty values dropped, as Alertmanager drops them). The API adds what the alert would do
+to the incidents of its key now, from the correlator's own decision (`Correlator.decide`).
 """
 
 from __future__ import annotations
@@ -14,15 +16,20 @@ from typing import Any
 
 from daemon.catalogue.windows import in_maintenance
 from daemon.config import load_config
+from daemon.correlate.joining import Decision
 from daemon.correlate.ruleset import RuleSet, load_rules
 from daemon.durations import format_duration
 from daemon.errors import ConfigError
+from integrations.alertmanager.fingerprint import fingerprint, without_empty
 
 
 def explain(rules: RuleSet, labels: Mapping[str, str], annotations: Mapping[str, str], now: float) -> dict[str, Any]:
+    """`labels` as ingest keeps them: call `without_empty` first."""
     c = rules.classify(labels, annotations)
     a = c.assessment
     return {
+        "labels": dict(labels),
+        "fingerprint": fingerprint(labels),
         "service": {
             "name": c.service.name,
             "why": c.service_reason,
@@ -45,6 +52,15 @@ def explain(rules: RuleSet, labels: Mapping[str, str], annotations: Mapping[str,
         "targets": {"respond_seconds": c.targets.respond, "resolve_seconds": c.targets.resolve},
         "flapping": c.rule.flapping.model_dump(),
         "recurrence": {**c.rule.recurrence.model_dump(), "signature": list(c.rule.recurrence.signature)},
+    }
+
+
+def incident_answer(decision: Decision) -> dict[str, Any]:
+    """`incident`: the one the alert attaches to or reopens (None: a new one opens); `decision`: which, and why."""
+    incident = decision.incident
+    return {
+        "incident": None if incident is None else {"id": incident.id, "status": incident.status.value},
+        "decision": {"action": decision.join.value, "why": decision.why},
     }
 
 
@@ -86,6 +102,9 @@ def main(args: argparse.Namespace, now: float) -> int:
                 raise ValueError("--alert: the JSON must be an object with labels and annotations")
             labels = {**{str(k): str(v) for k, v in dict(doc.get("labels") or {}).items()}, **labels}
             annotations = {**{str(k): str(v) for k, v in dict(doc.get("annotations") or {}).items()}, **annotations}
+        labels = without_empty(labels)
+        if not labels:
+            raise ValueError("an alert needs at least one label with a non-empty value")
     except (ValueError, OSError, TypeError) as exc:
         print(f"itsmd explain: {exc}", file=sys.stderr)
         return 2
@@ -98,6 +117,7 @@ def main(args: argparse.Namespace, now: float) -> int:
     print(f"service:   {s['name']} (tier {s['tier']}) <- {s['why']}{maintenance}")
     print(f"rule:      {r['name']} <- {r['why']}")
     print(f"key:       {result['key']}")
+    print(f"alert:     {result['fingerprint']}")
     print(f"signature: {result['signature']}")
     print(
         f"priority:  {p['priority']} = impact {p['impact']} ({p['impact_from']}) x urgency {p['urgency']} "

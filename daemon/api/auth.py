@@ -1,10 +1,11 @@
 """Who may call what: a middleware that checks credentials per endpoint group.
 
-Groups: `ingest` (POST /webhook/alertmanager, POST /api/v2/alerts), `api_read` (GET and HEAD under /api/v1)
-and `api_write` (every other method under /api/v1). /-/healthy, /-/ready and /metrics stay open. `POST /-/reload` is in
-api_write. A group without configured credentials is open. Refusals answer 401 (no or wrong credentials, with
-WWW-Authenticate) or 403 (a read token on a write endpoint) and are counted in
-`itsmd_auth_failures_total{group}`; the presented credential is never echoed or logged.
+Groups: `ingest` (POST /webhook/alertmanager, POST /api/v2/alerts), `api_read` (GET and HEAD under /api/v1,
+and POST /api/v1/explain, which changes nothing) and `api_write` (every other method under /api/v1).
+/-/healthy, /-/ready and /metrics stay open. `POST /-/reload` is in api_write. A group without configured
+credentials is open. Refusals answer 401 (no or wrong credentials, with WWW-Authenticate) or 403 (a read
+token on a write endpoint) and are counted in `itsmd_auth_failures_total{group}`; the presented credential
+is never echoed or logged.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ INGEST_PATHS = frozenset({"/webhook/alertmanager", "/api/v2/alerts"})
 API_PREFIX = "/api/v1"
 RELOAD_PATH = "/-/reload"
 READ_METHODS = frozenset({"GET", "HEAD"})
+READ_POSTS = frozenset({"/api/v1/explain"})
+"""POSTs that change nothing: a body is their question, not a change."""
 REALM = 'realm="itsmd"'
 MAX_HEADER_BYTES = 4096
 
@@ -49,7 +52,9 @@ def group_of(request: web.Request) -> str | None:
     if path == RELOAD_PATH:  # changes what the daemon does: only for those who may change things
         return API_WRITE
     if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
-        return API_READ if request.method in READ_METHODS else API_WRITE
+        if request.method in READ_METHODS or (request.method == "POST" and path in READ_POSTS):
+            return API_READ
+        return API_WRITE
     return None
 
 

@@ -19,10 +19,11 @@ from daemon.audit import read_events
 from daemon.correlate.incidents import ACTIONS as INCIDENT_ACTIONS
 from daemon.correlate.store import incident_exists
 from daemon.errors import RequestError
-from daemon.explain import explain
+from daemon.explain import explain, incident_answer
 from daemon.model import ProblemStatus
 from daemon.problems.manager import ACTIONS as PROBLEM_ACTIONS
 from daemon.problems.store import problem_exists, read_problem, read_problems
+from integrations.alertmanager.fingerprint import without_empty
 
 M = TypeVar("M", bound=BaseModel)
 MAX_BODY = 64 * 1024
@@ -178,12 +179,16 @@ async def list_audit(request: web.Request) -> web.Response:
 
 
 async def post_explain(request: web.Request) -> web.Response:
+    """Changes nothing (a read token may call it): what the alert would get, and what it would do now."""
     body = await _body(request, ExplainBody)
+    labels = without_empty(body.labels)
+    if not labels:
+        raise RequestError("invalid_body", "labels: every value is empty, and a label with an empty value is no label")
     pipeline = request.app[keys.PIPELINE]
     correlator = pipeline.correlator
-    result: dict[str, Any] = explain(correlator.ruleset, body.labels, body.annotations, pipeline.clock.now())
-    current = correlator.incident_for(result["key"])
-    result["incident"] = None if current is None else {"id": current.id, "status": current.status.value}
+    now = pipeline.clock.now()
+    result: dict[str, Any] = explain(correlator.ruleset, labels, body.annotations, now)
+    result.update(incident_answer(correlator.decide(result["key"], result["fingerprint"], now)))
     return web.json_response(result)
 
 

@@ -145,7 +145,8 @@ def _management_paths(components: Json) -> Json:
     }
     paths["/api/v1/explain"] = {
         "post": {
-            "summary": "Which service, rule, key and priority an alert would get, and why; stores nothing",
+            "summary": "Which service, rule, key and priority an alert gets, and whether it would open, attach to or"
+            " reopen an incident now; changes nothing",
             "requestBody": _model_body(ExplainBody, components),
             "responses": {
                 "200": _json("the explanation"),

@@ -21,6 +21,7 @@ from daemon.catalogue.windows import MaintenanceWindow, in_maintenance
 from daemon.correlate import sla
 from daemon.correlate.events import IncidentEvent, IncidentEventKind, IncidentListener
 from daemon.correlate.flapping import FlapTracker
+from daemon.correlate.joining import Decision, Join, decide
 from daemon.correlate.metrics import IncidentMetrics
 from daemon.correlate.priority import rank
 from daemon.correlate.rules import CorrelationRules
@@ -186,26 +187,21 @@ class Correlator:
             else:
                 self._ended(t, now)
 
+    def decide(self, key: str, fingerprint: str, now: float) -> Decision:
+        """What an alert of `key` firing now does: the decision `_fired` applies and explain reports."""
+        latest = self._by_key.get(key)
+        return decide(latest, self.ruleset.rule_named(latest.rule) if latest is not None else None, fingerprint, now)
+
     def _fired(self, alert: Alert, now: float) -> None:
         c = self.ruleset.classify(alert.labels, alert.annotations)
-        incident = self._by_key.get(c.key)
-        if incident is not None:
-            rule = self.ruleset.rule_named(incident.rule)
-            if incident.status.active:
-                stale = rule.window > 0 and now - incident.last_attached_at > rule.window
-                if stale and alert.fingerprint not in incident.fingerprints:
-                    incident = None
-            elif incident.status is IncidentStatus.RESOLVED and now - (incident.resolved_at or now) <= (
-                rule.reopen_window
-            ):
-                self._reopen(incident, now, SYSTEM, {"alert": alert.fingerprint}, alert.labels)
-            else:
-                incident = None
-        opened = incident is None
+        decision = self.decide(c.key, alert.fingerprint, now)
+        incident = decision.incident
         if incident is None:
             incident = self._open(c, alert, now)
+        elif decision.join is Join.REOPEN:
+            self._reopen(incident, now, SYSTEM, {"alert": alert.fingerprint}, alert.labels)
         self._attach(incident, alert, c, now)
-        if opened:
+        if decision.join is Join.OPEN:
             self._after_open(incident, c, alert, now)
 
     def _open(self, c: Classification, alert: Alert, now: float) -> Incident:

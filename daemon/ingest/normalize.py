@@ -1,7 +1,9 @@
 """From a validated payload to IncomingAlert records, refusing what Alertmanager itself would refuse.
 
-Label names must be Prometheus label names and label sets non-empty; a webhook fingerprint must be the one
-its labels give (checked once per new alert), so both ingest paths agree on identity.
+A label with an empty value is no label: Alertmanager drops such labels before it validates and hashes
+(`{alertname="X", team=""}` is the alert `{alertname="X"}`), so itsmd does the same on both paths, and an
+alert left without labels is refused. Label names must be Prometheus label names; a webhook fingerprint must
+be the one its labels give (checked once per new alert), so both ingest paths agree on identity.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import UTC, datetime
 from daemon.config import IngestConfig
 from daemon.errors import RequestError
 from daemon.model import Alert, IncomingAlert
-from integrations.alertmanager.fingerprint import fingerprint
+from integrations.alertmanager.fingerprint import fingerprint, without_empty
 from integrations.alertmanager.payloads import PostableAlert, WebhookPayload
 
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -34,21 +36,43 @@ def _check_values(values: dict[str, str], where: str, cap: int) -> None:
             raise RequestError("limit_exceeded", f"{where}.{name}: value is over {cap} bytes")
 
 
-def _check_labels(labels: dict[str, str], where: str, limits: IngestConfig) -> None:
+def _checked_labels(labels: dict[str, str], where: str, limits: IngestConfig) -> dict[str, str]:
+    """The labels as Alertmanager keeps them (empty values dropped, then validated); refuses a bad set.
+
+    One pass over the labels checks names and value sizes and notices empty values; only a set that has
+    one is copied, so the usual alert costs no second pass.
+    """
+    cap = limits.max_label_value_bytes
+    empty = False
+    for name, value in labels.items():
+        if not value:
+            empty = True
+            continue
+        if name not in _valid_names:
+            if not _LABEL_NAME.fullmatch(name) or len(name) > MAX_LABEL_NAME:
+                raise RequestError(
+                    "invalid_labels", f"{where}.labels: {name[:MAX_LABEL_NAME]!r} is not a valid label name"
+                )
+            if len(_valid_names) < _MAX_REMEMBERED_NAMES:
+                _valid_names.add(name)
+        # len() in characters first: UTF-8 takes at most 4 bytes a character, so most values need no encode.
+        if len(value) * 4 > cap and len(value.encode()) > cap:
+            raise RequestError("limit_exceeded", f"{where}.labels.{name}: value is over {cap} bytes")
     if not labels:
         raise RequestError("invalid_labels", f"{where}.labels: an alert needs at least one label")
+    if empty:
+        labels = without_empty(labels)
+        if not labels:
+            raise RequestError(
+                "invalid_labels",
+                f"{where}.labels: an alert needs at least one label; every value is empty, and a label with an"
+                " empty value is no label (as in Alertmanager)",
+            )
     if len(labels) > limits.max_labels_per_alert:
         raise RequestError(
             "limit_exceeded", f"{where}.labels: {len(labels)} labels, over the limit of {limits.max_labels_per_alert}"
         )
-    for name in labels:
-        if name in _valid_names:
-            continue
-        if not _LABEL_NAME.fullmatch(name) or len(name) > MAX_LABEL_NAME:
-            raise RequestError("invalid_labels", f"{where}.labels: {name[:MAX_LABEL_NAME]!r} is not a valid label name")
-        if len(_valid_names) < _MAX_REMEMBERED_NAMES:
-            _valid_names.add(name)
-    _check_values(labels, f"{where}.labels", limits.max_label_value_bytes)
+    return labels
 
 
 def _check_count(n: int, limits: IngestConfig) -> None:
@@ -62,9 +86,9 @@ def _check_count(n: int, limits: IngestConfig) -> None:
 _LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 
 
-def _epoch(value: datetime | None, where: str) -> float | None:
-    """Seconds since the epoch; None for a missing time or Go's zero time (0001-01-01T00:00:00Z)."""
-    if value is None or value.year <= 1:
+def _epoch(value: datetime | str | None, where: str) -> float | None:
+    """Seconds since the epoch; None for a missing or empty time or Go's zero time (0001-01-01T00:00:00Z)."""
+    if value is None or isinstance(value, str) or value.year <= 1:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
@@ -86,15 +110,17 @@ def from_webhook(
         known = lookup(fp)
         annotations = raw.get("annotations") or {}
         _check_values(annotations, f"{where}.annotations", limits.max_annotation_value_bytes)
-        if known is None:
-            _check_labels(labels, where, limits)
-            if fingerprint(labels) != fp:
+        # A known alert re-sent as stored is the hot path: one comparison. Anything else is checked whole.
+        if known is None or known.labels != labels:
+            labels = _checked_labels(labels, where, limits)
+            if known is None and fingerprint(labels) != fp:
                 raise RequestError(
                     "fingerprint_mismatch",
-                    f"{where}.fingerprint: {fp!r} is not the fingerprint of its labels",
+                    f"{where}.fingerprint: {fp!r} is not the fingerprint of its labels"
+                    " (Alertmanager's: labels with an empty value are left out)",
                 )
-        elif known.labels != labels:
-            raise RequestError("fingerprint_mismatch", f"{where}.fingerprint: {fp!r} belongs to other labels")
+            if known is not None and known.labels != labels:
+                raise RequestError("fingerprint_mismatch", f"{where}.fingerprint: {fp!r} belongs to other labels")
         starts_at = _epoch(raw["startsAt"], f"{where}.startsAt")
         out.append(
             IncomingAlert(
@@ -104,7 +130,7 @@ def from_webhook(
                 firing=raw["status"] == "firing",
                 starts_at=now if starts_at is None else starts_at,
                 ends_at=_epoch(raw.get("endsAt"), f"{where}.endsAt"),
-                generator_url=raw.get("generatorURL", ""),
+                generator_url=raw.get("generatorURL") or "",
             )
         )
     return out
@@ -117,9 +143,8 @@ def from_postable(
     _check_count(len(alerts), limits)
     out = []
     for i, raw in enumerate(alerts):
-        labels = raw["labels"]
+        labels = _checked_labels(raw["labels"], f"[{i}]", limits)
         annotations = raw.get("annotations") or {}
-        _check_labels(labels, f"[{i}]", limits)
         _check_values(annotations, f"[{i}].annotations", limits.max_annotation_value_bytes)
         starts_at = _epoch(raw.get("startsAt"), f"[{i}].startsAt")
         ends_at = _epoch(raw.get("endsAt"), f"[{i}].endsAt")
@@ -131,7 +156,7 @@ def from_postable(
                 firing=ends_at is None or ends_at > now,
                 starts_at=now if starts_at is None else starts_at,
                 ends_at=ends_at,
-                generator_url=raw.get("generatorURL", ""),
+                generator_url=raw.get("generatorURL") or "",
             )
         )
     return out

@@ -2,7 +2,8 @@
 
 FNV-1a 64 over the label names in sorted order, each name then its value, each followed by the byte 0xff,
 printed as 16 lowercase hex digits. Computing the same value lets an alert that Prometheus posts directly and
-the same alert delivered by Alertmanager's webhook dedup to one record.
+the same alert delivered by Alertmanager's webhook dedup to one record. Alertmanager hashes a label set only
+after dropping its labels with an empty value (`without_empty`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,12 @@ _OFFSET = 14695981039346656037
 _PRIME = 1099511628211
 _MASK = 0xFFFFFFFFFFFFFFFF
 _SEPARATOR = 0xFF
+
+
+def without_empty(labels: Mapping[str, str]) -> dict[str, str]:
+    """A label set without its empty-valued labels, as Alertmanager's removeEmptyLabels leaves it before it
+    validates and hashes: `{alertname="X", team=""}` is the alert `{alertname="X"}`."""
+    return {name: value for name, value in labels.items() if value}
 
 
 def fingerprint(labels: Mapping[str, str]) -> str:

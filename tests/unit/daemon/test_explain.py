@@ -45,3 +45,16 @@ def test_explain_reports_bad_rules_and_bad_arguments(capsys: pytest.CaptureFixtu
     assert "correlation.yaml:1: group_by" in capsys.readouterr().err
     assert main(["explain", "--rules", str(REPO / "rules"), "-l", "novalue"]) == 2
     assert "use NAME=VALUE" in capsys.readouterr().err
+
+
+def test_explain_drops_empty_label_values_as_ingest_does(capsys: pytest.CaptureFixture[str]) -> None:
+    """`-l team=` is what `amtool alert add ... team=` sends: no label, as in Alertmanager and in the daemon."""
+    argv = ["explain", "--rules", str(REPO / "rules"), "--json", "-l", "alertname=TargetDown", "-l", "cluster=eu1"]
+    assert main(argv) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert main([*argv, "-l", "service=", "-l", "bad-name="]) == 0
+    with_empty = json.loads(capsys.readouterr().out)
+    assert with_empty["labels"] == {"alertname": "TargetDown", "cluster": "eu1"}
+    assert (with_empty["fingerprint"], with_empty["key"]) == (plain["fingerprint"], plain["key"])
+    assert main(["explain", "--rules", str(REPO / "rules"), "-l", "team="]) == 2
+    assert "at least one label" in capsys.readouterr().err

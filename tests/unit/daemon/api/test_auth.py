@@ -407,3 +407,11 @@ async def test_reload_and_incident_changes_need_a_write_token(full: Client) -> N
     status, _, _ = await full.refused("POST", "/api/v1/incidents/1/acknowledge", headers=bearer(READ_TOKEN))
     assert status == 403
     assert await full.call("POST", "/api/v1/incidents/1/acknowledge", headers=bearer(WRITE_TOKEN)) == 400  # no body
+
+
+async def test_explain_changes_nothing_so_a_read_token_may_ask(full: Client) -> None:
+    body = json.dumps({"labels": {"alertname": "HighLatency", "service": "api"}})
+    assert await full.call("POST", "/api/v1/explain", headers=bearer(READ_TOKEN), data=body) == 200
+    assert await full.call("POST", "/api/v1/explain", headers=bearer(WRITE_TOKEN), data=body) == 200
+    assert await full.call("POST", "/api/v1/explain", data=body) == 401
+    assert await full.failures() == {"ingest": 0.0, "api_read": 1.0, "api_write": 0.0}

@@ -6,16 +6,18 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from daemon.config import IngestConfig
 from daemon.errors import RequestError
 from daemon.ingest.normalize import from_postable, from_webhook
 from daemon.model import Alert, AlertStatus, IncomingAlert, Source
 from integrations.alertmanager.fingerprint import fingerprint
 from integrations.alertmanager.payloads import WebhookPayload, postable_alerts, webhook_payload
 
-from .conftest import Json, capture, epoch
+from .conftest import TESTDATA, Json, capture, epoch
 
 NOW = epoch("2026-11-23T18:16:00Z")
 
@@ -219,7 +221,7 @@ def test_empty_label_set_is_refused() -> None:
 
 
 def test_label_values_may_be_anything() -> None:
-    labels = {"alertname": "", "instance": "ünïcödé ✓", "expr": 'up{job="x"} == 0\n'}
+    labels = {"alertname": "X", "instance": "ünïcödé ✓", "expr": 'up{job="x"} == 0\n'}
     [alert] = postable([{"labels": labels}])
     assert alert.labels == labels
     assert alert.fingerprint == fingerprint(labels)
@@ -227,6 +229,92 @@ def test_label_values_may_be_anything() -> None:
 
 @given(st.dictionaries(st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,15}", fullmatch=True), st.text(), min_size=1))
 def test_any_valid_label_set_is_accepted_with_its_fingerprint(labels: dict[str, str]) -> None:
+    kept = {name: value for name, value in labels.items() if value}
+    if not kept:
+        with pytest.raises(RequestError):
+            postable([{"labels": labels}])
+        return
     [alert] = postable([{"labels": labels}])
-    assert alert.labels == labels
-    assert alert.fingerprint == fingerprint(labels)
+    assert alert.labels == kept
+    assert alert.fingerprint == fingerprint(kept)
+
+
+# -- empty label values: no label, as in Alertmanager -------------------------------------------------------
+
+EMPTY_VALUES = json.loads((TESTDATA / "alertmanager" / "am_api_v2_empty_label_values.json").read_text())["cases"]
+"""What the real Alertmanager 0.25 kept of label sets with empty values (tests/e2e/test_identity_empty_labels.py)."""
+
+
+@pytest.mark.parametrize("case", EMPTY_VALUES, ids=[c["posted"]["labels"]["alertname"] for c in EMPTY_VALUES])
+def test_postable_empty_label_values_give_alertmanagers_labels_and_fingerprint(case: Json) -> None:
+    [alert] = postable([case["posted"]])
+    assert (alert.labels, alert.fingerprint) == (case["labels"], case["fingerprint"])
+    assert alert.annotations == case["annotations"]  # an empty annotation is kept, as Alertmanager keeps it
+
+
+@pytest.mark.parametrize("case", EMPTY_VALUES, ids=[c["posted"]["labels"]["alertname"] for c in EMPTY_VALUES])
+def test_webhook_with_empty_label_values_is_the_alert_without_them(case: Json) -> None:
+    """Alertmanager's webhooks never carry empty values; a hand-made one with its fingerprint is the same alert."""
+    body = {"status": "firing", "labels": case["posted"]["labels"], "startsAt": "2026-11-23T18:00:00Z"}
+    payload = as_webhook({"version": "4", "status": "firing", "alerts": [{**body, "fingerprint": case["fingerprint"]}]})
+    [new] = from_webhook(payload, nothing_known, NOW)
+    assert (new.labels, new.fingerprint) == (case["labels"], case["fingerprint"])
+    known = stored(case["labels"])
+    [again] = from_webhook(payload, {known.fingerprint: known}.get, NOW)
+    assert (again.labels, again.fingerprint) == (case["labels"], case["fingerprint"])
+
+
+def test_webhook_fingerprint_hashed_over_an_empty_value_is_not_alertmanagers() -> None:
+    labels = {"alertname": "X", "team": ""}
+    hashed_with_empty = fingerprint(labels)
+    alert = {"status": "firing", "labels": labels, "startsAt": "2026-11-23T18:00:00Z", "fingerprint": hashed_with_empty}
+    payload = as_webhook({"version": "4", "status": "firing", "alerts": [alert]})
+    with pytest.raises(RequestError) as caught:
+        from_webhook(payload, nothing_known, NOW)
+    assert caught.value.reason == "fingerprint_mismatch"
+    assert "empty value" in caught.value.message
+
+
+@pytest.mark.parametrize("labels", [{"team": ""}, {"team": "", "bad-name": "", "": ""}])
+def test_label_set_of_empty_values_only_is_refused(labels: dict[str, str]) -> None:
+    """Alertmanager answers 400 "at least one label pair required" to these."""
+    with pytest.raises(RequestError) as caught:
+        postable([{"labels": {"alertname": "ok"}}, {"labels": labels}])
+    assert caught.value.reason == "invalid_labels"
+    assert caught.value.message.startswith("[1].labels: an alert needs at least one label; every value is empty")
+
+
+def test_empty_values_do_not_count_towards_the_label_limit() -> None:
+    limits = IngestConfig(max_labels_per_alert=2)
+    raw = postable_alerts.validate_json(json.dumps([{"labels": {"alertname": "X", "a": "1", "b": "", "c": ""}}]))
+    [alert] = from_postable(raw, NOW, limits)
+    assert alert.labels == {"alertname": "X", "a": "1"}
+
+
+def test_nulls_and_empty_times_are_unset() -> None:
+    """What Alertmanager's POST /api/v2/alerts takes: null annotations and generatorURL, empty times."""
+    raw = {"labels": {"alertname": "X"}, "annotations": None, "generatorURL": None, "startsAt": "", "endsAt": ""}
+    [alert] = postable([raw])
+    assert (alert.annotations, alert.generator_url, alert.starts_at, alert.ends_at, alert.firing) == (
+        {},
+        "",
+        NOW,
+        None,
+        True,
+    )
+
+
+def _postable_properties() -> dict[str, Json]:
+    """The properties of Alertmanager 0.25's postableAlert (allOf its own and those of alert)."""
+    spec = yaml.safe_load((TESTDATA / "alertmanager" / "openapi-v0.25.0-postable-alert.yaml").read_text())
+    properties: dict[str, Json] = {}
+    for part in spec["definitions"]["postableAlert"]["allOf"]:
+        resolved = spec["definitions"][part["$ref"].rsplit("/", 1)[-1]] if "$ref" in part else part
+        properties.update(resolved["properties"])
+    return properties
+
+
+@pytest.mark.parametrize("name", sorted(set(_postable_properties()) - {"labels"}))
+def test_every_optional_field_of_alertmanagers_postable_alert_may_be_null(name: str) -> None:
+    [alert] = postable([{"labels": {"alertname": "X"}, name: None}])
+    assert alert.labels == {"alertname": "X"}
