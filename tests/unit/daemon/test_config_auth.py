@@ -152,7 +152,12 @@ auth:
     "case",
     [
         ("auth:\n  ingest:\n    token: inline\n", 3, "auth.ingest.token", "unknown key"),
-        ("auth:\n  api:\n    read_tokens:\n      - token: inline\n", 4, "auth.api.read_tokens[0].token", "unknown key"),
+        (
+            "auth:\n  api:\n    read_tokens:\n      - token: inline\n        token_file: t\n",
+            4,
+            "auth.api.read_tokens[0].token",
+            "unknown key",
+        ),
         ("auth:\n  ingest:\n    password: inline\n", 3, "auth.ingest.password", "unknown key"),
         ("auth:\n  ingest:\n    token_file: empty\n", 3, "auth.ingest.token_file", "is empty"),
         ("auth:\n  ingest:\n    token_env: ITSMD_TEST_EMPTY\n", 3, "auth.ingest.token_env", "is empty"),
