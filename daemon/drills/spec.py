@@ -102,7 +102,7 @@ class Drill(BaseModel):
         try:
             cron_trigger(value, "UTC")
         except ValueError as exc:
-            raise ValueError(f"{value!r} is not a five-field cron expression: {exc}") from exc
+            raise ValueError(f"{value!r} is not a valid cron schedule (or @every DURATION): {exc}") from exc
         return value
 
     @property

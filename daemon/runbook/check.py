@@ -48,6 +48,14 @@ def load_runbooks(folder: Path) -> list[LoadedRunbook]:
 
 
 def load_runbook_files(paths: Sequence[Path]) -> list[LoadedRunbook]:
+    loaded, problems = check_runbook_files(paths)
+    if problems:
+        raise ConfigError(problems)
+    return loaded
+
+
+def check_runbook_files(paths: Sequence[Path]) -> tuple[list[LoadedRunbook], list[ConfigProblem]]:
+    """The valid runbooks of these files, and the problems of all of them (names must be unique)."""
     problems: list[ConfigProblem] = []
     loaded: dict[str, LoadedRunbook] = {}
     for path in paths:
@@ -62,9 +70,7 @@ def load_runbook_files(paths: Sequence[Path]) -> list[LoadedRunbook]:
             problems.append(ConfigProblem(str(path), doc_line, "name", f"runbook name also used by {first.file}"))
             continue
         loaded[runbook.spec.name] = runbook
-    if problems:
-        raise ConfigError(problems)
-    return list(loaded.values())
+    return list(loaded.values()), problems
 
 
 def semantic(spec: RunbookFields) -> Iterator[Finding | tuple[Where, str]]:
