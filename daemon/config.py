@@ -189,10 +189,13 @@ class AvailabilityConfig(_Strict):
     @field_validator("windows")
     @classmethod
     def _distinct(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if len(set(value)) != len(value):
-            raise ValueError("each window once")
-        if any(w < 60 or w % 60 for w in value):
-            raise ValueError("windows are whole minutes, at least 1m")
+        found: list[Finding] = []
+        for i, window in enumerate(value):
+            if window < 60 or window % 60:
+                found.append(Finding((i,), "windows are whole minutes, at least 1m"))
+            elif window in value[:i]:
+                found.append(Finding((i,), "is listed twice: each window once"))
+        raise_problems(found)
         return value
 
 

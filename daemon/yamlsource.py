@@ -167,7 +167,9 @@ def validate_partial(
             message = finding.message
             if also is not None:
                 message = message.replace("{also}", f"{_dotted(also)} at line {doc.line_of(also)}")
-            problems.append(ConfigProblem(doc.file, doc.line_of(path), _dotted(path), message))
+            problem = ConfigProblem(doc.file, doc.line_of(path), _dotted(path), message)
+            if problem not in problems:  # an error no pass could take out comes back in the next
+                problems.append(problem)
 
     for attempt in range(_MAX_PASSES):
         try:
@@ -178,7 +180,8 @@ def validate_partial(
             if checks is not None:
                 report((Finding(*item) for item in checks(found)), attempt > 0)
             return found, problems
-        progress = False
+        # The paths of this pass's errors are paths of its data: what they take out is taken out after them.
+        targets: dict[KeyPath, bool] = {}  # -> whether its default then applies
         for err in errors:
             at = tuple(p for p in err["loc"] if isinstance(p, str | int))
             if _spurious_too_short(err):
@@ -186,14 +189,12 @@ def validate_partial(
             if attempt == 0 or err["type"] in _SEMANTIC:
                 report(_findings(err, at), attempt > 0)
             target = _prune_target(_original(at, doc.data, removed), err["type"], doc.data, removed)
-            if target is None:
-                continue
-            removed.append(target)
-            progress = True
-            if err["type"] != "extra_forbidden" and not _is_list_item(target, doc.data):
-                defaulted.append(target)
-        if not progress:
+            if target is not None and target not in targets:
+                targets[target] = err["type"] != "extra_forbidden" and not _is_list_item(target, doc.data)
+        if not targets:
             break
+        removed.extend(targets)
+        defaulted.extend(t for t, default in targets.items() if default)
         data = _without(doc.data, removed, ())
     return None, problems
 
@@ -217,6 +218,8 @@ def _findings(err: ErrorDetails, loc: KeyPath) -> list[Finding]:
             for f in items
         ]
     message = err["msg"]
+    if loc and loc[-1] == "[key]":  # pydantic's mark of a mapping key that is not valid
+        loc, message = loc[:-1], f"invalid key: {message}"
     if err["type"] == "extra_forbidden":
         message = "unknown key (check the spelling; see config.example.yaml)"
     elif err["type"] == "missing":

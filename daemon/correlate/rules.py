@@ -25,11 +25,13 @@ DEFAULT_TITLE = "{{ labels.alertname | default('alert') }} on {{ service }}"
 
 
 def _label_names(value: tuple[str, ...]) -> tuple[str, ...]:
-    for name in value:
+    found: list[Finding] = []
+    for i, name in enumerate(value):
         if not _LABEL_NAME.fullmatch(name):
-            raise ValueError(f"{name!r} is not a label name")
-    if len(set(value)) != len(value):
-        raise ValueError("a label is listed twice")
+            found.append(Finding((i,), f"{name!r} is not a label name (letters, digits and _, not first a digit)"))
+        elif name in value[:i]:
+            found.append(Finding((i,), f"{name!r} is listed twice"))
+    raise_problems(found)
     return value
 
 

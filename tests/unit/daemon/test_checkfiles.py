@@ -126,7 +126,8 @@ pause_statuses: [open, closed]
         {"rules/correlation.yaml": "group_by:\n  - alertname\n  - 'service name'\nrecurrence:\n  signature: [7]\n"},
         ("rules/correlation.yaml",),
         (
-            "{d}/rules/correlation.yaml:1: group_by: 'service name' is not a label name",
+            "{d}/rules/correlation.yaml:3: group_by[1]: 'service name' is not a label name (letters, digits and _, "
+            "not first a digit)",
             "{d}/rules/correlation.yaml:5: recurrence.signature[0]: Input should be a valid string",
         ),
     ),
@@ -240,7 +241,8 @@ rules:
         (
             "{d}/rules/correlation.yaml:2: flapping.window: 'nope' is not a duration: use a number and a unit, like "
             "30s, 5m, 1h30m or 2d",
-            "{d}/rules/correlation.yaml:7: rules[1].group_by: 'bad label' is not a label name",
+            "{d}/rules/correlation.yaml:7: rules[1].group_by[0]: 'bad label' is not a label name (letters, digits "
+            "and _, not first a digit)",
             "{d}/rules/correlation.yaml:2: flapping.leave: must be lower than enter (3), or an alert never stops "
             "flapping",
             "{d}/rules/correlation.yaml:4: rules[0].name: 'default' is the rule of alerts no rule matches: choose "
@@ -296,6 +298,21 @@ change: {type: normal}
             "{d}/itsmd.yaml:4: auth.api.read_tokens[0].token: unknown key (check the spelling; see "
             "config.example.yaml)",
             "{d}/itsmd.yaml:4: auth.api.read_tokens[0]: set token_env or token_file",
+        ),
+    ),
+    Case(
+        "an invalid mapping key and a repeated list value, each at its line",
+        {
+            "rules/services.yaml": "targets:\n  P9: {respond: 1m}\n",
+            "itsmd.yaml": "availability:\n  windows:\n    - 1d\n    - 90s\n    - 1d\n",
+            "rules/correlation.yaml": "group_by: [alertname, alertname]\n",
+        },
+        ("rules/services.yaml", "itsmd.yaml", "rules/correlation.yaml"),
+        (
+            "{d}/rules/services.yaml:2: targets.P9: invalid key: Input should be 'P1', 'P2', 'P3', 'P4' or 'P5'",
+            "{d}/itsmd.yaml:4: availability.windows[1]: windows are whole minutes, at least 1m",
+            "{d}/itsmd.yaml:5: availability.windows[2]: is listed twice: each window once",
+            "{d}/rules/correlation.yaml:1: group_by[1]: 'alertname' is listed twice",
         ),
     ),
     Case(

@@ -105,7 +105,7 @@ def test_problems_in_the_rules_name_the_rules_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(config)
     [problem] = caught.value.problems
-    assert (problem.file, problem.line, problem.key) == (str(rules), 2, "group_by")
+    assert (problem.file, problem.line, problem.key) == (str(rules), 2, "group_by[1]")
     assert "'bad-label' is not a label name" in problem.message
 
 
