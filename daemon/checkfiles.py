@@ -64,7 +64,7 @@ def check(paths: Sequence[Path], out: TextIO, err: TextIO) -> int:
 def check_path(path: Path, report: Report, runbooks_of: Mapping[Path, Path]) -> None:
     """One argument: a rules or runbooks folder, a rule file (by its name), a runbook, or else a config."""
     if path.is_dir():
-        if is_rules_dir(path):
+        if _is_rules_dir(path):
             runbooks = _runbooks_for(path, runbooks_of, report)
             _, problems = check_rules(path, runbooks)
             report.problems.extend(problems)
@@ -88,20 +88,19 @@ def _check_config(path: Path, report: Report) -> None:
         return
     folder = config.runbooks.dir
     runbooks: Triggers | None = {}  # no folder: the daemon runs without runbooks, so a drill's cannot exist
-    runbooks_note = None
+    runbook_problems: list[ConfigProblem] = []
     if folder.is_dir():
-        found, problems = check_runbook_files(runbook_files(folder))
-        report.problems.extend(problems)
-        runbooks = None if problems else triggers(found)
-        runbooks_note = None if problems else f"{len(found)} runbook(s) from {folder}: SUCCESS"
+        found, runbook_problems = check_runbook_files(runbook_files(folder))
+        runbooks = None if runbook_problems else _triggers(found)
     rules = None
     if config.rules_dir is not None:
         rules, problems = check_rules(config.rules_dir, runbooks)
         report.problems.extend(problems)
         if rules is not None:
             report.notes.append(f"rules from {config.rules_dir}: SUCCESS")
-    if runbooks_note:
-        report.notes.append(runbooks_note)
+    report.problems.extend(runbook_problems)
+    if folder.is_dir() and runbooks is not None:
+        report.notes.append(f"{len(runbooks)} runbook(s) from {folder}: SUCCESS")
     if config.rules_dir is not None and rules is not None and rules.drills:
         drills = config.rules_dir / "drills.yaml"
         if runbooks is None:
@@ -128,12 +127,12 @@ def _check_rule_file(path: Path, report: Report, runbooks_of: Mapping[Path, Path
 def _services_beside(drills: Path, report: Report) -> list[str] | None:
     catalogue = drills.parent / "services.yaml"
     if not catalogue.is_file():
-        report.notes.append(f"services not checked: no {catalogue}")
+        report.notes.append(f"services of the drills not checked: there is no {catalogue}")
         return None
     try:
         return load_catalogue(catalogue).names()
     except ConfigError:
-        report.notes.append(f"services not checked: {catalogue} has problems (check it)")
+        report.notes.append(f"services of the drills not checked: {catalogue} has problems (check it)")
         return None
 
 
@@ -143,15 +142,15 @@ def _runbooks_for(rules_dir: Path, runbooks_of: Mapping[Path, Path], report: Rep
         return None
     folder = runbooks_of.get(rules_dir.resolve())
     if folder is None:
-        report.notes.append(f"runbooks not checked: no config naming {rules_dir} in this check")
+        report.notes.append(f"runbooks of the drills not checked: no config in this check has rules_dir {rules_dir}")
         return None
     if not folder.is_dir():
         return {}  # the daemon runs without runbooks then: a drill's runbook cannot exist
     found, problems = check_runbook_files(runbook_files(folder))
     if problems:
-        report.notes.append(f"runbooks not checked: {folder} has problems (check it)")
+        report.notes.append(f"runbooks of the drills not checked: {folder} has problems (check it)")
         return None
-    return triggers(found)
+    return _triggers(found)
 
 
 def _runbooks_named_by_configs(paths: Sequence[Path]) -> dict[Path, Path]:
@@ -171,11 +170,11 @@ def _runbooks_named_by_configs(paths: Sequence[Path]) -> dict[Path, Path]:
     return named
 
 
-def triggers(runbooks: Sequence[LoadedRunbook]) -> Triggers:
+def _triggers(runbooks: Sequence[LoadedRunbook]) -> Triggers:
     return {rb.spec.name: [t.value for t in rb.spec.trigger.on] if rb.spec.trigger else [] for rb in runbooks}
 
 
-def is_rules_dir(path: Path) -> bool:
+def _is_rules_dir(path: Path) -> bool:
     """A rules folder holds the catalogue, correlation, priority or drills file; any other folder is runbooks."""
     return any((path / name).is_file() for name in RULE_FILES)
 

@@ -152,8 +152,10 @@ drills:
             "{d}/rules/drills.yaml:6: drills[0].rto: must be longer than 0s",
         ),
         notes=(
-            "{d}/rules/drills.yaml: services not checked: {d}/rules/services.yaml has problems (check it)",
-            "{d}/rules/drills.yaml: runbooks not checked: no config naming {d}/rules in this check",
+            "{d}/rules/drills.yaml: services of the drills not checked: {d}/rules/services.yaml has problems (check "
+            "it)",
+            "{d}/rules/drills.yaml: runbooks of the drills not checked: no config in this check has rules_dir "
+            "{d}/rules",
         ),
     ),
     Case(
@@ -215,10 +217,10 @@ drills:
         ("itsmd.yaml",),
         (
             "{d}/itsmd.yaml:1: listen: 'nowhere' is not HOST:PORT, like 127.0.0.1:9797",
-            "{d}/books/a.yaml:1: name: String should match pattern '^[a-z0-9][a-z0-9_.-]{0,62}$'",
             "{d}/rules/correlation.yaml:1: reopen_window: '30x' is not a duration: use a number and a unit, like 30s, "
             "5m, 1h30m or 2d",
             "{d}/rules/priority.yaml:1: default_urgency: Input should be 'high', 'medium' or 'low'",
+            "{d}/books/a.yaml:1: name: String should match pattern '^[a-z0-9][a-z0-9_.-]{0,62}$'",
         ),
     ),
     Case(
