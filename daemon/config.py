@@ -158,13 +158,20 @@ class TlsConfig(_Strict):
 
     @model_validator(mode="after")
     def _pair(self) -> TlsConfig:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("set both cert_file and key_file, or neither")
+        if self.cert_file is not None and self.key_file is None:
+            raise_problems(
+                [Finding(("key_file",), "is needed with cert_file: set both cert_file and key_file, or neither")]
+            )
+        if self.key_file is not None and self.cert_file is None:
+            raise_problems(
+                [Finding(("cert_file",), "is needed with key_file: set both cert_file and key_file, or neither")]
+            )
         if self.enabled:
             try:
                 self.server_context()
             except (ssl.SSLError, OSError) as exc:
-                raise ValueError(f"cannot use the certificate and key: {exc}") from None
+                message = f"cannot use the certificate and key: {exc}"
+                raise_problems([Finding(("cert_file",), message, uses=(("key_file",),))])
         return self
 
     @property
