@@ -16,20 +16,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from daemon import __version__, explain, kit, records_cli, schemas
+from daemon import __version__, checkfiles, explain, kit, records_cli, schemas
 from daemon.app import create_app
-from daemon.catalogue.services import load_catalogue
 from daemon.config import is_loopback, load_config, parse_listen
-from daemon.correlate.ruleset import RULE_FILES, check_rule_file
 from daemon.drills import cli as drill_cli
-from daemon.drills.spec import check_drills
 from daemon.errors import ConfigError, StorageError
 from daemon.reload import RELOADER
 from daemon.report import cli as report_cli
-from daemon.runbook import check as runbook_check
 from daemon.runbook import cli_run
-from daemon.runbook.library import LoadedRunbook
-from daemon.yamlsource import load_yaml
 
 log = logging.getLogger("itsmd")
 SWITCH_INTERVAL = 0.0005
@@ -171,55 +165,4 @@ def _reload(app: web.Application) -> None:
 
 def check(files: Sequence[Path]) -> int:
     """Validate files like `promtool check config`: one line per problem, exit 1 if any."""
-    failed = False
-    for path in files:
-        try:
-            if path.is_dir() and not _is_rules_dir(path):
-                found = runbook_check.load_runbooks(path)
-                print(f"{path}: {len(found)} runbook(s): SUCCESS")
-                continue
-            if check_rule_file(path):
-                pass
-            elif _is_runbook(path):
-                runbook_check.load_runbook_files([path])
-            else:
-                loaded = load_config(path)
-                if loaded.config.rules_dir is not None:
-                    print(f"{path}: rules from {loaded.config.rules_dir}: SUCCESS")
-                found = []
-                if loaded.config.runbooks.dir.is_dir():
-                    found = runbook_check.load_runbooks(loaded.config.runbooks.dir)
-                    print(f"{path}: {len(found)} runbook(s) from {loaded.config.runbooks.dir}: SUCCESS")
-                _check_drill_references(path, loaded.config.rules_dir, found)
-        except ConfigError as exc:
-            failed = True
-            for problem in exc.problems:
-                print(problem, file=sys.stderr)
-            print(f"{path}: FAILED: {len(exc.problems)} problem(s)", file=sys.stderr)
-            continue
-        print(f"{path}: SUCCESS")
-    return 1 if failed else 0
-
-
-def _check_drill_references(path: Path, rules_dir: Path | None, runbooks: Sequence[LoadedRunbook]) -> None:
-    """The drills of the config's rules folder against its catalogue and its runbooks folder."""
-    if rules_dir is None or not (rules_dir / "drills.yaml").is_file():
-        return
-    services = rules_dir / "services.yaml"
-    drills = check_drills(
-        rules_dir / "drills.yaml",
-        services=load_catalogue(services).names() if services.is_file() else None,
-        runbooks={rb.spec.name: [t.value for t in rb.spec.trigger.on] if rb.spec.trigger else [] for rb in runbooks},
-    )
-    print(f"{path}: {len(drills.drills)} drill(s) from {rules_dir / 'drills.yaml'}, references resolved: SUCCESS")
-
-
-def _is_rules_dir(path: Path) -> bool:
-    """A rules folder holds the catalogue, correlation, priority or drills file; any other folder is runbooks."""
-    return any((path / name).is_file() for name in RULE_FILES)
-
-
-def _is_runbook(path: Path) -> bool:
-    """A runbook has steps; a config file never does."""
-    doc = load_yaml(path)
-    return isinstance(doc.data, dict) and "steps" in doc.data
+    return checkfiles.check(files, sys.stdout, sys.stderr)

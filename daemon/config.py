@@ -11,16 +11,18 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from daemon.correlate.rules import CorrelationRules
-from daemon.correlate.ruleset import RuleSet, load_rules
+from daemon.correlate.ruleset import RuleSet, check_rules
 from daemon.credentials import EnvSecret, FileSecret, ReadableFile, Secret
 from daemon.durations import Duration, PositiveDuration
+from daemon.errors import ConfigError, ConfigProblem
 from daemon.runbook.config import RunbooksConfig
 from daemon.scheduler.cron import cron_trigger
-from daemon.yamlsource import load_yaml, validate
+from daemon.yamlsource import Finding, load_yaml, raise_problems, validate_partial
 from integrations.alertmanager.config import AlertmanagerConfig
 from integrations.prometheus.config import PrometheusConfig
 
@@ -156,13 +158,20 @@ class TlsConfig(_Strict):
 
     @model_validator(mode="after")
     def _pair(self) -> TlsConfig:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("set both cert_file and key_file, or neither")
+        if self.cert_file is not None and self.key_file is None:
+            raise_problems(
+                [Finding(("key_file",), "is needed with cert_file: set both cert_file and key_file, or neither")]
+            )
+        if self.key_file is not None and self.cert_file is None:
+            raise_problems(
+                [Finding(("cert_file",), "is needed with key_file: set both cert_file and key_file, or neither")]
+            )
         if self.enabled:
             try:
                 self.server_context()
             except (ssl.SSLError, OSError) as exc:
-                raise ValueError(f"cannot use the certificate and key: {exc}") from None
+                message = f"cannot use the certificate and key: {exc}"
+                raise_problems([Finding(("cert_file",), message, uses=(("key_file",),))])
         return self
 
     @property
@@ -187,10 +196,13 @@ class AvailabilityConfig(_Strict):
     @field_validator("windows")
     @classmethod
     def _distinct(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if len(set(value)) != len(value):
-            raise ValueError("each window once")
-        if any(w < 60 or w % 60 for w in value):
-            raise ValueError("windows are whole minutes, at least 1m")
+        found: list[Finding] = []
+        for i, window in enumerate(value):
+            if window < 60 or window % 60:
+                found.append(Finding((i,), "windows are whole minutes, at least 1m"))
+            elif window in value[:i]:
+                found.append(Finding((i,), "is listed twice: each window once"))
+        raise_problems(found)
         return value
 
 
@@ -208,10 +220,17 @@ class ReportsConfig(_Strict):
 
     @model_validator(mode="after")
     def _valid(self) -> ReportsConfig:
+        found: list[Finding] = []
         try:
-            cron_trigger(self.schedule, self.time_zone)
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            message = f"unknown time zone {self.time_zone!r}: use an IANA name such as Europe/Berlin"
+            found.append(Finding(("time_zone",), message))
+        try:
+            cron_trigger(self.schedule, "UTC")
         except (ValueError, KeyError) as exc:
-            raise ValueError(f"schedule {self.schedule!r} / time_zone {self.time_zone!r}: {exc}") from None
+            found.append(Finding(("schedule",), f"{self.schedule!r} is not a valid cron schedule: {exc}"))
+        raise_problems(found)
         return self
 
 
@@ -281,16 +300,12 @@ class LoadedConfig:
 
 
 def load_config(path: Path, *, listen: str | None = None, data_dir: Path | None = None) -> LoadedConfig:
-    """Read, validate and resolve a config file and the rule files it points to."""
-    doc = load_yaml(path)
-    config = validate(doc, Config)
-    base = path.resolve().parent
-    updates: dict[str, object] = {"data_dir": base / config.data_dir}
-    if config.rules_dir is not None:
-        updates["rules_dir"] = base / config.rules_dir
-    updates["runbooks"] = config.runbooks.model_copy(update={"dir": base / config.runbooks.dir})
-    if config.reports.dir is not None:
-        updates["reports"] = config.reports.model_copy(update={"dir": base / config.reports.dir})
+    """Read, validate and resolve a config file and the rule files it points to; ConfigError lists the problems
+    of the config and of its rule files together."""
+    config, problems = check_config(path)
+    if config is None:
+        raise ConfigError(problems)
+    updates: dict[str, object] = {}
     if listen is not None:
         parse_listen(listen)
         updates["listen"] = listen
@@ -299,5 +314,27 @@ def load_config(path: Path, *, listen: str | None = None, data_dir: Path | None 
     config = config.model_copy(update=updates)
     rules = RuleSet()
     if config.rules_dir is not None:
-        rules = load_rules(config.rules_dir)
+        found, rule_problems = check_rules(config.rules_dir)
+        problems.extend(rule_problems)
+        rules = found or rules
+    if problems:
+        raise ConfigError(problems)
     return LoadedConfig(path=path, config=config, rules=rules)
+
+
+def check_config(path: Path) -> tuple[Config | None, list[ConfigProblem]]:
+    """The config file's own problems, and the config with its paths resolved from the file's folder. With
+    problems, the config holds what was valid of it (None if nothing was): enough to find the rules and
+    runbooks folders it names, and check them too."""
+    doc = load_yaml(path)
+    config, problems = validate_partial(doc, Config)
+    if config is None:
+        return None, problems
+    base = path.resolve().parent
+    updates: dict[str, object] = {"data_dir": base / config.data_dir}
+    if config.rules_dir is not None:
+        updates["rules_dir"] = base / config.rules_dir
+    updates["runbooks"] = config.runbooks.model_copy(update={"dir": base / config.runbooks.dir})
+    if config.reports.dir is not None:
+        updates["reports"] = config.reports.model_copy(update={"dir": base / config.reports.dir})
+    return config.model_copy(update=updates), problems

@@ -7,7 +7,7 @@ Alerts are never dropped for matching no service.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from daemon.catalogue.windows import MaintenanceWindow
 from daemon.correlate.matchers import Matchers, match_all
 from daemon.correlate.priority import PRIORITIES, Level, Priority
 from daemon.durations import PositiveDuration
-from daemon.yamlsource import load_yaml, validate
+from daemon.yamlsource import Finding, load_yaml, raise_problems, validate
 
 _LABEL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 
@@ -97,15 +97,23 @@ class Catalogue(_Strict):
 
     @model_validator(mode="after")
     def _unique(self) -> Catalogue:
-        seen: set[str] = set()
-        for service in self.services:
-            if service.name in seen:
-                raise ValueError(f"service {service.name!r} is listed twice")
-            seen.add(service.name)
-        for status in self.pause_statuses:
-            if status not in ("open", "acknowledged"):
-                raise ValueError(f"pause_statuses: {status!r} is not open or acknowledged")
+        raise_problems(self._problems())
         return self
+
+    def _problems(self) -> Iterator[Finding]:
+        first: dict[str, int] = {}
+        for i, service in enumerate(self.services):
+            if service.name in first:
+                yield Finding(
+                    ("services", i, "name"),
+                    f"service {service.name!r} is already listed as {{also}}: merge the two or rename one",
+                    also=("services", first[service.name]),
+                )
+            first.setdefault(service.name, i)
+        for i, status in enumerate(self.pause_statuses):
+            if status not in ("open", "acknowledged"):
+                message = f"{status!r} is not a status that can pause a clock: use open or acknowledged"
+                yield Finding(("pause_statuses", i), message)
 
     def names(self) -> list[str]:
         """Every service an incident can have: the listed ones and the default."""

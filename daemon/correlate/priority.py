@@ -6,14 +6,14 @@ urgency comes from its `severity` label through a mapping. The default matrix is
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from daemon.yamlsource import load_yaml, validate
+from daemon.yamlsource import Finding, load_yaml, raise_problems, validate
 
 Level = Literal["high", "medium", "low"]
 Priority = Literal["P1", "P2", "P3", "P4", "P5"]
@@ -64,14 +64,22 @@ class PriorityRules(BaseModel):
 
     @model_validator(mode="after")
     def _complete(self) -> PriorityRules:
+        raise_problems(self._missing())
+        return self
+
+    def _missing(self) -> Iterator[Finding]:
         for impact in LEVELS:
             row = self.matrix.get(impact)
             if row is None:
-                raise ValueError(f"matrix: impact {impact!r} is missing (all of high, medium, low are needed)")
+                message = f"impact {impact} is missing: give its row (urgency high, medium and low)"
+                yield Finding(("matrix", impact), message)
+                continue
             for urgency in LEVELS:
                 if urgency not in row:
-                    raise ValueError(f"matrix.{impact}: urgency {urgency!r} is missing")
-        return self
+                    yield Finding(
+                        ("matrix", impact, urgency),
+                        f"is missing: give the priority (P1..P5) of impact {impact} at urgency {urgency}",
+                    )
 
     def assess(self, labels: Mapping[str, str], tier: Level, service: str) -> Assessment:
         raw_impact = labels.get(self.impact_label, "").lower()

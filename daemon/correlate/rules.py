@@ -8,6 +8,7 @@ matches gets the defaults (the rule named "default").
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 
@@ -17,18 +18,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from daemon.correlate.matchers import Matchers
 from daemon.durations import Duration, PositiveDuration
-from daemon.yamlsource import load_yaml, validate
+from daemon.yamlsource import Finding, load_yaml, raise_problems, validate
 
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 DEFAULT_TITLE = "{{ labels.alertname | default('alert') }} on {{ service }}"
 
 
 def _label_names(value: tuple[str, ...]) -> tuple[str, ...]:
-    for name in value:
+    found: list[Finding] = []
+    for i, name in enumerate(value):
         if not _LABEL_NAME.fullmatch(name):
-            raise ValueError(f"{name!r} is not a label name")
-    if len(set(value)) != len(value):
-        raise ValueError("a label is listed twice")
+            found.append(Finding((i,), f"{name!r} is not a label name (letters, digits and _, not first a digit)"))
+        elif name in value[:i]:
+            found.append(Finding((i,), f"{name!r} is listed twice"))
+    raise_problems(found)
     return value
 
 
@@ -56,7 +59,8 @@ class Flapping(_Strict):
     @model_validator(mode="after")
     def _hysteresis(self) -> Flapping:
         if self.leave >= self.enter:
-            raise ValueError("leave must be lower than enter (hysteresis)")
+            message = f"must be lower than enter ({self.enter}), or an alert never stops flapping"
+            raise_problems([Finding(("leave",), message, uses=(("enter",),))])
         return self
 
 
@@ -127,20 +131,34 @@ class CorrelationRules(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> CorrelationRules:
-        names = [r.name for r in self.rules]
-        for name in names:
-            if names.count(name) > 1 or name == "default":
-                raise ValueError(f"rule name {name!r} is used twice (or is the reserved name 'default')")
-        for rule in self.rules:
-            reopen = self.reopen_window if rule.reopen_window is None else rule.reopen_window
-            if self.close_after < reopen:
-                raise ValueError(
-                    f"close_after ({self.close_after:.0f}s) is shorter than the reopen_window of rule "
-                    f"{rule.name!r}: closed incidents cannot reopen"
-                )
-        if self.close_after < self.reopen_window:
-            raise ValueError("close_after is shorter than reopen_window: closed incidents cannot reopen")
+        raise_problems(self._problems())
         return self
+
+    def _problems(self) -> Iterator[Finding]:
+        first: dict[str, int] = {}
+        for i, rule in enumerate(self.rules):
+            where = ("rules", i, "name")
+            if rule.name == "default":
+                yield Finding(where, "'default' is the rule of alerts no rule matches: choose another name")
+            elif rule.name in first:
+                also = ("rules", first[rule.name])
+                yield Finding(where, f"rule name {rule.name!r} is already used by {{also}}", also=also)
+            first.setdefault(rule.name, i)
+        if self.close_after < self.reopen_window:
+            yield Finding(
+                ("close_after",),
+                f"{self.close_after:g}s is shorter than reopen_window ({self.reopen_window:g}s): closed incidents "
+                "could not reopen; make close_after at least reopen_window",
+                uses=(("reopen_window",),),
+            )
+        for i, rule in enumerate(self.rules):
+            if rule.reopen_window is not None and self.close_after < rule.reopen_window:
+                yield Finding(
+                    ("rules", i, "reopen_window"),
+                    f"{rule.reopen_window:g}s is longer than close_after ({self.close_after:g}s): closed incidents "
+                    "could not reopen; shorten it or raise close_after",
+                    uses=(("close_after",),),
+                )
 
     def resolved(self) -> tuple[ResolvedRule, ...]:
         """Every rule with the defaults filled in, then the default rule."""

@@ -8,9 +8,10 @@ can never disagree with what the daemon does.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -19,9 +20,10 @@ from daemon.catalogue.services import Catalogue, Service, Target, load_catalogue
 from daemon.correlate.matchers import match_all
 from daemon.correlate.priority import Assessment, PriorityRules, load_priority_rules
 from daemon.correlate.rules import CorrelationRules, ResolvedRule, load_correlation_rules
-from daemon.drills.spec import Drill, check_drills
+from daemon.drills.spec import Drill, DrillFile, check_drills
 from daemon.errors import ConfigError, ConfigProblem
 
+T = TypeVar("T")
 RULE_FILES = ("services.yaml", "correlation.yaml", "priority.yaml", "drills.yaml")
 """correlation.yaml must exist in a rules folder; the others fall back to defaults (no drills) when absent."""
 
@@ -114,47 +116,36 @@ _quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 def load_rules(folder: Path) -> RuleSet:
     """Every rule file of a folder, all problems of all files at once."""
-    problems: list[ConfigProblem] = []
-    catalogue, correlation, priority = Catalogue(), CorrelationRules(), PriorityRules()
-    try:
-        correlation = load_correlation_rules(folder / "correlation.yaml")
-    except ConfigError as exc:
-        problems.extend(exc.problems)
-    if (folder / "services.yaml").exists():
-        try:
-            catalogue = load_catalogue(folder / "services.yaml")
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-    if (folder / "priority.yaml").exists():
-        try:
-            priority = load_priority_rules(folder / "priority.yaml")
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-    drills: tuple[Drill, ...] = ()
-    if (folder / "drills.yaml").exists():
-        try:
-            drills = check_drills(folder / "drills.yaml", services=catalogue.names()).drills
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-    if problems:
+    rules, problems = check_rules(folder)
+    if problems or rules is None:
         raise ConfigError(problems)
-    return RuleSet(catalogue, correlation, priority, drills=drills)
+    return rules
 
 
-def check_rule_file(path: Path) -> bool:
-    """Validate one rule file by its name (or a whole rules folder); False when the name is not a rule file.
-    Raises ConfigError."""
-    if path.is_dir():
-        load_rules(path)
-    elif path.name == "correlation.yaml":
-        load_correlation_rules(path)
-    elif path.name == "services.yaml":
-        load_catalogue(path)
-    elif path.name == "priority.yaml":
-        load_priority_rules(path)
-    elif path.name == "drills.yaml":
-        services = path.parent / "services.yaml"
-        check_drills(path, services=load_catalogue(services).names() if services.exists() else None)
-    else:
-        return False
-    return True
+def check_rules(
+    folder: Path, runbooks: Mapping[str, Collection[str]] | None = None
+) -> tuple[RuleSet | None, list[ConfigProblem]]:
+    """The rule set of a folder and the problems of each of its files. Each file is checked whatever the others
+    hold: drills are checked against the catalogue only when services.yaml is valid (against an invalid one
+    every drill would seem to name an unknown service), and against `runbooks` (name -> trigger.on) if given."""
+    problems: list[ConfigProblem] = []
+
+    def attempt(load: Callable[[Path], T], name: str, default: T) -> tuple[T, bool]:
+        if name != "correlation.yaml" and not (folder / name).exists():
+            return default, True
+        try:
+            return load(folder / name), True
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            return default, False
+
+    correlation, _ = attempt(load_correlation_rules, "correlation.yaml", CorrelationRules())
+    catalogue, catalogue_valid = attempt(load_catalogue, "services.yaml", Catalogue())
+    priority, _ = attempt(load_priority_rules, "priority.yaml", PriorityRules())
+    services = catalogue.names() if catalogue_valid else None
+    drills, _ = attempt(
+        lambda path: check_drills(path, services=services, runbooks=runbooks), "drills.yaml", DrillFile()
+    )
+    if problems:
+        return None, problems
+    return RuleSet(catalogue, correlation, priority, drills=drills.drills), problems

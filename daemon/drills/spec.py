@@ -20,7 +20,7 @@ drills:
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,9 +29,8 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from daemon.durations import Duration, PositiveDuration, parse_duration
-from daemon.errors import ConfigError, ConfigProblem
 from daemon.scheduler.cron import cron_trigger
-from daemon.yamlsource import load_yaml, validate
+from daemon.yamlsource import Finding, load_yaml, raise_problems, validate
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 EVERY = "@every "
@@ -103,7 +102,7 @@ class Drill(BaseModel):
         try:
             cron_trigger(value, "UTC")
         except ValueError as exc:
-            raise ValueError(f"{value!r} is not a five-field cron expression: {exc}") from exc
+            raise ValueError(f"{value!r} is not a valid cron schedule (or @every DURATION): {exc}") from exc
         return value
 
     @property
@@ -125,10 +124,14 @@ class DrillFile(BaseModel):
 
     @model_validator(mode="after")
     def _unique(self) -> Self:
-        names = [d.name for d in self.drills]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"drill names must be unique: {', '.join(dupes)}")
+        first: dict[str, int] = {}
+        found: list[Finding] = []
+        for i, drill in enumerate(self.drills):
+            if drill.name in first:
+                message = f"drill name {drill.name!r} is already used by {{also}}"
+                found.append(Finding(("drills", i, "name"), message, also=("drills", first[drill.name])))
+            first.setdefault(drill.name, i)
+        raise_problems(found)
         return self
 
 
@@ -144,24 +147,25 @@ def check_drills(
 ) -> DrillFile:
     """load_drills plus the references: each drill's service is in the catalogue (when `services` is given) and
     its runbook exists and declares `trigger.on: [drill]` (when `runbooks`, name -> its trigger.on values, is
-    given). A drill runbook is one whose author says it is safe to rehearse; any other runbook is refused."""
-    doc = load_yaml(path)
-    drills = validate(doc, DrillFile)
-    problems: list[ConfigProblem] = []
+    given). A drill runbook is one whose author says it is safe to rehearse; any other runbook is refused.
+    The references of the valid drills are checked even when other drills are not."""
 
-    def problem(i: int, key: str, message: str) -> None:
-        problems.append(ConfigProblem(doc.file, doc.line_of(("drills", i, key)), f"drills[{i}].{key}", message))
+    def references(drills: DrillFile) -> Iterator[Finding]:
+        for i, drill in enumerate(drills.drills):
+            if services is not None and drill.service not in services:
+                yield Finding(
+                    ("drills", i, "service"),
+                    f"unknown service {drill.service!r}: it is not in the catalogue (services.yaml)",
+                )
+            if runbooks is None:
+                continue
+            triggers = runbooks.get(drill.runbook)
+            if triggers is None:
+                yield Finding(("drills", i, "runbook"), f"no runbook named {drill.runbook!r} in the runbooks folder")
+            elif "drill" not in triggers:
+                yield Finding(
+                    ("drills", i, "runbook"),
+                    f"runbook {drill.runbook!r} is not a drill runbook: add drill to its trigger.on",
+                )
 
-    for i, drill in enumerate(drills.drills):
-        if services is not None and drill.service not in services:
-            problem(i, "service", f"unknown service {drill.service!r}: it is not in the catalogue (services.yaml)")
-        if runbooks is None:
-            continue
-        triggers = runbooks.get(drill.runbook)
-        if triggers is None:
-            problem(i, "runbook", f"no runbook named {drill.runbook!r} in the runbooks folder")
-        elif "drill" not in triggers:
-            problem(i, "runbook", f"runbook {drill.runbook!r} is not a drill runbook: add drill to its trigger.on")
-    if problems:
-        raise ConfigError(problems)
-    return drills
+    return validate(load_yaml(path), DrillFile, references)

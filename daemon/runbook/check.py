@@ -16,7 +16,7 @@ from daemon.runbook.library import LoadedRunbook
 from daemon.runbook.render import references
 from daemon.runbook.spec import ActionChoice, Runbook, RunbookFields, StepFields
 from daemon.runbook.triggering import parse_matcher
-from daemon.yamlsource import _dotted, load_yaml, validate
+from daemon.yamlsource import Finding, load_yaml, validate
 
 RUNBOOK_SUFFIXES = (".yaml", ".yml")
 VARIABLES: dict[str, frozenset[str] | None] = {
@@ -31,11 +31,7 @@ Where = tuple[str | int, ...]
 
 def load_runbook(path: Path) -> LoadedRunbook:
     """One runbook file, validated; ConfigError lists every problem with file:line: key."""
-    doc = load_yaml(path)
-    spec = validate(doc, Runbook)
-    problems = [ConfigProblem(doc.file, doc.line_of(where), _dotted(where), msg) for where, msg in semantic(spec)]
-    if problems:
-        raise ConfigError(problems)
+    spec = validate(load_yaml(path), Runbook, semantic)
     version = hashlib.sha256(path.read_bytes()).hexdigest()
     return LoadedRunbook(spec, version, str(path))
 
@@ -52,6 +48,14 @@ def load_runbooks(folder: Path) -> list[LoadedRunbook]:
 
 
 def load_runbook_files(paths: Sequence[Path]) -> list[LoadedRunbook]:
+    loaded, problems = check_runbook_files(paths)
+    if problems:
+        raise ConfigError(problems)
+    return loaded
+
+
+def check_runbook_files(paths: Sequence[Path]) -> tuple[list[LoadedRunbook], list[ConfigProblem]]:
+    """The valid runbooks of these files, and the problems of all of them (names must be unique)."""
     problems: list[ConfigProblem] = []
     loaded: dict[str, LoadedRunbook] = {}
     for path in paths:
@@ -66,12 +70,10 @@ def load_runbook_files(paths: Sequence[Path]) -> list[LoadedRunbook]:
             problems.append(ConfigProblem(str(path), doc_line, "name", f"runbook name also used by {first.file}"))
             continue
         loaded[runbook.spec.name] = runbook
-    if problems:
-        raise ConfigError(problems)
-    return list(loaded.values())
+    return list(loaded.values()), problems
 
 
-def semantic(spec: RunbookFields) -> Iterator[tuple[Where, str]]:
+def semantic(spec: RunbookFields) -> Iterator[Finding | tuple[Where, str]]:
     """Problems the models cannot see, each with the key path it is about."""
     yield from _check_params(spec)
     yield from _check_trigger(spec)
@@ -80,7 +82,8 @@ def semantic(spec: RunbookFields) -> Iterator[tuple[Where, str]]:
         for i, step in enumerate(steps):
             where: Where = (section, i)
             if step.name in seen:
-                yield (*where, "name"), f"step name {step.name!r} is already used at {_dotted(seen[step.name])}"
+                message = f"step name {step.name!r} is already used by {{also}}"
+                yield Finding((*where, "name"), message, also=seen[step.name])
             seen.setdefault(step.name, where)
             if section == "verify" and step.rollback is not None:
                 yield (*where, "rollback"), "a runbook-level verify check takes no rollback"
@@ -90,10 +93,14 @@ def semantic(spec: RunbookFields) -> Iterator[tuple[Where, str]]:
     if spec.approval.message:
         yield from _check_template(spec, ("approval", "message"), spec.approval.message)
     if spec.change.type == "normal" and not spec.approval.required:
-        yield ("change", "type"), "a normal change needs approval: set approval.required: true (or type standard)"
+        yield Finding(
+            ("change", "type"),
+            "a normal change needs approval: set approval.required: true (or type standard)",
+            uses=(("approval", "required"),),
+        )
 
 
-def _check_params(spec: RunbookFields) -> Iterator[tuple[Where, str]]:
+def _check_params(spec: RunbookFields) -> Iterator[Finding | tuple[Where, str]]:
     for name, param in spec.params.items():
         if not name.isidentifier():
             yield ("params", name), f"param name {name!r} must be an identifier (letters, digits, _)"
@@ -108,7 +115,7 @@ def _check_params(spec: RunbookFields) -> Iterator[tuple[Where, str]]:
             yield ("params", name, "pattern"), "the pattern accepts an empty value; anchor it and require a character"
 
 
-def _check_trigger(spec: RunbookFields) -> Iterator[tuple[Where, str]]:
+def _check_trigger(spec: RunbookFields) -> Iterator[Finding | tuple[Where, str]]:
     if spec.trigger is None:
         return
     for i, matcher in enumerate(spec.trigger.matchers):
@@ -118,7 +125,7 @@ def _check_trigger(spec: RunbookFields) -> Iterator[tuple[Where, str]]:
             yield ("trigger", "matchers", i), str(exc)
 
 
-def _check_step(spec: RunbookFields, step: StepFields, where: Where) -> Iterator[tuple[Where, str]]:
+def _check_step(spec: RunbookFields, step: StepFields, where: Where) -> Iterator[Finding | tuple[Where, str]]:
     for part, choice in (("", step), ("rollback", step.rollback), ("verify", step.verify)):
         if choice is None:
             continue
@@ -178,7 +185,7 @@ def _has_variables(template: str) -> bool:
 
 def _check_template(
     spec: RunbookFields, where: Where, template: str, *, only_params: bool = False
-) -> Iterator[tuple[Where, str]]:
+) -> Iterator[Finding | tuple[Where, str]]:
     if "{" not in template:
         return
     try:
@@ -198,6 +205,6 @@ def _check_template(
             continue
         if variable == "params" and attr not in spec.params:
             known = ", ".join(sorted(spec.params)) or "none declared"
-            yield where, f"params.{attr} is not a declared param ({known})"
+            yield Finding(where, f"params.{attr} is not a declared param ({known})", uses=(("params",),))
         elif allowed is not None and attr not in allowed:
             yield where, f"{variable}.{attr} does not exist ({', '.join(sorted(allowed))})"

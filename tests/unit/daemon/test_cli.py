@@ -97,7 +97,7 @@ def test_check_rules_with_bad_group_by_label(capsys: pytest.CaptureFixture[str],
     rules = write(tmp_path / "rules" / "correlation.yaml", "# rules\ngroup_by:\n  - alertname\n  - 'service name'\n")
     assert main(["check", str(rules)]) == 1
     [(file, line, key, message)] = problem_lines(capsys.readouterr().err)
-    assert (file, line, key) == (str(rules), 2, "group_by")
+    assert (file, line, key) == (str(rules), 4, "group_by[1]")
     assert "'service name' is not a label name" in message
 
 

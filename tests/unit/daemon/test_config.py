@@ -105,7 +105,7 @@ def test_problems_in_the_rules_name_the_rules_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(config)
     [problem] = caught.value.problems
-    assert (problem.file, problem.line, problem.key) == (str(rules), 2, "group_by")
+    assert (problem.file, problem.line, problem.key) == (str(rules), 2, "group_by[1]")
     assert "'bad-label' is not a label name" in problem.message
 
 
@@ -186,7 +186,7 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         ("group_by: [alertname, alertname]\n", "listed twice"),
         ("group_by: []\n", "at least 1"),
         ("title: '{{ labels.alertname'\n", "invalid template"),
-        ("flapping: {enter: 3, leave: 3}\n", "hysteresis"),
+        ("flapping: {enter: 3, leave: 3}\n", "must be lower than enter (3)"),
         ("close_after: 1m\n", "shorter than reopen_window"),
         ("reopen_window: half an hour\n", "is not a duration"),
         ("group_by: alertname\n", ""),
@@ -244,7 +244,7 @@ def test_is_loopback(host: str, loopback: bool) -> None:
         ("services.yaml", "service_label: 'team name'\n", 1, "should match pattern"),
         ("services.yaml", "services:\n  - name: a\n    tier: huge\n", 3, "'high', 'medium' or 'low'"),
         ("services.yaml", "services:\n  - name: a\n    matchers: ['x=~\"(\"']\n", 3, "invalid regular expression"),
-        ("services.yaml", "services:\n  - name: a\n  - name: a\n", 1, "listed twice"),
+        ("services.yaml", "services:\n  - name: a\n  - name: a\n", 3, "already listed as services[0] at line 2"),
         (
             "services.yaml",
             "services:\n  - name: a\n    maintenance:\n      - cron: '61 * * * *'\n        duration: 1h\n",
@@ -253,7 +253,13 @@ def test_is_loopback(host: str, loopback: bool) -> None:
         ),
         ("services.yaml", "services:\n  - name: a\n    maintenance:\n      - cron: '0 1 * * *'\n", 4, "both cron"),
         ("services.yaml", "targets:\n  P9: {respond: 1m}\n", 2, "P1"),
-        ("priority.yaml", "matrix:\n  high: {high: P1}\n", 1, "urgency 'medium' is missing"),
+        (
+            "priority.yaml",
+            "matrix:\n  high: {high: P1, medium: P2}\n  medium: {high: P2, medium: P3, low: P4}\n"
+            "  low: {high: P3, medium: P4, low: P5}\n",
+            2,
+            "is missing: give the priority (P1..P5) of impact high at urgency low",
+        ),
         ("priority.yaml", "urgency:\n  critical: urgent\n", 2, "'high', 'medium' or 'low'"),
     ],
 )

@@ -152,7 +152,12 @@ auth:
     "case",
     [
         ("auth:\n  ingest:\n    token: inline\n", 3, "auth.ingest.token", "unknown key"),
-        ("auth:\n  api:\n    read_tokens:\n      - token: inline\n", 4, "auth.api.read_tokens[0].token", "unknown key"),
+        (
+            "auth:\n  api:\n    read_tokens:\n      - token: inline\n        token_file: t\n",
+            4,
+            "auth.api.read_tokens[0].token",
+            "unknown key",
+        ),
         ("auth:\n  ingest:\n    password: inline\n", 3, "auth.ingest.password", "unknown key"),
         ("auth:\n  ingest:\n    token_file: empty\n", 3, "auth.ingest.token_file", "is empty"),
         ("auth:\n  ingest:\n    token_env: ITSMD_TEST_EMPTY\n", 3, "auth.ingest.token_env", "is empty"),
@@ -213,11 +218,11 @@ def test_tls_problems(tmp_path: Path) -> None:
     cert, key = make_cert(tmp_path)
     write(tmp_path / "garbage.pem", "not a certificate\n")
     cases = [
-        (f"tls:\n  cert_file: {cert}\n", 1, "tls", "set both cert_file and key_file, or neither"),
-        (f"tls:\n  key_file: {key}\n", 1, "tls", "set both cert_file and key_file, or neither"),
+        (f"tls:\n  cert_file: {cert}\n", 1, "tls.key_file", "is needed with cert_file: set both"),
+        (f"tls:\n  key_file: {key}\n", 1, "tls.cert_file", "is needed with key_file: set both"),
         (f"tls:\n  cert_file: missing.pem\n  key_file: {key}\n", 2, "tls.cert_file", "cannot read"),
-        (f"tls:\n  cert_file: garbage.pem\n  key_file: {key}\n", 1, "tls", "cannot use the certificate and key"),
-        (f"tls:\n  cert_file: {key}\n  key_file: {cert}\n", 1, "tls", "cannot use the certificate and key"),
+        (f"tls:\n  cert_file: garbage.pem\n  key_file: {key}\n", 2, "tls.cert_file", "cannot use the certificate"),
+        (f"tls:\n  cert_file: {key}\n  key_file: {cert}\n", 2, "tls.cert_file", "cannot use the certificate"),
     ]
     for text, line, key_name, message in cases:
         [(got_line, got_key, got_message)] = problems(write(tmp_path / "itsmd.yaml", text))

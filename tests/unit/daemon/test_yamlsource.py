@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from daemon.errors import ConfigError, ConfigProblem
-from daemon.yamlsource import load_yaml, validate
+from daemon.yamlsource import Finding, load_yaml, raise_problems, validate
 
 
 def write(tmp_path: Path, text: str | bytes, name: str = "doc.yaml") -> Path:
@@ -174,3 +175,118 @@ def test_problem_text_forms() -> None:
     assert str(ConfigProblem("f.yaml", 3, "a.b", "bad")) == "f.yaml:3: a.b: bad"
     assert str(ConfigProblem("f.yaml", None, "a.b", "bad")) == "f.yaml: a.b: bad"
     assert str(ConfigProblem("f.yaml", 3, "", "bad")) == "f.yaml:3: bad"
+
+
+# -- checks across fields: at their key, beside the field errors ---------------------------------------------
+
+
+class Item(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    size: int = 1
+
+    @field_validator("name")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        if value != value.lower():
+            raise AssertionError("lower case only")  # pydantic words it "Assertion failed, lower case only"
+        return value
+
+
+class Window(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    low: int = 1
+    high: int = 10
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Window:
+        if self.low > self.high:
+            raise_problems([Finding(("low",), f"must not be above high ({self.high})", uses=(("high",),))])
+        return self
+
+
+class Listing(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: tuple[Item, ...] = Field(default=(), min_length=1)
+    window: Window = Window()
+    limit: int = 5
+
+    @model_validator(mode="after")
+    def _unique(self) -> Listing:
+        raise_problems(self._problems())
+        return self
+
+    def _problems(self) -> Iterator[Finding]:
+        first: dict[str, int] = {}
+        for i, item in enumerate(self.items):
+            if item.name in first:
+                yield Finding(("items", i, "name"), "also used by {also}", also=("items", first[item.name]))
+            first.setdefault(item.name, i)
+            if item.size > self.limit:
+                yield Finding(("items", i, "size"), f"above limit ({self.limit})", uses=(("limit",),))
+
+
+def found_in(tmp_path: Path, text: str) -> list[tuple[int | None, str, str]]:
+    with pytest.raises(ConfigError) as caught:
+        validate(load_yaml(write(tmp_path, text)), Listing)
+    return problems_of(caught)
+
+
+LISTING = """\
+items:
+  - name: a
+  - name: B
+  - name: c
+    size: x
+  - name: a
+"""
+
+
+def test_a_cross_field_check_names_its_key_and_runs_beside_field_errors(tmp_path: Path) -> None:
+    """Before: the duplicate stayed hidden behind the two bad items; and then it named line 1, no key."""
+    assert found_in(tmp_path, LISTING) == [
+        (3, "items[1].name", "lower case only"),
+        (5, "items[2].size", "Input should be a valid integer, unable to parse string as an integer"),
+        (6, "items[3].name", "also used by items[0] at line 2"),
+    ]
+
+
+def test_no_library_prefixes(tmp_path: Path) -> None:
+    [(_, _, message)] = found_in(tmp_path, "items:\n  - name: A\n")
+    assert message == "lower case only"
+
+
+def test_an_invalid_item_does_not_also_make_its_list_too_short(tmp_path: Path) -> None:
+    assert found_in(tmp_path, "items:\n  - name: A\n") == [(2, "items[0].name", "lower case only")]
+    assert found_in(tmp_path, "items: []\n") == [
+        (1, "items", "Tuple should have at least 1 item after validation, not 0")
+    ]
+
+
+def test_a_check_that_reads_a_bad_value_is_not_judged_on_its_default(tmp_path: Path) -> None:
+    """limit is bad, so its default (5) must not make size 7 "above limit"; the window check, which does not
+    read limit, still runs."""
+    text = "limit: lots\nitems:\n  - name: a\n    size: 7\nwindow: {low: 20, high: 10}\n"
+    assert found_in(tmp_path, text) == [
+        (5, "window.low", "must not be above high (10)"),
+        (1, "limit", "Input should be a valid integer, unable to parse string as an integer"),
+    ]
+    # high is bad: the window check reads it, so it is left out; the limit check runs
+    text = "items:\n  - name: a\n    size: 7\nwindow: {low: 20, high: ten}\n"
+    assert found_in(tmp_path, text) == [
+        (4, "window.high", "Input should be a valid integer, unable to parse string as an integer"),
+        (3, "items[0].size", "above limit (5)"),
+    ]
+
+
+def test_checks_beyond_the_model_see_the_valid_items_at_their_own_index(tmp_path: Path) -> None:
+    doc = load_yaml(write(tmp_path, "items:\n  - name: X\n  - name: b\n  - name: zz\n"))
+
+    def short_names(listing: Listing) -> Iterator[tuple[tuple[str | int, ...], str]]:
+        for i, item in enumerate(listing.items):
+            if len(item.name) > 1:
+                yield ("items", i, "name"), "one letter"
+
+    with pytest.raises(ConfigError) as caught:
+        validate(doc, Listing, short_names)
+    assert problems_of(caught) == [(2, "items[0].name", "lower case only"), (4, "items[2].name", "one letter")]

@@ -57,5 +57,7 @@ def test_bad_drills_name_the_line_and_key(tmp_path: Path, change: str, problem: 
 def test_duplicate_drill_names_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "drills.yaml"
     path.write_text(GOOD + GOOD.removeprefix("drills:\n"))
-    with pytest.raises(ConfigError, match="unique: db-failover"):
+    with pytest.raises(
+        ConfigError, match=r"drills\[1\].name: drill name 'db-failover' is already used by drills\[0\] at line 2"
+    ):
         load_drills(path)

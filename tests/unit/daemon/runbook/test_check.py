@@ -74,9 +74,9 @@ def test_a_step_needs_exactly_one_action(tmp_path: Path) -> None:
     assert (
         4,
         "steps[0]",
-        "Value error, needs one action: exec, http, notify, sleep, approval, promql, wait_until, silence",
+        "needs one action: exec, http, notify, sleep, approval, promql, wait_until, silence",
     ) in found
-    assert (6, "steps[1]", "Value error, has more than one action (exec, sleep); split it into steps") in found
+    assert (6, "steps[1]", "has more than one action (exec, sleep); split it into steps") in found
 
 
 def test_semantic_problems_name_their_line(tmp_path: Path) -> None:
@@ -113,7 +113,7 @@ def test_semantic_problems_name_their_line(tmp_path: Path) -> None:
     assert messages[(14, "steps[0].exec.argv[1]")] == "params.hots is not a declared param (broken, host, loose)"
     assert "unknown variable 'secret'" in messages[(14, "steps[0].exec.argv[2]")]
     assert messages[(14, "steps[0].exec.argv[3]")].startswith("run.nope does not exist")
-    assert "step name 'same' is already used at steps[0]" in messages[(15, "steps[1].name")]
+    assert "step name 'same' is already used by steps[0] at line 13" in messages[(15, "steps[1].name")]
     assert "shorter than the approval timeout" in messages[(17, "steps[1].timeout")]
     assert messages[(19, "steps[2].http.url")].startswith("template error")
 
