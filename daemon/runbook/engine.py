@@ -659,7 +659,7 @@ class Engine:
             self._finish(run, RunStatus.SUCCEEDED, "all steps succeeded")
 
     async def _fail(self, run: Run, built: BuiltRun, why: str, status: RunStatus | None) -> None:
-        """Roll back the completed steps (on_failure: rollback) and end the run."""
+        """Roll back the steps that ran (on_failure: rollback) and end the run."""
         if built.runbook.spec.on_failure is not OnFailure.ROLLBACK:
             self._finish(run, status or RunStatus.FAILED, why)
             await self._cleanup(run, built)
@@ -668,11 +668,13 @@ class Engine:
 
     async def _rollback(self, run: Run, built: BuiltRun, why: str, status: RunStatus | None = None) -> None:
         self._set_status(run, RunStatus.ROLLING_BACK, why)
-        completed = [rec.step_index for rec in run.steps if rec.phase == "do" and rec.status is StepStatus.SUCCEEDED]
+        # Every step whose action started is undone, the one that failed included: a command that exited
+        # non-zero, timed out or whose verify failed may have done its work (see StepRecord.may_have_acted).
+        ran = list(dict.fromkeys(rec.step_index for rec in run.steps if rec.may_have_acted))
         rolled = {rec.step_index for rec in run.steps if rec.phase == "rollback" and rec.status.finished}
         by_index = {b.index: b for b in built.steps}
         failed: list[str] = []
-        for index in reversed(completed):
+        for index in reversed(ran):
             step = by_index.get(index)
             if step is None or step.rollback is None or index in rolled:
                 continue
@@ -683,7 +685,7 @@ class Engine:
         if failed:
             self._finish(run, RunStatus.ROLLBACK_FAILED, f"{why}; rollback failed: {', '.join(failed)}")
         else:
-            self._finish(run, status or RunStatus.ROLLED_BACK, f"{why}; completed steps rolled back")
+            self._finish(run, status or RunStatus.ROLLED_BACK, f"{why}; the steps that ran were rolled back")
 
     async def _cleanup(self, run: Run, built: BuiltRun) -> None:
         """Let each action that ran undo what only lasts for the run (a silence), with its journaled data."""
@@ -729,17 +731,19 @@ class Engine:
         try:
             await self._durable()  # the journal says "running" before the side effect begins
         except StoreUnavailable as exc:
-            outcome = Outcome(False, f"not started: the journal could not be written ({exc})")
+            outcome = Outcome(False, f"not started: the journal could not be written ({exc})", started=False)
             self._end_step(run, rec, outcome, redact)
             return outcome
         retries = 0 if rollback else step.spec.retries
         timeout = step.spec.timeout if rollback else step.timeout
         outcome = Outcome(False, "not run")
         outputs: list[str] = []
+        began = False
         for attempt in range(retries + 1):
             rec.attempts = attempt + 1
             self._mark_step(run, rec, lazy=True)
             outcome = await self._attempt(run, step, action, timeout)
+            began = began or outcome.started
             if outcome.ok and verify is not None:
                 checked = await self._attempt(run, step, verify, timeout)
                 outcome = Outcome(
@@ -753,7 +757,7 @@ class Engine:
             if outcome.ok or outcome.data.get("rejected") or attempt == retries:
                 break
             await self._sleep(step.spec.backoff * (2**attempt))
-        outcome = Outcome(outcome.ok, outcome.summary, "\n".join(outputs), outcome.data)
+        outcome = Outcome(outcome.ok, outcome.summary, "\n".join(outputs), outcome.data, started=began)
         self._end_step(run, rec, outcome, redact)
         with contextlib.suppress(StoreUnavailable):
             await self._durable()  # and its outcome before the next step begins
@@ -767,7 +771,7 @@ class Engine:
         except TimeoutError:
             return Outcome(False, f"timed out after {format_duration(limit)}")
         except ActionUnavailable as exc:
-            return Outcome(False, str(exc))
+            return Outcome(False, str(exc), started=False)
         except Exception as exc:
             log.warning("step %s of run %d raised %r", step.spec.name, run.id, exc)
             return Outcome(False, f"error: {exc!r}")
@@ -799,6 +803,7 @@ class Engine:
         rec.summary = redact.text(outcome.summary)
         rec.data = redact.value(outcome.data)
         rec.status = StepStatus.SUCCEEDED if outcome.ok else StepStatus.FAILED
+        rec.started = outcome.started
         rec.ended_at = self._clock.now()
         self._mark_step(run, rec)
         self._emit(run, "step")

@@ -17,12 +17,12 @@ RUN_COLUMNS = (
 )
 STEP_COLUMNS = (
     "run_id, idx, step_index, name, phase, status, attempts, started_at, ended_at, summary, output_digest, "
-    "output, plan, data"
+    "output, plan, data, started"
 )
 # Column lists and placeholders are module constants; values are always bound.
 UPSERT_RUN = Statement(f"INSERT OR REPLACE INTO runs ({RUN_COLUMNS}) VALUES ({','.join('?' * 17)})", order=30)  # noqa: S608
 UPSERT_STEP = Statement(
-    f"INSERT OR REPLACE INTO run_steps ({STEP_COLUMNS}) VALUES ({','.join('?' * 14)})",  # noqa: S608
+    f"INSERT OR REPLACE INTO run_steps ({STEP_COLUMNS}) VALUES ({','.join('?' * 15)})",  # noqa: S608
     order=31,
 )
 
@@ -65,6 +65,7 @@ def step_row(run_id: int, rec: StepRecord) -> tuple[Any, ...]:
         rec.output,
         json.dumps(rec.plan, sort_keys=True, default=str),
         json.dumps(rec.data, sort_keys=True, default=str),
+        int(rec.started),
     )
 
 
@@ -105,6 +106,7 @@ def _step_from_row(r: tuple[Any, ...]) -> StepRecord:
         output=r[11],
         plan=json.loads(r[12]),
         data=json.loads(r[13]),
+        started=bool(r[14]),
     )
 
 

@@ -85,7 +85,18 @@ class StepRecord:
     data: dict[str, Any] = field(default_factory=dict)
     """The action's Outcome.data, for cleanup and rollback after a restart."""
     step_index: int = -1
-    """Index of the runbook step this record belongs to (-1: the runbook-level verify)."""
+    """Index of the built step this record belongs to: the runbook's steps, then its run-level verify checks."""
+    started: bool = True
+    """False only when the action is known not to have begun (refused before it started). A record whose
+    outcome is unknown (in flight at a crash) counts as started: its effect may have happened."""
+
+    @property
+    def may_have_acted(self) -> bool:
+        """Whether this step's rollback is owed: its action started (succeeded, failed after starting, or
+        interrupted with its outcome unknown)."""
+        if self.phase == "rollback" or self.status is StepStatus.PLANNED:
+            return False
+        return self.status is not StepStatus.FAILED or self.started
 
 
 @dataclass

@@ -153,7 +153,7 @@ class RunbookFields(_Strict):
     on_failure: OnFailure = OnFailure.ROLLBACK
     on_interrupt: OnInterrupt = OnInterrupt.HOLD
     """After a restart found the run mid-step: resume (only if that step is idempotent, else hold), roll back
-    the completed steps, or hold it for a human."""
+    the steps that ran (the one in flight included), or hold it for a human."""
     steps: tuple[StepFields, ...] = Field(min_length=1)
     verify: tuple[StepFields, ...] = ()
     """Checks after the last step (actions such as promql); a failing check fails the run."""

@@ -231,6 +231,14 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX drill_runs_started ON drill_runs (started_at);
         """,
     ),
+    (
+        6,
+        """
+        -- Whether a step's action began (0: refused before it started, so no rollback is owed). Steps
+        -- journaled before this column existed count as started: a rollback too many beats one too few.
+        ALTER TABLE run_steps ADD COLUMN started INTEGER NOT NULL DEFAULT 1;
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

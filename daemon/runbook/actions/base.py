@@ -59,6 +59,10 @@ class Outcome:
     """Captured output; the engine caps and redacts it before it is stored or shown."""
     data: dict[str, Any] = field(default_factory=dict)
     """JSON-serialisable; persisted in the journal and handed to cleanup()."""
+    started: bool = True
+    """False only when the action was refused before it began (a missing secret or integration, a command
+    that could not be spawned): nothing happened, so there is nothing to roll back. Any other failure
+    (non-zero exit, timeout, an error half-way) may have had its effect, and counts as started."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,7 +90,7 @@ class ExecAction(Action):
         try:
             env = self._environment(ctx.secrets)
         except LookupError as exc:
-            return Outcome(False, str(exc))
+            return Outcome(False, str(exc), started=False)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.argv,
@@ -103,7 +103,7 @@ class ExecAction(Action):
                 start_new_session=True,
             )
         except OSError as exc:
-            return Outcome(False, f"cannot start {self.argv[0]}: {exc.strerror or exc}")
+            return Outcome(False, f"cannot start {self.argv[0]}: {exc.strerror or exc}", started=False)
         try:
             kept, total, digest = await _read_capped(proc, self.max_output_bytes)
             code = await proc.wait()

@@ -99,7 +99,7 @@ class HttpAction(Action):
         headers = dict(self.headers)
         for header, name in self.secret_headers.items():
             if name not in ctx.secrets:
-                return Outcome(False, f"secret {name!r} is not configured (runbooks.secrets)")
+                return Outcome(False, f"secret {name!r} is not configured (runbooks.secrets)", started=False)
             headers[header] = ctx.secrets[name]
         data: bytes | None = None
         if self.json_body is not None:

@@ -72,7 +72,7 @@ class SilenceAction(Action):
     async def execute(self, ctx: StepContext) -> Outcome:
         alertmanager = ctx.alertmanager
         if alertmanager is None:
-            return Outcome(False, "no alertmanager: section in the config; the silence step cannot run")
+            return Outcome(False, "no alertmanager: section in the config; the silence step cannot run", started=False)
         starts_at = ctx.clock.now()
         ends_at = starts_at + self.duration
         shown = ", ".join(str(m) for m in self.matchers)

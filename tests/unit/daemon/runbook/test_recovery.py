@@ -28,6 +28,7 @@ def _runbook(folder: Path, log: Path, *, idempotent: bool, on_interrupt: str) ->
             idempotent: {str(idempotent).lower()}
             timeout: 1d
             sleep: {{duration: 1h}}
+            rollback: {{exec: {{argv: [sh, -c, 'echo undo-second >> {log}']}}}}
           - name: third
             exec: {{argv: [sh, -c, 'echo third >> {log}']}}
         """,
@@ -106,7 +107,8 @@ async def test_a_non_idempotent_step_is_rolled_back_by_policy(tmp_path: Path) ->
     await h.until(run)
     assert run.status is RunStatus.ROLLED_BACK
     assert "interrupted by a restart during step second" in run.reason
-    assert log.read_text().split() == ["first", "undo-first"]
+    # "second" was in flight: its outcome is unknown, so its rollback runs too, before the earlier one's.
+    assert log.read_text().split() == ["first", "undo-second", "undo-first"]
     assert engine.locks() == {}
     assert h.stored("SELECT status FROM runs WHERE status IN ('running', 'rolling_back')") == []
     await h.stop()
