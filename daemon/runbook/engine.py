@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -28,6 +27,7 @@ from daemon.runbook.actions.approval import ApprovalAction
 from daemon.runbook.actions.base import Action, ActionUnavailable, Decision, Outcome, StepContext
 from daemon.runbook.actions.http import HttpAction
 from daemon.runbook.config import RunbooksConfig
+from daemon.runbook.digest import new_key, output_digest
 from daemon.runbook.guards import Breaker, Locks
 from daemon.runbook.journal import UPSERT_RUN, UPSERT_STEP, RunsSnapshot, run_row, step_row
 from daemon.runbook.library import LoadedRunbook, RunbookLibrary
@@ -131,6 +131,7 @@ class Engine:
         escalate: Escalate | None = None,
         secrets: Mapping[str, str] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        digest_key: bytes | None = None,
     ) -> None:
         self.library = library
         self._writer = writer
@@ -145,6 +146,7 @@ class Engine:
         self._secrets = dict(secrets or {})
         self._redactor = Redactor(self._secrets.values())
         self._sleep = sleep or asyncio.sleep
+        self._digest_key = digest_key or new_key()
         self._runs: dict[int, Run] = {}
         self._next_id = 1
         self._listeners: list[Callable[[RunEvent], None]] = []
@@ -793,12 +795,16 @@ class Engine:
             sleep=self._sleep,
             await_decision=decide,
             secrets=self._secrets,
+            digest_key=self._digest_key,
         )
 
     def _end_step(self, run: Run, rec: StepRecord, outcome: Outcome, redact: Redactor) -> None:
         full = outcome.output
-        digest = outcome.data.get("output_sha256") if isinstance(outcome.data.get("output_sha256"), str) else None
-        rec.output_digest = digest or hashlib.sha256(full.encode("utf-8", errors="replace")).hexdigest()
+        # exec and http digest the raw bytes as they stream (more than `output` keeps); the rest, their text.
+        digest = outcome.data.get("output_digest")
+        if not isinstance(digest, str):
+            digest = output_digest(self._digest_key, full.encode("utf-8", errors="replace"))
+        rec.output_digest = digest
         rec.output = cap(redact.text(full), self._config.max_output_bytes)
         rec.summary = redact.text(outcome.summary)
         rec.data = redact.value(outcome.data)

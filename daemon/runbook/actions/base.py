@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from daemon.clock import Clock
 from daemon.errors import ItsmdError
+from daemon.runbook.digest import new_key
 
 if TYPE_CHECKING:
     from integrations.alertmanager.client import AlertmanagerClient
@@ -96,6 +97,8 @@ class StepContext:
     """Set by the engine: how an approval step waits for Engine.approve()/reject()."""
     secrets: Mapping[str, str] = field(default_factory=dict)
     """Configured secret values by name (runbooks.secrets), for actions that pass them on."""
+    digest_key: bytes = field(default_factory=new_key)
+    """Key of the output digests (daemon.runbook.digest): the data directory's, set by the engine."""
 
     async def pause(self, seconds: float) -> None:
         if self.sleep is not None:

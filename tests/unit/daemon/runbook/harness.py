@@ -16,6 +16,7 @@ from daemon.clock import ManualClock
 from daemon.metrics.counters import CounterStore
 from daemon.runbook.check import load_runbook
 from daemon.runbook.config import RunbooksConfig
+from daemon.runbook.digest import load_key as load_digest_key
 from daemon.runbook.engine import Engine
 from daemon.runbook.journal import load_runs
 from daemon.runbook.library import RunbookLibrary
@@ -70,6 +71,8 @@ class Harness:
         self.clock = clock or ManualClock()
         self.sleeper = ManualSleeper(self.clock)
         self.db = Database(folder / "itsmd.db")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.digest_key = load_digest_key(folder)
         self.escalations: list[tuple[int, str]] = []
         self.events: list[tuple[int, str, RunStatus]] = []
         self._changed = asyncio.Event()
@@ -100,6 +103,7 @@ class Harness:
             secrets=secrets,
             sleep=self.sleeper,
             prometheus=prometheus,
+            digest_key=self.digest_key,
         )
         self.engine.subscribe(self._on_event)
         snapshot = load_runs(self.db.conn, now=self.clock.now(), breaker_lookback=86400.0, history=100)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from pathlib import Path
 
@@ -430,7 +431,9 @@ async def test_output_is_redacted_capped_and_digested(harness: Harness, tmp_path
     assert output.startswith("token=<redacted>\naaaa")
     assert "s3cr3t" not in output and "s3cr3t" not in plan
     assert len(output.encode()) < 200 and "[cut at 100 of" in output
-    assert digest == hashlib.sha256(b"token=s3cr3t-value\n" + b"a" * 5000).hexdigest()
+    whole = b"token=s3cr3t-value\n" + b"a" * 5000
+    assert digest == "hmac-sha256:" + hmac.new(harness.digest_key, whole, hashlib.sha256).hexdigest()
+    assert hashlib.sha256(whole).hexdigest() not in digest + json.dumps(run.steps[0].data)
 
 
 async def test_a_run_needing_prometheus_is_refused_without_it(harness: Harness, tmp_path: Path) -> None:
