@@ -283,7 +283,7 @@ def _runs_paths(start_run: Json, decision: Json) -> Json:
                     "200": _json("dry run: the rendered plan"),
                     "201": _json("the run, recorded durably"),
                     "404": _error("no runbook of that name"),
-                    "422": _error("refused: unknown runbook, a param that fails its pattern, missing integration"),
+                    "422": _error("refused: a bad param, a missing integration, an unknown service or incident_id"),
                     **WRITE_REFUSALS,
                 },
             },

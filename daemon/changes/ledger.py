@@ -15,6 +15,7 @@ from typing import Any
 
 from daemon.changes.model import (
     CHANGE_MODES,
+    NO_SERVICE,
     OUTCOME_OF_STATUS,
     Change,
     ChangeOutcome,
@@ -35,8 +36,6 @@ log = logging.getLogger(__name__)
 
 CHANGES_TOTAL = "itsmd_changes_total"
 CAUSING_INCIDENTS = "itsmd_changes_causing_incidents_total"
-NO_SERVICE = "none"
-"""The `service` label of changes made outside any service (a manual run without one)."""
 LINKING_EVENTS = frozenset({IncidentEventKind.OPENED, IncidentEventKind.REOPENED})
 
 PolicyOf = Callable[[str], ChangePolicy]

@@ -40,6 +40,10 @@ OUTCOME_OF_STATUS: dict[str, ChangeOutcome] = {
 """Run statuses (values of daemon.runbook.engine.RunStatus) that close a change. `held` is not one: a held run
 waits for a human, and its change stays open until that person cancels it."""
 
+NO_SERVICE = "none"
+"""The service label of changes made outside any service (a manual run without one), in the metrics and the
+report alike. No catalogue service has this label, so such a change is in no service's row of the report."""
+
 CHANGE_MODES = frozenset({"live", "drill"})
 """Run modes that are changes; a dry run changes nothing."""
 

@@ -28,7 +28,7 @@ from daemon.runbook.actions.base import Action, ActionUnavailable, Decision, Out
 from daemon.runbook.actions.http import HttpAction
 from daemon.runbook.config import RunbooksConfig
 from daemon.runbook.digest import new_key, output_digest
-from daemon.runbook.guards import Breaker, Locks
+from daemon.runbook.guards import Breaker, LockId, Locks
 from daemon.runbook.journal import UPSERT_RUN, UPSERT_STEP, RunsSnapshot, run_row, step_row
 from daemon.runbook.library import LoadedRunbook, RunbookLibrary
 from daemon.runbook.model import Run, RunEvent, RunMode, RunStatus, StepPhase, StepRecord, StepStatus
@@ -104,6 +104,7 @@ class BuiltRun:
     runbook: LoadedRunbook
     steps: tuple[BuiltStep, ...]
     lock_key: str | None
+    lock_scope: str
     breaker_key: str | None
     sensitive: tuple[str, ...]
 
@@ -172,8 +173,8 @@ class Engine:
             admitted = run.status in (RunStatus.RUNNING, RunStatus.ROLLING_BACK, RunStatus.HELD) or (
                 run.status is RunStatus.WAITING_APPROVAL and any(rec.phase != "rollback" for rec in run.steps)
             )
-            if run.lock_key is not None and admitted:
-                self._locks.try_take(run.lock_key, run.id)
+            if run.lock is not None and admitted:
+                self._locks.try_take(run.lock, run.id)
             if run.active:
                 self._recovering.append(run)
         for runbook, key, at in snapshot.breaker_hits:
@@ -278,6 +279,7 @@ class Engine:
         built = self._build(loaded, resolved, run)
         self._next_id += 1
         run.lock_key = built.lock_key
+        run.lock_scope = built.lock_scope
         run.breaker_key = built.breaker_key
         self._runs[run.id] = run
         self._mark_run(run)
@@ -386,7 +388,7 @@ class Engine:
                 out[name] = bool(self._breaker.open_keys(name, now, limits.window, limits.max_runs))
         return out
 
-    def locks(self) -> dict[str, int]:
+    def locks(self) -> dict[LockId, int]:
         """Lock keys held now, with the run holding each."""
         return self._locks.held()
 
@@ -452,7 +454,8 @@ class Engine:
             if isinstance(a, HttpAction)
             for v in a.sensitive_values()
         ]
-        return BuiltRun(loaded, tuple(steps), lock_key, breaker_key, tuple(sensitive))
+        scope = spec.concurrency.scope if spec.concurrency is not None else "runbook"
+        return BuiltRun(loaded, tuple(steps), lock_key, scope, breaker_key, tuple(sensitive))
 
     @staticmethod
     def _build_step(index: int, spec: StepFields, phase: StepPhase, render: TemplateRenderer) -> BuiltStep:
@@ -514,6 +517,7 @@ class Engine:
                 "timeout": format_duration(spec.approval.timeout),
             },
             "lock_key": built.lock_key,
+            "lock_scope": built.lock_scope,
             "breaker_key": built.breaker_key,
             "on_failure": spec.on_failure.value,
             "on_interrupt": spec.on_interrupt.value,
@@ -584,8 +588,8 @@ class Engine:
             self._interrupt_step(run, f"engine error: {exc!r}")
             self._finish(run, RunStatus.FAILED, f"engine error: {exc!r}")
         finally:
-            if run.status.terminal and run.status is not RunStatus.HELD and run.lock_key is not None:
-                self._locks.release(run.lock_key, run.id)
+            if run.status.terminal and run.status is not RunStatus.HELD and run.lock is not None:
+                self._locks.release(run.lock, run.id)
             self._gates.pop(run.id, None)
 
     async def _admit(self, run: Run, built: BuiltRun) -> bool:
@@ -601,31 +605,35 @@ class Engine:
                 self._finish(run, RunStatus.REJECTED, f"rejected by {decision.who}: {decision.reason}")
                 return False
             run.reason = f"approved by {decision.who}: {decision.reason}"
-        if run.lock_key is not None and spec.concurrency is not None:
-            taken = await self._take_lock(
-                run, run.lock_key, spec.concurrency.on_conflict, spec.concurrency.wait_timeout
-            )
+        if run.lock is not None and spec.concurrency is not None:
+            taken = await self._take_lock(run, run.lock, spec.concurrency.on_conflict, spec.concurrency.wait_timeout)
             if not taken:
                 return False
         return True
 
-    async def _take_lock(self, run: Run, key: str, on_conflict: str, wait_timeout: float) -> bool:
+    async def _take_lock(self, run: Run, lock: LockId, on_conflict: str, wait_timeout: float) -> bool:
         deadline = self._clock.now() + wait_timeout
-        while not self._locks.try_take(key, run.id):
-            holder = self._locks.holder(key)
+        owner, key = lock
+        shown = f"global lock {key!r}" if owner is None else f"lock {key!r}"
+        while not self._locks.try_take(lock, run.id):
+            holder = self._locks.holder(lock)
+            if owner is None and holder is not None and (held := self._runs.get(holder)) is not None:
+                holder_text = f"{holder} ({held.runbook})"
+            else:
+                holder_text = str(holder)
             if on_conflict == "skip":
-                self._finish(run, RunStatus.SKIPPED, f"lock {key!r} is held by run {holder}")
+                self._finish(run, RunStatus.SKIPPED, f"{shown} is held by run {holder_text}")
                 return False
             remaining = deadline - self._clock.now()
             if remaining <= 0:
                 self._finish(
                     run,
                     RunStatus.SKIPPED,
-                    f"lock {key!r} still held by run {holder} after {format_duration(wait_timeout)}",
+                    f"{shown} still held by run {holder_text} after {format_duration(wait_timeout)}",
                 )
                 return False
-            self._set_status(run, RunStatus.WAITING_LOCK, f"waiting for lock {key!r} held by run {holder}")
-            await self._race(self._locks.released(key), remaining)
+            self._set_status(run, RunStatus.WAITING_LOCK, f"waiting for {shown} held by run {holder_text}")
+            await self._race(self._locks.released(lock), remaining)
         return True
 
     async def _run_steps(self, run: Run, built: BuiltRun) -> None:
@@ -891,8 +899,8 @@ class Engine:
         run.reason = reason
         run.ended_at = self._clock.now()
         self._mark_run(run)
-        if status is not RunStatus.HELD and run.lock_key is not None:
-            self._locks.release(run.lock_key, run.id)
+        if status is not RunStatus.HELD and run.lock is not None:
+            self._locks.release(run.lock, run.id)
         if status is not RunStatus.HELD:
             # Held waits for a human and ends later (cancelled); counting it now would count the run twice.
             labels = (("mode", run.mode.value), ("outcome", status.value), ("runbook", run.runbook))

@@ -13,14 +13,14 @@ from daemon.storage.database import Statement
 
 RUN_COLUMNS = (
     "id, runbook, version, mode, status, params, trigger, requested_by, incident_id, service, emergency, "
-    "created_at, started_at, ended_at, reason, lock_key, breaker_key"
+    "created_at, started_at, ended_at, reason, lock_key, breaker_key, lock_scope"
 )
 STEP_COLUMNS = (
     "run_id, idx, step_index, name, phase, status, attempts, started_at, ended_at, summary, output_digest, "
     "output, plan, data, started"
 )
 # Column lists and placeholders are module constants; values are always bound.
-UPSERT_RUN = Statement(f"INSERT OR REPLACE INTO runs ({RUN_COLUMNS}) VALUES ({','.join('?' * 17)})", order=30)  # noqa: S608
+UPSERT_RUN = Statement(f"INSERT OR REPLACE INTO runs ({RUN_COLUMNS}) VALUES ({','.join('?' * 18)})", order=30)  # noqa: S608
 UPSERT_STEP = Statement(
     f"INSERT OR REPLACE INTO run_steps ({STEP_COLUMNS}) VALUES ({','.join('?' * 15)})",  # noqa: S608
     order=31,
@@ -46,6 +46,7 @@ def run_row(run: Run) -> tuple[Any, ...]:
         run.reason,
         run.lock_key,
         run.breaker_key,
+        run.lock_scope,
     )
 
 
@@ -88,6 +89,7 @@ def _run_from_row(r: tuple[Any, ...]) -> Run:
         reason=r[14],
         lock_key=r[15],
         breaker_key=r[16],
+        lock_scope=r[17],
     )
 
 

@@ -122,6 +122,15 @@ class Run:
     lock_key: str | None = None
     steps: list[StepRecord] = field(default_factory=list)
     breaker_key: str | None = None
+    lock_scope: str = "runbook"
+    """The runbook's `concurrency.scope` when the run started: runbook (its own key) or global (shared)."""
+
+    @property
+    def lock(self) -> tuple[str | None, str] | None:
+        """The lock the run takes (guards.LockId), or None."""
+        if self.lock_key is None:
+            return None
+        return (None if self.lock_scope == "global" else self.runbook, self.lock_key)
 
     @property
     def active(self) -> bool:

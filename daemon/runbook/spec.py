@@ -74,6 +74,9 @@ class ApprovalPolicy(_Strict):
 class Concurrency(_Strict):
     key: str
     """Template of the lock key, from params only (for example "{{ params.instance }}")."""
+    scope: Literal["runbook", "global"] = "runbook"
+    """runbook: the key is this runbook's own (another runbook's equal key is another lock); global: every
+    runbook saying `scope: global` with the same key shares one lock (two runbooks working on one target)."""
     on_conflict: Literal["wait", "skip"] = "wait"
     wait_timeout: PositiveDuration = 600.0
     """How long a run waits for the lock before it is skipped."""

@@ -237,6 +237,8 @@ MIGRATIONS: list[tuple[int, str]] = [
         -- Whether a step's action began (0: refused before it started, so no rollback is owed). Steps
         -- journaled before this column existed count as started: a rollback too many beats one too few.
         ALTER TABLE run_steps ADD COLUMN started INTEGER NOT NULL DEFAULT 1;
+        -- A lock key is the runbook's own unless the runbook says concurrency.scope: global.
+        ALTER TABLE runs ADD COLUMN lock_scope TEXT NOT NULL DEFAULT 'runbook';
         """,
     ),
 ]

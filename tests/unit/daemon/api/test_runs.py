@@ -102,6 +102,8 @@ async def test_dry_run_returns_the_plan_and_stores_nothing(daemon: Daemon, tmp_p
         ({"runbook": "touch", "params": {"host": 5}}, 400, "invalid_payload", "params.host"),
         ({"runbook": "touch", "params": {"host": "a"}, "emergency": True}, 400, "reason_required", "reason"),
         ({"runbook": "touch", "by": "Robert'); DROP"}, 400, "invalid_payload", "by"),
+        ({"runbook": "touch", "params": {"host": "a"}, "service": "nope"}, 422, "unknown_service", "service: 'nope'"),
+        ({"runbook": "touch", "params": {"host": "a"}, "incident_id": 99}, 422, "unknown_incident", "incident_id"),
     ],
 )
 async def test_refusals_are_4xx_json_naming_the_problem(
@@ -232,3 +234,34 @@ async def test_reload_picks_up_runbooks_and_keeps_the_last_good_ones(tmp_path: P
         status, run = await call(d, "POST", "/api/v1/runs", {"runbook": "later", "params": {}, "by": "ann"})
         assert status == 201, run  # the last good version still runs
         assert (await d.metrics())[series("itsmd_config_last_reload_successful")] == 0
+
+
+async def test_a_run_names_an_existing_incident_and_service_and_a_serviceless_one_is_labelled_none(
+    daemon: Daemon,
+) -> None:
+    status, posted = await daemon.v2([{"labels": {"alertname": "Down", "service": "db", "instance": "a"}}])
+    assert status == 200, posted
+    (incident,) = await daemon.incidents()
+    body = {"runbook": "touch", "params": {"host": "a"}, "incident_id": incident["id"], "service": "db"}
+    status, run = await call(daemon, "POST", "/api/v1/runs", body)
+    assert status == 201, run
+    assert (run["incident_id"], run["service"]) == (incident["id"], "db")
+    status, bare = await call(daemon, "POST", "/api/v1/runs", {"runbook": "touch", "params": {"host": "b"}})
+    assert status == 201, bare
+    await until(daemon, run["id"])
+    await until(daemon, bare["id"])
+    # The metrics and the report file a change made outside any service the same way: under `none`, which
+    # is no catalogue service, so the default service's row of the report does not count it.
+    metrics = await daemon.metrics()
+    for service in ("none", "db"):
+        changes = series("itsmd_changes_total", change_type="standard", outcome="successful", service=service)
+        assert metrics[changes] == 1
+    period = rfc3339_month(await daemon.get_json(f"/api/v1/runs/{bare['id']}"))
+    report = await daemon.get_json(f"/api/v1/reports/{period}")
+    by_service = {s["service"]: s["changes_by_outcome"] for s in report["services"]}
+    assert by_service["db"] == {"successful": 1}
+    assert by_service["unknown"] == {}
+
+
+def rfc3339_month(run: dict[str, object]) -> str:
+    return str(run["created_at"])[:7]
