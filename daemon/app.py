@@ -177,7 +177,9 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     availability = await _availability(app, db, correlator, now)
 
     tasks = TaskRegistry()
-    auto = await _automation(app, db=db, writer=writer, counters=counters, correlator=correlator, tasks=tasks)
+    auto = await _automation(
+        app, db=db, writer=writer, counters=counters, correlator=correlator, tasks=tasks, audit=audit
+    )
     _ensure_series(counters)
     ingest_duration = PersistedHistogram(counters, "itsmd_ingest_duration_seconds", INGEST_BUCKETS)
     pipeline = Pipeline(
@@ -338,6 +340,7 @@ async def _automation(
     counters: CounterStore,
     correlator: Correlator,
     tasks: TaskRegistry,
+    audit: AuditLog,
 ) -> Automation:
     """Build the engine and its listeners and load their state; call before the writer starts."""
     cfg, clock, library = app[keys.CONFIG].config, app[CLOCK], app[LIBRARY]
@@ -357,6 +360,7 @@ async def _automation(
         escalate=lambda incident_id, text: _escalate(correlator, clock, incident_id, text),
         secrets={name: secret_text(source.secret) for name, source in cfg.runbooks.secrets.items()},
         digest_key=digest_key,
+        audit=audit,
     )
     ledger = ChangeLedger(
         writer,

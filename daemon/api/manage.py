@@ -27,7 +27,7 @@ from daemon.problems.store import problem_exists, read_problem, read_problems
 M = TypeVar("M", bound=BaseModel)
 MAX_BODY = 64 * 1024
 PROBLEM_STATUSES: dict[str, str | None] = {s.value: s.value for s in ProblemStatus} | {"all": None}
-RECORD_TYPES = ("incident", "problem")
+RECORD_TYPES = ("incident", "problem", "run")
 
 
 class _Body(BaseModel):

@@ -136,7 +136,7 @@ def _management_paths(components: Json) -> Json:
         "get": {
             "summary": "Audit events (append-only), oldest first",
             "parameters": [
-                _query("record_type", {"enum": list(RECORD_TYPES)}, "incident or problem"),
+                _query("record_type", {"enum": list(RECORD_TYPES)}, "incident, problem or run (approval decisions)"),
                 _query("record_id", STRING, "the record's id"),
                 *PAGING,
             ],

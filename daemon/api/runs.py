@@ -68,12 +68,29 @@ def run_json(request: web.Request, run: Run) -> Json:
         "emergency": run.emergency,
         "lock_key": run.lock_key,
         "lock_scope": run.lock_scope if run.lock_key is not None else None,
+        "approval": _approval_json(run),
         "change_id": change.id if change is not None else None,
         "created_at": rfc3339(run.created_at),
         "started_at": rfc3339(run.started_at),
         "ended_at": rfc3339(run.ended_at),
         "duration_seconds": _took(run.started_at, run.ended_at),
         "steps": [_step_json(step, step_action(library, run.runbook, step)) for step in run.steps],
+    }
+
+
+def _approval_json(run: Run) -> Json | None:
+    a = run.approval
+    if a is None:
+        return None
+    return {
+        "message": a.message,
+        "who": list(a.who),
+        "requested_at": rfc3339(a.requested_at),
+        "expires_at": rfc3339(a.expires_at),
+        "decision": a.decision,
+        "by": a.by,
+        "reason": a.reason,
+        "decided_at": rfc3339(a.decided_at),
     }
 
 

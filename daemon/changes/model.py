@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class ChangeType(StrEnum):
@@ -77,6 +78,8 @@ class Change:
     started_at: float | None = None
     ended_at: float | None = None
     outcome: ChangeOutcome | None = None
+    approval: dict[str, Any] | None = None
+    """The run-level approval decision as evidence: decision, by, reason, at (epoch seconds)."""
     suspected_incidents: list[int] = field(default_factory=list)
     """Incidents opened on the same service soon after this change, linked to it as their suspected cause."""
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from daemon.audit import SYSTEM, AuditLog
 from daemon.clock import Clock
 from daemon.durations import format_duration
 from daemon.errors import RequestError, StoreUnavailable
@@ -31,7 +32,16 @@ from daemon.runbook.digest import new_key, output_digest
 from daemon.runbook.guards import Breaker, LockId, Locks
 from daemon.runbook.journal import UPSERT_RUN, UPSERT_STEP, RunsSnapshot, run_row, step_row
 from daemon.runbook.library import LoadedRunbook, RunbookLibrary
-from daemon.runbook.model import Run, RunEvent, RunMode, RunStatus, StepPhase, StepRecord, StepStatus
+from daemon.runbook.model import (
+    Approval,
+    Run,
+    RunEvent,
+    RunMode,
+    RunStatus,
+    StepPhase,
+    StepRecord,
+    StepStatus,
+)
 from daemon.runbook.redact import Redactor, cap
 from daemon.runbook.render import RenderError, TemplateRenderer
 from daemon.runbook.spec import ActionChoice, OnFailure, OnInterrupt, RunbookFields, StepFields
@@ -107,6 +117,8 @@ class BuiltRun:
     lock_scope: str
     breaker_key: str | None
     sensitive: tuple[str, ...]
+    approval_message: str
+    """The runbook's approval.message, rendered once like every template."""
 
 
 @dataclass
@@ -133,6 +145,7 @@ class Engine:
         secrets: Mapping[str, str] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
         digest_key: bytes | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.library = library
         self._writer = writer
@@ -148,6 +161,7 @@ class Engine:
         self._redactor = Redactor(self._secrets.values())
         self._sleep = sleep or asyncio.sleep
         self._digest_key = digest_key or new_key()
+        self._audit = audit
         self._runs: dict[int, Run] = {}
         self._next_id = 1
         self._listeners: list[Callable[[RunEvent], None]] = []
@@ -209,6 +223,12 @@ class Engine:
         if run.status in (RunStatus.PENDING, RunStatus.WAITING_LOCK) or (
             run.status is RunStatus.WAITING_APPROVAL and not do_started
         ):
+            asked = run.approval
+            if asked is not None and asked.decision is None and self._clock.now() >= asked.expires_at:
+                # The approval's time ran out while the daemon was down: it counts from the request.
+                self._approval_decided(run, None)
+                self._finish(run, RunStatus.REJECTED, f"no approval within {format_duration(asked.timeout)}")
+                return
             self._schedule(run, built, resume=False)
             return
         spec = loaded.spec
@@ -441,6 +461,7 @@ class Engine:
         try:
             steps = [self._build_step(i, s, "do", render) for i, s in enumerate(spec.steps)]
             steps += [self._build_step(len(spec.steps) + i, s, "verify", render) for i, s in enumerate(spec.verify)]
+            approval_message = render(spec.approval.message)
             lock_key = render(spec.concurrency.key) if spec.concurrency is not None else None
             breaker_key = None
             if spec.limits is not None:
@@ -455,7 +476,7 @@ class Engine:
             for v in a.sensitive_values()
         ]
         scope = spec.concurrency.scope if spec.concurrency is not None else "runbook"
-        return BuiltRun(loaded, tuple(steps), lock_key, scope, breaker_key, tuple(sensitive))
+        return BuiltRun(loaded, tuple(steps), lock_key, scope, breaker_key, tuple(sensitive), approval_message)
 
     @staticmethod
     def _build_step(index: int, spec: StepFields, phase: StepPhase, render: TemplateRenderer) -> BuiltStep:
@@ -515,6 +536,7 @@ class Engine:
                 "required": spec.approval.required,
                 "who": list(spec.approval.who),
                 "timeout": format_duration(spec.approval.timeout),
+                "message": redact.text(built.approval_message),
             },
             "lock_key": built.lock_key,
             "lock_scope": built.lock_scope,
@@ -596,10 +618,20 @@ class Engine:
         """Run-level approval, then the lock. False when the run ended here (rejected, skipped)."""
         spec = built.runbook.spec
         if spec.approval.required or spec.change.type == "normal":
-            message = spec.approval.message
-            decision = await self._await_decision(run, message, spec.approval.who, spec.approval.timeout, True)
+            asked = run.approval
+            if asked is None or asked.decision is not None:
+                # Journaled with the waiting status: after a restart the timeout goes on from this moment.
+                asked = run.approval = Approval(
+                    self._clock.now(), built.approval_message, spec.approval.who, spec.approval.timeout
+                )
+                self._mark_run(run)
+            remaining = asked.expires_at - self._clock.now()
+            decision = None
+            if remaining > 0:
+                decision = await self._await_decision(run, asked.message, asked.who, remaining, True)
+            self._approval_decided(run, decision)
             if decision is None:
-                self._finish(run, RunStatus.REJECTED, f"no approval within {format_duration(spec.approval.timeout)}")
+                self._finish(run, RunStatus.REJECTED, f"no approval within {format_duration(asked.timeout)}")
                 return False
             if not decision.approved:
                 self._finish(run, RunStatus.REJECTED, f"rejected by {decision.who}: {decision.reason}")
@@ -788,7 +820,13 @@ class Engine:
 
     def _context(self, run: Run, step: BuiltStep, deadline: float) -> StepContext:
         async def decide(message: str, who: tuple[str, ...], within: float) -> Decision | None:
-            return await self._await_decision(run, message, who, within, False)
+            # An approval step re-run after a restart (or retried) asks again, but its time counts from
+            # the first time it asked: the earliest journal record of this step.
+            asked = min(r.started_at for r in run.steps if r.step_index == step.index and r.phase != "rollback")
+            remaining = within - (self._clock.now() - asked)
+            decision = await self._await_decision(run, message, who, remaining, False) if remaining > 0 else None
+            self._audit_decision(run, decision, step.spec.name)
+            return decision
 
         return StepContext(
             run_id=run.id,
@@ -851,6 +889,38 @@ class Engine:
             self._gates.pop(run.id, None)
             if previous is not RunStatus.PENDING and not run.status.terminal:
                 self._set_status(run, previous, "")
+
+    def _approval_decided(self, run: Run, decision: Decision | None) -> None:
+        """Keep the run-level decision on the run (and so on its change) and in the audit trail."""
+        asked = run.approval
+        if asked is None:
+            return
+        asked.decided_at = self._clock.now()
+        if decision is None:
+            asked.decision, asked.by, asked.reason = (
+                "timed_out",
+                SYSTEM,
+                f"no decision within {format_duration(asked.timeout)}",
+            )
+        else:
+            asked.decision = "approved" if decision.approved else "rejected"
+            asked.by, asked.reason = decision.who, decision.reason
+        self._mark_run(run)
+        self._audit_decision(run, decision, None)
+
+    def _audit_decision(self, run: Run, decision: Decision | None, step: str | None) -> None:
+        if self._audit is None:
+            return
+        if decision is None:
+            action, actor, reason = "approval_timed_out", SYSTEM, "no decision in time"
+        else:
+            action = "approved" if decision.approved else "rejected"
+            actor, reason = decision.who, decision.reason
+        after: dict[str, Any] = {"approval": action, "reason": reason}
+        if step is not None:
+            after["step"] = step  # an approval step's decision; without it, the run-level approval
+        now = self._clock.now()
+        self._audit.record(now, actor, "run", run.id, action, before={"approval": "requested"}, after=after)
 
     def _gate_is_run_level(self, run_id: int) -> bool:
         gate = self._gates.get(run_id)

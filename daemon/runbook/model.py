@@ -99,6 +99,54 @@ class StepRecord:
         return self.status is not StepStatus.FAILED or self.started
 
 
+ApprovalDecision = Literal["approved", "rejected", "timed_out"]
+
+
+@dataclass
+class Approval:
+    """The run-level approval: asked once, journaled when asked, so its timeout counts across restarts."""
+
+    requested_at: float
+    message: str
+    """The runbook's approval.message, rendered once when the run was admitted."""
+    who: tuple[str, ...]
+    timeout: float
+    decision: ApprovalDecision | None = None
+    by: str | None = None
+    """Who decided (as given in the request), or the daemon itself for a timeout."""
+    reason: str = ""
+    decided_at: float | None = None
+
+    @property
+    def expires_at(self) -> float:
+        return self.requested_at + self.timeout
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "requested_at": self.requested_at,
+            "message": self.message,
+            "who": list(self.who),
+            "timeout": self.timeout,
+            "decision": self.decision,
+            "by": self.by,
+            "reason": self.reason,
+            "decided_at": self.decided_at,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Approval:
+        return cls(
+            requested_at=float(d["requested_at"]),
+            message=str(d["message"]),
+            who=tuple(d.get("who") or ()),
+            timeout=float(d["timeout"]),
+            decision=d.get("decision"),
+            by=d.get("by"),
+            reason=str(d.get("reason") or ""),
+            decided_at=d.get("decided_at"),
+        )
+
+
 @dataclass
 class Run:
     id: int
@@ -123,6 +171,8 @@ class Run:
     steps: list[StepRecord] = field(default_factory=list)
     breaker_key: str | None = None
     lock_scope: str = "runbook"
+    approval: Approval | None = None
+    """The run-level approval once asked for (None: the runbook needs none, or it was not asked yet)."""
     """The runbook's `concurrency.scope` when the run started: runbook (its own key) or global (shared)."""
 
     @property

@@ -239,6 +239,11 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE run_steps ADD COLUMN started INTEGER NOT NULL DEFAULT 1;
         -- A lock key is the runbook's own unless the runbook says concurrency.scope: global.
         ALTER TABLE runs ADD COLUMN lock_scope TEXT NOT NULL DEFAULT 'runbook';
+        -- The run-level approval as JSON: when it was asked (its timeout counts from then, across restarts),
+        -- the rendered message, and who decided, why and when.
+        ALTER TABLE runs ADD COLUMN approval TEXT;
+        -- The change's copy of that decision (evidence kept with the change record).
+        ALTER TABLE changes ADD COLUMN approval TEXT;
         """,
     ),
 ]

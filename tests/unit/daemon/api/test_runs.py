@@ -159,6 +159,14 @@ async def test_approve_lets_a_normal_change_run(daemon: Daemon, tmp_path: Path) 
     assert (tmp_path / "out.txt").read_text() == "gated\n"
     change = await daemon.get_json(f"/api/v1/changes/{done['change_id']}")
     assert (change["type"], change["outcome"]) == ("normal", "successful")
+    # The approval is evidence on the run, on its change and in the audit trail: who, why, when.
+    approval = done["approval"]
+    assert (approval["decision"], approval["by"], approval["reason"]) == ("approved", "alice", "ok")
+    assert approval["decided_at"] is not None and approval["expires_at"] is not None
+    assert change["approval"] == {"decision": "approved", "by": "alice", "reason": "ok", "at": approval["decided_at"]}
+    assert [e["detail"]["by"] for e in change["events"] if e["kind"] == "approval"] == ["alice"]
+    audit = (await daemon.get_json(f"/api/v1/audit?record_type=run&record_id={run['id']}"))["events"]
+    assert [(e["actor"], e["action"], e["at"]) for e in audit] == [("alice", "approved", approval["decided_at"])]
 
 
 async def test_cancel_a_waiting_run_and_404_for_unknown_ids(daemon: Daemon) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 
+from daemon.audit import AuditLog
 from daemon.clock import ManualClock
 from daemon.metrics.counters import CounterStore
 from daemon.runbook.check import load_runbook
@@ -89,6 +90,7 @@ class Harness:
         self.db.open()
         self.writer = GroupCommitWriter(self.db, flush_interval=0.05)
         self.counters = CounterStore(self.writer)
+        self.audit = AuditLog(self.writer)
         self.tasks = TaskRegistry()
         self.session = aiohttp.ClientSession()
         self.engine = Engine(
@@ -104,6 +106,7 @@ class Harness:
             sleep=self.sleeper,
             prometheus=prometheus,
             digest_key=self.digest_key,
+            audit=self.audit,
         )
         self.engine.subscribe(self._on_event)
         snapshot = load_runs(self.db.conn, now=self.clock.now(), breaker_lookback=86400.0, history=100)
