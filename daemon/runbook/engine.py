@@ -72,6 +72,8 @@ Escalate = Callable[[int, str], None]
 RUNS_TOTAL = "itsmd_runbook_runs_total"
 """Counter in the CounterStore, labels (mode, outcome, runbook): incremented when a run ends."""
 _BY_NAME_TRIGGERS = frozenset({"manual", "api", "drill"})
+_RECLAIM_TIMEOUT = 10.0
+"""Per action: how long finding and undoing what a lost attempt left behind may take (recovery waits for it)."""
 _VALUE_ECHO = 80
 
 
@@ -203,6 +205,8 @@ class Engine:
         """Runs the journal shows active: continue them where that is safe, otherwise roll back or hold."""
         runs, self._recovering = self._recovering, []
         for run in runs:
+            # Before anything is re-run: a resumed step makes a new one of what it left behind.
+            await self._reclaim_in_flight(run)
             self._recover_one(run)
         seq = self._writer.changed()
         with contextlib.suppress(StoreUnavailable):
@@ -257,6 +261,40 @@ class Engine:
             self._schedule(run, built, resume=True, rollback_only=True)
         else:
             self._hold(run, f"interrupted by a restart during step {last.name}, which is not idempotent")
+
+    async def _reclaim_in_flight(self, run: Run) -> None:
+        """The step in flight at the crash may have made something (a silence) whose handle never reached the
+        journal; let its action find and undo it, and say so on the step."""
+        last = run.steps[-1] if run.steps else None
+        loaded = self.library.get(run.runbook)
+        if last is None or last.status not in (StepStatus.RUNNING, StepStatus.INTERRUPTED) or last.data:
+            return
+        if loaded is None or loaded.version != run.version:
+            return
+        try:
+            built = self._build(loaded, run.params, run)
+        except (RunRefused, ActionUnavailable):
+            return
+        step = next((b for b in built.steps if b.index == last.step_index), None)
+        action = None if step is None else (step.rollback if last.phase == "rollback" else step.action)
+        if step is None or action is None:
+            return
+        undone = await self._reclaim(run, step, action)
+        if undone:
+            last.summary = f"{last.summary or 'interrupted by a restart'}; {', '.join(undone)} it had made"
+            self._mark_step(run, last)
+
+    async def _reclaim(self, run: Run, step: BuiltStep, action: Action) -> list[str]:
+        ctx = self._context(run, step, self._clock.now() + _RECLAIM_TIMEOUT)
+        try:
+            async with asyncio.timeout(_RECLAIM_TIMEOUT):
+                undone = await action.reclaim(ctx)
+        except Exception as exc:  # best effort: a silence still lapses at its end time
+            log.warning("could not undo what step %s of run %d left behind: %r", step.spec.name, run.id, exc)
+            return []
+        for what in undone:
+            log.info("run %d step %s: %s (its outcome was lost)", run.id, step.spec.name, what)
+        return undone
 
     def _hold(self, run: Run, reason: str) -> None:
         self._finish(run, RunStatus.HELD, reason + "; held for a human (cancel the run to release it)")
@@ -811,7 +849,9 @@ class Engine:
             async with asyncio.timeout(limit):
                 return await action.execute(ctx)
         except TimeoutError:
-            return Outcome(False, f"timed out after {format_duration(limit)}")
+            undone = await self._reclaim(run, step, action)
+            after = f"; {', '.join(undone)} it had made" if undone else ""
+            return Outcome(False, f"timed out after {format_duration(limit)}{after}")
         except ActionUnavailable as exc:
             return Outcome(False, str(exc), started=False)
         except Exception as exc:

@@ -121,3 +121,9 @@ class Action(ABC):
     async def cleanup(self, ctx: StepContext, data: Mapping[str, Any]) -> None:
         """At run end or rollback, with execute's Outcome.data from the journal (works after a restart)."""
         return None
+
+    async def reclaim(self, ctx: StepContext) -> list[str]:
+        """Undo what an attempt whose outcome was lost may have left behind: it timed out, or the daemon died
+        during it, before execute() could return (and the journal keep) the handle cleanup() needs. Returns
+        what was undone, one phrase each. Most actions leave nothing that lasts for the run only."""
+        return []

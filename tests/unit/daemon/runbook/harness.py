@@ -85,6 +85,7 @@ class Harness:
         config: RunbooksConfig | None = None,
         secrets: Mapping[str, str] | None = None,
         prometheus: Any = None,
+        alertmanager: Any = None,
     ) -> Engine:
         library = RunbookLibrary.of(load_runbook(p) for p in runbooks)
         self.db.open()
@@ -105,6 +106,7 @@ class Harness:
             secrets=secrets,
             sleep=self.sleeper,
             prometheus=prometheus,
+            alertmanager=alertmanager,
             digest_key=self.digest_key,
             audit=self.audit,
         )
