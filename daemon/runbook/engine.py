@@ -657,24 +657,25 @@ class Engine:
         spec = built.runbook.spec
         if spec.approval.required or spec.change.type == "normal":
             asked = run.approval
-            if asked is None or asked.decision is not None:
+            if asked is None:
                 # Journaled with the waiting status: after a restart the timeout goes on from this moment.
                 asked = run.approval = Approval(
                     self._clock.now(), built.approval_message, spec.approval.who, spec.approval.timeout
                 )
                 self._mark_run(run)
-            remaining = asked.expires_at - self._clock.now()
-            decision = None
-            if remaining > 0:
-                decision = await self._await_decision(run, asked.message, asked.who, remaining, True)
-            self._approval_decided(run, decision)
-            if decision is None:
-                self._finish(run, RunStatus.REJECTED, f"no approval within {format_duration(asked.timeout)}")
-                return False
-            if not decision.approved:
-                self._finish(run, RunStatus.REJECTED, f"rejected by {decision.who}: {decision.reason}")
-                return False
-            run.reason = f"approved by {decision.who}: {decision.reason}"
+            if asked.decision is None:  # approved before a restart: the journaled approval stands
+                remaining = asked.expires_at - self._clock.now()
+                decision = None
+                if remaining > 0:
+                    decision = await self._await_decision(run, asked.message, asked.who, remaining, True)
+                self._approval_decided(run, decision)
+                if decision is None:
+                    self._finish(run, RunStatus.REJECTED, f"no approval within {format_duration(asked.timeout)}")
+                    return False
+                if not decision.approved:
+                    self._finish(run, RunStatus.REJECTED, f"rejected by {decision.who}: {decision.reason}")
+                    return False
+                run.reason = f"approved by {decision.who}: {decision.reason}"
         if run.lock is not None and spec.concurrency is not None:
             taken = await self._take_lock(run, run.lock, spec.concurrency.on_conflict, spec.concurrency.wait_timeout)
             if not taken:

@@ -138,3 +138,40 @@ async def test_an_approval_step_rerun_after_a_restart_keeps_its_first_deadline(t
     assert again.status is RunStatus.REJECTED
     assert _audit(h, run.id) == [("ann", "rejected", {"approval": "rejected", "reason": "not today", "step": "ask"})]
     await h.stop()
+
+
+async def test_an_approval_given_before_a_restart_stands(tmp_path: Path) -> None:
+    rb = write_runbook(
+        tmp_path / "rb",
+        """
+        name: queued
+        approval: {required: true, timeout: 1h}
+        concurrency: {key: target}
+        steps:
+          - name: work
+            idempotent: true
+            timeout: 1d
+            sleep: {duration: 1h}
+        """,
+    )
+    clock = ManualClock()
+    h = Harness(tmp_path / "store", clock)
+    engine = await h.start([rb])
+    holder = engine.start("queued", {}, mode=RunMode.LIVE, trigger="manual", requested_by="a")
+    await h.until(holder, RunStatus.WAITING_APPROVAL)
+    engine.approve(holder.id, "lead", "go")
+    await h.until(holder, RunStatus.RUNNING)
+    queued = engine.start("queued", {}, mode=RunMode.LIVE, trigger="manual", requested_by="b")
+    await h.until(queued, RunStatus.WAITING_APPROVAL)
+    engine.approve(queued.id, "lead", "after the first")
+    await h.until(queued, RunStatus.WAITING_LOCK)
+    await h.crash()
+
+    h = Harness(tmp_path / "store", clock)
+    engine = await h.start([rb])
+    again = engine.get(queued.id)
+    assert again is not None
+    await h.until(again, RunStatus.WAITING_LOCK)  # not asked again: the journaled approval is the evidence
+    assert again.approval is not None and (again.approval.by, again.approval.reason) == ("lead", "after the first")
+    assert [action for _, action, _ in _audit(h, queued.id)] == ["approved"]
+    await h.stop()
