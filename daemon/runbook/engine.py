@@ -863,7 +863,8 @@ class Engine:
         async def decide(message: str, who: tuple[str, ...], within: float) -> Decision | None:
             # An approval step re-run after a restart (or retried) asks again, but its time counts from
             # the first time it asked: the earliest journal record of this step.
-            asked = min(r.started_at for r in run.steps if r.step_index == step.index and r.phase != "rollback")
+            records = [r.started_at for r in run.steps if r.step_index == step.index and r.phase != "rollback"]
+            asked = min(records, default=self._clock.now())
             remaining = within - (self._clock.now() - asked)
             decision = await self._await_decision(run, message, who, remaining, False) if remaining > 0 else None
             self._audit_decision(run, decision, step.spec.name)
