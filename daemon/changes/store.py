@@ -1,8 +1,9 @@
 """Change rows: the statements the ledger puts in write batches, loading at start, and reads for the API.
 
-Tables (migration 4; `changes.approval` from migration 6): `changes` holds each change's current state (its identity columns are written once and
-never updated), `change_events` the append-only audit trail of every transition, `change_incidents` the
-incidents linked to a change as suspected effects. Nothing here is ever deleted.
+Tables (migration 4; `changes.approval` from migration 6): `changes` holds each change's current state (its
+identity columns are written once and never updated), `change_events` the append-only audit trail of every
+transition, `change_incidents` the incidents linked to a change as suspected effects. Nothing here is ever
+deleted.
 """
 
 from __future__ import annotations
