@@ -50,6 +50,7 @@ from daemon.problems.store import load_problems
 from daemon.report.produce import MonthlyReports
 from daemon.runbook.actions import ACTIONS
 from daemon.runbook.config import secret_text
+from daemon.runbook.digest import load_key as load_digest_key
 from daemon.runbook.engine import Engine
 from daemon.runbook.journal import load_runs
 from daemon.runbook.library import RunbookLibrary
@@ -178,7 +179,9 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     availability = await _availability(app, db, correlator, now)
 
     tasks = TaskRegistry()
-    auto = await _automation(app, db=db, writer=writer, counters=counters, correlator=correlator, tasks=tasks)
+    auto = await _automation(
+        app, db=db, writer=writer, counters=counters, correlator=correlator, tasks=tasks, audit=audit
+    )
     _ensure_series(counters)
     ingest_duration = PersistedHistogram(counters, "itsmd_ingest_duration_seconds", INGEST_BUCKETS)
     pipeline = Pipeline(
@@ -339,9 +342,11 @@ async def _automation(
     counters: CounterStore,
     correlator: Correlator,
     tasks: TaskRegistry,
+    audit: AuditLog,
 ) -> Automation:
     """Build the engine and its listeners and load their state; call before the writer starts."""
     cfg, clock, library = app[keys.CONFIG].config, app[CLOCK], app[LIBRARY]
+    digest_key = await asyncio.to_thread(load_digest_key, cfg.data_dir)
     session = aiohttp.ClientSession(timeout=ACTION_HTTP_TIMEOUT)
     prometheus, alertmanager = integrations(cfg, session)
     engine = Engine(
@@ -356,6 +361,8 @@ async def _automation(
         alertmanager=alertmanager,
         escalate=lambda incident_id, text: _escalate(correlator, clock, incident_id, text),
         secrets={name: secret_text(source.secret) for name, source in cfg.runbooks.secrets.items()},
+        digest_key=digest_key,
+        audit=audit,
     )
     ledger = ChangeLedger(
         writer,

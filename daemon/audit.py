@@ -1,5 +1,6 @@
 """The audit trail (ISO/IEC 20000-1 7.5, 8.7.3): an append-only record of every change to an incident or
-problem: who, when, what, and the record's fields before and after.
+problem, and of every approval decision on a runbook run (record type `run`): who, when, what, and the
+record's fields before and after.
 
 Rows are only ever inserted, in the same transaction as the change they describe; the table refuses
 UPDATE and DELETE (triggers), and nothing prunes it. The incident timeline is the readable story; this is

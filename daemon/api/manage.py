@@ -28,7 +28,7 @@ from integrations.alertmanager.fingerprint import without_empty
 M = TypeVar("M", bound=BaseModel)
 MAX_BODY = 64 * 1024
 PROBLEM_STATUSES: dict[str, str | None] = {s.value: s.value for s in ProblemStatus} | {"all": None}
-RECORD_TYPES = ("incident", "problem")
+RECORD_TYPES = ("incident", "problem", "run")
 
 
 class _Body(BaseModel):

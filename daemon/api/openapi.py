@@ -136,7 +136,7 @@ def _management_paths(components: Json) -> Json:
         "get": {
             "summary": "Audit events (append-only), oldest first",
             "parameters": [
-                _query("record_type", {"enum": list(RECORD_TYPES)}, "incident or problem"),
+                _query("record_type", {"enum": list(RECORD_TYPES)}, "incident, problem or run (approval decisions)"),
                 _query("record_id", STRING, "the record's id"),
                 *PAGING,
             ],
@@ -284,7 +284,7 @@ def _runs_paths(start_run: Json, decision: Json) -> Json:
                     "200": _json("dry run: the rendered plan"),
                     "201": _json("the run, recorded durably"),
                     "404": _error("no runbook of that name"),
-                    "422": _error("refused: unknown runbook, a param that fails its pattern, missing integration"),
+                    "422": _error("refused: a bad param, a missing integration, an unknown service or incident_id"),
                     **WRITE_REFUSALS,
                 },
             },

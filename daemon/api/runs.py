@@ -67,12 +67,30 @@ def run_json(request: web.Request, run: Run) -> Json:
         "service": run.service,
         "emergency": run.emergency,
         "lock_key": run.lock_key,
+        "lock_scope": run.lock_scope if run.lock_key is not None else None,
+        "approval": _approval_json(run),
         "change_id": change.id if change is not None else None,
         "created_at": rfc3339(run.created_at),
         "started_at": rfc3339(run.started_at),
         "ended_at": rfc3339(run.ended_at),
         "duration_seconds": _took(run.started_at, run.ended_at),
         "steps": [_step_json(step, step_action(library, run.runbook, step)) for step in run.steps],
+    }
+
+
+def _approval_json(run: Run) -> Json | None:
+    a = run.approval
+    if a is None:
+        return None
+    return {
+        "message": a.message,
+        "who": list(a.who),
+        "requested_at": rfc3339(a.requested_at),
+        "expires_at": rfc3339(a.expires_at),
+        "decision": a.decision,
+        "by": a.by,
+        "reason": a.reason,
+        "decided_at": rfc3339(a.decided_at),
     }
 
 
@@ -153,6 +171,7 @@ async def start_run(request: web.Request) -> web.Response:
         return web.json_response({"dry_run": True, "runbook": body.runbook, "plan": plan})
     if body.emergency and not body.reason.strip():
         raise RequestError("reason_required", "an emergency change needs a reason: say why it cannot wait")
+    await _check_refers(request, body)
     run = engine.start(
         body.runbook,
         body.params,
@@ -167,6 +186,28 @@ async def start_run(request: web.Request) -> web.Response:
         request.app[keys.CHANGES].annotate(run.id, request.app[keys.CLOCK].now(), body.by, body.reason)
     await _durable(request)
     return web.json_response(run_json(request, run), status=201)
+
+
+async def _check_refers(request: web.Request, body: StartRun) -> None:
+    """A run's change is filed under its service and incident: refuse names of ones that do not exist,
+    rather than count the change under a service or incident nobody can find."""
+    correlator = request.app[keys.PIPELINE].correlator
+    if body.service is not None:
+        names = correlator.ruleset.catalogue.names()
+        if body.service not in names:
+            raise RequestError(
+                "unknown_service",
+                f"service: {body.service[:80]!r} is not in the catalogue (services: {', '.join(sorted(names))})",
+                422,
+            )
+    # Not in memory: closed (still a real incident) or never opened; the store knows which.
+    incident = body.incident_id
+    if (
+        incident is not None
+        and correlator.get(incident) is None
+        and await request.app[keys.READER].incident(incident) is None
+    ):
+        raise RequestError("unknown_incident", f"incident_id: there is no incident {body.incident_id}", 422)
 
 
 def _decision(verb: str) -> Handler:

@@ -15,6 +15,7 @@ from typing import Any
 
 from daemon.changes.model import (
     CHANGE_MODES,
+    NO_SERVICE,
     OUTCOME_OF_STATUS,
     Change,
     ChangeOutcome,
@@ -35,8 +36,6 @@ log = logging.getLogger(__name__)
 
 CHANGES_TOTAL = "itsmd_changes_total"
 CAUSING_INCIDENTS = "itsmd_changes_causing_incidents_total"
-NO_SERVICE = "none"
-"""The `service` label of changes made outside any service (a manual run without one)."""
 LINKING_EVENTS = frozenset({IncidentEventKind.OPENED, IncidentEventKind.REOPENED})
 
 PolicyOf = Callable[[str], ChangePolicy]
@@ -100,9 +99,12 @@ class ChangeLedger:
             if event.kind != "created" and status in OUTCOME_OF_STATUS:
                 return  # an old run's change, closed and out of memory: nothing left to record
             change = self._open(run)
-        elif change.closed or status == change.run_status:
+        elif change.closed:
             return
         else:
+            self._note_approval(change, run)
+            if status == change.run_status:
+                return
             now = self._clock.now()
             self._record(change, now, "status", {"from": change.run_status, "to": status, "reason": run.reason})
             change.run_status = status
@@ -112,6 +114,15 @@ class ChangeLedger:
         outcome = OUTCOME_OF_STATUS.get(status)
         if outcome is not None:
             self._close(change, outcome, run.ended_at if run.ended_at is not None else self._clock.now())
+
+    def _note_approval(self, change: Change, run: Run) -> None:
+        """The run's approval decision, once made, is evidence on its change (and an event of it)."""
+        asked = run.approval
+        if asked is None or asked.decision is None or change.approval is not None:
+            return
+        at = asked.decided_at if asked.decided_at is not None else self._clock.now()
+        change.approval = {"decision": asked.decision, "by": asked.by, "reason": asked.reason, "at": at}
+        self._record(change, at, "approval", dict(change.approval))
 
     def annotate(self, run_id: int, at: float, by: str, text: str) -> bool:
         """Add a person's note (why a change was requested, decided) to the change of a run; False if none."""

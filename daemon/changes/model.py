@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class ChangeType(StrEnum):
@@ -40,6 +41,10 @@ OUTCOME_OF_STATUS: dict[str, ChangeOutcome] = {
 """Run statuses (values of daemon.runbook.engine.RunStatus) that close a change. `held` is not one: a held run
 waits for a human, and its change stays open until that person cancels it."""
 
+NO_SERVICE = "none"
+"""The service label of changes made outside any service (a manual run without one), in the metrics and the
+report alike. No catalogue service has this label, so such a change is in no service's row of the report."""
+
 CHANGE_MODES = frozenset({"live", "drill"})
 """Run modes that are changes; a dry run changes nothing."""
 
@@ -73,6 +78,8 @@ class Change:
     started_at: float | None = None
     ended_at: float | None = None
     outcome: ChangeOutcome | None = None
+    approval: dict[str, Any] | None = None
+    """The run-level approval decision as evidence: decision, by, reason, at (epoch seconds)."""
     suspected_incidents: list[int] = field(default_factory=list)
     """Incidents opened on the same service soon after this change, linked to it as their suspected cause."""
 

@@ -1,8 +1,9 @@
 """Change rows: the statements the ledger puts in write batches, loading at start, and reads for the API.
 
-Tables (migration 4): `changes` holds each change's current state (its identity columns are written once and
-never updated), `change_events` the append-only audit trail of every transition, `change_incidents` the
-incidents linked to a change as suspected effects. Nothing here is ever deleted.
+Tables (migration 4; `changes.approval` from migration 6): `changes` holds each change's current state (its
+identity columns are written once and never updated), `change_events` the append-only audit trail of every
+transition, `change_incidents` the incidents linked to a change as suspected effects. Nothing here is ever
+deleted.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from daemon.storage.queries import rfc3339
 
 COLUMNS = (
     "id, run_id, runbook, runbook_version, mode, change_type, risk, service, incident_id, requested_by, "
-    "trigger, run_status, outcome, reason, created_at, started_at, ended_at"
+    "trigger, run_status, outcome, reason, created_at, started_at, ended_at, approval"
 )
 UPSERT = Statement(
     f"INSERT INTO changes ({COLUMNS}) VALUES ({','.join('?' * len(COLUMNS.split(',')))}) "  # noqa: S608
     "ON CONFLICT (id) DO UPDATE SET run_status = excluded.run_status, outcome = excluded.outcome, "
-    "reason = excluded.reason, started_at = excluded.started_at, ended_at = excluded.ended_at",
+    "reason = excluded.reason, started_at = excluded.started_at, ended_at = excluded.ended_at, "
+    "approval = excluded.approval",
     order=40,
 )
 EVENT = Statement("INSERT INTO change_events (change_id, at, kind, detail) VALUES (?,?,?,?)", order=41)
@@ -56,6 +58,7 @@ def change_row(c: Change) -> tuple[Any, ...]:
         c.created_at,
         c.started_at,
         c.ended_at,
+        json.dumps(c.approval, sort_keys=True) if c.approval is not None else None,
     )
 
 
@@ -78,6 +81,7 @@ def change_from_row(r: Sequence[Any]) -> Change:
         created_at=r[14],
         started_at=r[15],
         ended_at=r[16],
+        approval=json.loads(r[17]) if r[17] is not None else None,
     )
 
 
@@ -136,7 +140,14 @@ def change_json(c: Change) -> Json:
         "created_at": rfc3339(c.created_at),
         "started_at": rfc3339(c.started_at),
         "ended_at": rfc3339(c.ended_at),
+        "approval": _approval_json(c.approval),
     }
+
+
+def _approval_json(a: Json | None) -> Json | None:
+    if a is None:
+        return None
+    return {"decision": a.get("decision"), "by": a.get("by"), "reason": a.get("reason"), "at": rfc3339(a.get("at"))}
 
 
 def list_changes(

@@ -51,7 +51,10 @@ def main(
 def run_drill(client: Client, name: str, by: str, out: TextIO, *, sleep: Callable[[float], None]) -> Json:
     path = f"/api/v1/drills/{urllib.parse.quote(name, safe='')}"
     started = client.post(f"{path}/run", {"by": by})
-    print(f"drill {name}: drill run {started['id']} started (runbook run {started['run_id']})", file=out)
+    if started["run_id"] is None:  # it ended at once (skipped, error): the result line says why
+        print(f"drill {name}: drill run {started['id']}, no runbook run started", file=out)
+    else:
+        print(f"drill {name}: drill run {started['id']} started (runbook run {started['run_id']})", file=out)
     progress = Progress(out)
     while True:
         drill = client.get(path)

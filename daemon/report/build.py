@@ -16,6 +16,7 @@ from daemon.availability.episodes import metric_service, stored_episodes, stored
 from daemon.availability.figures import window_figures
 from daemon.availability.intervals import Interval
 from daemon.catalogue.services import Catalogue
+from daemon.changes.model import NO_SERVICE
 from daemon.correlate.sla import RESOLVE, RESPOND
 from daemon.errors import RequestError
 from daemon.report.model import PRIORITIES, DayAvailability, DrillResult, Report, ServiceReport, SlaFigures
@@ -155,7 +156,7 @@ def _changes(conn: sqlite3.Connection, catalogue: Catalogue, period: Period, cou
         "FROM changes c WHERE c.created_at >= ? AND c.created_at < ? AND c.mode = 'live'",
         (period.start, period.end),
     ):
-        c = counts.get(metric_service(catalogue, service or catalogue.default_service))
+        c = counts.get(metric_service(catalogue, service) if service else NO_SERVICE)
         if c is None:
             continue
         key = outcome or OPEN_CHANGE

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from daemon.audit import SYSTEM, AuditLog
 from daemon.clock import Clock
 from daemon.durations import format_duration
 from daemon.errors import RequestError, StoreUnavailable
@@ -28,10 +28,20 @@ from daemon.runbook.actions.approval import ApprovalAction
 from daemon.runbook.actions.base import Action, ActionUnavailable, Decision, Outcome, StepContext
 from daemon.runbook.actions.http import HttpAction
 from daemon.runbook.config import RunbooksConfig
-from daemon.runbook.guards import Breaker, Locks
+from daemon.runbook.digest import new_key, output_digest
+from daemon.runbook.guards import Breaker, LockId, Locks
 from daemon.runbook.journal import UPSERT_RUN, UPSERT_STEP, RunsSnapshot, run_row, step_row
 from daemon.runbook.library import LoadedRunbook, RunbookLibrary
-from daemon.runbook.model import Run, RunEvent, RunMode, RunStatus, StepPhase, StepRecord, StepStatus
+from daemon.runbook.model import (
+    Approval,
+    Run,
+    RunEvent,
+    RunMode,
+    RunStatus,
+    StepPhase,
+    StepRecord,
+    StepStatus,
+)
 from daemon.runbook.redact import Redactor, cap
 from daemon.runbook.render import RenderError, TemplateRenderer
 from daemon.runbook.spec import ActionChoice, OnFailure, OnInterrupt, RunbookFields, StepFields
@@ -62,6 +72,8 @@ Escalate = Callable[[int, str], None]
 RUNS_TOTAL = "itsmd_runbook_runs_total"
 """Counter in the CounterStore, labels (mode, outcome, runbook): incremented when a run ends."""
 _BY_NAME_TRIGGERS = frozenset({"manual", "api", "drill"})
+_RECLAIM_TIMEOUT = 10.0
+"""Per action: how long finding and undoing what a lost attempt left behind may take (recovery waits for it)."""
 _VALUE_ECHO = 80
 
 
@@ -104,8 +116,11 @@ class BuiltRun:
     runbook: LoadedRunbook
     steps: tuple[BuiltStep, ...]
     lock_key: str | None
+    lock_scope: str
     breaker_key: str | None
     sensitive: tuple[str, ...]
+    approval_message: str
+    """The runbook's approval.message, rendered once like every template."""
 
 
 @dataclass
@@ -131,6 +146,8 @@ class Engine:
         escalate: Escalate | None = None,
         secrets: Mapping[str, str] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        digest_key: bytes | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.library = library
         self._writer = writer
@@ -145,6 +162,8 @@ class Engine:
         self._secrets = dict(secrets or {})
         self._redactor = Redactor(self._secrets.values())
         self._sleep = sleep or asyncio.sleep
+        self._digest_key = digest_key or new_key()
+        self._audit = audit
         self._runs: dict[int, Run] = {}
         self._next_id = 1
         self._listeners: list[Callable[[RunEvent], None]] = []
@@ -170,8 +189,8 @@ class Engine:
             admitted = run.status in (RunStatus.RUNNING, RunStatus.ROLLING_BACK, RunStatus.HELD) or (
                 run.status is RunStatus.WAITING_APPROVAL and any(rec.phase != "rollback" for rec in run.steps)
             )
-            if run.lock_key is not None and admitted:
-                self._locks.try_take(run.lock_key, run.id)
+            if run.lock is not None and admitted:
+                self._locks.try_take(run.lock, run.id)
             if run.active:
                 self._recovering.append(run)
         for runbook, key, at in snapshot.breaker_hits:
@@ -186,6 +205,8 @@ class Engine:
         """Runs the journal shows active: continue them where that is safe, otherwise roll back or hold."""
         runs, self._recovering = self._recovering, []
         for run in runs:
+            # Before anything is re-run: a resumed step makes a new one of what it left behind.
+            await self._reclaim_in_flight(run)
             self._recover_one(run)
         seq = self._writer.changed()
         with contextlib.suppress(StoreUnavailable):
@@ -206,6 +227,12 @@ class Engine:
         if run.status in (RunStatus.PENDING, RunStatus.WAITING_LOCK) or (
             run.status is RunStatus.WAITING_APPROVAL and not do_started
         ):
+            asked = run.approval
+            if asked is not None and asked.decision is None and self._clock.now() >= asked.expires_at:
+                # The approval's time ran out while the daemon was down: it counts from the request.
+                self._approval_decided(run, None)
+                self._finish(run, RunStatus.REJECTED, f"no approval within {format_duration(asked.timeout)}")
+                return
             self._schedule(run, built, resume=False)
             return
         spec = loaded.spec
@@ -234,6 +261,40 @@ class Engine:
             self._schedule(run, built, resume=True, rollback_only=True)
         else:
             self._hold(run, f"interrupted by a restart during step {last.name}, which is not idempotent")
+
+    async def _reclaim_in_flight(self, run: Run) -> None:
+        """The step in flight at the crash may have made something (a silence) whose handle never reached the
+        journal; let its action find and undo it, and say so on the step."""
+        last = run.steps[-1] if run.steps else None
+        loaded = self.library.get(run.runbook)
+        if last is None or last.status not in (StepStatus.RUNNING, StepStatus.INTERRUPTED) or last.data:
+            return
+        if loaded is None or loaded.version != run.version:
+            return
+        try:
+            built = self._build(loaded, run.params, run)
+        except (RunRefused, ActionUnavailable):
+            return
+        step = next((b for b in built.steps if b.index == last.step_index), None)
+        action = None if step is None else (step.rollback if last.phase == "rollback" else step.action)
+        if step is None or action is None:
+            return
+        undone = await self._reclaim(run, step, action)
+        if undone:
+            last.summary = f"{last.summary or 'interrupted by a restart'}; {', '.join(undone)} it had made"
+            self._mark_step(run, last)
+
+    async def _reclaim(self, run: Run, step: BuiltStep, action: Action) -> list[str]:
+        ctx = self._context(run, step, self._clock.now() + _RECLAIM_TIMEOUT)
+        try:
+            async with asyncio.timeout(_RECLAIM_TIMEOUT):
+                undone = await action.reclaim(ctx)
+        except Exception as exc:  # best effort: a silence still lapses at its end time
+            log.warning("could not undo what step %s of run %d left behind: %r", step.spec.name, run.id, exc)
+            return []
+        for what in undone:
+            log.info("run %d step %s: %s (its outcome was lost)", run.id, step.spec.name, what)
+        return undone
 
     def _hold(self, run: Run, reason: str) -> None:
         self._finish(run, RunStatus.HELD, reason + "; held for a human (cancel the run to release it)")
@@ -276,6 +337,7 @@ class Engine:
         built = self._build(loaded, resolved, run)
         self._next_id += 1
         run.lock_key = built.lock_key
+        run.lock_scope = built.lock_scope
         run.breaker_key = built.breaker_key
         self._runs[run.id] = run
         self._mark_run(run)
@@ -384,7 +446,7 @@ class Engine:
                 out[name] = bool(self._breaker.open_keys(name, now, limits.window, limits.max_runs))
         return out
 
-    def locks(self) -> dict[str, int]:
+    def locks(self) -> dict[LockId, int]:
         """Lock keys held now, with the run holding each."""
         return self._locks.held()
 
@@ -437,6 +499,7 @@ class Engine:
         try:
             steps = [self._build_step(i, s, "do", render) for i, s in enumerate(spec.steps)]
             steps += [self._build_step(len(spec.steps) + i, s, "verify", render) for i, s in enumerate(spec.verify)]
+            approval_message = render(spec.approval.message)
             lock_key = render(spec.concurrency.key) if spec.concurrency is not None else None
             breaker_key = None
             if spec.limits is not None:
@@ -450,7 +513,8 @@ class Engine:
             if isinstance(a, HttpAction)
             for v in a.sensitive_values()
         ]
-        return BuiltRun(loaded, tuple(steps), lock_key, breaker_key, tuple(sensitive))
+        scope = spec.concurrency.scope if spec.concurrency is not None else "runbook"
+        return BuiltRun(loaded, tuple(steps), lock_key, scope, breaker_key, tuple(sensitive), approval_message)
 
     @staticmethod
     def _build_step(index: int, spec: StepFields, phase: StepPhase, render: TemplateRenderer) -> BuiltStep:
@@ -510,8 +574,10 @@ class Engine:
                 "required": spec.approval.required,
                 "who": list(spec.approval.who),
                 "timeout": format_duration(spec.approval.timeout),
+                "message": redact.text(built.approval_message),
             },
             "lock_key": built.lock_key,
+            "lock_scope": built.lock_scope,
             "breaker_key": built.breaker_key,
             "on_failure": spec.on_failure.value,
             "on_interrupt": spec.on_interrupt.value,
@@ -582,48 +648,63 @@ class Engine:
             self._interrupt_step(run, f"engine error: {exc!r}")
             self._finish(run, RunStatus.FAILED, f"engine error: {exc!r}")
         finally:
-            if run.status.terminal and run.status is not RunStatus.HELD and run.lock_key is not None:
-                self._locks.release(run.lock_key, run.id)
+            if run.status.terminal and run.status is not RunStatus.HELD and run.lock is not None:
+                self._locks.release(run.lock, run.id)
             self._gates.pop(run.id, None)
 
     async def _admit(self, run: Run, built: BuiltRun) -> bool:
         """Run-level approval, then the lock. False when the run ended here (rejected, skipped)."""
         spec = built.runbook.spec
         if spec.approval.required or spec.change.type == "normal":
-            message = spec.approval.message
-            decision = await self._await_decision(run, message, spec.approval.who, spec.approval.timeout, True)
-            if decision is None:
-                self._finish(run, RunStatus.REJECTED, f"no approval within {format_duration(spec.approval.timeout)}")
-                return False
-            if not decision.approved:
-                self._finish(run, RunStatus.REJECTED, f"rejected by {decision.who}: {decision.reason}")
-                return False
-            run.reason = f"approved by {decision.who}: {decision.reason}"
-        if run.lock_key is not None and spec.concurrency is not None:
-            taken = await self._take_lock(
-                run, run.lock_key, spec.concurrency.on_conflict, spec.concurrency.wait_timeout
-            )
+            asked = run.approval
+            if asked is None:
+                # Journaled with the waiting status: after a restart the timeout goes on from this moment.
+                asked = run.approval = Approval(
+                    self._clock.now(), built.approval_message, spec.approval.who, spec.approval.timeout
+                )
+                self._mark_run(run)
+            if asked.decision is None:  # approved before a restart: the journaled approval stands
+                remaining = asked.expires_at - self._clock.now()
+                decision = None
+                if remaining > 0:
+                    decision = await self._await_decision(run, asked.message, asked.who, remaining, True)
+                self._approval_decided(run, decision)
+                if decision is None:
+                    self._finish(run, RunStatus.REJECTED, f"no approval within {format_duration(asked.timeout)}")
+                    return False
+                if not decision.approved:
+                    self._finish(run, RunStatus.REJECTED, f"rejected by {decision.who}: {decision.reason}")
+                    return False
+                run.reason = f"approved by {decision.who}: {decision.reason}"
+        if run.lock is not None and spec.concurrency is not None:
+            taken = await self._take_lock(run, run.lock, spec.concurrency.on_conflict, spec.concurrency.wait_timeout)
             if not taken:
                 return False
         return True
 
-    async def _take_lock(self, run: Run, key: str, on_conflict: str, wait_timeout: float) -> bool:
+    async def _take_lock(self, run: Run, lock: LockId, on_conflict: str, wait_timeout: float) -> bool:
         deadline = self._clock.now() + wait_timeout
-        while not self._locks.try_take(key, run.id):
-            holder = self._locks.holder(key)
+        owner, key = lock
+        shown = f"global lock {key!r}" if owner is None else f"lock {key!r}"
+        while not self._locks.try_take(lock, run.id):
+            holder = self._locks.holder(lock)
+            if owner is None and holder is not None and (held := self._runs.get(holder)) is not None:
+                holder_text = f"{holder} ({held.runbook})"
+            else:
+                holder_text = str(holder)
             if on_conflict == "skip":
-                self._finish(run, RunStatus.SKIPPED, f"lock {key!r} is held by run {holder}")
+                self._finish(run, RunStatus.SKIPPED, f"{shown} is held by run {holder_text}")
                 return False
             remaining = deadline - self._clock.now()
             if remaining <= 0:
                 self._finish(
                     run,
                     RunStatus.SKIPPED,
-                    f"lock {key!r} still held by run {holder} after {format_duration(wait_timeout)}",
+                    f"{shown} still held by run {holder_text} after {format_duration(wait_timeout)}",
                 )
                 return False
-            self._set_status(run, RunStatus.WAITING_LOCK, f"waiting for lock {key!r} held by run {holder}")
-            await self._race(self._locks.released(key), remaining)
+            self._set_status(run, RunStatus.WAITING_LOCK, f"waiting for {shown} held by run {holder_text}")
+            await self._race(self._locks.released(lock), remaining)
         return True
 
     async def _run_steps(self, run: Run, built: BuiltRun) -> None:
@@ -659,7 +740,7 @@ class Engine:
             self._finish(run, RunStatus.SUCCEEDED, "all steps succeeded")
 
     async def _fail(self, run: Run, built: BuiltRun, why: str, status: RunStatus | None) -> None:
-        """Roll back the completed steps (on_failure: rollback) and end the run."""
+        """Roll back the steps that ran (on_failure: rollback) and end the run."""
         if built.runbook.spec.on_failure is not OnFailure.ROLLBACK:
             self._finish(run, status or RunStatus.FAILED, why)
             await self._cleanup(run, built)
@@ -668,11 +749,13 @@ class Engine:
 
     async def _rollback(self, run: Run, built: BuiltRun, why: str, status: RunStatus | None = None) -> None:
         self._set_status(run, RunStatus.ROLLING_BACK, why)
-        completed = [rec.step_index for rec in run.steps if rec.phase == "do" and rec.status is StepStatus.SUCCEEDED]
+        # Every step whose action started is undone, the one that failed included: a command that exited
+        # non-zero, timed out or whose verify failed may have done its work (see StepRecord.may_have_acted).
+        ran = list(dict.fromkeys(rec.step_index for rec in run.steps if rec.may_have_acted))
         rolled = {rec.step_index for rec in run.steps if rec.phase == "rollback" and rec.status.finished}
         by_index = {b.index: b for b in built.steps}
         failed: list[str] = []
-        for index in reversed(completed):
+        for index in reversed(ran):
             step = by_index.get(index)
             if step is None or step.rollback is None or index in rolled:
                 continue
@@ -683,7 +766,7 @@ class Engine:
         if failed:
             self._finish(run, RunStatus.ROLLBACK_FAILED, f"{why}; rollback failed: {', '.join(failed)}")
         else:
-            self._finish(run, status or RunStatus.ROLLED_BACK, f"{why}; completed steps rolled back")
+            self._finish(run, status or RunStatus.ROLLED_BACK, f"{why}; the steps that ran were rolled back")
 
     async def _cleanup(self, run: Run, built: BuiltRun) -> None:
         """Let each action that ran undo what only lasts for the run (a silence), with its journaled data."""
@@ -729,17 +812,19 @@ class Engine:
         try:
             await self._durable()  # the journal says "running" before the side effect begins
         except StoreUnavailable as exc:
-            outcome = Outcome(False, f"not started: the journal could not be written ({exc})")
+            outcome = Outcome(False, f"not started: the journal could not be written ({exc})", started=False)
             self._end_step(run, rec, outcome, redact)
             return outcome
         retries = 0 if rollback else step.spec.retries
         timeout = step.spec.timeout if rollback else step.timeout
         outcome = Outcome(False, "not run")
         outputs: list[str] = []
+        began = False
         for attempt in range(retries + 1):
             rec.attempts = attempt + 1
             self._mark_step(run, rec, lazy=True)
             outcome = await self._attempt(run, step, action, timeout)
+            began = began or outcome.started
             if outcome.ok and verify is not None:
                 checked = await self._attempt(run, step, verify, timeout)
                 outcome = Outcome(
@@ -753,7 +838,7 @@ class Engine:
             if outcome.ok or outcome.data.get("rejected") or attempt == retries:
                 break
             await self._sleep(step.spec.backoff * (2**attempt))
-        outcome = Outcome(outcome.ok, outcome.summary, "\n".join(outputs), outcome.data)
+        outcome = Outcome(outcome.ok, outcome.summary, "\n".join(outputs), outcome.data, started=began)
         self._end_step(run, rec, outcome, redact)
         with contextlib.suppress(StoreUnavailable):
             await self._durable()  # and its outcome before the next step begins
@@ -765,16 +850,25 @@ class Engine:
             async with asyncio.timeout(limit):
                 return await action.execute(ctx)
         except TimeoutError:
-            return Outcome(False, f"timed out after {format_duration(limit)}")
+            undone = await self._reclaim(run, step, action)
+            after = f"; {', '.join(undone)} it had made" if undone else ""
+            return Outcome(False, f"timed out after {format_duration(limit)}{after}")
         except ActionUnavailable as exc:
-            return Outcome(False, str(exc))
+            return Outcome(False, str(exc), started=False)
         except Exception as exc:
             log.warning("step %s of run %d raised %r", step.spec.name, run.id, exc)
             return Outcome(False, f"error: {exc!r}")
 
     def _context(self, run: Run, step: BuiltStep, deadline: float) -> StepContext:
         async def decide(message: str, who: tuple[str, ...], within: float) -> Decision | None:
-            return await self._await_decision(run, message, who, within, False)
+            # An approval step re-run after a restart (or retried) asks again, but its time counts from
+            # the first time it asked: the earliest journal record of this step.
+            records = [r.started_at for r in run.steps if r.step_index == step.index and r.phase != "rollback"]
+            asked = min(records, default=self._clock.now())
+            remaining = within - (self._clock.now() - asked)
+            decision = await self._await_decision(run, message, who, remaining, False) if remaining > 0 else None
+            self._audit_decision(run, decision, step.spec.name)
+            return decision
 
         return StepContext(
             run_id=run.id,
@@ -789,16 +883,21 @@ class Engine:
             sleep=self._sleep,
             await_decision=decide,
             secrets=self._secrets,
+            digest_key=self._digest_key,
         )
 
     def _end_step(self, run: Run, rec: StepRecord, outcome: Outcome, redact: Redactor) -> None:
         full = outcome.output
-        digest = outcome.data.get("output_sha256") if isinstance(outcome.data.get("output_sha256"), str) else None
-        rec.output_digest = digest or hashlib.sha256(full.encode("utf-8", errors="replace")).hexdigest()
+        # exec and http digest the raw bytes as they stream (more than `output` keeps); the rest, their text.
+        digest = outcome.data.get("output_digest")
+        if not isinstance(digest, str):
+            digest = output_digest(self._digest_key, full.encode("utf-8", errors="replace"))
+        rec.output_digest = digest
         rec.output = cap(redact.text(full), self._config.max_output_bytes)
         rec.summary = redact.text(outcome.summary)
         rec.data = redact.value(outcome.data)
         rec.status = StepStatus.SUCCEEDED if outcome.ok else StepStatus.FAILED
+        rec.started = outcome.started
         rec.ended_at = self._clock.now()
         self._mark_step(run, rec)
         self._emit(run, "step")
@@ -832,6 +931,38 @@ class Engine:
             self._gates.pop(run.id, None)
             if previous is not RunStatus.PENDING and not run.status.terminal:
                 self._set_status(run, previous, "")
+
+    def _approval_decided(self, run: Run, decision: Decision | None) -> None:
+        """Keep the run-level decision on the run (and so on its change) and in the audit trail."""
+        asked = run.approval
+        if asked is None:
+            return
+        asked.decided_at = self._clock.now()
+        if decision is None:
+            asked.decision, asked.by, asked.reason = (
+                "timed_out",
+                SYSTEM,
+                f"no decision within {format_duration(asked.timeout)}",
+            )
+        else:
+            asked.decision = "approved" if decision.approved else "rejected"
+            asked.by, asked.reason = decision.who, decision.reason
+        self._mark_run(run)
+        self._audit_decision(run, decision, None)
+
+    def _audit_decision(self, run: Run, decision: Decision | None, step: str | None) -> None:
+        if self._audit is None:
+            return
+        if decision is None:
+            action, actor, reason = "approval_timed_out", SYSTEM, "no decision in time"
+        else:
+            action = "approved" if decision.approved else "rejected"
+            actor, reason = decision.who, decision.reason
+        after: dict[str, Any] = {"approval": action, "reason": reason}
+        if step is not None:
+            after["step"] = step  # an approval step's decision; without it, the run-level approval
+        now = self._clock.now()
+        self._audit.record(now, actor, "run", run.id, action, before={"approval": "requested"}, after=after)
 
     def _gate_is_run_level(self, run_id: int) -> bool:
         gate = self._gates.get(run_id)
@@ -880,8 +1011,8 @@ class Engine:
         run.reason = reason
         run.ended_at = self._clock.now()
         self._mark_run(run)
-        if status is not RunStatus.HELD and run.lock_key is not None:
-            self._locks.release(run.lock_key, run.id)
+        if status is not RunStatus.HELD and run.lock is not None:
+            self._locks.release(run.lock, run.id)
         if status is not RunStatus.HELD:
             # Held waits for a human and ends later (cancelled); counting it now would count the run twice.
             labels = (("mode", run.mode.value), ("outcome", status.value), ("runbook", run.runbook))

@@ -9,34 +9,42 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict, deque
 
+LockId = tuple[str | None, str]
+"""(runbook, key) of a runbook-scoped lock, (None, key) of a global one: equal key strings of two runbooks
+are two locks unless both say `concurrency.scope: global`."""
+
+
+def lock_id(runbook: str, scope: str, key: str) -> LockId:
+    return (None if scope == "global" else runbook, key)
+
 
 class Locks:
     def __init__(self) -> None:
-        self._holders: dict[str, int] = {}
-        self._released: dict[str, asyncio.Event] = {}
+        self._holders: dict[LockId, int] = {}
+        self._released: dict[LockId, asyncio.Event] = {}
 
-    def holder(self, key: str) -> int | None:
+    def holder(self, key: LockId) -> int | None:
         return self._holders.get(key)
 
-    def try_take(self, key: str, run_id: int) -> bool:
+    def try_take(self, key: LockId, run_id: int) -> bool:
         holder = self._holders.get(key)
         if holder is None or holder == run_id:
             self._holders[key] = run_id
             return True
         return False
 
-    def release(self, key: str, run_id: int) -> None:
+    def release(self, key: LockId, run_id: int) -> None:
         if self._holders.get(key) == run_id:
             del self._holders[key]
             event = self._released.pop(key, None)
             if event is not None:
                 event.set()
 
-    async def released(self, key: str) -> None:
+    async def released(self, key: LockId) -> None:
         """Returns when the key's current holder lets go (the caller then tries again)."""
         await self._released.setdefault(key, asyncio.Event()).wait()
 
-    def held(self) -> dict[str, int]:
+    def held(self) -> dict[LockId, int]:
         return dict(self._holders)
 
 

@@ -8,21 +8,21 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from daemon.runbook.model import ACTIVE, Run, RunMode, RunStatus, StepRecord, StepStatus
+from daemon.runbook.model import ACTIVE, Approval, Run, RunMode, RunStatus, StepRecord, StepStatus
 from daemon.storage.database import Statement
 
 RUN_COLUMNS = (
     "id, runbook, version, mode, status, params, trigger, requested_by, incident_id, service, emergency, "
-    "created_at, started_at, ended_at, reason, lock_key, breaker_key"
+    "created_at, started_at, ended_at, reason, lock_key, breaker_key, lock_scope, approval"
 )
 STEP_COLUMNS = (
     "run_id, idx, step_index, name, phase, status, attempts, started_at, ended_at, summary, output_digest, "
-    "output, plan, data"
+    "output, plan, data, started"
 )
 # Column lists and placeholders are module constants; values are always bound.
-UPSERT_RUN = Statement(f"INSERT OR REPLACE INTO runs ({RUN_COLUMNS}) VALUES ({','.join('?' * 17)})", order=30)  # noqa: S608
+UPSERT_RUN = Statement(f"INSERT OR REPLACE INTO runs ({RUN_COLUMNS}) VALUES ({','.join('?' * 19)})", order=30)  # noqa: S608
 UPSERT_STEP = Statement(
-    f"INSERT OR REPLACE INTO run_steps ({STEP_COLUMNS}) VALUES ({','.join('?' * 14)})",  # noqa: S608
+    f"INSERT OR REPLACE INTO run_steps ({STEP_COLUMNS}) VALUES ({','.join('?' * 15)})",  # noqa: S608
     order=31,
 )
 
@@ -46,6 +46,8 @@ def run_row(run: Run) -> tuple[Any, ...]:
         run.reason,
         run.lock_key,
         run.breaker_key,
+        run.lock_scope,
+        json.dumps(run.approval.as_json(), sort_keys=True) if run.approval is not None else None,
     )
 
 
@@ -65,6 +67,7 @@ def step_row(run_id: int, rec: StepRecord) -> tuple[Any, ...]:
         rec.output,
         json.dumps(rec.plan, sort_keys=True, default=str),
         json.dumps(rec.data, sort_keys=True, default=str),
+        int(rec.started),
     )
 
 
@@ -87,6 +90,8 @@ def _run_from_row(r: tuple[Any, ...]) -> Run:
         reason=r[14],
         lock_key=r[15],
         breaker_key=r[16],
+        lock_scope=r[17],
+        approval=Approval.from_json(json.loads(r[18])) if r[18] is not None else None,
     )
 
 
@@ -105,6 +110,7 @@ def _step_from_row(r: tuple[Any, ...]) -> StepRecord:
         output=r[11],
         plan=json.loads(r[12]),
         data=json.loads(r[13]),
+        started=bool(r[14]),
     )
 
 

@@ -54,9 +54,12 @@ def step_action(library: RunbookLibrary, runbook: str, step: StepRecord) -> str:
     if loaded is None:
         return UNKNOWN_ACTION
     spec = loaded.spec
-    if step.phase == "verify" and step.step_index < 0:
-        found = [s for s in spec.verify if s.name == step.name]
-        return found[0].action[0] if found else UNKNOWN_ACTION
+    if step.phase == "verify":
+        # The engine numbers the run-level checks after the steps (Engine._build); match the name as well,
+        # so a record of an older version of the runbook is not given another check's action.
+        check = step.step_index - len(spec.steps)
+        found = spec.verify[check] if 0 <= check < len(spec.verify) else None
+        return found.action[0] if found is not None and found.name == step.name else UNKNOWN_ACTION
     if not 0 <= step.step_index < len(spec.steps):
         return UNKNOWN_ACTION
     fields = spec.steps[step.step_index]

@@ -85,7 +85,66 @@ class StepRecord:
     data: dict[str, Any] = field(default_factory=dict)
     """The action's Outcome.data, for cleanup and rollback after a restart."""
     step_index: int = -1
-    """Index of the runbook step this record belongs to (-1: the runbook-level verify)."""
+    """Index of the built step this record belongs to: the runbook's steps, then its run-level verify checks."""
+    started: bool = True
+    """False only when the action is known not to have begun (refused before it started). A record whose
+    outcome is unknown (in flight at a crash) counts as started: its effect may have happened."""
+
+    @property
+    def may_have_acted(self) -> bool:
+        """Whether this step's rollback is owed: its action started (succeeded, failed after starting, or
+        interrupted with its outcome unknown)."""
+        if self.phase == "rollback" or self.status is StepStatus.PLANNED:
+            return False
+        return self.status is not StepStatus.FAILED or self.started
+
+
+ApprovalDecision = Literal["approved", "rejected", "timed_out"]
+
+
+@dataclass
+class Approval:
+    """The run-level approval: asked once, journaled when asked, so its timeout counts across restarts."""
+
+    requested_at: float
+    message: str
+    """The runbook's approval.message, rendered once when the run was admitted."""
+    who: tuple[str, ...]
+    timeout: float
+    decision: ApprovalDecision | None = None
+    by: str | None = None
+    """Who decided (as given in the request), or the daemon itself for a timeout."""
+    reason: str = ""
+    decided_at: float | None = None
+
+    @property
+    def expires_at(self) -> float:
+        return self.requested_at + self.timeout
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "requested_at": self.requested_at,
+            "message": self.message,
+            "who": list(self.who),
+            "timeout": self.timeout,
+            "decision": self.decision,
+            "by": self.by,
+            "reason": self.reason,
+            "decided_at": self.decided_at,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Approval:
+        return cls(
+            requested_at=float(d["requested_at"]),
+            message=str(d["message"]),
+            who=tuple(d.get("who") or ()),
+            timeout=float(d["timeout"]),
+            decision=d.get("decision"),
+            by=d.get("by"),
+            reason=str(d.get("reason") or ""),
+            decided_at=d.get("decided_at"),
+        )
 
 
 @dataclass
@@ -111,6 +170,17 @@ class Run:
     lock_key: str | None = None
     steps: list[StepRecord] = field(default_factory=list)
     breaker_key: str | None = None
+    lock_scope: str = "runbook"
+    approval: Approval | None = None
+    """The run-level approval once asked for (None: the runbook needs none, or it was not asked yet)."""
+    """The runbook's `concurrency.scope` when the run started: runbook (its own key) or global (shared)."""
+
+    @property
+    def lock(self) -> tuple[str | None, str] | None:
+        """The lock the run takes (guards.LockId), or None."""
+        if self.lock_key is None:
+            return None
+        return (None if self.lock_scope == "global" else self.runbook, self.lock_key)
 
     @property
     def active(self) -> bool:

@@ -74,6 +74,9 @@ class ApprovalPolicy(_Strict):
 class Concurrency(_Strict):
     key: str
     """Template of the lock key, from params only (for example "{{ params.instance }}")."""
+    scope: Literal["runbook", "global"] = "runbook"
+    """runbook: the key is this runbook's own (another runbook's equal key is another lock); global: every
+    runbook saying `scope: global` with the same key shares one lock (two runbooks working on one target)."""
     on_conflict: Literal["wait", "skip"] = "wait"
     wait_timeout: PositiveDuration = 600.0
     """How long a run waits for the lock before it is skipped."""
@@ -153,7 +156,7 @@ class RunbookFields(_Strict):
     on_failure: OnFailure = OnFailure.ROLLBACK
     on_interrupt: OnInterrupt = OnInterrupt.HOLD
     """After a restart found the run mid-step: resume (only if that step is idempotent, else hold), roll back
-    the completed steps, or hold it for a human."""
+    the steps that ran (the one in flight included), or hold it for a human."""
     steps: tuple[StepFields, ...] = Field(min_length=1)
     verify: tuple[StepFields, ...] = ()
     """Checks after the last step (actions such as promql); a failing check fails the run."""

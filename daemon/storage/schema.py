@@ -231,6 +231,21 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX drill_runs_started ON drill_runs (started_at);
         """,
     ),
+    (
+        6,
+        """
+        -- Whether a step's action began (0: refused before it started, so no rollback is owed). Steps
+        -- journaled before this column existed count as started: a rollback too many beats one too few.
+        ALTER TABLE run_steps ADD COLUMN started INTEGER NOT NULL DEFAULT 1;
+        -- A lock key is the runbook's own unless the runbook says concurrency.scope: global.
+        ALTER TABLE runs ADD COLUMN lock_scope TEXT NOT NULL DEFAULT 'runbook';
+        -- The run-level approval as JSON: when it was asked (its timeout counts from then, across restarts),
+        -- the rendered message, and who decided, why and when.
+        ALTER TABLE runs ADD COLUMN approval TEXT;
+        -- The change's copy of that decision (evidence kept with the change record).
+        ALTER TABLE changes ADD COLUMN approval TEXT;
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -91,6 +91,16 @@ class AlertmanagerClient:
             raise AlertmanagerError(f"Alertmanager GET {self.url}: silence {silence_id} is not an object", False)
         return answer
 
+    async def list_silences(self) -> list[dict[str, Any]]:
+        """Every silence Alertmanager holds (active, pending and expired until their retention ends)."""
+        status, raw = await self._api.call("GET", SILENCES_PATH)
+        if not 200 <= status < 300:
+            raise self._api.refused("GET", SILENCES_PATH, status, raw)
+        answer = self._api.decode("GET", SILENCES_PATH, status, raw)
+        if not isinstance(answer, list):
+            raise AlertmanagerError(f"Alertmanager GET {self.url}: the silences are not a list", False)
+        return [s for s in answer if isinstance(s, dict)]
+
     async def expire_silence(self, silence_id: str) -> None:
         """Expire a silence now; already expired or unknown is fine."""
         path = self._path(silence_id)

@@ -6,19 +6,24 @@ never meet the alerts of the session-wide stack.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
-from daemon.clock import SystemClock
+from daemon.clock import ManualClock, SystemClock
 from daemon.runbook.actions.base import StepContext
 from daemon.runbook.actions.silence import SilenceSpec
+from daemon.runbook.model import RunMode, RunStatus
 from daemon.runbook.render import TemplateRenderer
 from integrations.alertmanager.client import AlertmanagerClient, AlertmanagerError, SilenceNotFound
 from integrations.alertmanager.silences import SilenceMatcher
+from tests.unit.daemon.runbook.harness import Harness, write_runbook
 
 from .client import get_json, request, wait_until
 from .stack import START_TIMEOUT, Binaries, MissingBinary, Stack
@@ -132,7 +137,7 @@ async def test_silence_action_creates_and_cleanup_expires(am: AlertmanagerClient
     silence = listed[silence_id]
     assert silence["status"]["state"] == "active"
     assert silence["createdBy"] == "itsmd run 42 (restart-db/silence)"
-    assert silence["comment"] == "restarting db-1:9100"
+    assert silence["comment"] == "restarting db-1:9100 [itsmd run 42 step silence]"
     assert {(m["name"], m["value"], m["isEqual"]) for m in silence["matchers"]} == {
         ("instance", "db-1:9100", True),
         ("severity", "info", False),
@@ -151,3 +156,111 @@ def alert_silenced_by(url: str) -> list[str]:
     (alert,) = [a for a in get_json(f"{url}/api/v2/alerts") if a["labels"]["alertname"] == ALERT["alertname"]]
     silenced: list[str] = alert["status"]["silencedBy"]
     return silenced
+
+
+# ---- a silence whose id never reached the journal ---------------------------------------------------------
+
+
+class SlowAnswers:
+    """A real HTTP proxy in front of Alertmanager that passes every request on at once but holds back the
+    answer to POST /api/v2/silences until released: the silence exists, its creator never learns the id."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.created = asyncio.Event()
+        self.release = asyncio.Event()
+        self.url = ""
+
+    async def __aenter__(self) -> SlowAnswers:
+        self._session = aiohttp.ClientSession()
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release.set()
+        await self._runner.cleanup()
+        await self._session.close()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
+        async with self._session.request(
+            request.method, self.upstream + request.path_qs, data=body or None, headers=headers
+        ) as resp:
+            status, answer = resp.status, await resp.read()
+        if request.method == "POST" and request.path == "/api/v2/silences":
+            self.created.set()
+            await self.release.wait()
+        return web.Response(status=status, body=answer, content_type="application/json")
+
+
+def _muting_runbook(folder: Path, instance: str, timeout: str) -> Path:
+    return write_runbook(
+        folder,
+        f"""
+        name: muted
+        steps:
+          - name: mute
+            timeout: {timeout}
+            silence:
+              matchers: [{{name: instance, value: '{instance}'}}]
+              duration: 10m
+              comment: 'restarting {instance}'
+        """,
+    )
+
+
+def ours(url: str, instance: str) -> list[dict[str, Any]]:
+    return [
+        s
+        for s in get_json(f"{url}/api/v2/silences")
+        if any(m["name"] == "instance" and m["value"] == instance for m in s["matchers"])
+    ]
+
+
+async def test_a_silence_step_that_timed_out_expires_the_silence_it_made(alertmanager_url: str, tmp_path: Path) -> None:
+    instance = "db-7:9100"
+    h = Harness(tmp_path / "store", ManualClock(start=time.time()))
+    async with SlowAnswers(alertmanager_url) as proxy, aiohttp.ClientSession() as session:
+        engine = await h.start(
+            [_muting_runbook(tmp_path / "rb", instance, "1s")],
+            alertmanager=AlertmanagerClient(session, proxy.url, timeout=30.0),
+        )
+        run = engine.start("muted", {}, mode=RunMode.LIVE, trigger="manual", requested_by="ann")
+        await h.until(run, within=30.0)
+        await h.stop()
+    (silence,) = ours(alertmanager_url, instance)
+    assert silence["comment"] == f"restarting {instance} [itsmd run {run.id} step mute]"
+    assert silence["status"]["state"] == "expired"  # not left muting alerts for its 10 minutes
+    (step,) = run.steps
+    assert step.summary == f"timed out after 1s; expired silence {silence['id']} it had made"
+
+
+async def test_a_silence_in_flight_at_a_crash_is_expired_at_recovery(alertmanager_url: str, tmp_path: Path) -> None:
+    instance = "db-8:9100"
+    rb = _muting_runbook(tmp_path / "rb", instance, "1h")
+    clock = ManualClock(start=time.time())
+    h = Harness(tmp_path / "store", clock)
+    async with SlowAnswers(alertmanager_url) as proxy, aiohttp.ClientSession() as session:
+        engine = await h.start([rb], alertmanager=AlertmanagerClient(session, proxy.url, timeout=30.0))
+        run = engine.start("muted", {}, mode=RunMode.LIVE, trigger="manual", requested_by="ann")
+        await asyncio.wait_for(proxy.created.wait(), 30.0)
+        (silence,) = ours(alertmanager_url, instance)
+        assert silence["status"]["state"] == "active"
+        await h.crash()  # the journal says "mute" is running and knows no silence id
+
+        h = Harness(tmp_path / "store", clock)
+        engine = await h.start([rb], alertmanager=AlertmanagerClient(session, proxy.url, timeout=30.0))
+        again = engine.get(run.id)
+        assert again is not None and again.status is RunStatus.HELD  # not idempotent: a human looks
+        await h.stop()
+    (silence,) = ours(alertmanager_url, instance)
+    assert silence["status"]["state"] == "expired"
+    assert again.steps[-1].summary == f"interrupted by a restart; expired silence {silence['id']} it had made"

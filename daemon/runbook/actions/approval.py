@@ -33,7 +33,7 @@ class ApprovalAction(Action):
 
     async def execute(self, ctx: StepContext) -> Outcome:
         if ctx.await_decision is None:
-            return Outcome(False, "approvals are not available here")
+            return Outcome(False, "approvals are not available here", started=False)
         decision = await ctx.await_decision(self.message, self.who, self.timeout)
         if decision is None:
             return Outcome(False, f"no decision within {format_duration(self.timeout)}", data={"timed_out": True})

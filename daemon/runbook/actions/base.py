@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from daemon.clock import Clock
 from daemon.errors import ItsmdError
+from daemon.runbook.digest import new_key
 
 if TYPE_CHECKING:
     from integrations.alertmanager.client import AlertmanagerClient
@@ -59,6 +60,10 @@ class Outcome:
     """Captured output; the engine caps and redacts it before it is stored or shown."""
     data: dict[str, Any] = field(default_factory=dict)
     """JSON-serialisable; persisted in the journal and handed to cleanup()."""
+    started: bool = True
+    """False only when the action was refused before it began (a missing secret or integration, a command
+    that could not be spawned): nothing happened, so there is nothing to roll back. Any other failure
+    (non-zero exit, timeout, an error half-way) may have had its effect, and counts as started."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,8 @@ class StepContext:
     """Set by the engine: how an approval step waits for Engine.approve()/reject()."""
     secrets: Mapping[str, str] = field(default_factory=dict)
     """Configured secret values by name (runbooks.secrets), for actions that pass them on."""
+    digest_key: bytes = field(default_factory=new_key)
+    """Key of the output digests (daemon.runbook.digest): the data directory's, set by the engine."""
 
     async def pause(self, seconds: float) -> None:
         if self.sleep is not None:
@@ -114,3 +121,9 @@ class Action(ABC):
     async def cleanup(self, ctx: StepContext, data: Mapping[str, Any]) -> None:
         """At run end or rollback, with execute's Outcome.data from the journal (works after a restart)."""
         return None
+
+    async def reclaim(self, ctx: StepContext) -> list[str]:
+        """Undo what an attempt whose outcome was lost may have left behind: it timed out, or the daemon died
+        during it, before execute() could return (and the journal keep) the handle cleanup() needs. Returns
+        what was undone, one phrase each. Most actions leave nothing that lasts for the run only."""
+        return []

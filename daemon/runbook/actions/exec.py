@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import os
 import signal
 from collections.abc import Mapping
@@ -15,6 +14,7 @@ from typing import Any, ClassVar
 from pydantic import Field, model_validator
 
 from daemon.runbook.actions.base import Action, ActionSpec, Outcome, Renderer, StepContext
+from daemon.runbook.digest import OutputDigest
 
 BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ")
 """The only variables a command inherits from the daemon: its environment may hold credentials."""
@@ -90,7 +90,7 @@ class ExecAction(Action):
         try:
             env = self._environment(ctx.secrets)
         except LookupError as exc:
-            return Outcome(False, str(exc))
+            return Outcome(False, str(exc), started=False)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.argv,
@@ -103,9 +103,9 @@ class ExecAction(Action):
                 start_new_session=True,
             )
         except OSError as exc:
-            return Outcome(False, f"cannot start {self.argv[0]}: {exc.strerror or exc}")
+            return Outcome(False, f"cannot start {self.argv[0]}: {exc.strerror or exc}", started=False)
         try:
-            kept, total, digest = await _read_capped(proc, self.max_output_bytes)
+            kept, total, digest = await _read_capped(proc, self.max_output_bytes, OutputDigest(ctx.digest_key))
             code = await proc.wait()
         finally:
             if proc.returncode is None:
@@ -115,18 +115,17 @@ class ExecAction(Action):
         output = kept.decode("utf-8", errors="replace")
         if total > len(kept):
             output += f"\n[output truncated: {total} bytes, {len(kept)} kept]"
-        data = {"exit_code": code, "output_bytes": total, "output_sha256": digest}
+        data = {"exit_code": code, "output_bytes": total, "output_digest": digest}
         if code == self.expect_exit:
             return Outcome(True, f"exit {code}", output, data)
         return Outcome(False, f"exit {code}, expected {self.expect_exit}", output, data)
 
 
-async def _read_capped(proc: asyncio.subprocess.Process, cap: int) -> tuple[bytes, int, str]:
+async def _read_capped(proc: asyncio.subprocess.Process, cap: int, digest: OutputDigest) -> tuple[bytes, int, str]:
     if proc.stdout is None:  # not reachable: stdout is a pipe
-        return b"", 0, hashlib.sha256().hexdigest()
+        return b"", 0, digest.hexdigest()
     kept = bytearray()
     total = 0
-    digest = hashlib.sha256()
     while chunk := await proc.stdout.read(_READ_CHUNK):
         total += len(chunk)
         digest.update(chunk)

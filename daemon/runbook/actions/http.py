@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ import aiohttp
 from pydantic import Field, model_validator
 
 from daemon.runbook.actions.base import Action, ActionSpec, Outcome, Renderer, StepContext
+from daemon.runbook.digest import OutputDigest
 from daemon.runbook.render import RenderError
 
 JsonValue = Any
@@ -99,7 +99,7 @@ class HttpAction(Action):
         headers = dict(self.headers)
         for header, name in self.secret_headers.items():
             if name not in ctx.secrets:
-                return Outcome(False, f"secret {name!r} is not configured (runbooks.secrets)")
+                return Outcome(False, f"secret {name!r} is not configured (runbooks.secrets)", started=False)
             headers[header] = ctx.secrets[name]
         data: bytes | None = None
         if self.json_body is not None:
@@ -119,7 +119,7 @@ class HttpAction(Action):
             ) as resp:
                 kept = bytearray()
                 total = 0
-                digest = hashlib.sha256()
+                digest = OutputDigest(ctx.digest_key)
                 async for chunk in resp.content.iter_chunked(65536):
                     total += len(chunk)
                     digest.update(chunk)
@@ -131,7 +131,7 @@ class HttpAction(Action):
         output = kept.decode("utf-8", errors="replace")
         if total > len(kept):
             output += f"\n[body truncated: {total} bytes, {len(kept)} kept]"
-        result = {"status": status, "output_bytes": total, "output_sha256": digest.hexdigest()}
+        result = {"status": status, "output_bytes": total, "output_digest": digest.hexdigest()}
         ok = status in self.expect_status if self.expect_status else 200 <= status < 300
         expected = ", ".join(map(str, self.expect_status)) or "2xx"
         summary = f"{self.method} {self.url} -> {status}" + ("" if ok else f", expected {expected}")

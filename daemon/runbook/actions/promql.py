@@ -57,7 +57,7 @@ class PromqlAction(Action):
     async def execute(self, ctx: StepContext) -> Outcome:
         prometheus = ctx.prometheus
         if prometheus is None:
-            return Outcome(False, "no prometheus: section in the config; the promql step cannot run")
+            return Outcome(False, "no prometheus: section in the config; the promql step cannot run", started=False)
         try:
             result = await prometheus.query(self.query)
         except PrometheusError as exc:

@@ -72,7 +72,7 @@ class SilenceAction(Action):
     async def execute(self, ctx: StepContext) -> Outcome:
         alertmanager = ctx.alertmanager
         if alertmanager is None:
-            return Outcome(False, "no alertmanager: section in the config; the silence step cannot run")
+            return Outcome(False, "no alertmanager: section in the config; the silence step cannot run", started=False)
         starts_at = ctx.clock.now()
         ends_at = starts_at + self.duration
         shown = ", ".join(str(m) for m in self.matchers)
@@ -81,8 +81,8 @@ class SilenceAction(Action):
                 self.matchers,
                 starts_at=starts_at,
                 ends_at=ends_at,
-                created_by=f"itsmd run {ctx.run_id} ({ctx.runbook}/{ctx.step})",
-                comment=self.comment,
+                created_by=_created_by(ctx),
+                comment=self._comment(ctx),
             )
         except AlertmanagerError as exc:
             again = "retryable" if exc.retryable else "not retryable"
@@ -92,6 +92,34 @@ class SilenceAction(Action):
             f"silence {silence_id} on {shown} until {rfc3339(ends_at)}",
             data={"silence_id": silence_id, "ends_at": ends_at},
         )
+
+    def _comment(self, ctx: StepContext) -> str:
+        # The run and step in the comment make the silence findable if its id is lost (see reclaim).
+        return f"{self.comment} [itsmd run {ctx.run_id} step {ctx.step}]"
+
+    def _is_ours(self, silence: Mapping[str, Any], ctx: StepContext) -> bool:
+        state = silence.get("status", {}).get("state") if isinstance(silence.get("status"), dict) else None
+        if state == "expired" or silence.get("createdBy") != _created_by(ctx):
+            return False
+        if silence.get("comment") != self._comment(ctx):
+            return False
+        theirs = {
+            (m.get("name"), m.get("value"), bool(m.get("isRegex")), m.get("isEqual", True) is not False)
+            for m in silence.get("matchers", [])
+            if isinstance(m, dict)
+        }
+        return theirs == {(m.name, m.value, m.is_regex, m.is_equal) for m in self.matchers}
+
+    async def reclaim(self, ctx: StepContext) -> list[str]:
+        """A silence created by an attempt whose answer never arrived (timed out, or the daemon died) has no
+        journaled id: find it by its matchers, createdBy and the run and step in its comment, and expire it."""
+        alertmanager = ctx.alertmanager
+        if alertmanager is None:
+            return []
+        found = [s for s in await alertmanager.list_silences() if self._is_ours(s, ctx)]
+        for silence in found:
+            await alertmanager.expire_silence(str(silence["id"]))
+        return [f"expired silence {s['id']}" for s in found]
 
     async def cleanup(self, ctx: StepContext, data: Mapping[str, Any]) -> None:
         silence_id = data.get("silence_id")
@@ -103,3 +131,7 @@ class SilenceAction(Action):
                 "it lapses on its own at its end time"
             )
         await ctx.alertmanager.expire_silence(silence_id)
+
+
+def _created_by(ctx: StepContext) -> str:
+    return f"itsmd run {ctx.run_id} ({ctx.runbook}/{ctx.step})"

@@ -43,7 +43,7 @@ class WaitUntilAction(Action):
     async def execute(self, ctx: StepContext) -> Outcome:
         prometheus = ctx.prometheus
         if prometheus is None:
-            return Outcome(False, "no prometheus: section in the config; the wait_until step cannot run")
+            return Outcome(False, "no prometheus: section in the config; the wait_until step cannot run", started=False)
         started = ctx.clock.now()
         polls = 0
         last = "no answer yet"

@@ -150,8 +150,19 @@ async def test_reload_replaces_drills_and_keeps_the_last_good_ones(tmp_path: Pat
         assert listed[0]["next_run"] is not None
 
 
+ORPHAN = """
+  - name: orphan
+    service: db
+    runbook: gone
+    schedule: "0 4 * * *"
+    rto: 1m
+    recovery: {verify: true}
+    enabled: false
+"""
+
+
 async def test_cli_drill_run_waits_and_exits_by_outcome(tmp_path: Path) -> None:
-    config = setup(tmp_path / "etc")
+    config = setup(tmp_path / "etc", DRILLS + ORPHAN.lstrip("\n"))
     async with running(config, tmp_path / "data", ManualClock()) as d:
         url = str(d.client.make_url("/")).rstrip("/")
         args = argparse.Namespace(verb="run", name="checkout-failover", url=url, token_file=None, timeout=5.0, by="bob")
@@ -159,6 +170,12 @@ async def test_cli_drill_run_waits_and_exits_by_outcome(tmp_path: Path) -> None:
         code = await asyncio.to_thread(drill_cli.main, args, out, err, sleep=lambda _: None)
         assert code == 0, err.getvalue()
         assert "drill checkout-failover: passed, recovery 0.0s (RTO 300s)" in out.getvalue()
+        assert "step 2 check (exec) [verify]: succeeded" in out.getvalue()  # the run-level check, with its action
+        args.name = "orphan"
+        code = await asyncio.to_thread(drill_cli.main, args, out, err, sleep=lambda _: None)
+        assert code == 1
+        assert "drill orphan: drill run 2, no runbook run started" in out.getvalue()
+        assert "None" not in out.getvalue()
         args.name = "nope"
         code = await asyncio.to_thread(drill_cli.main, args, out, err, sleep=lambda _: None)
         assert code == 1 and "HTTP 404 not_found: no drill named 'nope'" in err.getvalue()

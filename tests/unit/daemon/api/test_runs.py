@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -56,7 +58,10 @@ async def test_start_by_hand_runs_it_and_records_a_standard_change(daemon: Daemo
         "succeeded",
         1,
     )
-    assert len(step["output_digest"]) == 64
+    # Keyed with the data directory's key, so the digest of a short secret cannot be guessed without it.
+    key = (tmp_path / "data" / "digest.key").read_bytes().strip()
+    assert (tmp_path / "data" / "digest.key").stat().st_mode & 0o777 == 0o600
+    assert step["output_digest"] == "hmac-sha256:" + hmac.new(key, b"", hashlib.sha256).hexdigest()
     assert step["plan"]["argv"][-1] == "web-1"
     assert done["change_id"] is not None
 
@@ -97,6 +102,8 @@ async def test_dry_run_returns_the_plan_and_stores_nothing(daemon: Daemon, tmp_p
         ({"runbook": "touch", "params": {"host": 5}}, 400, "invalid_payload", "params.host"),
         ({"runbook": "touch", "params": {"host": "a"}, "emergency": True}, 400, "reason_required", "reason"),
         ({"runbook": "touch", "by": "Robert'); DROP"}, 400, "invalid_payload", "by"),
+        ({"runbook": "touch", "params": {"host": "a"}, "service": "nope"}, 422, "unknown_service", "service: 'nope'"),
+        ({"runbook": "touch", "params": {"host": "a"}, "incident_id": 99}, 422, "unknown_incident", "incident_id"),
     ],
 )
 async def test_refusals_are_4xx_json_naming_the_problem(
@@ -152,6 +159,14 @@ async def test_approve_lets_a_normal_change_run(daemon: Daemon, tmp_path: Path) 
     assert (tmp_path / "out.txt").read_text() == "gated\n"
     change = await daemon.get_json(f"/api/v1/changes/{done['change_id']}")
     assert (change["type"], change["outcome"]) == ("normal", "successful")
+    # The approval is evidence on the run, on its change and in the audit trail: who, why, when.
+    approval = done["approval"]
+    assert (approval["decision"], approval["by"], approval["reason"]) == ("approved", "alice", "ok")
+    assert approval["decided_at"] is not None and approval["expires_at"] is not None
+    assert change["approval"] == {"decision": "approved", "by": "alice", "reason": "ok", "at": approval["decided_at"]}
+    assert [e["detail"]["by"] for e in change["events"] if e["kind"] == "approval"] == ["alice"]
+    audit = (await daemon.get_json(f"/api/v1/audit?record_type=run&record_id={run['id']}"))["events"]
+    assert [(e["actor"], e["action"], e["at"]) for e in audit] == [("alice", "approved", approval["decided_at"])]
 
 
 async def test_cancel_a_waiting_run_and_404_for_unknown_ids(daemon: Daemon) -> None:
@@ -227,3 +242,34 @@ async def test_reload_picks_up_runbooks_and_keeps_the_last_good_ones(tmp_path: P
         status, run = await call(d, "POST", "/api/v1/runs", {"runbook": "later", "params": {}, "by": "ann"})
         assert status == 201, run  # the last good version still runs
         assert (await d.metrics())[series("itsmd_config_last_reload_successful")] == 0
+
+
+async def test_a_run_names_an_existing_incident_and_service_and_a_serviceless_one_is_labelled_none(
+    daemon: Daemon,
+) -> None:
+    status, posted = await daemon.v2([{"labels": {"alertname": "Down", "service": "db", "instance": "a"}}])
+    assert status == 200, posted
+    (incident,) = await daemon.incidents()
+    body = {"runbook": "touch", "params": {"host": "a"}, "incident_id": incident["id"], "service": "db"}
+    status, run = await call(daemon, "POST", "/api/v1/runs", body)
+    assert status == 201, run
+    assert (run["incident_id"], run["service"]) == (incident["id"], "db")
+    status, bare = await call(daemon, "POST", "/api/v1/runs", {"runbook": "touch", "params": {"host": "b"}})
+    assert status == 201, bare
+    await until(daemon, run["id"])
+    await until(daemon, bare["id"])
+    # The metrics and the report file a change made outside any service the same way: under `none`, which
+    # is no catalogue service, so the default service's row of the report does not count it.
+    metrics = await daemon.metrics()
+    for service in ("none", "db"):
+        changes = series("itsmd_changes_total", change_type="standard", outcome="successful", service=service)
+        assert metrics[changes] == 1
+    period = rfc3339_month(await daemon.get_json(f"/api/v1/runs/{bare['id']}"))
+    report = await daemon.get_json(f"/api/v1/reports/{period}")
+    by_service = {s["service"]: s["changes_by_outcome"] for s in report["services"]}
+    assert by_service["db"] == {"successful": 1}
+    assert by_service["unknown"] == {}
+
+
+def rfc3339_month(run: dict[str, object]) -> str:
+    return str(run["created_at"])[:7]

@@ -12,10 +12,12 @@ from typing import Any
 
 import aiohttp
 
+from daemon.audit import AuditLog
 from daemon.clock import ManualClock
 from daemon.metrics.counters import CounterStore
 from daemon.runbook.check import load_runbook
 from daemon.runbook.config import RunbooksConfig
+from daemon.runbook.digest import load_key as load_digest_key
 from daemon.runbook.engine import Engine
 from daemon.runbook.journal import load_runs
 from daemon.runbook.library import RunbookLibrary
@@ -70,6 +72,8 @@ class Harness:
         self.clock = clock or ManualClock()
         self.sleeper = ManualSleeper(self.clock)
         self.db = Database(folder / "itsmd.db")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.digest_key = load_digest_key(folder)
         self.escalations: list[tuple[int, str]] = []
         self.events: list[tuple[int, str, RunStatus]] = []
         self._changed = asyncio.Event()
@@ -81,11 +85,13 @@ class Harness:
         config: RunbooksConfig | None = None,
         secrets: Mapping[str, str] | None = None,
         prometheus: Any = None,
+        alertmanager: Any = None,
     ) -> Engine:
         library = RunbookLibrary.of(load_runbook(p) for p in runbooks)
         self.db.open()
         self.writer = GroupCommitWriter(self.db, flush_interval=0.05)
         self.counters = CounterStore(self.writer)
+        self.audit = AuditLog(self.writer)
         self.tasks = TaskRegistry()
         self.session = aiohttp.ClientSession()
         self.engine = Engine(
@@ -100,6 +106,9 @@ class Harness:
             secrets=secrets,
             sleep=self.sleeper,
             prometheus=prometheus,
+            alertmanager=alertmanager,
+            digest_key=self.digest_key,
+            audit=self.audit,
         )
         self.engine.subscribe(self._on_event)
         snapshot = load_runs(self.db.conn, now=self.clock.now(), breaker_lookback=86400.0, history=100)

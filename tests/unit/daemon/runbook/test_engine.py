@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from pathlib import Path
 
@@ -78,11 +79,13 @@ async def test_a_failed_verify_rolls_back_the_completed_steps_in_reverse(harness
     await harness.until(run)
     assert run.status is RunStatus.ROLLED_BACK
     assert "step three failed: verify failed: exit 1" in run.reason
-    assert log.read_text().split() == ["do-one", "do-two", "do-three", "undo-two", "undo-one"]
+    # "three" ran and only its verify failed: its own rollback is owed first.
+    assert log.read_text().split() == ["do-one", "do-two", "do-three", "undo-three", "undo-two", "undo-one"]
     assert _steps_of(harness, run.id) == [
         ("one", "do", "succeeded", 1),
         ("two", "do", "succeeded", 1),
         ("three", "do", "failed", 1),
+        ("three", "rollback", "succeeded", 1),
         ("two", "rollback", "succeeded", 1),
         ("one", "rollback", "succeeded", 1),
     ]
@@ -99,7 +102,64 @@ async def test_a_failing_rollback_ends_rollback_failed_and_the_others_still_run(
     await harness.until(run)
     assert run.status is RunStatus.ROLLBACK_FAILED
     assert "rollback failed: two (exit 1" in run.reason
-    assert log.read_text().split() == ["do-one", "do-two", "do-three", "undo-one"]
+    assert log.read_text().split() == ["do-one", "do-two", "do-three", "undo-three", "undo-one"]
+
+
+@pytest.mark.parametrize(
+    ("limit", "then", "summary"),
+    [("60s", "exit 3", "exit 3, expected 0"), ("1s", "sleep 30", "timed out after 1s")],
+)
+async def test_a_step_that_failed_after_it_started_gets_its_rollback(
+    harness: Harness, tmp_path: Path, limit: str, then: str, summary: str
+) -> None:
+    log = tmp_path / "log"
+    rb = write_runbook(
+        tmp_path / "rb",
+        f"""
+        name: half-done
+        steps:
+          - name: first
+            exec: {{argv: [sh, -c, 'echo first >> {log}']}}
+            rollback: {{exec: {{argv: [sh, -c, 'echo undo-first >> {log}']}}}}
+          - name: second
+            timeout: {limit}
+            exec: {{argv: [sh, -c, 'echo did-it >> {log}; {then}']}}
+            rollback: {{exec: {{argv: [sh, -c, 'echo undo-second >> {log}']}}}}
+        """,
+    )
+    engine = await harness.start([rb])
+    run = engine.start("half-done", {}, mode=RunMode.LIVE, trigger="manual", requested_by="ann")
+    await harness.until(run)
+    assert run.status is RunStatus.ROLLED_BACK, run.reason
+    assert f"step second failed: {summary}" in run.reason
+    assert log.read_text().split() == ["first", "did-it", "undo-second", "undo-first"]
+
+
+async def test_a_step_refused_before_it_started_gets_no_rollback(harness: Harness, tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    rb = write_runbook(
+        tmp_path / "rb",
+        f"""
+        name: refused
+        steps:
+          - name: first
+            exec: {{argv: [sh, -c, 'echo first >> {log}']}}
+            rollback: {{exec: {{argv: [sh, -c, 'echo undo-first >> {log}']}}}}
+          - name: second
+            exec: {{argv: [sh, -c, 'echo second >> {log}'], secret_env: {{TOKEN: not-configured}}}}
+            rollback: {{exec: {{argv: [sh, -c, 'echo undo-second >> {log}']}}}}
+        """,
+    )
+    engine = await harness.start([rb])
+    run = engine.start("refused", {}, mode=RunMode.LIVE, trigger="manual", requested_by="ann")
+    await harness.until(run)
+    assert run.status is RunStatus.ROLLED_BACK, run.reason
+    assert "secret 'not-configured' is not configured" in run.reason
+    assert log.read_text().split() == ["first", "undo-first"]
+    assert harness.stored("SELECT name, started FROM run_steps WHERE run_id = ? AND phase = 'do'", run.id) == [
+        ("first", 1),
+        ("second", 0),
+    ]
 
 
 async def test_on_failure_stop_and_continue(harness: Harness, tmp_path: Path) -> None:
@@ -371,7 +431,9 @@ async def test_output_is_redacted_capped_and_digested(harness: Harness, tmp_path
     assert output.startswith("token=<redacted>\naaaa")
     assert "s3cr3t" not in output and "s3cr3t" not in plan
     assert len(output.encode()) < 200 and "[cut at 100 of" in output
-    assert digest == hashlib.sha256(b"token=s3cr3t-value\n" + b"a" * 5000).hexdigest()
+    whole = b"token=s3cr3t-value\n" + b"a" * 5000
+    assert digest == "hmac-sha256:" + hmac.new(harness.digest_key, whole, hashlib.sha256).hexdigest()
+    assert hashlib.sha256(whole).hexdigest() not in digest + json.dumps(run.steps[0].data)
 
 
 async def test_a_run_needing_prometheus_is_refused_without_it(harness: Harness, tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ def _runbook(folder: Path, log: Path, *, idempotent: bool, on_interrupt: str) ->
             idempotent: {str(idempotent).lower()}
             timeout: 1d
             sleep: {{duration: 1h}}
+            rollback: {{exec: {{argv: [sh, -c, 'echo undo-second >> {log}']}}}}
           - name: third
             exec: {{argv: [sh, -c, 'echo third >> {log}']}}
         """,
@@ -55,7 +56,7 @@ async def test_an_idempotent_step_is_resumed_whatever_the_policy(tmp_path: Path,
     engine = await h.start([rb])
     run = engine.get(run_id)
     assert run is not None and run.status is RunStatus.RUNNING
-    assert engine.locks() == {"the-target": run_id}
+    assert engine.locks() == {("interrupted", "the-target"): run_id}
     await h.until_sleeping(1)  # "second" runs again
     h.sleeper.advance(3600)
     finished = await h.until(run)
@@ -81,7 +82,9 @@ async def test_a_non_idempotent_step_is_held_and_keeps_its_lock(tmp_path: Path) 
     assert run is not None and run.status is RunStatus.HELD
     assert run.reason.startswith("interrupted by a restart during step second, which is not idempotent; held")
     assert h.stored("SELECT status FROM runs WHERE id = ?", run_id) == [("held",)]
-    assert engine.locks() == {"the-target": run_id}  # the target's state is unknown: nobody else touches it
+    assert engine.locks() == {
+        ("interrupted", "the-target"): run_id
+    }  # the target's state is unknown: nobody else touches it
     blocked = engine.start("interrupted", {}, mode=RunMode.LIVE, trigger="manual", requested_by="bob")
     await h.until(blocked, RunStatus.WAITING_LOCK)
     assert engine.cancel(run_id, "ann", "checked by hand").status is RunStatus.CANCELLED
@@ -106,7 +109,8 @@ async def test_a_non_idempotent_step_is_rolled_back_by_policy(tmp_path: Path) ->
     await h.until(run)
     assert run.status is RunStatus.ROLLED_BACK
     assert "interrupted by a restart during step second" in run.reason
-    assert log.read_text().split() == ["first", "undo-first"]
+    # "second" was in flight: its outcome is unknown, so its rollback runs too, before the earlier one's.
+    assert log.read_text().split() == ["first", "undo-second", "undo-first"]
     assert engine.locks() == {}
     assert h.stored("SELECT status FROM runs WHERE status IN ('running', 'rolling_back')") == []
     await h.stop()
@@ -167,12 +171,14 @@ async def test_after_a_restart_the_lock_goes_to_the_run_that_held_it(tmp_path: P
     engine.approve(holder.id, "lead", "go")
     await h.until(holder, RunStatus.RUNNING)
     await h.until_sleeping(2)  # the other run's approval timeout and the work step
-    assert engine.locks() == {"target": holder.id}
+    assert engine.locks() == {("approved-first", "target"): holder.id}
     await h.crash()
 
     h = Harness(tmp_path / "store", clock)
     engine = await h.start([rb])
-    assert engine.locks() == {"target": holder.id}  # not the lower-numbered run still waiting for approval
+    assert engine.locks() == {
+        ("approved-first", "target"): holder.id
+    }  # not the lower-numbered run still waiting for approval
     again = engine.get(waiting.id)
     assert again is not None
     await h.until(again, RunStatus.WAITING_APPROVAL)

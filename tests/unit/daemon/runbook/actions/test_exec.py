@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -53,7 +55,9 @@ async def test_output_is_capped_and_the_whole_is_digested(session: aiohttp.Clien
     outcome = await spec.build(plain).execute(context(session))
     assert outcome.ok
     assert outcome.output.startswith("b" * 1000 + "\n[output truncated: 300000 bytes, 1000 kept]")
-    assert outcome.data["output_sha256"] == hashlib.sha256(b"b" * 300000).hexdigest()
+    key = b"k" * 64
+    outcome = await spec.build(plain).execute(replace(context(session), digest_key=key))
+    assert outcome.data["output_digest"] == "hmac-sha256:" + hmac.new(key, b"b" * 300000, hashlib.sha256).hexdigest()
 
 
 async def test_secret_env_comes_from_the_configured_secrets(session: aiohttp.ClientSession) -> None:

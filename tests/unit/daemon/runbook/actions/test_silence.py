@@ -91,7 +91,7 @@ async def test_creates_a_silence_for_duration_and_cleanup_expires_it(upstream: U
         "startsAt": "2027-01-15T08:00:00.000Z",
         "endsAt": "2027-01-15T08:15:00.000Z",
         "createdBy": "itsmd run 7 (restart-db/check)",
-        "comment": "restarting db-1:9100",
+        "comment": "restarting db-1:9100 [itsmd run 7 step check]",
     }
     await action.cleanup(ctx, outcome.data)
     assert [(r.method, r.path) for r in upstream.requests][-1] == ("DELETE", f"/am/api/v2/silence/{SILENCE_ID}")
