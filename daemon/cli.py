@@ -1,4 +1,5 @@
-"""Command line: `itsmd run`, `itsmd check`, `itsmd schema`, `itsmd runbook`, `itsmd drill`, `itsmd report`.
+"""Command line: `itsmd run`, `itsmd check`, `itsmd schema`, `itsmd runbook`, `itsmd drill`, `itsmd report`,
+`itsmd audit`.
 Thin: parsing, logging, signals; the app does the rest."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from daemon import __version__, explain
 from daemon.app import create_app
+from daemon.audit import cli as audit_cli
 from daemon.catalogue.services import load_catalogue
 from daemon.config import is_loopback, load_config, parse_listen
 from daemon.correlate.ruleset import RULE_FILES, check_rule_file
@@ -60,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     drill_cli.add_parser(sub)
     explain.add_parser(sub)
     report_cli.add_parser(sub)
+    audit_cli.add_parser(sub)
     return parser
 
 
@@ -78,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return explain.main(args, time.time())
     if args.command == "report":
         return report_cli.main(args)
+    if args.command == "audit":
+        return audit_cli.main(args)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -215,6 +215,12 @@ class ReportsConfig(_Strict):
         return self
 
 
+class AuditConfig(_Strict):
+    key_file: Path | None = None
+    """The key of the audit chain (made at first start, mode 0600; the anchor audit.head goes beside it).
+    Default: audit.key in data_dir. Keep it where the database's other writers cannot reach it."""
+
+
 class Config(_Strict):
     listen: str = DEFAULT_LISTEN
     data_dir: Path = Path("data")
@@ -228,6 +234,7 @@ class Config(_Strict):
     runbooks: RunbooksConfig = RunbooksConfig()
     availability: AvailabilityConfig = AvailabilityConfig()
     reports: ReportsConfig = ReportsConfig()
+    audit: AuditConfig = AuditConfig()
     prometheus: PrometheusConfig | None = None
     """Where runbook promql and wait_until steps query; without it such runbooks are refused at start."""
     alertmanager: AlertmanagerConfig | None = None
@@ -271,6 +278,10 @@ class LoadedConfig:
     def db_path(self) -> Path:
         return self.config.data_dir / "itsmd.db"
 
+    @property
+    def audit_key_file(self) -> Path:
+        return self.config.audit.key_file or self.config.data_dir / "audit.key"
+
 
 def load_config(path: Path, *, listen: str | None = None, data_dir: Path | None = None) -> LoadedConfig:
     """Read, validate and resolve a config file and the rule files it points to."""
@@ -283,6 +294,8 @@ def load_config(path: Path, *, listen: str | None = None, data_dir: Path | None 
     updates["runbooks"] = config.runbooks.model_copy(update={"dir": base / config.runbooks.dir})
     if config.reports.dir is not None:
         updates["reports"] = config.reports.model_copy(update={"dir": base / config.reports.dir})
+    if config.audit.key_file is not None:
+        updates["audit"] = config.audit.model_copy(update={"key_file": base / config.audit.key_file})
     if listen is not None:
         parse_listen(listen)
         updates["listen"] = listen
