@@ -21,9 +21,6 @@ from daemon.audit import store
 from daemon.audit.chain import ORIGIN, Head, event_mac, read_anchor
 from daemon.errors import StorageError
 
-CHAIN_VERSION = 6
-"""The schema version that added the chain's columns."""
-
 
 @dataclass(frozen=True, slots=True)
 class Finding:
@@ -79,9 +76,9 @@ def check(conn: sqlite3.Connection, key: bytes, anchor_file: Path, *, tail: int 
 
 def _check(conn: sqlite3.Connection, key: bytes, tail: int | None, findings: list[Finding]) -> Report:
     events = conn.execute("SELECT count(*) FROM audit_events").fetchone()[0]
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
     report = Report(events, ORIGIN, findings)
-    if version < CHAIN_VERSION:
+    if "mac" not in {r[1] for r in conn.execute("PRAGMA table_info(audit_events)")}:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
         findings.append(Finding(f"schema version {version} has no audit chain: start itsmd once to upgrade it"))
         return report
     _check_triggers(conn, findings)

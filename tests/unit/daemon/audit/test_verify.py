@@ -85,6 +85,22 @@ def test_without_the_anchor_a_deleted_tail_is_not_seen_and_verify_says_so(
     )
 
 
+def test_an_unreadable_anchor(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (data / "audit.head").write_text("seq 7\n")
+    code, lines = verify(capsys, "--data-dir", data)
+    assert (code, lines[0]) == (1, f"the audit anchor {data / 'audit.head'} is not an anchor file")
+
+
+def test_a_store_older_than_the_chain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conn = sqlite3.connect(tmp_path / "itsmd.db", isolation_level=None)
+    for version, sql in MIGRATIONS[:5]:
+        conn.executescript(f"BEGIN; {sql}; PRAGMA user_version = {version}; COMMIT;")
+    conn.close()
+    (tmp_path / "audit.key").write_text(os.urandom(32).hex())
+    code, lines = verify(capsys, "--data-dir", tmp_path)
+    assert (code, lines[0]) == (1, "schema version 5 has no audit chain: start itsmd once to upgrade it")
+
+
 def test_an_inserted_event(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     forged = "INSERT INTO audit_events (seq, at, actor, record_type, record_id, action, before, after, mac) VALUES "
     tamper(data / "itsmd.db", forged + f"(8, 2000.0, 'mallory', 'incident', '1', 'closed', NULL, NULL, '{'0' * 64}')")
