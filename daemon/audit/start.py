@@ -83,7 +83,7 @@ def _open(conn: sqlite3.Connection, key_file: Path, now: float) -> _Opened:
             TAIL,
         )
     else:
-        log.info("audit chain intact (newest %d events checked), head seq %d", TAIL, start.seq)
+        log.info("audit chain intact (its newest %d events checked), head seq %d", min(TAIL, start.seq), start.seq)
     return _Opened(key, start, problems)
 
 
