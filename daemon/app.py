@@ -24,7 +24,8 @@ from daemon import __version__, console, reload
 from daemon.alerts.table import AlertTable
 from daemon.api import auth, changes, drills, health, keys, manage, openapi, reports, rest, runs
 from daemon.api.errors import json_errors
-from daemon.audit import AuditLog
+from daemon.audit.metrics import AuditCollector
+from daemon.audit.start import open_audit
 from daemon.availability.tracker import AvailabilityCollector, AvailabilityTracker
 from daemon.changes.ledger import ChangeLedger
 from daemon.changes.model import ChangePolicy
@@ -76,6 +77,8 @@ SCHEDULER = web.AppKey("scheduler", Scheduler)
 AVAILABILITY = web.AppKey("availability", AvailabilityTracker)
 AVAILABILITY_COMPACT = 600.0
 """How often old outages are folded into totals; any interval works, it only bounds memory."""
+AUDIT_ANCHOR_INTERVAL = 1.0
+"""How far the anchor may lag the committed audit chain: deleting newer events than it holds goes unnoticed."""
 REPORT_JOB = "monthly-report"
 INCIDENT_TIMERS = "incidents"
 """The scheduler job that wakes the correlator for SLA deadlines, flapping and closes."""
@@ -163,7 +166,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     counters = CounterStore(writer)
     load_dormant = DormantLoader(db)
     alerts = AlertTable(writer, cfg.alerts, load_dormant=load_dormant)
-    audit = AuditLog(writer)
+    audit = await open_audit(db, writer, loaded.audit_key_file, clock.now())
     problems = Problems(writer, counters, audit)
     now = clock.now()
     snapshot = await asyncio.to_thread(
@@ -204,6 +207,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         auto.metrics,
         DrillCollector(counters, auto.drills),
         AvailabilityCollector(availability),
+        AuditCollector(audit),
     )
     scheduler = _scheduler(loaded, correlator, clock)
     _expose(
@@ -217,6 +221,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     )
 
     _start_background(tasks, pipeline, scheduler, reloader, cfg.alerts.sweep_interval, availability=availability)
+    tasks.every("audit-anchor", AUDIT_ANCHOR_INTERVAL, audit.anchor)
     _schedule_drills(app, scheduler, reloader, auto.drills, correlator.ruleset.drills)
     # After the writer runs: recovery journals what it decides and waits for that to be durable.
     await auto.engine.recover()
@@ -236,6 +241,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     finally:
         app[keys.HEALTH].draining = True
         await _shut_down(cfg.shutdown_timeout, auto=auto, scheduler=scheduler, tasks=tasks, writer=writer)
+        await audit.anchor()  # the writer has drained: the head of its last commit
         reader.close()
         load_dormant.close()
         await asyncio.to_thread(db.close)

@@ -1,5 +1,5 @@
-"""Command line: `itsmd run`, `itsmd check`, `itsmd schema`, `itsmd runbook`, `itsmd drill`, `itsmd report`, and
-`itsmd incidents|problems|changes|runs` against a running daemon.
+"""Command line: `itsmd run`, `itsmd check`, `itsmd schema`, `itsmd runbook`, `itsmd drill`, `itsmd report`,
+`itsmd audit`, and `itsmd incidents|problems|changes|runs` against a running daemon.
 Thin: parsing, logging, signals; the app does the rest."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from aiohttp import web
 
 from daemon import __version__, checkfiles, explain, kit, records_cli, schemas
 from daemon.app import create_app
+from daemon.audit import cli as audit_cli
 from daemon.config import is_loopback, load_config, parse_listen
 from daemon.drills import cli as drill_cli
 from daemon.errors import ConfigError, StorageError
@@ -58,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     report_cli.add_parser(sub)
     records_cli.add_parsers(sub)
     kit.add_parser(sub)
+    audit_cli.add_parser(sub)
     return parser
 
 
@@ -80,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report_cli.main(args)
     if args.command in records_cli.RESOURCES:
         return records_cli.main(args)
+    if args.command == "audit":
+        return audit_cli.main(args)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

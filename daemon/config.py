@@ -241,6 +241,12 @@ class ConsoleConfig(_Strict):
     """A console session ends after this long without a request (then the login page again)."""
 
 
+class AuditConfig(_Strict):
+    key_file: Path | None = None
+    """The key of the audit chain (made at first start, mode 0600; the anchor audit.head goes beside it).
+    Default: audit.key in data_dir. Keep it where the database's other writers cannot reach it."""
+
+
 class Config(_Strict):
     listen: str = DEFAULT_LISTEN
     data_dir: Path = Path("data")
@@ -255,6 +261,7 @@ class Config(_Strict):
     availability: AvailabilityConfig = AvailabilityConfig()
     reports: ReportsConfig = ReportsConfig()
     console: ConsoleConfig = ConsoleConfig()
+    audit: AuditConfig = AuditConfig()
     prometheus: PrometheusConfig | None = None
     """Where runbook promql and wait_until steps query; without it such runbooks are refused at start."""
     alertmanager: AlertmanagerConfig | None = None
@@ -298,6 +305,10 @@ class LoadedConfig:
     def db_path(self) -> Path:
         return self.config.data_dir / "itsmd.db"
 
+    @property
+    def audit_key_file(self) -> Path:
+        return self.config.audit.key_file or self.config.data_dir / "audit.key"
+
 
 def load_config(path: Path, *, listen: str | None = None, data_dir: Path | None = None) -> LoadedConfig:
     """Read, validate and resolve a config file and the rule files it points to; ConfigError lists the problems
@@ -337,4 +348,6 @@ def check_config(path: Path) -> tuple[Config | None, list[ConfigProblem]]:
     updates["runbooks"] = config.runbooks.model_copy(update={"dir": base / config.runbooks.dir})
     if config.reports.dir is not None:
         updates["reports"] = config.reports.model_copy(update={"dir": base / config.reports.dir})
+    if config.audit.key_file is not None:
+        updates["audit"] = config.audit.model_copy(update={"key_file": base / config.audit.key_file})
     return config.model_copy(update=updates), problems

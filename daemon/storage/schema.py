@@ -246,6 +246,16 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE changes ADD COLUMN approval TEXT;
         """,
     ),
+    (
+        7,
+        """
+        -- The audit chain (daemon/audit/chain.py): a contiguous sequence number and a keyed mac per event.
+        -- Events written before this version keep NULL in both; the chain's first event seals them.
+        ALTER TABLE audit_events ADD COLUMN seq INTEGER;
+        ALTER TABLE audit_events ADD COLUMN mac TEXT;
+        CREATE UNIQUE INDEX audit_events_seq ON audit_events (seq);
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

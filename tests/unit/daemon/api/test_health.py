@@ -40,6 +40,8 @@ README_METRICS = {
     "itsmd_config_last_reload_successful": ("gauge", set()),
     "itsmd_alerts_firing": ("gauge", set()),
     "itsmd_store_up": ("gauge", set()),
+    "itsmd_audit_chain_ok": ("gauge", set()),
+    "itsmd_audit_chain_head_sequence": ("gauge", set()),
     "itsmd_ingest_duration_seconds": ("histogram", set()),
     "itsmd_build_info": ("gauge", {"version", "python"}),
 }
