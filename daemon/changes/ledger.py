@@ -113,12 +113,14 @@ class ChangeLedger:
         if outcome is not None:
             self._close(change, outcome, run.ended_at if run.ended_at is not None else self._clock.now())
 
-    def annotate(self, run_id: int, at: float, by: str, text: str) -> bool:
-        """Add a person's note (why a change was requested, decided) to the change of a run; False if none."""
+    def annotate(self, run_id: int, at: float, by: str, text: str, *, on_behalf_of: str | None = None) -> bool:
+        """Add a principal's note (why a change was requested, decided, and for whom) to the change of a run;
+        False if none."""
         change = self._by_run.get(run_id)
         if change is None:
             return False
-        self._record(change, at, "note", {"by": by, "text": text})
+        behalf = {"on_behalf_of": on_behalf_of} if on_behalf_of else {}
+        self._record(change, at, "note", {"by": by, "text": text, **behalf})
         return True
 
     def _open(self, run: Run) -> Change:

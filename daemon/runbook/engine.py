@@ -113,6 +113,7 @@ class _Gate:
     future: asyncio.Future[Decision]
     who: tuple[str, ...]
     run_level: bool
+    requester_may_approve: bool = True
 
 
 class Engine:
@@ -330,17 +331,35 @@ class Engine:
     def runs(self) -> list[Run]:
         return sorted(self._runs.values(), key=lambda r: r.id)
 
-    def approve(self, run_id: int, who: str, reason: str) -> Run:
-        return self._decide(run_id, Decision(True, who, reason))
+    def approve(
+        self,
+        run_id: int,
+        who: str,
+        reason: str,
+        *,
+        on_behalf_of: str | None = None,
+        identities: frozenset[str] = frozenset(),
+    ) -> Run:
+        """`who` is the authenticated principal; `identities` what else it answers to in `approval.who`."""
+        return self._decide(run_id, Decision(True, who, reason, on_behalf_of, identities))
 
-    def reject(self, run_id: int, who: str, reason: str) -> Run:
-        return self._decide(run_id, Decision(False, who, reason))
+    def reject(
+        self,
+        run_id: int,
+        who: str,
+        reason: str,
+        *,
+        on_behalf_of: str | None = None,
+        identities: frozenset[str] = frozenset(),
+    ) -> Run:
+        return self._decide(run_id, Decision(False, who, reason, on_behalf_of, identities))
 
-    def cancel(self, run_id: int, who: str, reason: str) -> Run:
+    def cancel(self, run_id: int, who: str, reason: str, *, on_behalf_of: str | None = None) -> Run:
         """Pending or waiting runs end `cancelled`; a running one is aborted (its current step is stopped,
         completed steps are not rolled back); a held one is released."""
         run = self._known(run_id)
-        why = f"cancelled by {who}" + (f": {reason}" if reason else "")
+        by = f"{who} (on behalf of {on_behalf_of})" if on_behalf_of else who
+        why = f"cancelled by {by}" + (f": {reason}" if reason else "")
         if run.status is RunStatus.HELD:
             self._finish(run, RunStatus.CANCELLED, f"{run.reason}; released ({why})")
             return run
@@ -591,14 +610,23 @@ class Engine:
         spec = built.runbook.spec
         if spec.approval.required or spec.change.type == "normal":
             message = spec.approval.message
-            decision = await self._await_decision(run, message, spec.approval.who, spec.approval.timeout, True)
+            # Separation of duties applies to normal changes; an emergency one is approved by whoever can.
+            normal = not (run.emergency or spec.change.type == "emergency")
+            decision = await self._await_decision(
+                run,
+                message,
+                spec.approval.who,
+                spec.approval.timeout,
+                True,
+                requester_may_approve=spec.approval.allow_self_approval or not normal,
+            )
             if decision is None:
                 self._finish(run, RunStatus.REJECTED, f"no approval within {format_duration(spec.approval.timeout)}")
                 return False
             if not decision.approved:
-                self._finish(run, RunStatus.REJECTED, f"rejected by {decision.who}: {decision.reason}")
+                self._finish(run, RunStatus.REJECTED, f"rejected by {decision.decider}: {decision.reason}")
                 return False
-            run.reason = f"approved by {decision.who}: {decision.reason}"
+            run.reason = f"approved by {decision.decider}: {decision.reason}"
         if run.lock_key is not None and spec.concurrency is not None:
             taken = await self._take_lock(
                 run, run.lock_key, spec.concurrency.on_conflict, spec.concurrency.wait_timeout
@@ -815,10 +843,17 @@ class Engine:
     # ---- approvals ------------------------------------------------------------------------------------
 
     async def _await_decision(
-        self, run: Run, message: str, who: tuple[str, ...], within: float, run_level: bool
+        self,
+        run: Run,
+        message: str,
+        who: tuple[str, ...],
+        within: float,
+        run_level: bool,
+        *,
+        requester_may_approve: bool = True,
     ) -> Decision | None:
         future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
-        self._gates[run.id] = _Gate(future, who, run_level)
+        self._gates[run.id] = _Gate(future, who, run_level, requester_may_approve)
         previous = run.status
         allowed = f" by {', '.join(who)}" if who else ""
         self._set_status(
@@ -846,9 +881,16 @@ class Engine:
             raise InvalidRunTransition(
                 f"run {run_id} is {run.status.value}, not waiting for approval; cannot {verb} (allowed: {allowed})"
             )
-        if gate.who and decision.who not in gate.who:
+        if gate.who and not {decision.who, *decision.identities} & set(gate.who):
             raise RequestError(
                 "not_allowed", f"{decision.who!r} may not {verb} run {run_id}: only {', '.join(gate.who)}", 403
+            )
+        if decision.approved and not gate.requester_may_approve and decision.who == run.requested_by:
+            raise RequestError(
+                "separation_of_duties",
+                f"separation of duties: {decision.who} requested this change and may not approve it; "
+                "set approval.allow_self_approval in the runbook to permit it",
+                403,
             )
         gate.future.set_result(decision)
         return run

@@ -37,7 +37,9 @@ class ApprovalAction(Action):
         decision = await ctx.await_decision(self.message, self.who, self.timeout)
         if decision is None:
             return Outcome(False, f"no decision within {format_duration(self.timeout)}", data={"timed_out": True})
-        data = {"approved": decision.approved, "who": decision.who, "reason": decision.reason}
+        data: dict[str, object] = {"approved": decision.approved, "who": decision.who, "reason": decision.reason}
+        if decision.on_behalf_of:
+            data["on_behalf_of"] = decision.on_behalf_of
         if decision.approved:
-            return Outcome(True, f"approved by {decision.who}", data=data)
-        return Outcome(False, f"rejected by {decision.who}: {decision.reason}", data={**data, "rejected": True})
+            return Outcome(True, f"approved by {decision.decider}", data=data)
+        return Outcome(False, f"rejected by {decision.decider}: {decision.reason}", data={**data, "rejected": True})
