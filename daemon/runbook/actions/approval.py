@@ -13,7 +13,8 @@ from daemon.runbook.actions.base import Action, ActionSpec, Outcome, Renderer, S
 
 class ApprovalSpec(ActionSpec):
     who: tuple[str, ...] = ()
-    """Plain names or groups allowed to decide; empty: anyone with a write token."""
+    """Who may decide: principal names, `role:<role>` (that role or higher), `group:<group>` (a group the
+    trusted proxy names); empty: any principal with role approver."""
     timeout: PositiveDuration = 3600.0
     message: str = Field(default="approve to continue")
 

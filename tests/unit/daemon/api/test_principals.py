@@ -4,6 +4,7 @@ is kept as on_behalf_of)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -166,6 +167,13 @@ def test_every_api_route_declares_its_role(tmp_path: Path) -> None:
         if route.method != "HEAD" and (path.startswith("/api/v1") or path == "/-/reload"):
             served.add((route.method, path))
     assert served == set(ROUTE_ROLES)
+
+
+async def test_a_reload_is_logged_with_its_principal(daemon: Daemon, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="daemon.reload")
+    status, _ = await call(daemon, "POST", "/-/reload", headers=as_("ann"))
+    assert status == 200
+    assert "reload requested by ann" in caplog.text
 
 
 async def test_legacy_tokens_are_viewer_and_admin_principals(daemon: Daemon, tmp_path: Path) -> None:
