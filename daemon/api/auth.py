@@ -144,6 +144,10 @@ class Authenticator:
                 f"{', '.join(sent)} is only accepted from the trusted proxy (auth.proxy.trusted_cidrs); "
                 f"this connection comes from {peer or 'an unknown address'}",
             )
+        twice = [h for h in sent if len(headers.getall(h)) > 1]
+        if twice:
+            # A proxy that appends instead of replacing would pass a client's own value on first.
+            raise _Refusal(401, "unauthorized", f"the proxy sent {', '.join(twice)} more than once")
         email = headers.get(proxy.email_header, "").strip() or None
         name = headers.get(proxy.user_header, "").strip() or email
         if name is None:

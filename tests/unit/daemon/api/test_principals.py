@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from multidict import CIMultiDict
 
 from daemon.api.principals import ROUTE_ROLES
 from daemon.app import create_app
@@ -303,6 +304,9 @@ async def test_the_trusted_proxy_names_the_user_and_groups_give_the_role(proxied
     assert status == 200
     status, answer = await call(proxied, "GET", "/api/v1/incidents", headers=user("itsmd", "sre"))
     assert (status, answer["reason"]) == (403, "forbidden")
+    twice = CIMultiDict([("X-Forwarded-User", "sam"), ("X-Forwarded-User", "pat")])
+    status, answer = await call(proxied, "GET", "/api/v1/incidents", headers=twice)
+    assert (status, answer["error"]) == (401, "the proxy sent X-Forwarded-User more than once")
 
 
 async def test_proxy_headers_from_an_untrusted_peer_are_refused(tmp_path: Path) -> None:
