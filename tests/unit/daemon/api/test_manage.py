@@ -144,6 +144,9 @@ async def test_recurring_outages_open_a_problem_and_its_lifecycle(daemon: Daemon
         {"by": "carol", "root_cause": "pool leak", "workaround": "restart the pool", "runbook": "restart-pool"},
     )
     assert (status, body["status"], body["runbook"]) == (200, "known_error", "restart-pool")
+    audit = await daemon.get_json(f"/api/v1/audit?record_type=problem&record_id={problem['id']}")
+    (known,) = [e for e in audit["events"] if e["action"] == "known_error"]
+    assert (known["actor"], known["after"]["on_behalf_of"]) == ("anonymous", "carol")
     status, body = await daemon.post(f"/api/v1/problems/{problem['id']}/confirm", {"by": "carol"})
     assert status == 409
     assert "allowed: resolve" in body["error"]
