@@ -610,16 +610,7 @@ class Engine:
         spec = built.runbook.spec
         if spec.approval.required or spec.change.type == "normal":
             message = spec.approval.message
-            # Separation of duties applies to normal changes; an emergency one is approved by whoever can.
-            normal = not (run.emergency or spec.change.type == "emergency")
-            decision = await self._await_decision(
-                run,
-                message,
-                spec.approval.who,
-                spec.approval.timeout,
-                True,
-                requester_may_approve=spec.approval.allow_self_approval or not normal,
-            )
+            decision = await self._await_decision(run, message, spec.approval.who, spec.approval.timeout, True)
             if decision is None:
                 self._finish(run, RunStatus.REJECTED, f"no approval within {format_duration(spec.approval.timeout)}")
                 return False
@@ -843,17 +834,11 @@ class Engine:
     # ---- approvals ------------------------------------------------------------------------------------
 
     async def _await_decision(
-        self,
-        run: Run,
-        message: str,
-        who: tuple[str, ...],
-        within: float,
-        run_level: bool,
-        *,
-        requester_may_approve: bool = True,
+        self, run: Run, message: str, who: tuple[str, ...], within: float, run_level: bool
     ) -> Decision | None:
         future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
-        self._gates[run.id] = _Gate(future, who, run_level, requester_may_approve)
+        may_self_approve = not run_level or self._self_approval_allowed(run)
+        self._gates[run.id] = _Gate(future, who, run_level, may_self_approve)
         previous = run.status
         allowed = f" by {', '.join(who)}" if who else ""
         self._set_status(
@@ -867,6 +852,16 @@ class Engine:
             self._gates.pop(run.id, None)
             if previous is not RunStatus.PENDING and not run.status.terminal:
                 self._set_status(run, previous, "")
+
+    def _self_approval_allowed(self, run: Run) -> bool:
+        """Separation of duties: whoever requested a normal change may not approve it, unless the runbook
+        says so. An emergency change is approved by whoever can. The policy is the runbook's when the
+        approval is asked, which is when the run is admitted."""
+        loaded = self.library.get(run.runbook)
+        if loaded is None:
+            return False
+        spec = loaded.spec
+        return run.emergency or spec.change.type == "emergency" or spec.approval.allow_self_approval
 
     def _gate_is_run_level(self, run_id: int) -> bool:
         gate = self._gates.get(run_id)
