@@ -853,16 +853,6 @@ class Engine:
             if previous is not RunStatus.PENDING and not run.status.terminal:
                 self._set_status(run, previous, "")
 
-    def _self_approval_allowed(self, run: Run) -> bool:
-        """Separation of duties: whoever requested a normal change may not approve it, unless the runbook
-        says so. An emergency change is approved by whoever can. The policy is the runbook's when the
-        approval is asked, which is when the run is admitted."""
-        loaded = self.library.get(run.runbook)
-        if loaded is None:
-            return False
-        spec = loaded.spec
-        return run.emergency or spec.change.type == "emergency" or spec.approval.allow_self_approval
-
     def _gate_is_run_level(self, run_id: int) -> bool:
         gate = self._gates.get(run_id)
         return gate is not None and gate.run_level
@@ -889,6 +879,16 @@ class Engine:
             )
         gate.future.set_result(decision)
         return run
+
+    def _self_approval_allowed(self, run: Run) -> bool:
+        """Separation of duties: whoever requested a normal change may not approve it, unless the runbook
+        says so. An emergency change is approved by whoever can. The policy is the runbook's when the
+        approval is asked, which is when the run is admitted."""
+        loaded = self.library.get(run.runbook)
+        if loaded is None:
+            return False
+        spec = loaded.spec
+        return run.emergency or spec.change.type == "emergency" or spec.approval.allow_self_approval
 
     async def _race(self, waitable: Awaitable[Any], seconds: float) -> bool:
         """True when waitable finished first, False when `seconds` of the engine's sleep passed."""
