@@ -24,6 +24,7 @@ from daemon import __version__, console, reload
 from daemon.alerts.table import AlertTable
 from daemon.api import auth, changes, drills, health, keys, manage, openapi, reports, rest, runs
 from daemon.api.errors import json_errors
+from daemon.audit import AuditLog
 from daemon.audit.metrics import AuditCollector
 from daemon.audit.start import open_audit
 from daemon.availability.tracker import AvailabilityCollector, AvailabilityTracker

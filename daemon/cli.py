@@ -109,9 +109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-        if not cfg.auth.api.enabled:
-            log.warning("the REST API needs no token (auth.api): anyone who can reach %s can read it", cfg.listen)
-        if not cfg.tls.enabled and (cfg.auth.ingest.enabled or cfg.auth.api.enabled):
+        if not cfg.auth.api_enabled:
+            log.warning(
+                "the REST API needs no token (auth.api, auth.proxy): anyone who can reach %s can read and change it",
+                cfg.listen,
+            )
+        if not cfg.tls.enabled and (cfg.auth.ingest.enabled or cfg.auth.api_enabled):
             log.warning("no tls configured: credentials sent to %s travel in clear text", cfg.listen)
     try:
         ssl_context = cfg.tls.server_context()

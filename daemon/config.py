@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, field_validator, model_validator
 
 from daemon.correlate.rules import CorrelationRules
 from daemon.correlate.ruleset import RuleSet, check_rules
@@ -133,21 +133,99 @@ class TokenSource(_Strict):
         return secret
 
 
+RoleName = Literal["viewer", "responder", "approver", "admin"]
+"""API roles, lowest first; each allows what the ones before it allow (daemon/api/principals.py)."""
+PRINCIPAL_NAME_PATTERN = r"^[A-Za-z0-9_.@:+-]{1,64}$"
+RESERVED_PRINCIPALS = frozenset({"itsmd", "anonymous", "scheduler"})
+"""The daemon's own actor, the open API's caller and the drill scheduler: no token or user may be one of them."""
+_HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$"
+
+
+def _not_reserved(name: str) -> str:
+    if name.lower() in RESERVED_PRINCIPALS:
+        raise ValueError(f"{name!r} is reserved (the names {', '.join(sorted(RESERVED_PRINCIPALS))} are the daemon's)")
+    return name
+
+
+class NamedToken(TokenSource):
+    """An API token of a named principal with a role."""
+
+    name: str = Field(pattern=PRINCIPAL_NAME_PATTERN)
+    """Recorded as the actor of everything done with this token."""
+    role: RoleName
+
+    @field_validator("name")
+    @classmethod
+    def _free_name(cls, value: str) -> str:
+        return _not_reserved(value)
+
+
 class ApiAuth(_Strict):
-    """Bearer tokens of the REST API. A write token also reads. No token at all: the API is open; once any
-    token is set, every /api/v1 request needs one (and a write needs a write token)."""
+    """Bearer tokens of the REST API. `tokens` are named, each with a role. The older `read_tokens` and
+    `write_tokens` still work: the n-th read token is the principal `read-token-<n>` with role viewer, the n-th
+    write token `write-token-<n>` with role admin. No token at all (and no proxy): the API is open; once any is
+    set, every /api/v1 request needs a principal with the route's role."""
 
     read_tokens: tuple[TokenSource, ...] = ()
     write_tokens: tuple[TokenSource, ...] = ()
+    tokens: tuple[NamedToken, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ApiAuth:
+        seen: set[str] = set()
+        for name, _, _ in self.principals():
+            if name in seen:
+                raise ValueError(f"two API tokens are named {name!r}; each principal has one name")
+            seen.add(name)
+        return self
+
+    def principals(self) -> list[tuple[str, RoleName, Secret]]:
+        """(name, role, secret) of every API token, the legacy ones mapped as documented above."""
+        out: list[tuple[str, RoleName, Secret]] = []
+        out += [(f"read-token-{n}", "viewer", t.secret) for n, t in enumerate(self.read_tokens, 1)]
+        out += [(f"write-token-{n}", "admin", t.secret) for n, t in enumerate(self.write_tokens, 1)]
+        out += [(t.name, t.role, t.secret) for t in self.tokens]
+        return out
 
     @property
     def enabled(self) -> bool:
-        return bool(self.read_tokens or self.write_tokens)
+        return bool(self.read_tokens or self.write_tokens or self.tokens)
+
+
+class ProxyAuth(_Strict):
+    """A trusted reverse proxy (oauth2-proxy or any SSO proxy) that names the user in request headers. The
+    headers count only on connections whose TCP peer address is in `trusted_cidrs` (X-Forwarded-For is never
+    looked at); from any other peer a request carrying one of them is refused."""
+
+    trusted_cidrs: tuple[IPvAnyNetwork, ...] = Field(min_length=1)
+    user_header: str = Field(default="X-Forwarded-User", pattern=_HEADER_NAME)
+    email_header: str = Field(default="X-Forwarded-Email", pattern=_HEADER_NAME)
+    groups_header: str = Field(default="X-Forwarded-Groups", pattern=_HEADER_NAME)
+    """Comma-separated group names, as oauth2-proxy sends them."""
+    groups: dict[str, RoleName] = Field(default_factory=dict)
+    """Group name -> role; a user gets the highest role among its groups."""
+    default_role: RoleName | None = None
+    """The role of a user in no mapped group; unset: such a user is refused (403)."""
+
+    @model_validator(mode="after")
+    def _distinct_headers(self) -> ProxyAuth:
+        names = [h.lower() for h in (self.user_header, self.email_header, self.groups_header)]
+        if len(set(names)) != len(names):
+            raise ValueError("user_header, email_header and groups_header must be three different headers")
+        if "authorization" in names:
+            raise ValueError("the proxy's headers cannot be Authorization (that carries API tokens)")
+        return self
 
 
 class AuthConfig(_Strict):
     ingest: IngestAuth = IngestAuth()
     api: ApiAuth = ApiAuth()
+    proxy: ProxyAuth | None = None
+    """Users named by a trusted reverse proxy, for the API (ingest auth is separate)."""
+
+    @property
+    def api_enabled(self) -> bool:
+        return self.api.enabled or self.proxy is not None
 
 
 class TlsConfig(_Strict):

@@ -18,6 +18,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from daemon.api.errors import error_response
+from daemon.api.principals import principal_of
 from daemon.clock import Clock
 from daemon.correlate.incidents import Correlator
 from daemon.correlate.ruleset import RuleSet, load_rules
@@ -25,6 +26,8 @@ from daemon.errors import ConfigError, ConfigProblem
 from daemon.runbook.library import RunbookLibrary
 
 log = logging.getLogger(__name__)
+SIGNAL = "SIGHUP"
+"""Who asked for a reload that came by signal: whoever could send it, which the daemon cannot tell."""
 
 
 class Reloader(Collector):
@@ -50,9 +53,11 @@ class Reloader(Collector):
         self.runbook_listeners: list[Callable[[RunbookLibrary], None]] = []
         """Told once reloaded runbooks are in use (their metrics series)."""
 
-    async def reload(self) -> list[ConfigProblem]:
-        """Reload now; the problems found (empty: the new rules are in use)."""
+    async def reload(self, requested_by: str = SIGNAL) -> list[ConfigProblem]:
+        """Reload now, for `requested_by` (the API's principal, or SIGHUP); the problems found (empty: the new
+        rules are in use)."""
         async with self._lock:
+            log.info("reload requested by %s", requested_by)
             self.reloads += 1
             problems: list[ConfigProblem] = []
             rules: RuleSet | None = None
@@ -123,7 +128,7 @@ RELOADER = web.AppKey("reloader", Reloader)
 
 
 async def reload_handler(request: web.Request) -> web.Response:
-    problems = await request.app[RELOADER].reload()
+    problems = await request.app[RELOADER].reload(principal_of(request).name)
     if problems:
         response = error_response(
             400, "invalid_rules", "; ".join(str(p) for p in problems) + " (still running on the last good rules)"

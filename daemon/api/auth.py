@@ -1,11 +1,13 @@
-"""Who may call what: a middleware that checks credentials per endpoint group.
+"""Who may call what: a middleware that authenticates each request and checks the role its route needs.
 
-Groups: `ingest` (POST /webhook/alertmanager, POST /api/v2/alerts), `api_read` (GET and HEAD under /api/v1,
-and POST /api/v1/explain, which changes nothing) and `api_write` (every other method under /api/v1).
-/-/healthy, /-/ready and /metrics stay open. `POST /-/reload` is in api_write. A group without configured
-credentials is open. Refusals answer 401 (no or wrong credentials, with WWW-Authenticate) or 403 (a read
-token on a write endpoint) and are counted in `itsmd_auth_failures_total{group}`; the presented credential
-is never echoed or logged.
+Groups: `ingest` (POST /webhook/alertmanager, POST /api/v2/alerts), `api_read` (GET and HEAD under /api/v1)
+and `api_write` (every other method under /api/v1, and `POST /-/reload`); POST /api/v1/explain changes
+nothing and needs only the viewer role. /-/healthy, /-/ready and /metrics stay open. Ingest has its own
+credentials; the API authenticates a principal (a named token, or a user named by the trusted proxy) and lets
+it on when its role is at least the route's (daemon/api/principals.py). A group without configured
+credentials is open; the open API's caller is the principal `anonymous`. Refusals answer 401 (no or wrong
+credentials, with WWW-Authenticate) or 403 (a role too low, proxy headers from an untrusted peer) and are
+counted in `itsmd_auth_failures_total{group}`; the presented credential is never echoed or logged.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import ipaddress
 import logging
 from collections.abc import Iterable
 
@@ -21,7 +24,8 @@ from aiohttp.typedefs import Handler, Middleware
 
 from daemon.api import keys
 from daemon.api.errors import error_response
-from daemon.config import AuthConfig
+from daemon.api.principals import ANONYMOUS, PRINCIPAL, RESERVED_NAMES, Principal, Role, required_role
+from daemon.config import AuthConfig, ProxyAuth
 from daemon.credentials import Secret
 
 log = logging.getLogger(__name__)
@@ -37,6 +41,7 @@ READ_POSTS = frozenset({"/api/v1/explain"})
 """POSTs that change nothing: a body is their question, not a change."""
 REALM = 'realm="itsmd"'
 MAX_HEADER_BYTES = 4096
+MAX_PROXY_NAME = 200
 
 
 def group_of(request: web.Request) -> str | None:
@@ -58,12 +63,28 @@ def group_of(request: web.Request) -> str | None:
     return None
 
 
-def _any_matches(secrets: Iterable[Secret], presented: bytes) -> bool:
+def _matching(tokens: Iterable[tuple[Principal, Secret]], presented: bytes) -> Principal | None:
     # No short cut: every secret is compared, so the time taken does not tell which one matched.
-    found = False
-    for secret in secrets:
-        found |= secret.matches(presented)
+    found = None
+    for principal, secret in tokens:
+        if secret.matches(presented) and found is None:
+            found = principal
     return found
+
+
+def peer_address(request: web.Request) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The TCP peer of the connection: who really sent the request (not what X-Forwarded-For claims)."""
+    peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+    host = peer[0] if isinstance(peer, tuple) and peer else None
+    if not isinstance(host, str):
+        return None  # a Unix socket or a closed transport: no address to trust
+    try:
+        address = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 class _Refusal(Exception):
@@ -80,10 +101,12 @@ class Authenticator:
         self._ingest_token = ingest.token
         self._ingest_user = ingest.username.encode() if ingest.username is not None else None
         self._ingest_password = ingest.password
-        self._read = [t.secret for t in config.api.read_tokens]
-        self._write = [t.secret for t in config.api.write_tokens]
+        self._tokens = [
+            (Principal(name, Role.of(role), "token"), secret) for name, role, secret in config.api.principals()
+        ]
+        self._proxy = config.proxy
         self._ingest_on = ingest.enabled
-        self._api_on = config.api.enabled
+        self._api_on = config.api_enabled
 
     def is_open(self, group: str) -> bool:
         return not (self._ingest_on if group == INGEST else self._api_on)
@@ -96,8 +119,82 @@ class Authenticator:
             out.append(f'Basic {REALM}, charset="UTF-8"')
         return out
 
-    def check(self, group: str, authorization: str | None) -> None:
-        """Returns when the request may go on; raises _Refusal otherwise."""
+    def api_principal(self, request: web.Request) -> Principal:
+        """The principal of an API request, allowed on its route; raises _Refusal otherwise."""
+        if not self._api_on:
+            return ANONYMOUS
+        needed = required_role(request)
+        principal = self._from_proxy(request, self._proxy) if self._proxy is not None else None
+        if principal is None:
+            principal = self._from_token(needed, request.headers.get("Authorization"))
+        if principal.role < needed:
+            raise _Refusal(
+                403,
+                "forbidden",
+                f"this endpoint needs role {needed.label} or higher; {principal.name} has role {principal.role.label}",
+            )
+        return principal
+
+    def _from_proxy(self, request: web.Request, proxy: ProxyAuth) -> Principal | None:
+        """The user the trusted proxy names, or None when the request carries none of its headers."""
+        headers = request.headers
+        sent = [h for h in (proxy.user_header, proxy.email_header, proxy.groups_header) if h in headers]
+        if not sent:
+            return None
+        peer = peer_address(request)
+        if peer is None or not any(peer in network for network in proxy.trusted_cidrs):
+            raise _Refusal(
+                403,
+                "untrusted_proxy",
+                f"{', '.join(sent)} is only accepted from the trusted proxy (auth.proxy.trusted_cidrs); "
+                f"this connection comes from {peer or 'an unknown address'}",
+            )
+        twice = [h for h in sent if len(headers.getall(h)) > 1]
+        if twice:
+            # A proxy that appends instead of replacing would pass a client's own value on first.
+            raise _Refusal(401, "unauthorized", f"the proxy sent {', '.join(twice)} more than once")
+        email = headers.get(proxy.email_header, "").strip() or None
+        name = headers.get(proxy.user_header, "").strip() or email
+        if name is None:
+            raise _Refusal(401, "unauthorized", f"the proxy named no user ({proxy.user_header} is empty)")
+        if len(name) > MAX_PROXY_NAME or not name.isprintable():
+            raise _Refusal(401, "unauthorized", f"the proxy's {proxy.user_header} is not a usable user name")
+        if name.lower() in RESERVED_NAMES:
+            raise _Refusal(403, "forbidden", f"the user name {name!r} is reserved for the daemon")
+        groups = tuple(g.strip() for g in headers.get(proxy.groups_header, "").split(",") if g.strip())
+        roles = [Role.of(proxy.groups[g]) for g in groups if g in proxy.groups]
+        if roles:
+            role = max(roles)
+        elif proxy.default_role is not None:
+            role = Role.of(proxy.default_role)
+        else:
+            raise _Refusal(
+                403,
+                "forbidden",
+                f"{name} is in no group that auth.proxy.groups maps to a role, and auth.proxy.default_role is unset",
+            )
+        return Principal(name, role, "proxy", groups=groups, email=email)
+
+    def _from_token(self, needed: Role, authorization: str | None) -> Principal:
+        if authorization is None:
+            raise _Refusal(401, "unauthorized", self._needs_token(needed))
+        scheme, _, credentials = authorization.strip().partition(" ")
+        if not credentials.strip() or len(authorization) > MAX_HEADER_BYTES:
+            raise _Refusal(401, "unauthorized", f"malformed Authorization header; {self._needs_token(needed)}")
+        if scheme.lower() != "bearer":
+            raise _Refusal(401, "unauthorized", f"unsupported authorization scheme; {self._needs_token(needed)}")
+        found = _matching(self._tokens, credentials.strip().encode("utf-8", "surrogateescape"))
+        if found is None:
+            raise _Refusal(401, "unauthorized", f"invalid credentials; {self._needs_token(needed)}")
+        return found
+
+    def _needs_token(self, needed: Role) -> str:
+        via = " or a user named by the trusted proxy" if self._proxy is not None else ""
+        return f"this endpoint needs a token of role {needed.label} or higher (Authorization: Bearer ...){via}"
+
+    def check_ingest(self, authorization: str | None) -> None:
+        """Returns when an ingest request may go on; raises _Refusal otherwise."""
+        group = INGEST
         if authorization is None:
             raise _Refusal(401, "unauthorized", self._needs(group))
         scheme, _, credentials = authorization.strip().partition(" ")
@@ -106,19 +203,11 @@ class Authenticator:
             raise _Refusal(401, "unauthorized", f"malformed Authorization header; {self._needs(group)}")
         if scheme == "bearer":
             token = credentials.encode("utf-8", "surrogateescape")
-            if group == INGEST:
-                if self._ingest_token is not None and self._ingest_token.matches(token):
-                    return
-            elif group == API_READ:
-                if _any_matches([*self._read, *self._write], token):
-                    return
-            elif _any_matches(self._write, token):
+            if self._ingest_token is not None and self._ingest_token.matches(token):
                 return
-            elif _any_matches(self._read, token):
-                raise _Refusal(403, "forbidden", "this token may read but not write")
             raise _Refusal(401, "unauthorized", f"invalid credentials; {self._needs(group)}")
         user, password = self._ingest_user, self._ingest_password
-        if scheme == "basic" and group == INGEST and user is not None and password is not None:
+        if scheme == "basic" and user is not None and password is not None:
             self._check_basic(group, credentials, user, password)
             return
         raise _Refusal(401, "unauthorized", f"unsupported authorization scheme; {self._needs(group)}")
@@ -138,9 +227,6 @@ class Authenticator:
             raise _Refusal(401, "unauthorized", f"invalid credentials; {self._needs(group)}")
 
     def _needs(self, group: str) -> str:
-        if group != INGEST:
-            kind = "a write token" if group == API_WRITE else "a read or write token"
-            return f"this endpoint needs {kind} (Authorization: Bearer ...)"
         ways = []
         if self._ingest_token is not None:
             ways.append("a bearer token")
@@ -159,7 +245,10 @@ def middleware(config: AuthConfig) -> Middleware:
         if group is None or authenticator.is_open(group):
             return await handler(request)
         try:
-            authenticator.check(group, request.headers.get("Authorization"))
+            if group == INGEST:
+                authenticator.check_ingest(request.headers.get("Authorization"))
+            else:
+                request[PRINCIPAL] = authenticator.api_principal(request)
         except _Refusal as refusal:
             request.app[keys.COUNTERS].inc(FAILURES, (("group", group),))
             log.debug("refused %s %s from %s: %s", request.method, request.path, request.remote, refusal.reason)

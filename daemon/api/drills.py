@@ -14,6 +14,7 @@ from aiohttp import web
 from pydantic import Field
 
 from daemon.api import keys
+from daemon.api.principals import principal_of
 from daemon.api.runs import ACTOR_PATTERN, _Body, _body
 from daemon.drills.model import DrillRun
 from daemon.drills.spec import Drill
@@ -24,8 +25,9 @@ Json = dict[str, Any]
 
 
 class RunDrill(_Body):
-    by: str = Field(default="api", pattern=ACTOR_PATTERN)
-    """Who asks (recorded on the drill run and its runbook run)."""
+    by: str | None = Field(default=None, pattern=ACTOR_PATTERN)
+    """Whom the caller asks for: noted on the change of the drill's runbook run (`on_behalf_of`). The drill
+    run's requested_by is the authenticated principal."""
 
 
 def drill_run_json(d: DrillRun | None) -> Json | None:
@@ -95,7 +97,11 @@ async def run_drill(request: web.Request) -> web.Response:
     drill = _drill(request)
     body: RunDrill = await _body(request, RunDrill)
     runner = request.app[keys.DRILLS]
-    started = runner.start(drill.name, trigger="manual", requested_by=body.by)
+    actor = principal_of(request).name
+    started = runner.start(drill.name, trigger="manual", requested_by=actor)
+    if body.by and started.run_id is not None:
+        now = request.app[keys.CLOCK].now()
+        request.app[keys.CHANGES].annotate(started.run_id, now, actor, "drill requested", on_behalf_of=body.by)
     await runner.durable(request.app[keys.CONFIG].config.runbooks.durable_timeout)
     return web.json_response(drill_run_json(started), status=202)
 

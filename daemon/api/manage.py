@@ -14,6 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from daemon.api import keys
+from daemon.api.principals import principal_of
 from daemon.api.rest import _page, _whole
 from daemon.audit import read_events
 from daemon.correlate.incidents import ACTIONS as INCIDENT_ACTIONS
@@ -36,20 +37,20 @@ class _Body(BaseModel):
 
 
 class ActionBody(_Body):
-    by: str = Field(min_length=1, max_length=200)
-    """Who does it (a person or a system); recorded on the timeline and in the audit trail."""
+    by: str | None = Field(default=None, min_length=1, max_length=200)
+    """Whom the caller acts for; recorded as `on_behalf_of` next to the authenticated principal, who is the actor."""
     reason: str = Field(default="", max_length=4000)
     force: bool = False
     """resolve only: resolve although alerts still fire (recorded as forced)."""
 
 
 class NoteBody(_Body):
-    by: str = Field(min_length=1, max_length=200)
+    by: str | None = Field(default=None, min_length=1, max_length=200)
     text: str = Field(min_length=1, max_length=16000)
 
 
 class ProblemBody(_Body):
-    by: str = Field(min_length=1, max_length=200)
+    by: str | None = Field(default=None, min_length=1, max_length=200)
     reason: str = Field(default="", max_length=4000)
     root_cause: str | None = Field(default=None, max_length=16000)
     workaround: str | None = Field(default=None, max_length=16000)
@@ -104,7 +105,10 @@ async def incident_action(request: web.Request) -> web.Response:
         await _not_active(request, incident_id)
     if body.force and action != "resolve":
         raise RequestError("invalid_body", "force applies to resolve only")
-    pipeline.correlator.act(incident_id, action, pipeline.clock.now(), body.by, body.reason, force=body.force)
+    actor = principal_of(request).name
+    pipeline.correlator.act(
+        incident_id, action, pipeline.clock.now(), actor, body.reason, force=body.force, on_behalf_of=body.by
+    )
     await _durable(request)
     return await _incident_answer(request, incident_id)
 
@@ -113,7 +117,8 @@ async def incident_note(request: web.Request) -> web.Response:
     incident_id = _id(request, "incident")
     body = await _body(request, NoteBody)
     pipeline = request.app[keys.PIPELINE]
-    if not pipeline.correlator.add_note(incident_id, pipeline.clock.now(), body.by, body.text):
+    actor = principal_of(request).name
+    if not pipeline.correlator.add_note(incident_id, pipeline.clock.now(), actor, body.text, on_behalf_of=body.by):
         await _not_active(request, incident_id)
     await _durable(request)
     return await _incident_answer(request, incident_id)
@@ -157,11 +162,12 @@ async def problem_action(request: web.Request) -> web.Response:
         problem_id,
         action,
         pipeline.clock.now(),
-        body.by,
+        principal_of(request).name,
         reason=body.reason,
         root_cause=body.root_cause,
         workaround=body.workaround,
         runbook=body.runbook,
+        on_behalf_of=body.by,
     )
     await _durable(request)
     found = await request.app[keys.READER].run(read_problem, problem_id)

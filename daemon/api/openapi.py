@@ -305,7 +305,10 @@ def _runs_paths(start_run: Json, decision: Json) -> Json:
                 "requestBody": {"required": False, "content": {"application/json": {"schema": decision}}},
                 "responses": {
                     "200": _json("the run after the decision"),
-                    "403": _error("this person may not approve or reject this run (the runbook names who may)"),
+                    "403": _error(
+                        "the principal's role is too low, it is not in the runbook's approval.who, or it requested "
+                        "this normal change and may not approve it (separation of duties)"
+                    ),
                     "404": _error("no such run"),
                     "409": _error("not allowed in the run's state; the message names what is"),
                     **WRITE_REFUSALS,

@@ -13,6 +13,7 @@ from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from daemon.api import keys
+from daemon.api.principals import principal_of
 from daemon.api.rest import _page, _whole
 from daemon.errors import RequestError
 from daemon.ingest.handlers import validation_problem
@@ -39,14 +40,16 @@ class StartRun(_Body):
     emergency: bool = False
     reason: str = Field(default="", max_length=2000)
     """Why the run is started; required for an emergency change."""
-    by: str = Field(default="api", pattern=ACTOR_PATTERN)
-    """Who asks (recorded on the run and its change)."""
+    by: str | None = Field(default=None, pattern=ACTOR_PATTERN)
+    """Whom the caller asks for: a note on the run's change (`on_behalf_of`). The run's requested_by is the
+    authenticated principal."""
     service: str | None = Field(default=None, min_length=1, max_length=256)
     incident_id: int | None = Field(default=None, ge=1)
 
 
 class Decision(_Body):
-    by: str = Field(default="api", pattern=ACTOR_PATTERN)
+    by: str | None = Field(default=None, pattern=ACTOR_PATTERN)
+    """Whom the caller decides for (`on_behalf_of`); the decider is the authenticated principal."""
     reason: str = Field(default="", max_length=2000)
 
 
@@ -89,6 +92,7 @@ def _approval_json(run: Run) -> Json | None:
         "expires_at": rfc3339(a.expires_at),
         "decision": a.decision,
         "by": a.by,
+        "on_behalf_of": a.on_behalf_of,
         "reason": a.reason,
         "decided_at": rfc3339(a.decided_at),
     }
@@ -172,18 +176,20 @@ async def start_run(request: web.Request) -> web.Response:
     if body.emergency and not body.reason.strip():
         raise RequestError("reason_required", "an emergency change needs a reason: say why it cannot wait")
     await _check_refers(request, body)
+    actor = principal_of(request).name
     run = engine.start(
         body.runbook,
         body.params,
         mode=RunMode.LIVE,
         trigger="manual",
-        requested_by=body.by,
+        requested_by=actor,
         incident_id=body.incident_id,
         service=body.service,
         emergency=body.emergency,
     )
-    if body.reason:
-        request.app[keys.CHANGES].annotate(run.id, request.app[keys.CLOCK].now(), body.by, body.reason)
+    if body.reason or body.by:
+        now = request.app[keys.CLOCK].now()
+        request.app[keys.CHANGES].annotate(run.id, now, actor, body.reason, on_behalf_of=body.by)
     await _durable(request)
     return web.json_response(run_json(request, run), status=201)
 
@@ -218,8 +224,12 @@ def _decision(verb: str) -> Handler:
         if run_id is None or engine.get(run_id) is None:
             raise web.HTTPNotFound(text=f"no run {raw}")
         body: Decision = await _body(request, Decision)
-        act = {"approve": engine.approve, "reject": engine.reject, "cancel": engine.cancel}[verb]
-        run = act(run_id, body.by, body.reason)
+        principal = principal_of(request)
+        if verb == "cancel":
+            run = engine.cancel(run_id, principal.name, body.reason, on_behalf_of=body.by)
+        else:
+            decide = engine.approve if verb == "approve" else engine.reject
+            run = decide(run_id, principal.name, body.reason, on_behalf_of=body.by, identities=principal.identities())
         await _durable(request)
         return web.json_response(run_json(request, run))
 

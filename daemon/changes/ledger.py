@@ -122,14 +122,18 @@ class ChangeLedger:
             return
         at = asked.decided_at if asked.decided_at is not None else self._clock.now()
         change.approval = {"decision": asked.decision, "by": asked.by, "reason": asked.reason, "at": at}
+        if asked.on_behalf_of:
+            change.approval["on_behalf_of"] = asked.on_behalf_of
         self._record(change, at, "approval", dict(change.approval))
 
-    def annotate(self, run_id: int, at: float, by: str, text: str) -> bool:
-        """Add a person's note (why a change was requested, decided) to the change of a run; False if none."""
+    def annotate(self, run_id: int, at: float, by: str, text: str, *, on_behalf_of: str | None = None) -> bool:
+        """Add a principal's note (why a change was requested, decided, and for whom) to the change of a run;
+        False if none."""
         change = self._by_run.get(run_id)
         if change is None:
             return False
-        self._record(change, at, "note", {"by": by, "text": text})
+        behalf = {"on_behalf_of": on_behalf_of} if on_behalf_of else {}
+        self._record(change, at, "note", {"by": by, "text": text, **behalf})
         return True
 
     def _open(self, run: Run) -> Change:

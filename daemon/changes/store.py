@@ -147,7 +147,10 @@ def change_json(c: Change) -> Json:
 def _approval_json(a: Json | None) -> Json | None:
     if a is None:
         return None
-    return {"decision": a.get("decision"), "by": a.get("by"), "reason": a.get("reason"), "at": rfc3339(a.get("at"))}
+    out = {"decision": a.get("decision"), "by": a.get("by"), "reason": a.get("reason"), "at": rfc3339(a.get("at"))}
+    if a.get("on_behalf_of"):
+        out["on_behalf_of"] = a["on_behalf_of"]
+    return out
 
 
 def list_changes(

@@ -48,6 +48,12 @@ def allowed_actions(status: IncidentStatus) -> list[str]:
     return [a for a, sources in ACTIONS.items() if status in sources]
 
 
+def _behalf(source: str | dict[str, object] | None) -> dict[str, object]:
+    """The `on_behalf_of` entry of a timeline detail or audit record, when a request named one."""
+    value = source.get("on_behalf_of") if isinstance(source, dict) else source
+    return {"on_behalf_of": value} if value else {}
+
+
 def snapshot(i: Incident) -> dict[str, object]:
     """The fields an audit event compares before and after."""
     return {
@@ -353,10 +359,19 @@ class Correlator:
     # -- people ---------------------------------------------------------------------------------------
 
     def act(
-        self, incident_id: int, action: str, now: float, by: str, reason: str = "", *, force: bool = False
+        self,
+        incident_id: int,
+        action: str,
+        now: float,
+        by: str,
+        reason: str = "",
+        *,
+        force: bool = False,
+        on_behalf_of: str | None = None,
     ) -> Incident:
-        """acknowledge | resolve | reopen | close. RequestError: 404 not in memory (closed or unknown),
-        409 not allowed from the current status (naming the allowed actions) or alerts still firing."""
+        """acknowledge | resolve | reopen | close, by an authenticated principal (`on_behalf_of`: whom the
+        request says it acts for). RequestError: 404 not in memory (closed or unknown), 409 not allowed from the
+        current status (naming the allowed actions) or alerts still firing."""
         incident = self._require(incident_id)
         if action not in ACTIONS:
             raise RequestError("not_found", f"unknown action {action!r}; known: {', '.join(ACTIONS)}", 404)
@@ -368,7 +383,7 @@ class Correlator:
                 f"allowed: {', '.join(allowed) or 'none'}",
                 409,
             )
-        detail: dict[str, object] = {"by": by, "reason": reason}
+        detail: dict[str, object] = {"by": by, "reason": reason, **_behalf(on_behalf_of)}
         if action == "acknowledge":
             self._acknowledge(incident, now, by, detail)
         elif action == "resolve":
@@ -389,14 +404,24 @@ class Correlator:
             self._close(incident, now, by, detail)
         return incident
 
-    def add_note(self, incident_id: int, now: float, author: str, text: str, *, kind: str = "note") -> bool:
+    def add_note(
+        self,
+        incident_id: int,
+        now: float,
+        author: str,
+        text: str,
+        *,
+        kind: str = "note",
+        on_behalf_of: str | None = None,
+    ) -> bool:
         """Put a note from another stage (or a person) on the timeline; False if the incident is closed
         (final) or unknown."""
         incident = self._by_id.get(incident_id)
         if incident is None or incident.status is IncidentStatus.CLOSED:
             return False
-        self._note(incident, now, kind, {"by": author, "text": text})
-        self.audit.record(now, author, "incident", incident.id, kind, before=None, after={"text": text})
+        behalf = _behalf(on_behalf_of)
+        self._note(incident, now, kind, {"by": author, "text": text, **behalf})
+        self.audit.record(now, author, "incident", incident.id, kind, before=None, after={"text": text, **behalf})
         return True
 
     def link_change(self, incident_id: int, change_id: int, now: float, reason: str) -> bool:
@@ -429,7 +454,15 @@ class Correlator:
                 self._breach(incident, target, now)
         sla.update(incident, now, self._windows(incident), self.ruleset.catalogue.pause_statuses)
         self._note(incident, now, "acknowledged", detail)
-        self.audit.record(now, by, "incident", incident.id, "acknowledged", before=before, after=snapshot(incident))
+        self.audit.record(
+            now,
+            by,
+            "incident",
+            incident.id,
+            "acknowledged",
+            before=before,
+            after={**snapshot(incident), **_behalf(detail)},
+        )
         if first:
             self.metrics.acknowledged(incident, now - incident.opened_at)
         self._due(sla.next_deadline(incident))
@@ -452,7 +485,9 @@ class Correlator:
         incident.resolved_by = resolved_by
         sla.update(incident, now, self._windows(incident), self.ruleset.catalogue.pause_statuses)
         self._note(incident, now, "resolved", {"by": by if by != SYSTEM else resolved_by, **detail})
-        self.audit.record(now, by, "incident", incident.id, "resolved", before=before, after=snapshot(incident))
+        self.audit.record(
+            now, by, "incident", incident.id, "resolved", before=before, after={**snapshot(incident), **_behalf(detail)}
+        )
         self.metrics.resolved(incident, resolved_by, now - incident.opened_at)
         self._emit(IncidentEventKind.RESOLVED, incident, now, labels)
         self._due(now + self.rules.close_after)
@@ -467,7 +502,9 @@ class Correlator:
         incident.reopen_count += 1
         sla.update(incident, now, self._windows(incident), self.ruleset.catalogue.pause_statuses)
         self._note(incident, now, "reopened", detail)
-        self.audit.record(now, by, "incident", incident.id, "reopened", before=before, after=snapshot(incident))
+        self.audit.record(
+            now, by, "incident", incident.id, "reopened", before=before, after={**snapshot(incident), **_behalf(detail)}
+        )
         self.metrics.reopened(incident)
         self._emit(IncidentEventKind.REOPENED, incident, now, labels)
         self._due(sla.next_deadline(incident))
@@ -477,7 +514,9 @@ class Correlator:
         incident.status = IncidentStatus.CLOSED
         incident.closed_at = now
         self._note(incident, now, "closed", detail)
-        self.audit.record(now, by, "incident", incident.id, "closed", before=before, after=snapshot(incident))
+        self.audit.record(
+            now, by, "incident", incident.id, "closed", before=before, after={**snapshot(incident), **_behalf(detail)}
+        )
 
     def _breach(self, incident: Incident, target: str, now: float) -> None:
         before = snapshot(incident)

@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     run.add_argument("--url", default=DEFAULT_URL, help=f"the daemon's base URL (default {DEFAULT_URL})")
     run.add_argument("--token-file", type=Path, help="file holding an API write token")
     run.add_argument("--timeout", type=float, default=10.0, help="seconds per HTTP request")
-    run.add_argument("--by", help="who asks (default: your login name); recorded, not verified")
+    run.add_argument("--by", help="on whose behalf (default: your login name); the actor is the token's principal")
 
 
 def main(

@@ -153,8 +153,10 @@ class Problems:
         root_cause: str | None = None,
         workaround: str | None = None,
         runbook: str | None = None,
+        on_behalf_of: str | None = None,
     ) -> Problem:
-        """Move a problem on; RequestError 404 when it is not open, 409 when the action is not allowed."""
+        """Move a problem on; RequestError 404 when it is not open, 409 when the action is not allowed.
+        `by` is the authenticated principal, `on_behalf_of` whom the request says it acts for."""
         problem = self._by_id.get(problem_id)
         if problem is None:
             raise RequestError("not_found", f"no open problem {problem_id}", 404)
@@ -184,8 +186,15 @@ class Problems:
             if self._open_by_signature.get(problem.signature) is problem:
                 del self._open_by_signature[problem.signature]
         self._dirty[problem.id] = problem
+        behalf = {"on_behalf_of": on_behalf_of} if on_behalf_of else {}
         self._audit.record(
-            now, by, "problem", problem.id, action, before=before, after={**snapshot(problem), "reason": reason}
+            now,
+            by,
+            "problem",
+            problem.id,
+            action,
+            before=before,
+            after={**snapshot(problem), "reason": reason, **behalf},
         )
         return problem
 

@@ -59,9 +59,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         verb.add_argument("--reason", default="", help="recorded with the decision")
     for verb in verbs.choices.values():
         verb.add_argument("--url", default=DEFAULT_URL, help=f"the daemon's base URL (default {DEFAULT_URL})")
-        verb.add_argument("--token-file", type=Path, help="file holding an API write token")
+        verb.add_argument("--token-file", type=Path, help="file holding an API token (its principal is who acts)")
         verb.add_argument("--timeout", type=float, default=10.0, help="seconds per HTTP request")
-        verb.add_argument("--by", help="who asks or decides (default: your login name); recorded, not verified")
+        verb.add_argument("--by", help="whom you act for (default: your login name); recorded as on_behalf_of")
 
 
 def main(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:

@@ -128,6 +128,7 @@ class _Gate:
     future: asyncio.Future[Decision]
     who: tuple[str, ...]
     run_level: bool
+    requester_may_approve: bool = True
 
 
 class Engine:
@@ -392,17 +393,35 @@ class Engine:
     def runs(self) -> list[Run]:
         return sorted(self._runs.values(), key=lambda r: r.id)
 
-    def approve(self, run_id: int, who: str, reason: str) -> Run:
-        return self._decide(run_id, Decision(True, who, reason))
+    def approve(
+        self,
+        run_id: int,
+        who: str,
+        reason: str,
+        *,
+        on_behalf_of: str | None = None,
+        identities: frozenset[str] = frozenset(),
+    ) -> Run:
+        """`who` is the authenticated principal; `identities` what else it answers to in `approval.who`."""
+        return self._decide(run_id, Decision(True, who, reason, on_behalf_of, identities))
 
-    def reject(self, run_id: int, who: str, reason: str) -> Run:
-        return self._decide(run_id, Decision(False, who, reason))
+    def reject(
+        self,
+        run_id: int,
+        who: str,
+        reason: str,
+        *,
+        on_behalf_of: str | None = None,
+        identities: frozenset[str] = frozenset(),
+    ) -> Run:
+        return self._decide(run_id, Decision(False, who, reason, on_behalf_of, identities))
 
-    def cancel(self, run_id: int, who: str, reason: str) -> Run:
+    def cancel(self, run_id: int, who: str, reason: str, *, on_behalf_of: str | None = None) -> Run:
         """Pending or waiting runs end `cancelled`; a running one is aborted (its current step is stopped,
         completed steps are not rolled back); a held one is released."""
         run = self._known(run_id)
-        why = f"cancelled by {who}" + (f": {reason}" if reason else "")
+        by = f"{who} (on behalf of {on_behalf_of})" if on_behalf_of else who
+        why = f"cancelled by {by}" + (f": {reason}" if reason else "")
         if run.status is RunStatus.HELD:
             self._finish(run, RunStatus.CANCELLED, f"{run.reason}; released ({why})")
             return run
@@ -673,9 +692,9 @@ class Engine:
                     self._finish(run, RunStatus.REJECTED, f"no approval within {format_duration(asked.timeout)}")
                     return False
                 if not decision.approved:
-                    self._finish(run, RunStatus.REJECTED, f"rejected by {decision.who}: {decision.reason}")
+                    self._finish(run, RunStatus.REJECTED, f"rejected by {decision.decider}: {decision.reason}")
                     return False
-                run.reason = f"approved by {decision.who}: {decision.reason}"
+                run.reason = f"approved by {decision.decider}: {decision.reason}"
         if run.lock is not None and spec.concurrency is not None:
             taken = await self._take_lock(run, run.lock, spec.concurrency.on_conflict, spec.concurrency.wait_timeout)
             if not taken:
@@ -917,7 +936,8 @@ class Engine:
         self, run: Run, message: str, who: tuple[str, ...], within: float, run_level: bool
     ) -> Decision | None:
         future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
-        self._gates[run.id] = _Gate(future, who, run_level)
+        may_self_approve = not run_level or self._self_approval_allowed(run)
+        self._gates[run.id] = _Gate(future, who, run_level, may_self_approve)
         previous = run.status
         allowed = f" by {', '.join(who)}" if who else ""
         self._set_status(
@@ -946,7 +966,7 @@ class Engine:
             )
         else:
             asked.decision = "approved" if decision.approved else "rejected"
-            asked.by, asked.reason = decision.who, decision.reason
+            asked.by, asked.reason, asked.on_behalf_of = decision.who, decision.reason, decision.on_behalf_of
         self._mark_run(run)
         self._audit_decision(run, decision, None)
 
@@ -959,6 +979,8 @@ class Engine:
             action = "approved" if decision.approved else "rejected"
             actor, reason = decision.who, decision.reason
         after: dict[str, Any] = {"approval": action, "reason": reason}
+        if decision is not None and decision.on_behalf_of:
+            after["on_behalf_of"] = decision.on_behalf_of
         if step is not None:
             after["step"] = step  # an approval step's decision; without it, the run-level approval
         now = self._clock.now()
@@ -977,12 +999,29 @@ class Engine:
             raise InvalidRunTransition(
                 f"run {run_id} is {run.status.value}, not waiting for approval; cannot {verb} (allowed: {allowed})"
             )
-        if gate.who and decision.who not in gate.who:
+        if gate.who and not {decision.who, *decision.identities} & set(gate.who):
             raise RequestError(
                 "not_allowed", f"{decision.who!r} may not {verb} run {run_id}: only {', '.join(gate.who)}", 403
             )
+        if decision.approved and not gate.requester_may_approve and decision.who == run.requested_by:
+            raise RequestError(
+                "separation_of_duties",
+                f"separation of duties: {decision.who} requested this change and may not approve it; "
+                "set approval.allow_self_approval in the runbook to permit it",
+                403,
+            )
         gate.future.set_result(decision)
         return run
+
+    def _self_approval_allowed(self, run: Run) -> bool:
+        """Separation of duties: whoever requested a normal change may not approve it, unless the runbook
+        says so. An emergency change is approved by whoever can. The policy is the runbook's when the
+        approval is asked, which is when the run is admitted."""
+        loaded = self.library.get(run.runbook)
+        if loaded is None:
+            return False
+        spec = loaded.spec
+        return run.emergency or spec.change.type == "emergency" or spec.approval.allow_self_approval
 
     async def _race(self, waitable: Awaitable[Any], seconds: float) -> bool:
         """True when waitable finished first, False when `seconds` of the engine's sleep passed."""

@@ -113,9 +113,11 @@ class Approval:
     timeout: float
     decision: ApprovalDecision | None = None
     by: str | None = None
-    """Who decided (as given in the request), or the daemon itself for a timeout."""
+    """The authenticated principal who decided, or the daemon itself for a timeout."""
     reason: str = ""
     decided_at: float | None = None
+    on_behalf_of: str | None = None
+    """Whom the decider said it acts for (the request's `by`): recorded, never trusted."""
 
     @property
     def expires_at(self) -> float:
@@ -131,6 +133,7 @@ class Approval:
             "by": self.by,
             "reason": self.reason,
             "decided_at": self.decided_at,
+            "on_behalf_of": self.on_behalf_of,
         }
 
     @classmethod
@@ -144,6 +147,7 @@ class Approval:
             by=d.get("by"),
             reason=str(d.get("reason") or ""),
             decided_at=d.get("decided_at"),
+            on_behalf_of=d.get("on_behalf_of"),
         )
 
 

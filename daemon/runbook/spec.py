@@ -67,8 +67,12 @@ class ChangeSpec(_Strict):
 class ApprovalPolicy(_Strict):
     required: bool = False
     who: tuple[str, ...] = ()
+    """Who may decide: principal names, `role:<role>` (that role or higher) or `group:<group>` (a group the
+    trusted proxy names); empty: any principal whose role may approve."""
     timeout: PositiveDuration = 3600.0
     message: str = "approve to start"
+    allow_self_approval: bool = False
+    """Separation of duties: unless this is true, whoever requested a normal change may not approve it."""
 
 
 class Concurrency(_Strict):

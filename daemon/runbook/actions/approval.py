@@ -13,7 +13,8 @@ from daemon.runbook.actions.base import Action, ActionSpec, Outcome, Renderer, S
 
 class ApprovalSpec(ActionSpec):
     who: tuple[str, ...] = ()
-    """Plain names or groups allowed to decide; empty: anyone with a write token."""
+    """Who may decide: principal names, `role:<role>` (that role or higher), `group:<group>` (a group the
+    trusted proxy names); empty: any principal with role approver."""
     timeout: PositiveDuration = 3600.0
     message: str = Field(default="approve to continue")
 
@@ -37,7 +38,9 @@ class ApprovalAction(Action):
         decision = await ctx.await_decision(self.message, self.who, self.timeout)
         if decision is None:
             return Outcome(False, f"no decision within {format_duration(self.timeout)}", data={"timed_out": True})
-        data = {"approved": decision.approved, "who": decision.who, "reason": decision.reason}
+        data: dict[str, object] = {"approved": decision.approved, "who": decision.who, "reason": decision.reason}
+        if decision.on_behalf_of:
+            data["on_behalf_of"] = decision.on_behalf_of
         if decision.approved:
-            return Outcome(True, f"approved by {decision.who}", data=data)
-        return Outcome(False, f"rejected by {decision.who}: {decision.reason}", data={**data, "rejected": True})
+            return Outcome(True, f"approved by {decision.decider}", data=data)
+        return Outcome(False, f"rejected by {decision.decider}: {decision.reason}", data={**data, "rejected": True})

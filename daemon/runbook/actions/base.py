@@ -72,7 +72,17 @@ class Decision:
 
     approved: bool
     who: str
+    """The authenticated principal who decided."""
     reason: str
+    on_behalf_of: str | None = None
+    """Whom the decider said it acts for (a request body's `by`); recorded, never trusted."""
+    identities: frozenset[str] = frozenset()
+    """What `who` answers to in an approval's `who` list besides its name (`role:approver`, `group:cab`)."""
+
+    @property
+    def decider(self) -> str:
+        """The decider as the run's reason names it."""
+        return f"{self.who} (on behalf of {self.on_behalf_of})" if self.on_behalf_of else self.who
 
 
 ApprovalWait = Callable[[str, tuple[str, ...], float], Awaitable[Decision | None]]

@@ -90,7 +90,7 @@ async def test_drills_listed_run_and_counted(tmp_path: Path) -> None:
         assert status == 404
 
         status, started = await call(d, "POST", "/api/v1/drills/checkout-failover/run", {"by": "alice"})
-        assert status == 202 and started["outcome"] == "running" and started["requested_by"] == "alice"
+        assert status == 202 and started["outcome"] == "running" and started["requested_by"] == "anonymous"
         last = await drill_outcome(d, "checkout-failover", started["id"])
         assert last["outcome"] == "passed" and last["recovery_seconds"] == 0.0
         run = await d.get_json(f"/api/v1/runs/{started['run_id']}")
@@ -115,7 +115,9 @@ async def test_drills_listed_run_and_counted(tmp_path: Path) -> None:
         status, _ = await call(d, "POST", f"/api/v1/runs/{gated['run_id']}/cancel", {"by": "alice"})
         assert status == 200
         last = await drill_outcome(d, "checkout-gated", gated["id"])
-        assert last["outcome"] == "failed" and "ended aborted: cancelled by alice" in str(last["reason"])
+        assert last["outcome"] == "failed" and "ended aborted: cancelled by anonymous (on behalf of alice)" in str(
+            last["reason"]
+        )
 
 
 async def test_drill_results_survive_a_restart(tmp_path: Path) -> None:

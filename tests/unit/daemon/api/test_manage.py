@@ -75,7 +75,7 @@ async def test_acknowledge_answers_the_stored_incident(daemon: Daemon) -> None:
     assert body["timeline"][-1] == {
         "at": body["acknowledged_at"],
         "kind": "acknowledged",
-        "detail": {"by": "alice", "reason": "on it"},
+        "detail": {"by": "anonymous", "on_behalf_of": "alice", "reason": "on it"},
     }
 
 
@@ -92,7 +92,7 @@ async def test_errors_are_json_with_the_allowed_transitions(daemon: Daemon) -> N
     assert (status, body["reason"]) == (404, "not_found")
     status, body = await act(daemon, "x1", "acknowledge")
     assert status == 404
-    status, body = await daemon.post("/api/v1/incidents/1/acknowledge", {"reason": "who?"})
+    status, body = await daemon.post("/api/v1/incidents/1/acknowledge", {"by": "", "reason": "who?"})
     assert (status, body["reason"]) == (400, "invalid_body")
     assert "by" in body["error"]
     status, body = await daemon.post("/api/v1/incidents/1/acknowledge", b"{not json")
@@ -118,10 +118,11 @@ async def test_notes_go_on_the_timeline_and_into_the_audit_trail(daemon: Daemon)
     await fire(daemon)
     status, body = await daemon.post("/api/v1/incidents/1/notes", {"by": "bob", "text": "db failover at 18:01"})
     assert status == 200
-    assert body["timeline"][-1]["detail"] == {"by": "bob", "text": "db failover at 18:01"}
+    # The open API's caller is anonymous; the body's `by` is whom it says it acts for, not who acted.
+    assert body["timeline"][-1]["detail"] == {"by": "anonymous", "on_behalf_of": "bob", "text": "db failover at 18:01"}
     events = (await daemon.get_json("/api/v1/audit?record_type=incident&record_id=1"))["events"]
     assert [e["action"] for e in events] == ["opened", "note"]
-    assert events[1]["actor"] == "bob"
+    assert (events[1]["actor"], events[1]["after"]["on_behalf_of"]) == ("anonymous", "bob")
     assert events[0]["after"]["priority"] == "P1"
     await daemon.get_json("/api/v1/audit?record_type=change", expect=400)
 
@@ -143,6 +144,9 @@ async def test_recurring_outages_open_a_problem_and_its_lifecycle(daemon: Daemon
         {"by": "carol", "root_cause": "pool leak", "workaround": "restart the pool", "runbook": "restart-pool"},
     )
     assert (status, body["status"], body["runbook"]) == (200, "known_error", "restart-pool")
+    audit = await daemon.get_json(f"/api/v1/audit?record_type=problem&record_id={problem['id']}")
+    (known,) = [e for e in audit["events"] if e["action"] == "known_error"]
+    assert (known["actor"], known["after"]["on_behalf_of"]) == ("anonymous", "carol")
     status, body = await daemon.post(f"/api/v1/problems/{problem['id']}/confirm", {"by": "carol"})
     assert status == 409
     assert "allowed: resolve" in body["error"]

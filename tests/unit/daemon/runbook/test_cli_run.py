@@ -35,7 +35,7 @@ RUNBOOKS = {
         """,
     "gated": """
         name: gated
-        approval: {required: true, timeout: 1h}
+        approval: {required: true, timeout: 1h, allow_self_approval: true}  # the open API has one caller
         steps:
           - name: go
             exec: {argv: ["true"]}

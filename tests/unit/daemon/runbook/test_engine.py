@@ -357,6 +357,33 @@ async def test_run_level_approval_and_cancel_when_the_incident_resolves(harness:
     assert second.status is RunStatus.SUCCEEDED and marker.exists()
 
 
+async def test_separation_of_duties_and_who_by_role(harness: Harness, tmp_path: Path) -> None:
+    rb = write_runbook(
+        tmp_path / "rb",
+        """
+        name: cab-change
+        change: {type: normal}
+        approval: {required: true, who: ["role:approver"], timeout: 1h}
+        steps:
+          - name: act
+            exec: {argv: ["true"]}
+        """,
+    )
+    engine = await harness.start([rb])
+    run = engine.start("cab-change", {}, mode=RunMode.LIVE, trigger="manual", requested_by="ann")
+    await harness.until(run, RunStatus.WAITING_APPROVAL)
+    approver = frozenset({"role:viewer", "role:responder", "role:approver"})
+    with pytest.raises(RequestError) as own:
+        engine.approve(run.id, "ann", "mine", identities=approver)
+    assert (own.value.status, own.value.reason) == (403, "separation_of_duties")
+    with pytest.raises(RequestError) as responder:
+        engine.approve(run.id, "rita", "ok", identities=frozenset({"role:viewer", "role:responder"}))
+    assert responder.value.reason == "not_allowed"
+    engine.approve(run.id, "alice", "ok", on_behalf_of="cab", identities=approver)
+    await harness.until(run)
+    assert run.status is RunStatus.SUCCEEDED
+
+
 async def test_cancel_aborts_a_running_run(harness: Harness, tmp_path: Path) -> None:
     rb = write_runbook(
         tmp_path / "rb",
