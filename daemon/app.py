@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 
 from daemon import __version__, reload
 from daemon.alerts.table import AlertTable
-from daemon.api import auth, changes, drills, health, keys, manage, openapi, reports, rest, runs
+from daemon.api import alertmanager_v2, auth, changes, drills, health, keys, manage, openapi, reports, rest, runs
 from daemon.api.errors import json_errors
 from daemon.audit import AuditLog
 from daemon.availability.tracker import AvailabilityCollector, AvailabilityTracker
@@ -95,6 +95,7 @@ def create_app(loaded: LoadedConfig, *, clock: Clock | None = None) -> web.Appli
     app.on_shutdown.append(_draining)
     handlers.add_routes(app)
     rest.add_routes(app)
+    alertmanager_v2.add_routes(app)
     runs.add_routes(app)
     changes.add_routes(app)
     drills.add_routes(app)

@@ -1,9 +1,9 @@
 """Who may call what: a middleware that checks credentials per endpoint group.
 
-Groups: `ingest` (POST /webhook/alertmanager, POST /api/v2/alerts), `api_read` (GET and HEAD under /api/v1)
-and `api_write` (every other method under /api/v1). /-/healthy, /-/ready and /metrics stay open. `POST /-/reload` is in
-api_write. A group without configured credentials is open. Refusals answer 401 (no or wrong credentials, with
-WWW-Authenticate) or 403 (a read token on a write endpoint) and are counted in
+Groups: `ingest` (POST /webhook/alertmanager, POST /api/v2/alerts), `api_read` (GET and HEAD under /api/v1
+and /api/v2) and `api_write` (every other method under /api/v1 and /api/v2). /-/healthy, /-/ready and /metrics
+stay open. `POST /-/reload` is in api_write. A group without configured credentials is open. Refusals answer 401
+(no or wrong credentials, with WWW-Authenticate) or 403 (a read token on a write endpoint) and are counted in
 `itsmd_auth_failures_total{group}`; the presented credential is never echoed or logged.
 """
 
@@ -30,6 +30,8 @@ GROUPS = (INGEST, API_READ, API_WRITE)
 FAILURES = "itsmd_auth_failures_total"
 INGEST_PATHS = frozenset({"/webhook/alertmanager", "/api/v2/alerts"})
 API_PREFIX = "/api/v1"
+AM_PREFIX = "/api/v2"
+"""Alertmanager's API: its reads (GET /api/v2/alerts, /status, /silences, ...) are api_read."""
 RELOAD_PATH = "/-/reload"
 READ_METHODS = frozenset({"GET", "HEAD"})
 REALM = 'realm="itsmd"'
@@ -44,11 +46,11 @@ def group_of(request: web.Request) -> str | None:
     """
     resource = request.match_info.route.resource
     path = resource.canonical if resource is not None else request.path
-    if path in INGEST_PATHS:
+    if path in INGEST_PATHS and not (path.startswith(AM_PREFIX) and request.method in READ_METHODS):
         return INGEST
     if path == RELOAD_PATH:  # changes what the daemon does: only for those who may change things
         return API_WRITE
-    if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
+    if any(path == prefix or path.startswith(prefix + "/") for prefix in (API_PREFIX, AM_PREFIX)):
         return API_READ if request.method in READ_METHODS else API_WRITE
     return None
 

@@ -1,4 +1,5 @@
-"""Alertmanager's v2 silence API: create, read and expire, for runbooks that silence what they work on.
+"""Alertmanager's v2 silence API: create, read and expire, for runbooks that silence what they work on;
+list, for itsmd's own GET /api/v2/silences, which reads through to the configured Alertmanager.
 
 Expiring is idempotent from the caller's side: a silence that is already expired, or that Alertmanager no
 longer knows (garbage-collected after its retention), counts as done. Alertmanager answers an unknown id
@@ -89,6 +90,16 @@ class AlertmanagerClient:
         answer = self._api.decode("GET", path, status, raw)
         if not isinstance(answer, dict):
             raise AlertmanagerError(f"Alertmanager GET {self.url}: silence {silence_id} is not an object", False)
+        return answer
+
+    async def list_silences(self) -> list[dict[str, Any]]:
+        """Every silence Alertmanager holds (active, pending and expired not yet garbage-collected)."""
+        status, raw = await self._api.call("GET", SILENCES_PATH)
+        if not 200 <= status < 300:
+            raise self._api.refused("GET", SILENCES_PATH, status, raw)
+        answer = self._api.decode("GET", SILENCES_PATH, status, raw)
+        if not isinstance(answer, list) or not all(isinstance(s, dict) for s in answer):
+            raise AlertmanagerError(f"Alertmanager GET {self.url}: the silences are not a list of objects", False)
         return answer
 
     async def expire_silence(self, silence_id: str) -> None:
