@@ -411,3 +411,11 @@ async def test_reads_need_a_read_token_and_posting_stays_ingest(
         alert = [{"labels": API, "startsAt": iso(START)}]
         assert await d.post("/api/v2/alerts", alert, read) == 401
         assert await d.post("/api/v2/alerts", alert, ingest) == 200
+
+
+async def test_the_openapi_document_lists_every_read_and_keeps_the_ingest_post(daemon: Daemon) -> None:
+    paths = (await daemon.get("/api/v1/openapi.json"))["paths"]
+    for path in ("/api/v2/alerts", "/api/v2/alerts/groups", "/api/v2/status", "/api/v2/receivers",
+                 "/api/v2/silences", "/api/v2/silence/{silenceID}"):  # fmt: skip
+        assert "get" in paths[path], path
+    assert "requestBody" in paths["/api/v2/alerts"]["post"]
