@@ -45,8 +45,9 @@ def incident_receiver(incident_id: int) -> str:
 def timestamp(seconds: float) -> str:
     """RFC 3339 in UTC with milliseconds, as Alertmanager prints times.
 
-    Alertmanager truncates to the millisecond; rounding to the microsecond first keeps a float that sits
-    just under a millisecond (1.123 stored as 1.12299999) from printing one millisecond early.
+    Alertmanager truncates to the millisecond. A float holds a current epoch time only to about 0.2 µs, so
+    it is rounded to the microsecond first: a time stored a hair under a millisecond does not print one
+    millisecond early.
     """
     micros = round(seconds * 1_000_000)
     whole, rest = divmod(micros, 1_000_000)
