@@ -16,10 +16,12 @@ from daemon.metrics.counters import CounterStore
 from daemon.model import IncomingAlert, Source
 from daemon.storage.writer import GroupCommitWriter
 
-SOURCE_LABELS = {
-    Source.ALERTMANAGER: (("source", "alertmanager"),),
-    Source.PROMETHEUS: (("source", "prometheus"),),
-}
+RECEIVED = "itsmd_alerts_received_total"
+SENDERS = ("alertmanager", "prometheus", "amtool", "other")
+"""The `source` label of RECEIVED: who sent the alerts (the ingest path and the User-Agent tell), a bounded set.
+Not the same as an alert's stored `sources`, which are the paths it came by."""
+PATH_SENDERS = {Source.ALERTMANAGER: "alertmanager", Source.PROMETHEUS: "prometheus"}
+"""Who sent it when the request does not say."""
 
 
 class Pipeline:
@@ -41,12 +43,13 @@ class Pipeline:
         self.clock = clock
         self._commit_timeout = commit_timeout
         self._max_pending = max_pending
-        for labels in SOURCE_LABELS.values():
-            counters.ensure("itsmd_alerts_received_total", labels)
+        for sender in SENDERS:
+            counters.ensure(RECEIVED, (("source", sender),))
 
-    async def submit(self, batch: Sequence[IncomingAlert], source: Source) -> None:
+    async def submit(self, batch: Sequence[IncomingAlert], source: Source, sender: str | None = None) -> None:
         """Apply and wait until durable; StoreUnavailable when the store cannot commit in time, Overloaded
-        (nothing applied) when too many changes already wait for it."""
+        (nothing applied) when too many changes already wait for it. `sender` (one of SENDERS) is counted;
+        without it the path's usual sender is."""
         pending = self.alerts.pending_changes + self.writer.held_rows
         if pending >= self._max_pending:
             raise Overloaded(f"write queue full: {pending} changes wait for the store")
@@ -54,7 +57,8 @@ class Pipeline:
         transitions, seq = self.alerts.apply(batch, source, now)
         if transitions:
             self.correlator.handle(transitions, now)
-        self.counters.inc("itsmd_alerts_received_total", SOURCE_LABELS[source], len(batch))
+        label = sender if sender in SENDERS else PATH_SENDERS[source]
+        self.counters.inc(RECEIVED, (("source", label),), len(batch))
         if seq:
             await self.writer.durable(seq, self._commit_timeout)
 

@@ -69,6 +69,11 @@ class AlertTable:
     def firing_count(self) -> int:
         return len(self._firing)
 
+    def firing(self) -> list[Alert]:
+        """The firing alerts, for readers: a new list, so a later change of the table does not change it
+        (the alerts themselves are the live records: read them, do not change them)."""
+        return list(self._firing.values())
+
     def __len__(self) -> int:
         return len(self._alerts)
 

@@ -1,8 +1,8 @@
 """Who may call what: a middleware that authenticates each request and checks the role its route needs.
 
-Groups: `ingest` (POST /webhook/alertmanager, POST /api/v2/alerts), `api_read` (GET and HEAD under /api/v1)
-and `api_write` (every other method under /api/v1, and `POST /-/reload`); POST /api/v1/explain changes
-nothing and needs only the viewer role. /-/healthy, /-/ready and /metrics stay open. Ingest has its own
+Groups: `ingest` (POST /webhook/alertmanager, POST /api/v2/alerts), `api_read` (GET and HEAD under /api/v1
+and /api/v2) and `api_write` (every other method under /api/v1, and `POST /-/reload`); POST /api/v1/explain
+changes nothing and needs only the viewer role. /-/healthy, /-/ready and /metrics stay open. Ingest has its own
 credentials; the API authenticates a principal (a named token, or a user named by the trusted proxy) and lets
 it on when its role is at least the route's (daemon/api/principals.py). A group without configured
 credentials is open; the open API's caller is the principal `anonymous`. Refusals answer 401 (no or wrong
@@ -35,6 +35,8 @@ GROUPS = (INGEST, API_READ, API_WRITE)
 FAILURES = "itsmd_auth_failures_total"
 INGEST_PATHS = frozenset({"/webhook/alertmanager", "/api/v2/alerts"})
 API_PREFIX = "/api/v1"
+AM_PREFIX = "/api/v2"
+"""Alertmanager's API: its reads (GET /api/v2/alerts, /status, /silences, ...) are api_read."""
 RELOAD_PATH = "/-/reload"
 READ_METHODS = frozenset({"GET", "HEAD"})
 READ_POSTS = frozenset({"/api/v1/explain"})
@@ -52,11 +54,11 @@ def group_of(request: web.Request) -> str | None:
     """
     resource = request.match_info.route.resource
     path = resource.canonical if resource is not None else request.path
-    if path in INGEST_PATHS:
+    if path in INGEST_PATHS and not (path.startswith(AM_PREFIX) and request.method in READ_METHODS):
         return INGEST
     if path == RELOAD_PATH:  # changes what the daemon does: only for those who may change things
         return API_WRITE
-    if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
+    if any(path == prefix or path.startswith(prefix + "/") for prefix in (API_PREFIX, AM_PREFIX)):
         if request.method in READ_METHODS or (request.method == "POST" and path in READ_POSTS):
             return API_READ
         return API_WRITE

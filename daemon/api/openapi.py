@@ -12,6 +12,7 @@ from aiohttp import web
 from pydantic import TypeAdapter
 
 from daemon import __version__
+from daemon.api.am_openapi import alertmanager_paths
 from daemon.api.changes import CHANGE_STATUSES
 from daemon.api.drills import RunDrill
 from daemon.api.manage import PROBLEM_STATUSES, RECORD_TYPES, ActionBody, ExplainBody, NoteBody, ProblemBody
@@ -187,7 +188,7 @@ def build_document() -> Json:
     postable = _body_schema(postable_alerts, components)
     start_run = _body_schema(TypeAdapter(StartRun), components)
     decision = _body_schema(TypeAdapter(Decision), components)
-    return {
+    document: Json = {
         "openapi": "3.1.0",
         "info": {"title": "itsmd", "version": __version__},
         "paths": {
@@ -255,6 +256,9 @@ def build_document() -> Json:
         },
         "components": {"schemas": components},
     }
+    for path, operations in alertmanager_paths().items():  # GET /api/v2/alerts joins POST /api/v2/alerts
+        document["paths"].setdefault(path, {}).update(operations)
+    return document
 
 
 ID_PARAMETER: Json = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}

@@ -6,7 +6,8 @@ below it allow:
 
     viewer < responder < approver < admin
 
-Every route under /api/v1 and /-/reload states its role in ROUTE_ROLES, the one place that decides.
+Every route under /api/v1, the Alertmanager reads under /api/v2 and /-/reload state their role in ROUTE_ROLES,
+the one place that decides.
 """
 
 from __future__ import annotations
@@ -93,6 +94,13 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
     ("GET", "/api/v1/drills/{name}"): Role.VIEWER,
     ("GET", "/api/v1/reports/{period}"): Role.VIEWER,
     ("GET", "/api/v1/openapi.json"): Role.VIEWER,
+    # Alertmanager's v2 reads, for amtool, karma and Grafana.
+    ("GET", "/api/v2/alerts"): Role.VIEWER,
+    ("GET", "/api/v2/alerts/groups"): Role.VIEWER,
+    ("GET", "/api/v2/status"): Role.VIEWER,
+    ("GET", "/api/v2/receivers"): Role.VIEWER,
+    ("GET", "/api/v2/silences"): Role.VIEWER,
+    ("GET", "/api/v2/silence/{silenceID}"): Role.VIEWER,
     ("POST", _INCIDENT + "/{action}"): Role.RESPONDER,
     ("POST", _INCIDENT + "/notes"): Role.RESPONDER,
     ("POST", _PROBLEM + "/{action}"): Role.RESPONDER,

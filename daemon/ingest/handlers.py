@@ -103,7 +103,22 @@ def _parse_postable(body: bytes, request: web.Request) -> list[IncomingAlert]:
 Parser = Callable[[bytes, web.Request], list[IncomingAlert]]
 
 
-async def _ingest(request: web.Request, source: Source, parse: Parser) -> web.Response:
+def v2_sender(request: web.Request) -> str:
+    """Who posted to /api/v2/alerts, by User-Agent, for the received counter (a bounded label set).
+
+    Prometheus sends `Prometheus/<version>`. amtool 0.25 sets no User-Agent of its own, so Go's default
+    `Go-http-client/1.1` counts as amtool: so would another Go program that sets none (Alertmanager and
+    Grafana name themselves). Anything else is `other`.
+    """
+    agent = request.headers.get("User-Agent", "")
+    if agent.startswith("Prometheus/"):
+        return "prometheus"
+    if agent.startswith(("amtool", "Go-http-client/")):
+        return "amtool"
+    return "other"
+
+
+async def _ingest(request: web.Request, source: Source, parse: Parser, sender: str | None = None) -> web.Response:
     started = time.perf_counter()
     counters = request.app[keys.COUNTERS]
     body = b""
@@ -117,7 +132,7 @@ async def _ingest(request: web.Request, source: Source, parse: Parser) -> web.Re
                 )
         body = await read_body(request)
         alerts = parse(body, request)
-        await request.app[keys.PIPELINE].submit(alerts, source)
+        await request.app[keys.PIPELINE].submit(alerts, source, sender)
     except RequestError as exc:
         counters.inc("itsmd_alerts_rejected_total", (("reason", exc.reason),), _count_alerts(body) if body else 1)
         raise
@@ -137,7 +152,8 @@ async def webhook_alertmanager(request: web.Request) -> web.Response:
 
 
 async def post_alerts_v2(request: web.Request) -> web.Response:
-    return await _ingest(request, Source.PROMETHEUS, _parse_postable)
+    # Stored as the Prometheus path whoever sent it: the path decides how the alert expires.
+    return await _ingest(request, Source.PROMETHEUS, _parse_postable, v2_sender(request))
 
 
 def add_routes(app: web.Application) -> None:

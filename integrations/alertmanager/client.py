@@ -1,4 +1,5 @@
-"""Alertmanager's v2 silence API: create, read and expire, for runbooks that silence what they work on.
+"""Alertmanager's v2 silence API: create, read and expire, for runbooks that silence what they work on;
+list, for itsmd's own GET /api/v2/silences, which reads through to the configured Alertmanager.
 
 Expiring is idempotent from the caller's side: a silence that is already expired, or that Alertmanager no
 longer knows (garbage-collected after its retention), counts as done. Alertmanager answers an unknown id
@@ -92,14 +93,14 @@ class AlertmanagerClient:
         return answer
 
     async def list_silences(self) -> list[dict[str, Any]]:
-        """Every silence Alertmanager holds (active, pending and expired until their retention ends)."""
+        """Every silence Alertmanager holds (active, pending and expired not yet garbage-collected)."""
         status, raw = await self._api.call("GET", SILENCES_PATH)
         if not 200 <= status < 300:
             raise self._api.refused("GET", SILENCES_PATH, status, raw)
         answer = self._api.decode("GET", SILENCES_PATH, status, raw)
-        if not isinstance(answer, list):
-            raise AlertmanagerError(f"Alertmanager GET {self.url}: the silences are not a list", False)
-        return [s for s in answer if isinstance(s, dict)]
+        if not isinstance(answer, list) or not all(isinstance(s, dict) for s in answer):
+            raise AlertmanagerError(f"Alertmanager GET {self.url}: the silences are not a list of objects", False)
+        return answer
 
     async def expire_silence(self, silence_id: str) -> None:
         """Expire a silence now; already expired or unknown is fine."""

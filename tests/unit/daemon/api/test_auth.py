@@ -235,10 +235,18 @@ async def test_only_the_configured_ingest_scheme_is_offered_and_accepted(tmp_pat
 
 
 async def test_other_methods_on_ingest_paths_need_credentials_too(full: Client) -> None:
-    status, body, _ = await full.refused("GET", "/api/v2/alerts")
+    status, body, _ = await full.refused("GET", "/webhook/alertmanager")
     assert (status, body["reason"]) == (401, "unauthorized")
-    status, body, _ = await full.refused("GET", "/api/v2/alerts", headers=bearer(INGEST_TOKEN))
+    status, body, _ = await full.refused("GET", "/webhook/alertmanager", headers=bearer(INGEST_TOKEN))
     assert status == 405
+
+
+async def test_alertmanager_reads_are_api_reads(full: Client) -> None:
+    # GET /api/v2/alerts is Alertmanager's read API (amtool alert query), not ingest.
+    status, body, _ = await full.refused("GET", "/api/v2/alerts", headers=bearer(INGEST_TOKEN))
+    assert (status, body["reason"]) == (401, "unauthorized")
+    assert await full.call("GET", "/api/v2/alerts", headers=bearer(READ_TOKEN)) == 200
+    assert await full.call("POST", "/api/v2/alerts", headers=bearer(READ_TOKEN), data=postable()) == 401
 
 
 # -- api -------------------------------------------------------------------------------------------------------

@@ -103,8 +103,13 @@ async def scrape(client: TestClient[Any, Any]) -> tuple[str, Samples]:
     return text, samples
 
 
-async def post(client: TestClient[Any, Any], path: str, body: Any) -> int:
-    async with client.post(path, data=body if isinstance(body, bytes) else json.dumps(body)) as resp:
+PROMETHEUS = {"User-Agent": "Prometheus/2.42.0+ds"}
+"""What the captured Prometheus posts carried: the received counter tells senders apart by it."""
+
+
+async def post(client: TestClient[Any, Any], path: str, body: Any, headers: dict[str, str] | None = None) -> int:
+    data = body if isinstance(body, bytes) else json.dumps(body)
+    async with client.post(path, data=data, headers=headers) as resp:
         return resp.status
 
 
@@ -113,10 +118,14 @@ async def traffic(client: TestClient[Any, Any], clock: ManualClock) -> None:
     assert (
         await post(client, "/webhook/alertmanager", captured("am_webhook_firing_grouped_checkout_3_alerts.json")) == 200
     )
-    assert await post(client, "/api/v2/alerts", captured("prometheus_post_api_v2_alerts_firing.json")) == 200
+    assert (
+        await post(client, "/api/v2/alerts", captured("prometheus_post_api_v2_alerts_firing.json"), PROMETHEUS) == 200
+    )
     clock.advance(20)
     assert await post(client, "/webhook/alertmanager", captured("am_webhook_resolved_checkout.json")) == 200
-    assert await post(client, "/api/v2/alerts", captured("prometheus_post_api_v2_alerts_resolved.json")) == 200
+    assert (
+        await post(client, "/api/v2/alerts", captured("prometheus_post_api_v2_alerts_resolved.json"), PROMETHEUS) == 200
+    )
     clock.advance(60)
     refire = captured("am_webhook_firing_grouped_checkout_3_alerts.json")
     refire["alerts"] = refire["alerts"][:1]

@@ -28,6 +28,8 @@ from tests.unit.daemon.configfiles import write_rules
 TESTDATA = Path(__file__).resolve().parents[3] / "testdata"
 WEBHOOK_CAPTURES = sorted((TESTDATA / "alertmanager").glob("am_webhook_*.json"))
 PROMETHEUS_CAPTURES = sorted((TESTDATA / "prometheus").glob("prometheus_post_*.json"))
+PROM_FIRING_UA = "Prometheus/2.42.0+ds"
+"""The User-Agent of the captured Prometheus posts: replays send it, so they are counted as Prometheus'."""
 MAX_BODY_BYTES = 16384
 """Small enough that a test can go over it; every capture is well below it."""
 
@@ -105,8 +107,9 @@ class Daemon:
     async def post_capture(self, name: str) -> tuple[int, Json]:
         """Replay a captured request at the time it was received."""
         self.at(received_at(name))
-        path = "/api/v2/alerts" if name.startswith("prometheus") else "/webhook/alertmanager"
-        return await self.post(path, capture(name))
+        if name.startswith("prometheus"):
+            return await self.v2(capture(name))
+        return await self.post("/webhook/alertmanager", capture(name))
 
     async def post(self, path: str, body: Json | bytes, **kwargs: Any) -> tuple[int, Json]:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -119,7 +122,7 @@ class Daemon:
         return await self.post("/webhook/alertmanager", body)
 
     async def v2(self, body: Json | bytes) -> tuple[int, Json]:
-        return await self.post("/api/v2/alerts", body)
+        return await self.post("/api/v2/alerts", body, headers={"User-Agent": PROM_FIRING_UA})
 
     async def get_json(self, path: str, expect: int = 200) -> Json:
         async with self.client.get(path) as resp:

@@ -577,7 +577,8 @@ async def test_rejected_reasons_are_exported_from_the_start(daemon: Daemon) -> N
 
 @pytest.mark.parametrize("endpoint", [WEBHOOK, V2])
 async def test_wrong_method_is_a_json_405(daemon: Daemon, endpoint: str) -> None:
-    async with daemon.client.get(endpoint) as resp:
+    # Not GET: GET /api/v2/alerts is Alertmanager's read API (tests/unit/daemon/api/test_alertmanager_v2.py).
+    async with daemon.client.put(endpoint) as resp:
         assert resp.status == 405
         assert "POST" in resp.headers["Allow"]
         answer = await resp.json()
