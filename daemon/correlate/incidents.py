@@ -330,14 +330,39 @@ class Correlator:
             return
         starts_at, attached_at = attached
         self._links[(incident.id, fp, starts_at)] = (incident.id, fp, starts_at, attached_at, t.at)
-        self._note(incident, now, "alert_expired" if t.expired else "alert_resolved", {"alert": fp, "ended_at": t.at})
+        detail: dict[str, object] = {"alert": fp, "ended_at": t.at}
+        if t.estimated:
+            detail.update(end_estimated=True, end_source=t.end_source)
+            if t.end_note:
+                detail["end_note"] = t.end_note
+        self._note(incident, now, "alert_expired" if t.expired else "alert_resolved", detail)
+        # For the incident an alert cannot have ended before it joined, nor after we heard of it.
+        end = min(max(t.at, attached_at), now)
+        if incident.ended_at is None or end >= incident.ended_at:
+            incident.ended_at, incident.end_source = end, t.end_source
         self._flap(incident, fp, now)
         if not incident.status.active or incident.firing:
             return
         if incident.flapping:
             self._note(incident, now, "resolution_held", {"flapping": sorted(incident.flapping)})
             return
-        self._resolve(incident, now, SYSTEM, "expiry" if t.expired else "alerts", detail={}, labels=t.alert.labels)
+        self._resolve_by_alerts(incident, now, "expiry" if t.expired else "alerts", {}, t.alert.labels)
+
+    def _resolve_by_alerts(
+        self, incident: Incident, now: float, resolved_by: str, detail: dict[str, object], labels: dict[str, str]
+    ) -> None:
+        """Every alert has ended: the incident ended when the last of them did (which may be well before now,
+        after an expiry or a flapping hold), estimated when that alert's end was."""
+        self._resolve(
+            incident,
+            now,
+            SYSTEM,
+            resolved_by,
+            detail=detail,
+            labels=labels,
+            end=incident.ended_at,
+            end_source=incident.end_source,
+        )
 
     def _flap(self, incident: Incident, fingerprint: str, now: float) -> None:
         rule = self.ruleset.rule_named(incident.rule)
@@ -447,19 +472,50 @@ class Correlator:
         *,
         detail: dict[str, object],
         labels: dict[str, str],
+        end: float | None = None,
+        end_source: str | None = None,
     ) -> None:
+        """Resolve as of `end` (default now): the SLA clocks stop and breaches are judged at `end`, the
+        resolution time and the outage run to it. It is recorded now, and says so when `end` is estimated."""
+        ended = now if end is None else min(max(end, incident.opened_at), now)
         before = snapshot(incident)
-        for target in sla.breaches_due(incident, now):
+        for target in sla.breaches_due(incident, ended):
             self._breach(incident, target, now)
+        if ended < now:
+            self._withdraw_breaches(incident, ended, now)
         incident.status = IncidentStatus.RESOLVED
-        incident.resolved_at = now
+        incident.resolved_at = ended
         incident.resolved_by = resolved_by
-        sla.update(incident, now, self._windows(incident), self.ruleset.catalogue.pause_statuses)
-        self._note(incident, now, "resolved", {"by": by if by != SYSTEM else resolved_by, **detail})
+        sla.update(incident, ended, self._windows(incident), self.ruleset.catalogue.pause_statuses)
+        record: dict[str, object] = {"by": by if by != SYSTEM else resolved_by, **detail, "ended_at": ended}
+        if end_source is not None:
+            record.update(end_estimated=True, end_source=end_source)
+        self._note(incident, now, "resolved", record)
         self.audit.record(now, by, "incident", incident.id, "resolved", before=before, after=snapshot(incident))
-        self.metrics.resolved(incident, resolved_by, now - incident.opened_at)
-        self._emit(IncidentEventKind.RESOLVED, incident, now, labels)
-        self._due(now + self.rules.close_after)
+        self.metrics.resolved(incident, resolved_by, ended - incident.opened_at)
+        self._emit(IncidentEventKind.RESOLVED, incident, now, labels, ended_at=ended)
+        self._due(ended + self.rules.close_after)
+
+    def _withdraw_breaches(self, incident: Incident, ended: float, now: float) -> None:
+        """Breaches the scheduler recorded while the incident still looked open, of targets that fell due
+        after it really ended (a lost resolve noticed only at expiry). The breach entries stay on the
+        timeline and in the audit trail, as what was believed then; this entry says that the target was met."""
+        for target in sorted(incident.sla.breaches):
+            due = incident.sla.respond_by if target == sla.RESPOND else incident.sla.resolve_by
+            if due is None or due <= ended:
+                continue
+            before = snapshot(incident)
+            incident.sla.breaches.discard(target)
+            self._note(
+                incident,
+                now,
+                "sla_breach_withdrawn",
+                {"target": target, "due": due, "ended_at": ended, "reason": "the incident ended before the target"},
+            )
+            self.audit.record(
+                now, SYSTEM, "incident", incident.id, "sla_breach_withdrawn", before=before, after=snapshot(incident)
+            )
+            self.metrics.withdrawn(incident, target)
 
     def _reopen(
         self, incident: Incident, now: float, by: str, detail: dict[str, object], labels: dict[str, str]
@@ -468,6 +524,7 @@ class Correlator:
         incident.status = IncidentStatus.OPEN
         incident.resolved_at = None
         incident.resolved_by = None
+        incident.ended_at = incident.end_source = None
         incident.reopen_count += 1
         sla.update(incident, now, self._windows(incident), self.ruleset.catalogue.pause_statuses)
         self._note(incident, now, "reopened", detail)
@@ -529,7 +586,7 @@ class Correlator:
             now, SYSTEM, "incident", incident.id, "flapping_stopped", before=before, after=snapshot(incident)
         )
         if incident.status.active and not incident.firing and not incident.flapping:
-            self._resolve(incident, now, SYSTEM, "alerts", detail={"after": "flapping stopped"}, labels={})
+            self._resolve_by_alerts(incident, now, "alerts", {"after": "flapping stopped"}, {})
 
     def forget_resolved(self, now: float) -> int:
         """Drop closed incidents from memory (they stay on disk)."""
@@ -558,10 +615,11 @@ class Correlator:
         *,
         problem_id: int | None = None,
         runbook: str | None = None,
+        ended_at: float | None = None,
     ) -> None:
         if self._listeners:
             event = IncidentEvent(
-                kind, incident.id, incident.service, incident.priority, now, dict(labels), problem_id, runbook
+                kind, incident.id, incident.service, incident.priority, now, dict(labels), problem_id, runbook, ended_at
             )
             for listener in self._listeners:
                 try:

@@ -1,0 +1,100 @@
+"""When did an expired alert really end? The best evidence we have, since its sender went quiet.
+
+An alert expires because nobody told us it ended (a lost resolve). The expiry instant is only when we gave
+up waiting, up to `webhook_stale_after` after the last word: recording it as the end would book that whole
+wait as outage. So an expiry records the last moment the alert is known to have fired:
+
+- with `prometheus:` configured, the timestamp of the last sample of the alert's own
+  `ALERTS{alertstate="firing", <its labels>}` series after it was last seen: Prometheus writes that sample at
+  every rule evaluation while the alert fires, so the last one is the last evaluation that found it firing;
+- otherwise (or when Prometheus does not answer in time, has no such sample, or fails) its last-seen time.
+
+Either way the end is an estimate and says so, with where it came from and, on a fallback, why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from daemon.model import Alert
+from integrations.prometheus.client import PrometheusClient, selector
+from integrations.prometheus.httpjson import UpstreamError
+
+log = logging.getLogger(__name__)
+
+PROMETHEUS, LAST_SEEN = "prometheus", "last_seen"
+CONCURRENCY = 4
+"""Queries at once: an expiring Alertmanager group of hundreds of alerts must not flood Prometheus."""
+
+
+@dataclass(frozen=True, slots=True)
+class EndEvidence:
+    at: float
+    source: str
+    """prometheus | last_seen."""
+    note: str | None = None
+    """Why Prometheus gave no answer, when `source` is last_seen although Prometheus is configured."""
+
+
+def last_seen(alert: Alert, note: str | None = None) -> EndEvidence:
+    return EndEvidence(alert.last_seen, LAST_SEEN, note)
+
+
+class EndFinder(Protocol):
+    async def ends(self, alerts: Sequence[Alert], now: float) -> dict[str, EndEvidence]:
+        """Evidence per fingerprint; never raises and returns within its own deadline."""
+        ...
+
+
+class LastSeen:
+    """No Prometheus to ask: an expired alert ended, as far as we know, when it was last seen."""
+
+    async def ends(self, alerts: Sequence[Alert], now: float) -> dict[str, EndEvidence]:
+        return {a.fingerprint: last_seen(a) for a in alerts}
+
+
+class PrometheusEnds:
+    """Asks Prometheus for each alert's last firing ALERTS sample, all within one deadline."""
+
+    def __init__(self, client: PrometheusClient, *, timeout: float) -> None:
+        self._client = client
+        self._timeout = timeout
+
+    async def ends(self, alerts: Sequence[Alert], now: float) -> dict[str, EndEvidence]:
+        limit = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(alert: Alert) -> EndEvidence:
+            async with limit:
+                return await self._end(alert, now)
+
+        tasks = {a.fingerprint: asyncio.ensure_future(one(a)) for a in alerts}
+        if tasks:
+            await asyncio.wait(tasks.values(), timeout=self._timeout)
+        out: dict[str, EndEvidence] = {}
+        for alert in alerts:
+            task = tasks[alert.fingerprint]
+            if task.done() and not task.cancelled() and task.exception() is None:
+                out[alert.fingerprint] = task.result()
+            else:
+                task.cancel()
+                out[alert.fingerprint] = last_seen(alert, f"Prometheus gave no answer within {self._timeout:g}s")
+        return out
+
+    async def _end(self, alert: Alert, now: float) -> EndEvidence:
+        matchers = {k: v for k, v in sorted(alert.labels.items()) if k not in ("alertstate", "__name__")}
+        query = selector("ALERTS", {**matchers, "alertstate": "firing"})
+        expected = {**matchers, "alertstate": "firing", "__name__": "ALERTS"}
+        try:
+            series = await self._client.raw_samples(query, seconds=max(0.0, now - alert.last_seen), at=now)
+        except (UpstreamError, ValueError) as exc:
+            log.warning("expired alert %s: end from last-seen, Prometheus failed: %s", alert.fingerprint, exc)
+            return last_seen(alert, f"Prometheus failed: {exc}")
+        # Only the alert's own series: a matcher set can also match series with more labels.
+        times = [t for s in series if s.labels == expected for t, _ in s.points if t > alert.last_seen]
+        if not times:
+            return last_seen(alert, "Prometheus has no firing ALERTS sample after the alert was last seen")
+        return EndEvidence(min(max(times), now), PROMETHEUS)
