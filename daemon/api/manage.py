@@ -14,7 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from daemon.api import keys
-from daemon.api.rest import _page, _whole
+from daemon.api.rest import _page, _whole, live_sla
 from daemon.audit import read_events
 from daemon.correlate.incidents import ACTIONS as INCIDENT_ACTIONS
 from daemon.correlate.store import incident_exists
@@ -91,7 +91,7 @@ async def _durable(request: web.Request) -> None:
 
 async def _incident_answer(request: web.Request, incident_id: int) -> web.Response:
     found = await request.app[keys.READER].incident(incident_id)
-    return web.json_response(found)
+    return web.json_response(live_sla(request, found) if found is not None else found)
 
 
 async def incident_action(request: web.Request) -> web.Response:

@@ -174,6 +174,13 @@ class Correlator:
     def metric_service(self, service: str) -> str:
         return self.metrics.service(service)
 
+    def sla_paused_by(self, incident_id: int, now: float) -> str | None:
+        """Why an active incident's SLA clock stands still now (status | maintenance), None if it runs."""
+        incident = self._by_id.get(incident_id)
+        if incident is None:
+            return None
+        return sla.paused_by(incident, now, self._windows(incident), self.ruleset.catalogue.pause_statuses)
+
     def is_flapping(self, fingerprint: str) -> bool:
         return self.flaps.is_flapping(fingerprint)
 

@@ -125,6 +125,7 @@ def _incident_json(r: tuple[Any, ...]) -> Json:
             "respond_target_seconds": sla.get("respond_target"),
             "resolve_target_seconds": sla.get("resolve_target"),
             "paused": paused_by_status,
+            "paused_by": "status" if paused_by_status else None,
             "breaches": sorted(sla.get("breaches", [])),
         },
         "resolution": _resolution(r[2], r[6], r[14], r[22]),
