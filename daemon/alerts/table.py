@@ -195,7 +195,7 @@ class AlertTable:
                 alert.ends_at = None
             elif same and alert.status is AlertStatus.EXPIRED:
                 # Our expiry was a guess and the sender proves the alert still fires.
-                self._fire(alert, incoming, source, now, out)
+                self._fire(alert, incoming, source, now, out, revived=True)
                 durable = True
             # Otherwise a late re-send of an episode that already ended: nothing to change.
         else:
@@ -217,7 +217,16 @@ class AlertTable:
         else:
             self._touched(alert)
 
-    def _fire(self, alert: Alert, incoming: IncomingAlert, source: Source, now: float, out: list[Transition]) -> None:
+    def _fire(
+        self,
+        alert: Alert,
+        incoming: IncomingAlert,
+        source: Source,
+        now: float,
+        out: list[Transition],
+        *,
+        revived: bool = False,
+    ) -> None:
         alert.status = AlertStatus.FIRING
         alert.starts_at = incoming.starts_at
         alert.ends_at = None
@@ -225,7 +234,7 @@ class AlertTable:
         alert.expires_at = self._expiry(incoming, source, now)
         alert.state_changes += 1
         self._firing[alert.fingerprint] = alert
-        out.append(Fired(alert))
+        out.append(Fired(alert, revived=revived))
 
     def _end(
         self,

@@ -12,6 +12,8 @@ class Fired:
     """An alert began a firing episode (new, re-fired with a new startsAt, or revived after expiry)."""
 
     alert: Alert
+    revived: bool = False
+    """The sender re-sent an episode we had expired: it never ended, our estimate of its end was wrong."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -189,23 +189,29 @@ class Correlator:
     def handle(self, transitions: Sequence[Transition], now: float) -> None:
         for t in transitions:
             if isinstance(t, Fired):
-                self._fired(t.alert, now)
+                self._fired(t.alert, now, revived=t.revived)
             else:
                 self._ended(t, now)
 
-    def _fired(self, alert: Alert, now: float) -> None:
+    def _fired(self, alert: Alert, now: float, *, revived: bool = False) -> None:
         c = self.ruleset.classify(alert.labels, alert.annotations)
         incident = self._by_key.get(c.key)
         if incident is not None:
             rule = self.ruleset.rule_named(incident.rule)
+            # A revived episode never ended: the incident its expiry resolved (at an estimated end that may
+            # lie beyond the reopen window) reopens, rather than a second incident opening for it.
+            own = revived and alert.incident_id == incident.id
             if incident.status.active:
                 stale = rule.window > 0 and now - incident.last_attached_at > rule.window
                 if stale and alert.fingerprint not in incident.fingerprints:
                     incident = None
-            elif incident.status is IncidentStatus.RESOLVED and now - (incident.resolved_at or now) <= (
-                rule.reopen_window
+            elif incident.status is IncidentStatus.RESOLVED and (
+                own or now - (incident.resolved_at or now) <= rule.reopen_window
             ):
-                self._reopen(incident, now, SYSTEM, {"alert": alert.fingerprint}, alert.labels)
+                detail: dict[str, object] = {"alert": alert.fingerprint}
+                if own:
+                    detail["revived"] = True
+                self._reopen(incident, now, SYSTEM, detail, alert.labels)
             else:
                 incident = None
         opened = incident is None

@@ -261,3 +261,18 @@ async def test_a_flapping_incident_ends_when_its_last_alert_ended_not_when_the_h
         assert [(e.start, e.end) for e in episodes] == [(T0, T0 + 50), (T0 + 120, last_end)]
     finally:
         h.stack.close()
+
+
+async def test_an_expired_alert_the_sender_revives_reopens_its_incident(h: Harness) -> None:
+    h.feed(down())
+    h.at(T0 + 600)
+    h.feed(down())
+    h.at(T0 + 600 + STALE)
+    await h.pipeline.sweep()
+    incident = h.incident()
+    assert incident.resolved_at == T0 + 600  # more than the 30m reopen window ago
+    h.at(T0 + 600 + STALE + 60)
+    h.feed(down())  # the same episode again: it never ended, the estimate was wrong
+    assert h.stack.correlator.incidents() == [incident]
+    assert incident.status is IncidentStatus.OPEN
+    assert (await h.timeline())[-2] == ("reopened", {"alert": down().fingerprint, "revived": True})
