@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import yaml
 
 from integrations.prometheus.httpjson import DEFAULT_MAX_RESPONSE_BYTES, JsonApi, UpstreamError, endpoint, redact_url
 
 QUERY_PATH = "api/v1/query"
+CONFIG_PATH = "api/v1/status/config"
 _POST_REFUSED = (405, 501)
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
@@ -116,6 +118,26 @@ class PrometheusClient:
             return [_series(item) for item in data["result"]]
         except (TypeError, ValueError, KeyError, IndexError) as exc:
             raise PrometheusError(f"{what}: malformed matrix result: {exc}", False) from None
+
+    async def external_labels(self) -> dict[str, str]:
+        """``global.external_labels`` of the server's loaded configuration (``/api/v1/status/config``): the
+        labels Prometheus adds to the alerts it sends, which its own ALERTS series do not carry."""
+        status, body = await self._api.call("GET", CONFIG_PATH)
+        if not 200 <= status < 300:
+            raise self._api.refused("GET", CONFIG_PATH, status, body)
+        answer = self._api.decode("GET", CONFIG_PATH, status, body)
+        what = self._api.describe("GET", endpoint(self._api.base, CONFIG_PATH))
+        data = answer.get("data") if isinstance(answer, dict) and answer.get("status") == "success" else None
+        if not isinstance(data, dict) or not isinstance(data.get("yaml"), str):
+            raise PrometheusError(f"{what}: not a configuration answer: {str(answer)[:200]}", False)
+        try:
+            config = yaml.safe_load(data["yaml"])
+        except yaml.YAMLError as exc:
+            raise PrometheusError(f"{what}: the configuration is not YAML: {exc}", False) from None
+        found = (config.get("global") or {}).get("external_labels") if isinstance(config, dict) else None
+        if not isinstance(found, dict):
+            return {}
+        return {str(k): str(v) for k, v in found.items()}
 
     def _result(self, method: str, answer: Any) -> QueryResult:
         what = self._api.describe(method, endpoint(self._api.base, QUERY_PATH))

@@ -2,10 +2,10 @@
 
 Prometheus evaluates a real alert (the target goes down) but sends it nowhere; the test delivers the
 firing webhook itself, as Alertmanager would, with the labels Prometheus gives the alert (one of them a
-value PromQL must escape). Then the alert stops firing in Prometheus and the resolve never comes. With a
-short `webhook_stale_after` itsmd expires the alert, asks Prometheus for the alert's ALERTS series, and
-records the incident as ended at the last firing sample, marked estimated; the availability downtime is
-that outage, not the stale period.
+value PromQL must escape) plus Prometheus' external label, which its ALERTS series lack. Then the alert
+stops firing in Prometheus and the resolve never comes. With a short `webhook_stale_after` itsmd expires
+the alert, asks Prometheus for the alert's ALERTS series, and records the incident as ended at the last
+firing sample, marked estimated; the availability downtime is that outage, not the stale period.
 
 Every step waits for what Prometheus or itsmd reports, never for a fixed time.
 """
@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from integrations.alertmanager.fingerprint import fingerprint
 
 from .client import get_json, post_json, request, wait_for
-from .stack import JOB, SERVICE, Stack, module_stack
+from .stack import CLUSTER, JOB, SERVICE, Stack, module_stack
 
 pytestmark = pytest.mark.e2e
 ALERT = "LostResolve"
@@ -64,9 +64,7 @@ class LostResolveStack(Stack):
         }
         (self.etc / "rules.yml").write_text(yaml.safe_dump(rules))
         prometheus = yaml.safe_load((self.etc / "prometheus.yml").read_text())
-        # The local ALERTS series carry no external labels; alerts sent on would (see README, Expiry).
-        prometheus["global"].pop("external_labels", None)
-        prometheus.pop("alerting", None)
+        prometheus.pop("alerting", None)  # the external label cluster stays: alerts sent on would carry it
         (self.etc / "prometheus.yml").write_text(yaml.safe_dump(prometheus))
         config = yaml.safe_load(self.itsmd_config.read_text())
         config["alerts"] = {"webhook_stale_after": f"{STALE:g}s", "resolve_timeout": "5m", "sweep_interval": "1s"}
@@ -164,9 +162,13 @@ def test_a_lost_resolve_ends_at_the_last_firing_alerts_sample(lstack: LostResolv
     assert alert is not None
     labels: dict[str, str] = alert["labels"]
     assert labels["note"] == NOTE and labels["service"] == SERVICE
+    assert "cluster" not in labels  # Prometheus' own view of the alert (and its ALERTS series) lacks it
 
     sent = time.time()
-    answer = post_json(f"{lstack.itsmd_url}/webhook/alertmanager", webhook(labels, alert["activeAt"]))
+    # As Alertmanager delivers it: with the external labels Prometheus adds when it sends the alert.
+    answer = post_json(
+        f"{lstack.itsmd_url}/webhook/alertmanager", webhook({**labels, "cluster": CLUSTER}, alert["activeAt"])
+    )
     assert answer["status"] == "success", answer
     [incident] = get_json(f"{lstack.itsmd_url}/api/v1/incidents?status=open")["incidents"]
     assert incident["priority"] == "P1"  # tier high x critical: counts as downtime

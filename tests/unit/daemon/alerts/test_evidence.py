@@ -74,7 +74,7 @@ async def test_end_is_the_last_firing_sample_after_last_seen(upstream: Upstream)
     ends = await finder(upstream).ends([alert()], T0 + 20000)
     assert ends["f1"].at == T0 + 630
     assert ends["f1"].source == PROMETHEUS
-    (seen,) = upstream.requests
+    (seen,) = [r for r in upstream.requests if r.path == QUERY]
     query = seen.form["query"]
     assert query.startswith("ALERTS{")
     assert query.endswith("}[19400s]")  # the whole time since the alert was last seen
@@ -105,3 +105,16 @@ async def test_a_silent_prometheus_is_given_up_on_after_the_timeout(upstream: Up
     assert asyncio.get_running_loop().time() - started < 2.0
     assert (ends["f1"].at, ends["f1"].source) == (T0 + 600, LAST_SEEN)
     assert ends["f1"].note is not None
+
+
+async def test_labels_prometheus_adds_on_sending_are_not_matched(upstream: Upstream) -> None:
+    config = "global:\n  external_labels:\n    cluster: eu1\n    replica: a\n"
+    upstream.answer("GET", "/api/v1/status/config", body={"status": "success", "data": {"yaml": config}})
+    # The alert as Alertmanager sends it: with the external label cluster, and a replica label of its own.
+    sent = alert({**LABELS, "cluster": "eu1", "replica": "own"})
+    upstream.answer("POST", QUERY, body=matrix(({**own_series(), "replica": "own"}, [T0 + 700])))
+    ends = await finder(upstream).ends([sent], T0 + 20000)
+    assert (ends["f1"].at, ends["f1"].source) == (T0 + 700, PROMETHEUS)
+    query = next(r for r in upstream.requests if r.method == "POST").form["query"]
+    assert "cluster=" not in query
+    assert 'replica="own"' in query
