@@ -76,17 +76,22 @@ class PrometheusEnds:
                 return await self._end(alert, now, added)
 
         tasks = {a.fingerprint: asyncio.ensure_future(one(a)) for a in alerts}
-        if tasks:
+        try:
             await asyncio.wait(tasks.values(), timeout=self._timeout)
-        external.cancel()
+        finally:  # also when the sweep itself is cancelled (shutdown): leave no query running
+            external.cancel()
+            for task in tasks.values():
+                task.cancel()
         out: dict[str, EndEvidence] = {}
         for alert in alerts:
             task = tasks[alert.fingerprint]
-            if task.done() and not task.cancelled() and task.exception() is None:
-                out[alert.fingerprint] = task.result()
-            else:
-                task.cancel()
+            if not task.done() or task.cancelled():  # cancelled above, it may not have stopped yet
                 out[alert.fingerprint] = last_seen(alert, f"Prometheus gave no answer within {self._timeout:g}s")
+            elif (exc := task.exception()) is not None:
+                log.error("expired alert %s: looking for its end failed", alert.fingerprint, exc_info=exc)
+                out[alert.fingerprint] = last_seen(alert, f"looking for the end failed: {type(exc).__name__}")
+            else:
+                out[alert.fingerprint] = task.result()
         return out
 
     async def _external_labels(self) -> dict[str, str]:

@@ -12,6 +12,7 @@ import pytest
 from daemon.alerts.evidence import LAST_SEEN, PROMETHEUS, PrometheusEnds
 from daemon.model import Alert, AlertStatus, Source
 from integrations.prometheus.client import PrometheusClient, promql_string, selector
+from tests.unit.daemon.ingest.conftest import eventually
 from tests.unit.integrations.upstream import Upstream, serving
 
 T0 = 1_800_000_000.0
@@ -118,3 +119,25 @@ async def test_labels_prometheus_adds_on_sending_are_not_matched(upstream: Upstr
     query = next(r for r in upstream.requests if r.method == "POST").form["query"]
     assert "cluster=" not in query
     assert 'replica="own"' in query
+
+
+async def test_a_cancelled_sweep_leaves_no_query_running(upstream: Upstream) -> None:
+    upstream.hang("POST", QUERY)
+    job = asyncio.ensure_future(finder(upstream, timeout=30.0).ends([alert()], T0 + 20000))
+
+    async def asked() -> bool:
+        return any(r.path == QUERY for r in upstream.requests)
+
+    def queries() -> list[asyncio.Task[object]]:
+        return [t for t in asyncio.all_tasks() if "PrometheusEnds" in getattr(t.get_coro(), "__qualname__", "")]
+
+    await eventually(asked)
+    assert queries()
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job
+
+    async def none_left() -> bool:
+        return not queries()
+
+    await eventually(none_left)
