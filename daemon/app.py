@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.registry import Collector
 
 from daemon import __version__, console, reload
+from daemon.alerts.evidence import EndFinder, LastSeen, PrometheusEnds
 from daemon.alerts.table import AlertTable
 from daemon.api import alertmanager_v2, auth, changes, drills, health, keys, manage, openapi, reports, rest, runs
 from daemon.api.errors import json_errors
@@ -139,6 +140,13 @@ def integrations(
     return prometheus, alertmanager
 
 
+def _end_finder(cfg: Config, session: aiohttp.ClientSession) -> EndFinder:
+    """Where an expired alert's end comes from: Prometheus' ALERTS series when configured, else last-seen."""
+    if cfg.prometheus is None:
+        return LastSeen()
+    return PrometheusEnds(cfg.prometheus.client(session), timeout=cfg.prometheus.timeout)
+
+
 class DormantLoader:
     """Brings back an alert resolved so long ago that it left memory. Rare, so a blocking point read on a
     read-only connection of its own."""
@@ -197,6 +205,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         clock,
         commit_timeout=cfg.ingest.commit_timeout,
         max_pending=cfg.ingest.max_pending_changes,
+        end_finder=_end_finder(cfg, auto.session),
     )
     reader = Reader(loaded.db_path)
 

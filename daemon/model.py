@@ -127,6 +127,12 @@ class Incident:
     firing: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Attached alerts still firing, with their episode's startsAt and when they were attached.
     The incident resolves when this empties."""
+    ended_at: float | None = None
+    """When the latest-ending alert of the current episode (since opening or reopening) ended: the end an
+    alert-driven resolution records, also after a flapping hold."""
+    end_source: str | None = None
+    """Where `ended_at` came from when it is estimated (an expiry: prometheus | last_seen); None when a
+    sender's resolve said it."""
 
 
 @dataclass(slots=True, eq=False)

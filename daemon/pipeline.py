@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from daemon.alerts.evidence import EndFinder, LastSeen
 from daemon.alerts.table import AlertTable
 from daemon.clock import Clock
 from daemon.correlate.incidents import Correlator
@@ -35,6 +36,7 @@ class Pipeline:
         *,
         commit_timeout: float,
         max_pending: int = 100_000,
+        end_finder: EndFinder | None = None,
     ) -> None:
         self.alerts = alerts
         self.correlator = correlator
@@ -43,6 +45,7 @@ class Pipeline:
         self.clock = clock
         self._commit_timeout = commit_timeout
         self._max_pending = max_pending
+        self.end_finder: EndFinder = end_finder or LastSeen()
         for sender in SENDERS:
             counters.ensure(RECEIVED, (("source", sender),))
 
@@ -62,11 +65,20 @@ class Pipeline:
         if seq:
             await self.writer.durable(seq, self._commit_timeout)
 
-    def sweep(self) -> None:
-        """Expire alerts nobody refreshes, and drop from memory what no longer needs to be there."""
+    async def sweep(self) -> None:
+        """Expire alerts nobody refreshes, each at the evidence of its end, and drop from memory what no
+        longer needs to be there.
+
+        Looking for the evidence may wait for Prometheus (bounded by the finder's deadline); ingest and the
+        writer go on meanwhile. An alert re-sent while we wait is no longer due and is left alone."""
         now = self.clock.now()
-        transitions = self.alerts.expire(now)
-        if transitions:
-            self.correlator.handle(transitions, now)
+        due = self.alerts.due(now)
+        if due:
+            episodes = {a.fingerprint: a.starts_at for a in due}
+            ends = await self.end_finder.ends(due, now)
+            now = self.clock.now()
+            transitions = self.alerts.expire(now, ends, episodes=episodes)
+            if transitions:
+                self.correlator.handle(transitions, now)
         self.alerts.forget_resolved(now)
         self.correlator.forget_resolved(now)

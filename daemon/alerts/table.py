@@ -5,13 +5,15 @@ group_interval, Prometheus every alert each minute). Those are decided here in m
 write: only new alerts, new episodes, resolutions, expiries and new annotations are marked `changed`
 (the request waits for their commit); last-seen times are marked `touched` (written on the next flush).
 Losing a last-seen time in a crash only makes an alert look staler, which is why every alert gets a full
-staleness period after a start before it can expire.
+staleness period after a start before it can expire. An expired alert ends at the evidence of its end
+(evidence.py), not at the instant it expired.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
+from daemon.alerts.evidence import EndEvidence, last_seen
 from daemon.alerts.transitions import Ended, Fired, Transition
 from daemon.config import AlertsConfig
 from daemon.model import Alert, AlertStatus, IncomingAlert, Source
@@ -95,12 +97,24 @@ class AlertTable:
                 wait_for = alert.pending_seq
         return out, wait_for
 
-    def expire(self, now: float) -> list[Transition]:
-        """End every firing alert whose sender stopped refreshing it."""
+    def due(self, now: float) -> list[Alert]:
+        """Firing alerts whose sender stopped refreshing them by `now`."""
+        return [a for a in self._firing.values() if a.expires_at is not None and a.expires_at <= now]
+
+    def expire(
+        self, now: float, ends: Mapping[str, EndEvidence] | None = None, *, episodes: Mapping[str, float] | None = None
+    ) -> list[Transition]:
+        """End every firing alert due by `now`, at the evidence of its end (default: when it was last seen),
+        never at the expiry instant: that is only when we stopped waiting. `episodes` (fingerprint -> startsAt
+        when the evidence was sought) skips an alert that fired a new episode meanwhile."""
         out: list[Transition] = []
-        for alert in [a for a in self._firing.values() if a.expires_at is not None and a.expires_at <= now]:
-            at = alert.expires_at if alert.expires_at is not None else now
-            self._end(alert, AlertStatus.EXPIRED, at, out)
+        for alert in self.due(now):
+            if episodes is not None and episodes.get(alert.fingerprint) != alert.starts_at:
+                continue  # not asked about, or a new episode began while Prometheus was asked
+            found = (ends or {}).get(alert.fingerprint) or last_seen(alert)
+            # The sender said it fired at last_seen; an answer from before that or from the future is not evidence.
+            at = min(max(found.at, alert.last_seen, alert.starts_at), now)
+            self._end(alert, AlertStatus.EXPIRED, at, out, evidence=found)
             self._changed(alert)
         return out
 
@@ -186,7 +200,7 @@ class AlertTable:
                 alert.ends_at = None
             elif same and alert.status is AlertStatus.EXPIRED:
                 # Our expiry was a guess and the sender proves the alert still fires.
-                self._fire(alert, incoming, source, now, out)
+                self._fire(alert, incoming, source, now, out, revived=True)
                 durable = True
             # Otherwise a late re-send of an episode that already ended: nothing to change.
         else:
@@ -208,7 +222,16 @@ class AlertTable:
         else:
             self._touched(alert)
 
-    def _fire(self, alert: Alert, incoming: IncomingAlert, source: Source, now: float, out: list[Transition]) -> None:
+    def _fire(
+        self,
+        alert: Alert,
+        incoming: IncomingAlert,
+        source: Source,
+        now: float,
+        out: list[Transition],
+        *,
+        revived: bool = False,
+    ) -> None:
         alert.status = AlertStatus.FIRING
         alert.starts_at = incoming.starts_at
         alert.ends_at = None
@@ -216,10 +239,28 @@ class AlertTable:
         alert.expires_at = self._expiry(incoming, source, now)
         alert.state_changes += 1
         self._firing[alert.fingerprint] = alert
-        out.append(Fired(alert))
+        out.append(Fired(alert, revived=revived))
 
-    def _end(self, alert: Alert, status: AlertStatus, at: float, out: list[Transition]) -> None:
-        out.append(Ended(alert, alert.incident_id, alert.starts_at, at, expired=status is AlertStatus.EXPIRED))
+    def _end(
+        self,
+        alert: Alert,
+        status: AlertStatus,
+        at: float,
+        out: list[Transition],
+        *,
+        evidence: EndEvidence | None = None,
+    ) -> None:
+        out.append(
+            Ended(
+                alert,
+                alert.incident_id,
+                alert.starts_at,
+                at,
+                expired=status is AlertStatus.EXPIRED,
+                end_source=evidence.source if evidence is not None else None,
+                end_note=evidence.note if evidence is not None else None,
+            )
+        )
         alert.status = status
         alert.ends_at = at
         alert.expires_at = None

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from daemon.api import keys
 from daemon.api.principals import principal_of
-from daemon.api.rest import _page, _whole
+from daemon.api.rest import _page, _whole, live_sla
 from daemon.audit import read_events
 from daemon.correlate.incidents import ACTIONS as INCIDENT_ACTIONS
 from daemon.correlate.store import incident_exists
@@ -93,7 +93,7 @@ async def _durable(request: web.Request) -> None:
 
 async def _incident_answer(request: web.Request, incident_id: int) -> web.Response:
     found = await request.app[keys.READER].incident(incident_id)
-    return web.json_response(found)
+    return web.json_response(live_sla(request, found) if found is not None else found)
 
 
 async def incident_action(request: web.Request) -> web.Response:

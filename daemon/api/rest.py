@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from aiohttp import web
 
@@ -43,11 +44,21 @@ def _status(request: web.Request, allowed: dict[str, str | None], default: str) 
     return allowed[value]
 
 
+def live_sla(request: web.Request, incident: dict[str, Any]) -> dict[str, Any]:
+    """The stored incident with the SLA clock's pause as it stands now: a maintenance window pauses the
+    clock without any change to the record, so only the running correlator can say so."""
+    if incident["status"] in ("open", "acknowledged"):
+        pipeline = request.app[keys.PIPELINE]
+        by = pipeline.correlator.sla_paused_by(incident["id"], pipeline.clock.now()) or incident["sla"]["paused_by"]
+        incident["sla"].update(paused=by is not None, paused_by=by)
+    return incident
+
+
 async def list_incidents(request: web.Request) -> web.Response:
     status = _status(request, INCIDENT_STATUSES, "active")
     limit, offset = _page(request)
     incidents = await request.app[keys.READER].incidents(status, limit, offset)
-    return web.json_response({"incidents": incidents})
+    return web.json_response({"incidents": [live_sla(request, i) for i in incidents]})
 
 
 async def get_incident(request: web.Request) -> web.Response:
@@ -56,7 +67,7 @@ async def get_incident(request: web.Request) -> web.Response:
     incident = await request.app[keys.READER].incident(incident_id) if incident_id is not None else None
     if incident is None:
         raise web.HTTPNotFound(text=f"no incident {raw}")
-    return web.json_response(incident)
+    return web.json_response(live_sla(request, incident))
 
 
 async def list_alerts(request: web.Request) -> web.Response:

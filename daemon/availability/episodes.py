@@ -3,7 +3,9 @@
 The one definition, shared by the live tracker, its restart and the service report:
 - an incident's history is a sequence of marks: opened, reopened, priority_raised, resolved (the timeline
   kinds of the same names, or the correlator's events while running);
-- an episode runs from an open (or reopen) to the next resolve, or is still open;
+- an episode runs from an open (or reopen) to the next resolve, or is still open; a resolve ends it at the
+  incident's recorded end (`ended_at` of the resolved entry: when its last alert ended, which an expiry
+  estimates), not at the moment the resolution was recorded;
 - it counts as downtime when the service's downtime policy (catalogue `downtime:`) accepts the incident's
   priority as it stands at the episode's end (or now, while open) and the labels of the alert that opened
   the incident. Priority only ever rises while an incident is active, so a raise into the policy's list makes
@@ -86,7 +88,10 @@ def load_histories(conn: sqlite3.Connection, *, until: float | None = None) -> l
             h = histories[incident_id] = History(incident_id, service)
         data = json.loads(detail)
         priority = data.get("priority") if kind == "opened" else data.get("to") if kind == "priority_raised" else None
-        h.marks.append(Mark(at, kind, priority if isinstance(priority, str) else None))
+        ended = data.get("ended_at") if kind == "resolved" else None
+        # Recorded at `at`, ended earlier: after an expiry or a flapping hold.
+        when = float(ended) if isinstance(ended, int | float) and ended <= at else at
+        h.marks.append(Mark(when, kind, priority if isinstance(priority, str) else None))
         if kind == "opened" and isinstance(data.get("alert"), str):
             openers[incident_id] = data["alert"]
     by_fingerprint: dict[str, list[int]] = {}

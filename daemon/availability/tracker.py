@@ -95,8 +95,10 @@ class AvailabilityTracker:
             state.priority = event.priority
             self._count(event.incident_id)
         elif kind is IncidentEventKind.RESOLVED:
-            self.ledger.ended(state.service, event.incident_id, event.at)
-            state.start, state.resolved_at = None, event.at
+            # The outage ends when the incident ended, not when its end was noticed (an expiry, a flap hold).
+            ended = event.ended_at if event.ended_at is not None else event.at
+            self.ledger.ended(state.service, event.incident_id, ended)
+            state.start, state.resolved_at = None, ended
 
     def _count(self, incident_id: int) -> None:
         state = self._incidents[incident_id]

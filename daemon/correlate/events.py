@@ -36,6 +36,9 @@ class IncidentEvent:
     """Labels of the alert that caused the event (empty for events not caused by an alert). Untrusted."""
     problem_id: int | None = None
     runbook: str | None = None
+    ended_at: float | None = None
+    """resolved: when the incident ended (its last alert's end, maybe estimated), at or before `at`, which is
+    when the resolution was recorded. Outages and resolution times run to this."""
 
 
 IncidentListener = Callable[[IncidentEvent], None]

@@ -181,6 +181,13 @@ class Correlator:
     def metric_service(self, service: str) -> str:
         return self.metrics.service(service)
 
+    def sla_paused_by(self, incident_id: int, now: float) -> str | None:
+        """Why an active incident's SLA clock stands still now (status | maintenance), None if it runs."""
+        incident = self._by_id.get(incident_id)
+        if incident is None:
+            return None
+        return sla.paused_by(incident, now, self._windows(incident), self.ruleset.catalogue.pause_statuses)
+
     def is_flapping(self, fingerprint: str) -> bool:
         return self.flaps.is_flapping(fingerprint)
 
@@ -189,23 +196,27 @@ class Correlator:
     def handle(self, transitions: Sequence[Transition], now: float) -> None:
         for t in transitions:
             if isinstance(t, Fired):
-                self._fired(t.alert, now)
+                self._fired(t.alert, now, revived=t.revived)
             else:
                 self._ended(t, now)
 
-    def decide(self, key: str, fingerprint: str, now: float) -> Decision:
+    def decide(self, key: str, fingerprint: str, now: float, *, revived_of: int | None = None) -> Decision:
         """What an alert of `key` firing now does: the decision `_fired` applies and explain reports."""
         latest = self._by_key.get(key)
-        return decide(latest, self.ruleset.rule_named(latest.rule) if latest is not None else None, fingerprint, now)
+        rule = self.ruleset.rule_named(latest.rule) if latest is not None else None
+        return decide(latest, rule, fingerprint, now, revived_of=revived_of)
 
-    def _fired(self, alert: Alert, now: float) -> None:
+    def _fired(self, alert: Alert, now: float, *, revived: bool = False) -> None:
         c = self.ruleset.classify(alert.labels, alert.annotations)
-        decision = self.decide(c.key, alert.fingerprint, now)
+        decision = self.decide(c.key, alert.fingerprint, now, revived_of=alert.incident_id if revived else None)
         incident = decision.incident
         if incident is None:
             incident = self._open(c, alert, now)
         elif decision.join is Join.REOPEN:
-            self._reopen(incident, now, SYSTEM, {"alert": alert.fingerprint}, alert.labels)
+            detail: dict[str, object] = {"alert": alert.fingerprint}
+            if decision.revived:
+                detail["revived"] = True
+            self._reopen(incident, now, SYSTEM, detail, alert.labels)
         self._attach(incident, alert, c, now)
         if decision.join is Join.OPEN:
             self._after_open(incident, c, alert, now)
@@ -332,14 +343,39 @@ class Correlator:
             return
         starts_at, attached_at = attached
         self._links[(incident.id, fp, starts_at)] = (incident.id, fp, starts_at, attached_at, t.at)
-        self._note(incident, now, "alert_expired" if t.expired else "alert_resolved", {"alert": fp, "ended_at": t.at})
+        detail: dict[str, object] = {"alert": fp, "ended_at": t.at}
+        if t.estimated:
+            detail.update(end_estimated=True, end_source=t.end_source)
+            if t.end_note:
+                detail["end_note"] = t.end_note
+        self._note(incident, now, "alert_expired" if t.expired else "alert_resolved", detail)
+        # For the incident an alert cannot have ended before it joined, nor after we heard of it.
+        end = min(max(t.at, attached_at), now)
+        if incident.ended_at is None or end >= incident.ended_at:
+            incident.ended_at, incident.end_source = end, t.end_source
         self._flap(incident, fp, now)
         if not incident.status.active or incident.firing:
             return
         if incident.flapping:
             self._note(incident, now, "resolution_held", {"flapping": sorted(incident.flapping)})
             return
-        self._resolve(incident, now, SYSTEM, "expiry" if t.expired else "alerts", detail={}, labels=t.alert.labels)
+        self._resolve_by_alerts(incident, now, "expiry" if t.expired else "alerts", {}, t.alert.labels)
+
+    def _resolve_by_alerts(
+        self, incident: Incident, now: float, resolved_by: str, detail: dict[str, object], labels: dict[str, str]
+    ) -> None:
+        """Every alert has ended: the incident ended when the last of them did (which may be well before now,
+        after an expiry or a flapping hold), estimated when that alert's end was."""
+        self._resolve(
+            incident,
+            now,
+            SYSTEM,
+            resolved_by,
+            detail=detail,
+            labels=labels,
+            end=incident.ended_at,
+            end_source=incident.end_source,
+        )
 
     def _flap(self, incident: Incident, fingerprint: str, now: float) -> None:
         rule = self.ruleset.rule_named(incident.rule)
@@ -476,21 +512,52 @@ class Correlator:
         *,
         detail: dict[str, object],
         labels: dict[str, str],
+        end: float | None = None,
+        end_source: str | None = None,
     ) -> None:
+        """Resolve as of `end` (default now): the SLA clocks stop and breaches are judged at `end`, the
+        resolution time and the outage run to it. It is recorded now, and says so when `end` is estimated."""
+        ended = now if end is None else min(max(end, incident.opened_at), now)
         before = snapshot(incident)
-        for target in sla.breaches_due(incident, now):
+        for target in sla.breaches_due(incident, ended):
             self._breach(incident, target, now)
+        if ended < now:
+            self._withdraw_breaches(incident, ended, now)
         incident.status = IncidentStatus.RESOLVED
-        incident.resolved_at = now
+        incident.resolved_at = ended
         incident.resolved_by = resolved_by
-        sla.update(incident, now, self._windows(incident), self.ruleset.catalogue.pause_statuses)
-        self._note(incident, now, "resolved", {"by": by if by != SYSTEM else resolved_by, **detail})
+        sla.update(incident, ended, self._windows(incident), self.ruleset.catalogue.pause_statuses)
+        record: dict[str, object] = {"by": by if by != SYSTEM else resolved_by, **detail, "ended_at": ended}
+        if end_source is not None:
+            record.update(end_estimated=True, end_source=end_source)
+        self._note(incident, now, "resolved", record)
         self.audit.record(
             now, by, "incident", incident.id, "resolved", before=before, after={**snapshot(incident), **_behalf(detail)}
         )
-        self.metrics.resolved(incident, resolved_by, now - incident.opened_at)
-        self._emit(IncidentEventKind.RESOLVED, incident, now, labels)
-        self._due(now + self.rules.close_after)
+        self.metrics.resolved(incident, resolved_by, ended - incident.opened_at)
+        self._emit(IncidentEventKind.RESOLVED, incident, now, labels, ended_at=ended)
+        self._due(ended + self.rules.close_after)
+
+    def _withdraw_breaches(self, incident: Incident, ended: float, now: float) -> None:
+        """Breaches the scheduler recorded while the incident still looked open, of targets that fell due
+        after it really ended (a lost resolve noticed only at expiry). The breach entries stay on the
+        timeline and in the audit trail, as what was believed then; this entry says that the target was met."""
+        for target in sorted(incident.sla.breaches):
+            due = incident.sla.respond_by if target == sla.RESPOND else incident.sla.resolve_by
+            if due is None or due <= ended:
+                continue
+            before = snapshot(incident)
+            incident.sla.breaches.discard(target)
+            self._note(
+                incident,
+                now,
+                "sla_breach_withdrawn",
+                {"target": target, "due": due, "ended_at": ended, "reason": "the incident ended before the target"},
+            )
+            self.audit.record(
+                now, SYSTEM, "incident", incident.id, "sla_breach_withdrawn", before=before, after=snapshot(incident)
+            )
+            self.metrics.withdrawn(incident, target)
 
     def _reopen(
         self, incident: Incident, now: float, by: str, detail: dict[str, object], labels: dict[str, str]
@@ -499,6 +566,7 @@ class Correlator:
         incident.status = IncidentStatus.OPEN
         incident.resolved_at = None
         incident.resolved_by = None
+        incident.ended_at = incident.end_source = None
         incident.reopen_count += 1
         sla.update(incident, now, self._windows(incident), self.ruleset.catalogue.pause_statuses)
         self._note(incident, now, "reopened", detail)
@@ -564,7 +632,7 @@ class Correlator:
             now, SYSTEM, "incident", incident.id, "flapping_stopped", before=before, after=snapshot(incident)
         )
         if incident.status.active and not incident.firing and not incident.flapping:
-            self._resolve(incident, now, SYSTEM, "alerts", detail={"after": "flapping stopped"}, labels={})
+            self._resolve_by_alerts(incident, now, "alerts", {"after": "flapping stopped"}, {})
 
     def forget_resolved(self, now: float) -> int:
         """Drop closed incidents from memory (they stay on disk)."""
@@ -593,10 +661,11 @@ class Correlator:
         *,
         problem_id: int | None = None,
         runbook: str | None = None,
+        ended_at: float | None = None,
     ) -> None:
         if self._listeners:
             event = IncidentEvent(
-                kind, incident.id, incident.service, incident.priority, now, dict(labels), problem_id, runbook
+                kind, incident.id, incident.service, incident.priority, now, dict(labels), problem_id, runbook, ended_at
             )
             for listener in self._listeners:
                 try:

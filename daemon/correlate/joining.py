@@ -26,11 +26,16 @@ class Decision:
     incident: Incident | None
     """The incident attached to or reopened; None when a new one opens."""
     why: str
+    revived: bool = False
+    """The alert's expired episode came back: its own incident reopens whatever the reopen window."""
 
 
-def decide(latest: Incident | None, rule: ResolvedRule | None, fingerprint: str, now: float) -> Decision:
+def decide(
+    latest: Incident | None, rule: ResolvedRule | None, fingerprint: str, now: float, *, revived_of: int | None = None
+) -> Decision:
     """`latest`: the newest incident of the alert's key still in memory (any status), `rule` the rule that
-    incident was opened by (its windows apply, not those of the alert's rule, which a reload may change)."""
+    incident was opened by (its windows apply, not those of the alert's rule, which a reload may change).
+    `revived_of`: the incident of an alert whose expired episode is re-sent unchanged (it never ended)."""
     if latest is None or rule is None:
         return Decision(Join.OPEN, None, "no incident of this key")
     ref = f"incident {latest.id}"
@@ -47,6 +52,10 @@ def decide(latest: Incident | None, rule: ResolvedRule | None, fingerprint: str,
                 f"beyond the correlation window of {format_duration(rule.window)} (rule {rule.name})",
             )
         return Decision(Join.ATTACH, latest, f"{ref} is {latest.status.value}")
+    if latest.status is IncidentStatus.RESOLVED and revived_of == latest.id:
+        # Its expiry resolved it at an estimated end that may lie beyond the reopen window; the episode never
+        # ended, so its own incident reopens rather than a second one opening for it.
+        return Decision(Join.REOPEN, latest, f"{ref} resolved when this alert expired; the alert came back", True)
     if latest.status is IncidentStatus.RESOLVED:
         since = now - (latest.resolved_at if latest.resolved_at is not None else now)
         window = f"the reopen window of {format_duration(rule.reopen_window)} (rule {rule.name})"

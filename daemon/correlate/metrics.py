@@ -26,6 +26,7 @@ OPENED = "itsmd_incidents_opened_total"
 RESOLVED = "itsmd_incidents_resolved_total"
 REOPENED = "itsmd_incidents_reopened_total"
 BREACHES = "itsmd_incident_sla_breaches_total"
+WITHDRAWN = "itsmd_incident_sla_breaches_withdrawn_total"
 REPEATS = "itsmd_incidents_repeat_total"
 PROBLEMS_OPENED = "itsmd_problems_opened_total"
 ACK_DURATION = "itsmd_incident_acknowledge_duration_seconds"
@@ -37,6 +38,11 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     RESOLVED: ("Incidents resolved, by what resolved them.", ("service", "priority", "resolved_by")),
     REOPENED: ("Resolved incidents reopened.", ("service",)),
     BREACHES: ("SLA targets missed (respond, resolve).", ("service", "priority", "target")),
+    WITHDRAWN: (
+        "SLA breaches withdrawn: recorded while the incident looked open, but it ended before the target by the "
+        "evidence (an expiry's estimated end).",
+        ("service", "priority", "target"),
+    ),
     REPEATS: ("Incidents that recur: linked to a problem of their signature.", ("service", "priority")),
     PROBLEMS_OPENED: ("Problems opened (candidates from recurring incidents).", ("service",)),
 }
@@ -108,6 +114,7 @@ class IncidentMetrics:
                     c.ensure(RESOLVED, pairs(service=service, priority=priority, resolved_by=by))
                 for target in TARGETS:
                     c.ensure(BREACHES, pairs(service=service, priority=priority, target=target))
+                    c.ensure(WITHDRAWN, pairs(service=service, priority=priority, target=target))
 
     def service(self, name: str) -> str:
         """The metric label of a service: itself when in the catalogue, else the default service (incidents
@@ -130,6 +137,9 @@ class IncidentMetrics:
 
     def breached(self, i: Incident, target: str) -> None:
         self._counters.inc(BREACHES, pairs(service=self.service(i.service), priority=i.priority, target=target))
+
+    def withdrawn(self, i: Incident, target: str) -> None:
+        self._counters.inc(WITHDRAWN, pairs(service=self.service(i.service), priority=i.priority, target=target))
 
     def repeated(self, i: Incident) -> None:
         self._counters.inc(REPEATS, pairs(service=self.service(i.service), priority=i.priority))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from daemon.catalogue.services import Target
-from daemon.catalogue.windows import MaintenanceWindow, counted, deadline
+from daemon.catalogue.windows import MaintenanceWindow, counted, deadline, in_maintenance
 from daemon.model import Incident, IncidentStatus, SlaClock
 
 RESPOND, RESOLVE = "respond", "resolve"
@@ -24,6 +24,16 @@ def set_targets(sla: SlaClock, targets: Target) -> None:
 
 def running(incident: Incident, pause_statuses: Sequence[str]) -> bool:
     return incident.status.active and incident.status.value not in pause_statuses
+
+
+def paused_by(incident: Incident, now: float, windows: Sequence[MaintenanceWindow], pause: Sequence[str]) -> str | None:
+    """Why the clock of an active incident stands still now: its status is a pause status ("status"), or a
+    maintenance window of its service is on ("maintenance"); None while it runs (or the incident is over)."""
+    if not incident.status.active:
+        return None
+    if not running(incident, pause):
+        return "status"
+    return "maintenance" if in_maintenance(windows, now) else None
 
 
 def update(incident: Incident, now: float, windows: Sequence[MaintenanceWindow], pause: Sequence[str]) -> None:

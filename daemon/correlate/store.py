@@ -141,8 +141,35 @@ def load_incidents(conn: sqlite3.Connection) -> tuple[list[Incident], int]:
             incident.fingerprints.add(fingerprint)
             if ended_at is None:
                 incident.firing[fingerprint] = (starts_at, attached_at)
+        for incident in incidents.values():
+            if incident.status.active:
+                _restore_end(conn, incident)
     max_id = conn.execute("SELECT coalesce(max(id), 0) FROM incidents").fetchone()[0]
     return list(incidents.values()), max_id + 1
+
+
+def _restore_end(conn: sqlite3.Connection, incident: Incident) -> None:
+    """The latest alert end of the current episode, from the timeline entries the correlator wrote for it
+    (the same clamping: not before the episode began, not after the entry was recorded)."""
+    rows = conn.execute(
+        "SELECT at, kind, detail FROM timeline WHERE incident_id = ? AND id >= coalesce("
+        "(SELECT max(id) FROM timeline WHERE incident_id = ? AND kind IN ('opened', 'reopened')), 0) "
+        "AND kind IN ('opened', 'reopened', 'alert_resolved', 'alert_expired') ORDER BY id",
+        (incident.id, incident.id),
+    )
+    began = incident.opened_at
+    for at, kind, detail in rows:
+        if kind in ("opened", "reopened"):
+            began = at
+            continue
+        data = json.loads(detail)
+        ended = data.get("ended_at")
+        if not isinstance(ended, int | float):
+            continue
+        end = min(max(float(ended), began), at)
+        if incident.ended_at is None or end >= incident.ended_at:
+            source = data.get("end_source")
+            incident.ended_at, incident.end_source = end, source if isinstance(source, str) else None
 
 
 def recent_signatures(conn: sqlite3.Connection, since: float) -> list[tuple[str, float, int]]:

@@ -31,6 +31,7 @@ class _Counts:
     by_priority: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PRIORITIES, 0))
     ack: list[float] = field(default_factory=list)
     repair: list[float] = field(default_factory=list)
+    estimated_ends: int = 0
     sla: dict[str, list[int]] = field(default_factory=lambda: {RESPOND: [0, 0], RESOLVE: [0, 0]})
     problems_opened: int = 0
     known_errors: int = 0
@@ -94,6 +95,7 @@ def build_report(
                 changes_by_outcome=dict(sorted(c.changes.items())),
                 changes_causing_incidents=c.causing,
                 drills=tuple(sorted(drills.get(name, ()), key=lambda d: d.at)),
+                estimated_ends=c.estimated_ends,
             )
         )
     return Report(period.name, period.start, period.end, now, time_zone, tuple(services))
@@ -109,9 +111,10 @@ def _mean(values: list[float]) -> float | None:
 
 def _incidents(conn: sqlite3.Connection, catalogue: Catalogue, period: Period, counts: dict[str, _Counts]) -> None:
     """Incidents opened in the period: by priority, time to acknowledge and to resolve, SLA targets."""
-    for service, priority, opened, acked, resolved, status, sla in conn.execute(
-        "SELECT service, priority, opened_at, acknowledged_at, resolved_at, status, sla FROM incidents "
-        "WHERE opened_at >= ? AND opened_at < ?",
+    for service, priority, opened, acked, resolved, status, sla, estimated in conn.execute(
+        "SELECT i.service, i.priority, i.opened_at, i.acknowledged_at, i.resolved_at, i.status, i.sla, "
+        "(SELECT t.detail->>'end_estimated' FROM timeline t WHERE t.incident_id = i.id AND t.kind = 'resolved' "
+        "ORDER BY t.id DESC LIMIT 1) FROM incidents i WHERE i.opened_at >= ? AND i.opened_at < ?",
         (period.start, period.end),
     ):
         c = counts.get(metric_service(catalogue, service))
@@ -122,6 +125,7 @@ def _incidents(conn: sqlite3.Connection, catalogue: Catalogue, period: Period, c
             c.ack.append(acked - opened)
         if resolved is not None:
             c.repair.append(resolved - opened)
+            c.estimated_ends += 1 if estimated else 0
         clock = json.loads(sla)
         breaches = set(clock.get("breaches", []))
         finished = resolved is not None or status == "closed"

@@ -59,6 +59,8 @@ class ServiceReport:
     changes_by_outcome: dict[str, int]
     changes_causing_incidents: int
     drills: tuple[DrillResult, ...] = field(default_factory=tuple)
+    estimated_ends: int = 0
+    """Resolved incidents (of those in MTTR) whose end is estimated: an expiry after a lost resolve."""
 
     @property
     def met_objective(self) -> bool:

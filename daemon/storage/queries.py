@@ -76,14 +76,33 @@ _INCIDENT_SELECT = (
     "(SELECT count(DISTINCT fingerprint) FROM incident_alerts a WHERE a.incident_id = i.id), "
     "i.priority, i.rule, i.signature, i.acknowledged_at, i.closed_at, i.resolved_by, i.respond_by, i.resolve_by, "
     "i.sla, i.flapping, i.suspected_change, i.workaround, "
-    "(SELECT p.problem_id FROM problem_incidents p WHERE p.incident_id = i.id ORDER BY p.problem_id DESC LIMIT 1) "
+    "(SELECT p.problem_id FROM problem_incidents p WHERE p.incident_id = i.id ORDER BY p.problem_id DESC LIMIT 1), "
+    "(SELECT json_array(t.at, t.detail) FROM timeline t WHERE t.incident_id = i.id AND t.kind = 'resolved' "
+    "ORDER BY t.id DESC LIMIT 1) "
     "FROM incidents i"
 )
+
+
+def _resolution(status: str, resolved_at: float | None, resolved_by: str | None, latest: str | None) -> Json | None:
+    """How the incident ended, from its latest `resolved` timeline entry: when it ended, when that was
+    recorded, and whether the end is estimated (an expiry) and from what."""
+    if status not in ("resolved", "closed") or latest is None:
+        return None
+    recorded_at, detail = json.loads(latest)
+    data = json.loads(detail)
+    return {
+        "ended_at": rfc3339(resolved_at),
+        "recorded_at": rfc3339(recorded_at),
+        "resolved_by": resolved_by,
+        "end_estimated": bool(data.get("end_estimated", False)),
+        "end_source": data.get("end_source"),
+    }
 
 
 def _incident_json(r: tuple[Any, ...]) -> Json:
     sla = json.loads(r[17])
     flapping = json.loads(r[18])
+    paused_by_status = sla.get("since") is None and r[2] in ("open", "acknowledged")
     return {
         "id": r[0],
         "key": r[1],
@@ -105,9 +124,11 @@ def _incident_json(r: tuple[Any, ...]) -> Json:
             "resolve_by": rfc3339(r[16]),
             "respond_target_seconds": sla.get("respond_target"),
             "resolve_target_seconds": sla.get("resolve_target"),
-            "paused": sla.get("since") is None and r[2] in ("open", "acknowledged"),
+            "paused": paused_by_status,
+            "paused_by": "status" if paused_by_status else None,
             "breaches": sorted(sla.get("breaches", [])),
         },
+        "resolution": _resolution(r[2], r[6], r[14], r[22]),
         "flapping": bool(flapping),
         "flapping_alerts": flapping,
         "problem_id": r[21],

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.alerts.evidence import EndEvidence
 from daemon.alerts.table import AlertTable
 from daemon.alerts.transitions import Ended, Fired
 from daemon.config import AlertsConfig
@@ -180,3 +181,27 @@ def test_resolve_of_a_newer_episode_ends_the_one_we_hold(stack: Stack) -> None:
     alert = stack.table.get(incoming().fingerprint)
     assert alert is not None
     assert (alert.status, alert.starts_at, alert.ends_at) == (AlertStatus.RESOLVED, T0 + 60, T0 + 90)
+
+
+def test_expiry_ends_an_alert_when_it_was_last_seen_not_when_it_expired(stack: Stack) -> None:
+    stack.table.apply([incoming()], Source.ALERTMANAGER, T0)
+    stack.table.apply([incoming()], Source.ALERTMANAGER, T0 + 120)
+    (ended,) = stack.table.expire(T0 + 720)
+    assert isinstance(ended, Ended)
+    assert ended.at == T0 + 120
+    assert (ended.estimated, ended.end_source) == (True, "last_seen")
+    alert = stack.table.get(incoming().fingerprint)
+    assert alert is not None
+    assert alert.ends_at == T0 + 120
+
+
+def test_expiry_takes_evidence_but_never_before_last_seen_or_after_now(stack: Stack) -> None:
+    fp = incoming().fingerprint
+    stack.table.apply([incoming()], Source.ALERTMANAGER, T0 + 60)
+    (early,) = stack.table.expire(T0 + 660, {fp: EndEvidence(T0 + 10, "prometheus")})
+    assert isinstance(early, Ended) and early.at == T0 + 60
+    stack.table.apply([incoming(starts_at=T0 + 1000)], Source.ALERTMANAGER, T0 + 1000)
+    late = stack.table.expire(T0 + 1600, {fp: EndEvidence(T0 + 9999, "prometheus")})
+    assert [type(t) for t in late] == [Ended]
+    alert = stack.table.get(fp)
+    assert alert is not None and alert.ends_at == T0 + 1600

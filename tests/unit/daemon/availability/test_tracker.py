@@ -49,9 +49,16 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
 
 
+_STARTS: dict[tuple[int, frozenset[tuple[str, str]]], float] = {}
+"""startsAt of each alert's episode, so a resolve names the episode it ends (a resolve with a later startsAt
+would say the episode ended when that one began)."""
+
+
 async def _post(d: Daemon, labels: dict[str, str], *, firing: bool) -> None:
     now = d.clock.now()
-    body = [{"labels": labels, "startsAt": _iso(now - 1), "endsAt": _iso(now + 3600 if firing else now)}]
+    key = (id(d.clock), frozenset(labels.items()))
+    starts = _STARTS.setdefault(key, now - 1) if firing else _STARTS.pop(key, now - 1)
+    body = [{"labels": labels, "startsAt": _iso(starts), "endsAt": _iso(now + 3600 if firing else now)}]
     status, answer = await d.v2(body)
     assert status == 200, answer
 
@@ -92,8 +99,8 @@ def _recompute(db: Path, now: float) -> dict[str, tuple[float, float]]:
         elif kind == "priority_raised":
             s["priority"] = data["to"]
         elif kind == "resolved":
-            if counts(s):
-                outages.setdefault(service, []).append((s["start"], at))
+            if counts(s):  # an outage ends when the incident ended, which may be before it was recorded
+                outages.setdefault(service, []).append((s["start"], data.get("ended_at", at)))
             s["start"] = None
     for s in state.values():
         if s["start"] is not None and counts(s):

@@ -69,7 +69,7 @@ async def test_resolves_only_when_all_alerts_ended(stack: Stack) -> None:
     assert incident.status is IncidentStatus.OPEN
     feed(stack, T0 + 20, a("2", firing=False, ends_at=T0 + 19))
     assert current(stack).status is IncidentStatus.RESOLVED
-    assert incident.resolved_at == T0 + 20
+    assert incident.resolved_at == T0 + 19  # when its last alert ended, by the sender's resolve
     assert (
         stack.counters.get("itsmd_incidents_resolved_total", pairs(service="api", priority="P3", resolved_by="alerts"))
         == 1
@@ -85,9 +85,14 @@ async def test_expiry_resolves_the_incident(stack: Stack) -> None:
     assert incident.status is IncidentStatus.RESOLVED
     timeline = await stored_timeline(stack, incident.id)
     kinds = [kind for kind, _ in timeline]
-    # 10^6 s is past both SLA targets of a P3: both breaches are recorded as the incident resolves
-    assert kinds[-4:] == ["alert_expired", "sla_breached", "sla_breached", "resolved"]
-    assert timeline[-1] == ("resolved", '{"by":"expiry"}')
+    # Noticed 10^6 s later, but the alert was last seen at T0: it ended then, within both SLA targets.
+    assert kinds[-2:] == ["alert_expired", "resolved"]
+    assert timeline[-1] == (
+        "resolved",
+        f'{{"by":"expiry","end_estimated":true,"end_source":"last_seen","ended_at":{T0}}}',
+    )
+    assert incident.resolved_at == T0
+    assert incident.sla.breaches == set()
 
 
 def test_firing_within_reopen_window_reopens_same_incident(stack: Stack) -> None:

@@ -171,3 +171,25 @@ async def test_bad_base_urls_are_refused(url: str) -> None:
     async with aiohttp.ClientSession() as session:
         with pytest.raises(ValueError, match="URL"):
             PrometheusClient(session, url)
+
+
+async def test_raw_samples_keep_their_own_timestamps(upstream: Upstream) -> None:
+    body = {
+        "status": "success",
+        "data": {
+            "resultType": "matrix",
+            "result": [{"metric": {"a": "b"}, "values": [[1700000000.25, "1"], [1700000001, "1"]]}],
+        },
+    }
+    upstream.answer("POST", QUERY, body=body)
+    [series] = await client(upstream, timeout=3.0).raw_samples('ALERTS{a="b"}', seconds=12.2, at=1700000002.0)
+    assert series.labels == {"a": "b"}
+    assert series.points == [(1700000000.25, 1.0), (1700000001.0, 1.0)]
+    (seen,) = upstream.requests
+    assert seen.form == {"query": 'ALERTS{a="b"}[13s]', "time": "1700000002.000", "timeout": "3s"}
+
+
+async def test_raw_samples_refuse_an_answer_that_is_not_a_matrix(upstream: Upstream) -> None:
+    upstream.answer("POST", QUERY, body=vector(({"a": "b"}, "1")))
+    with pytest.raises(PrometheusError, match="not a matrix answer"):
+        await client(upstream).raw_samples('ALERTS{a="b"}', seconds=10, at=1700000002.0)
