@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import sqlite3
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
@@ -132,6 +133,25 @@ async def test_drill_results_survive_a_restart(tmp_path: Path) -> None:
         metrics = await d.metrics()
         assert metrics[series("itsmd_drills_total", service="checkout", outcome="passed")] == 1
         assert metrics[series("itsmd_drill_last_success_timestamp_seconds", service="checkout")] == passed_at
+
+
+async def test_a_drill_running_at_shutdown_is_stored_interrupted_at_that_instant(tmp_path: Path) -> None:
+    config = setup(tmp_path / "etc")
+    clock = ManualClock()
+    async with running(config, tmp_path / "data", clock) as d:
+        _, gated = await call(d, "POST", "/api/v1/drills/checkout-gated/run", {})
+        await until(d, gated["run_id"], "waiting_approval")
+        clock.advance(60)
+        stopped_at = clock.now()
+    clock.advance(3600)
+    conn = sqlite3.connect(tmp_path / "data" / "itsmd.db")
+    try:
+        stored = conn.execute(
+            "SELECT outcome, reason, ended_at FROM drill_runs WHERE id = ?", (gated["id"],)
+        ).fetchone()
+    finally:
+        conn.close()
+    assert stored == ("interrupted", "interrupted: the daemon shut down while the drill ran", stopped_at)
 
 
 async def test_reload_replaces_drills_and_keeps_the_last_good_ones(tmp_path: Path) -> None:
