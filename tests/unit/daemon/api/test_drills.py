@@ -84,6 +84,11 @@ async def test_drills_listed_run_and_counted(tmp_path: Path) -> None:
         assert one["next_run"] is not None and one["next_run"].endswith("Z")
         assert one["last"] is None
         assert listed[2]["next_run"] is None  # disabled: no job
+        before = await d.metrics()
+        # Never passed is the worst case: stated, not left to a missing series (db's only drill is disabled).
+        assert before[series("itsmd_drill_never_passed", service="checkout")] == 1
+        assert series("itsmd_drill_never_passed", service="db") not in before
+        assert series("itsmd_drill_last_success_timestamp_seconds", service="checkout") not in before
 
         status, body = await call(d, "GET", "/api/v1/drills/nope")
         assert status == 404 and body["reason"] == "not_found"
@@ -103,6 +108,7 @@ async def test_drills_listed_run_and_counted(tmp_path: Path) -> None:
         assert metrics[series("itsmd_drill_recovery_seconds", service="checkout")] == 0.0
         assert metrics[series("itsmd_drill_rto_seconds", service="checkout")] == 300.0
         assert metrics[series("itsmd_drill_last_success_timestamp_seconds", service="checkout")] == d.clock.now()
+        assert metrics[series("itsmd_drill_never_passed", service="checkout")] == 0
 
         # One at a time per service: the gated drill waits for approval, so the other one is refused.
         status, gated = await call(d, "POST", "/api/v1/drills/checkout-gated/run", {})
