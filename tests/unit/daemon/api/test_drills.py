@@ -203,3 +203,23 @@ async def test_the_service_report_lists_the_drill_with_its_rto_result(tmp_path: 
     assert [
         (x["name"], x["outcome"], x["recovery_seconds"], x["rto_seconds"], x["met_rto"]) for x in checkout["drills"]
     ] == [("checkout-failover", "passed", 0.0, 300.0, True)]
+
+
+async def test_a_drill_is_a_change_suspected_only_for_incidents_of_its_own_service(tmp_path: Path) -> None:
+    config = setup(tmp_path / "etc")
+    clock = ManualClock()
+    async with running(config, tmp_path / "data", clock) as d:
+        _, started = await call(d, "POST", "/api/v1/drills/checkout-failover/run", {})
+        await drill_outcome(d, "checkout-failover", started["id"])
+        (change,) = (await d.get_json("/api/v1/changes"))["changes"]
+        assert (change["mode"], change["service"], change["run_id"]) == ("drill", "checkout", started["run_id"])
+        clock.advance(30)
+        at = datetime.fromtimestamp(clock.now(), UTC).isoformat().replace("+00:00", "Z")
+        for labels in ({"alertname": "DbDown", "service": "db"}, {"alertname": "NoService"}):
+            status, _ = await d.v2([{"labels": labels, "startsAt": at}])
+            assert status == 200
+        status, _ = await d.v2([{"labels": {"alertname": "CheckoutDown", "service": "checkout"}, "startsAt": at}])
+        assert status == 200
+        suspects = {i["service"]: i["suspected_change"] for i in await d.incidents()}
+    # Another service's incident (and one of no listed service) does not name checkout's drill; checkout's does.
+    assert suspects == {"db": None, "unknown": None, "checkout": change["id"]}
