@@ -80,10 +80,10 @@ def coverage_statement(report: Report) -> str:
         elif c.first_record_at is None:
             why = "the store holds no records"
         else:
-            why = f"the period ends before the store's first record ({fmt('time', c.first_record_at)})"
+            why = f"the period ends before the store's first record ({fmt('instant', c.first_record_at)})"
         return f"No data: {why}; no availability or error budget is stated."
-    start = fmt("time", c.start) + (" (the store's first record)" if c.from_first_record else "")
-    end = fmt("time", c.end) + (" (the time of this report)" if c.to_date else "")
+    start = fmt("instant", c.start) + (" (the store's first record)" if c.from_first_record else "")
+    end = fmt("instant", c.end) + (" (the time of this report)" if c.to_date else "")
     whole = c.start == report.start and c.end == report.end
     what = "the whole period" if whole else ("the period to date" if c.to_date else "part of the period")
     return f"Figures cover {what}: {start} to {end}."
@@ -109,9 +109,10 @@ def _formatter(tz: str) -> Callable[[str, float | None], str]:
             if seconds < 7200:
                 return f"{seconds / 60:.1f} min"
             return f"{seconds / 3600:.1f} h"
-        if kind == "time":
+        if kind in ("time", "instant"):
+            # "instant": to the second, for the bounds of the span covered, which are exact.
             local = datetime.fromtimestamp(value, zone)
-            text = local.strftime("%Y-%m-%d %H:%M %Z")
+            text = local.strftime("%Y-%m-%d %H:%M:%S %Z" if kind == "instant" else "%Y-%m-%d %H:%M %Z")
             # An abbreviation such as CET or IST can be ambiguous; the offset is not.
             return text if local.utcoffset() == timedelta(0) else f"{text} ({local.strftime('%z')})"
         raise ValueError(kind)

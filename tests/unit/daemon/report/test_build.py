@@ -116,8 +116,8 @@ async def test_a_month_not_over_is_reported_to_date_over_the_span_it_covers(tmp_
     first = epoch("2026-11-23T18:20:00Z")
     assert (cover["start"], cover["end"], cover["to_date"], cover["no_data"]) == (first, now, True, False)
     assert cover["statement"] == (
-        "Figures cover the period to date: 2026-11-23 18:20 UTC (the store's first record) to "
-        "2026-11-23 20:00 UTC (the time of this report)."
+        "Figures cover the period to date: 2026-11-23 18:20:00 UTC (the store's first record) to "
+        "2026-11-23 20:00:00 UTC (the time of this report)."
     )
     api = next(s for s in report["services"] if s["service"] == "api")
     # Agreed time is the span, 100 min, less the 30 min maintenance window in it: 70 min, not 30 days.
@@ -142,7 +142,7 @@ async def test_a_month_not_over_is_reported_to_date_over_the_span_it_covers(tmp_
     assert berlin["coverage"]["start_local"] == "2026-12-01T00:00:00+01:00"
     assert berlin["coverage"]["end_local"] == "2026-12-01T07:00:00+01:00"
     assert berlin["coverage"]["statement"] == (
-        "Figures cover the period to date: 2026-12-01 00:00 CET (+0100) to 2026-12-01 07:00 CET (+0100) "
+        "Figures cover the period to date: 2026-12-01 00:00:00 CET (+0100) to 2026-12-01 07:00:00 CET (+0100) "
         "(the time of this report)."
     )
     api = next(s for s in berlin["services"] if s["service"] == "api")
@@ -154,7 +154,7 @@ async def test_a_month_before_the_first_record_or_in_the_future_has_no_data(tmp_
     loaded = load_config(config, data_dir=data)
     now = epoch("2026-12-01T06:00:00Z")
     for period, why in (
-        ("2026-10", "the period ends before the store's first record (2026-11-23 18:20 UTC)"),
+        ("2026-10", "the period ends before the store's first record (2026-11-23 18:20:00 UTC)"),
         ("2027-01", "the period has not begun"),
     ):
         report = json.loads(produce(loaded.db_path, loaded.rules.catalogue, period, now=now))
