@@ -271,6 +271,7 @@ async def _shut_down(
     # Before the writer drains: interrupted runs are journaled in what it writes last.
     await auto.engine.close(deadline)
     await scheduler.shutdown()
+    auto.drills.close()
     await tasks.cancel("sweep", "checkpoint", "reload", "availability")
     writer.close()
     if await tasks.wait("writer", deadline):

@@ -11,7 +11,10 @@ class DrillOutcome(StrEnum):
     PASSED = "passed"
     """The runbook succeeded, recovery was observed within the RTO (and data loss within the RPO, if measured)."""
     FAILED = "failed"
-    """The runbook did not succeed, recovery was slower than the RTO or never observed, or a restart interrupted it."""
+    """The runbook did not succeed, or recovery was slower than the RTO or never observed."""
+    INTERRUPTED = "interrupted"
+    """The daemon stopped while the drill ran (recorded at shutdown, or at the next start after a crash): the
+    drill proved nothing either way, so it is neither passed nor failed."""
     SKIPPED = "skipped"
     """Not started: the service had an open P1/P2 incident, or another drill of the service was running."""
     ERROR = "error"

@@ -9,8 +9,10 @@ with `recovery.promql` the first poll after the run's steps that returns a non-e
 `interval` up to `max(2 x RTO, RTO + interval)` after the start. The drill passes when the run succeeded, the
 recovery took no longer than the RTO and, when `rpo_query` measured it, the data loss is within the RPO.
 
-Drill runs are written through the group-commit writer (table drill_runs). One found `running` at start was
-interrupted by a shutdown or a crash: it is recorded failed (the engine's recover() handles the runbook run).
+Drill runs are written through the group-commit writer (table drill_runs). A shutdown records the drills still
+running as `interrupted` at that instant (close(), before the writer's last commit); one found `running` at start
+was cut short by a crash and is recorded `interrupted` then, its reason saying the end time is when that was
+found (the engine's recover() handles the runbook run either way).
 """
 
 from __future__ import annotations
@@ -93,13 +95,24 @@ class DrillRunner:
     # ---- start-up and configuration --------------------------------------------------------------------
 
     def restore(self, state: DrillState) -> None:
-        """Take what load_drill_state() read; runs stored as running were interrupted and are failed now."""
+        """Take what load_drill_state() read; runs stored as running were cut short by a crash (a clean stop
+        records them in close()): interrupted, not failed, since the recovery was never measured."""
         self._next_id = max(self._next_id, state.next_id)
         self.last.update(state.last)
         self.last_success.update(state.last_success)
         self.last_recovery.update(state.last_recovery)
         for run in state.interrupted:
-            self._end(run, DrillOutcome.FAILED, "interrupted: the daemon stopped while the drill ran")
+            self._end(
+                run,
+                DrillOutcome.INTERRUPTED,
+                "interrupted: the daemon stopped while the drill ran (found at the next start; ended_at is then)",
+            )
+
+    def close(self) -> None:
+        """At shutdown, after the engine stopped and before the writer's last commit: drills still running
+        will not be measured, so they end `interrupted` now, when it happened."""
+        for d in list(self._active.values()):
+            self._end(d, DrillOutcome.INTERRUPTED, "interrupted: the daemon shut down while the drill ran")
 
     def set_drills(self, drills: Sequence[Drill]) -> None:
         """The drills in use (at start and after each reload); their series exist at 0 from now on."""
@@ -107,6 +120,10 @@ class DrillRunner:
         for drill in drills:
             for outcome in ENDED_OUTCOMES:
                 self._counters.ensure(DRILLS_TOTAL, _labels(drill.service, outcome))
+
+    def scheduled_services(self) -> set[str]:
+        """Services with at least one enabled (scheduled) drill."""
+        return {d.service for d in self.drills.values() if d.enabled}
 
     def rto_by_service(self) -> dict[str, float]:
         """The strictest RTO among the drills of each service."""
@@ -294,6 +311,8 @@ class DrillRunner:
     # ---- state ------------------------------------------------------------------------------------------
 
     def _end(self, d: DrillRun, outcome: DrillOutcome, reason: str) -> None:
+        if d.outcome.ended:
+            return  # already ended (interrupted by close() while its measuring was still unwinding)
         d.outcome = outcome
         d.reason = reason
         d.ended_at = self._clock.now()

@@ -13,12 +13,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from daemon.availability.episodes import metric_service, stored_episodes, stored_lookup
-from daemon.availability.figures import window_figures
+from daemon.availability.figures import WindowFigures, window_figures
 from daemon.availability.intervals import Interval
 from daemon.catalogue.services import Catalogue
 from daemon.changes.model import NO_SERVICE
 from daemon.correlate.sla import RESOLVE, RESPOND
 from daemon.errors import RequestError
+from daemon.report.coverage import coverage, first_record
 from daemon.report.model import PRIORITIES, DayAvailability, DrillResult, Report, ServiceReport, SlaFigures
 from daemon.report.period import Period
 
@@ -53,6 +54,7 @@ def build_report(
     if service is not None and service not in names:
         raise RequestError("unknown_service", f"no service {service!r} in the catalogue", 404)
     chosen = [service] if service is not None else sorted(names)
+    covered = coverage(period, now=now, first=first_record(conn))
     until = min(period.end, now)
     outages: dict[str, list[Interval]] = {}
     for e in stored_episodes(conn, catalogue, until=until):
@@ -68,24 +70,28 @@ def build_report(
         c = counts[name]
         objective = catalogue.objective(catalogue.get(name))
         down = outages.get(name, [])
-        whole = window_figures(down, maintenance(name, period.start, until), period.start, max(period.start, until))
-        daily = tuple(
-            DayAvailability(
-                day, window_figures(down, maintenance(name, start, end), start, min(end, now)).availability_ratio
-            )
-            for day, start, end in period.days
-            if start < now
-        )
+        whole: WindowFigures | None = None
+        daily: list[DayAvailability] = []
+        if covered.start is not None and covered.end is not None:
+            lo, hi = covered.start, covered.end
+            whole = window_figures(down, maintenance(name, lo, hi), lo, hi)
+            for day, start, end in period.days:
+                # A day counts only for the part of it the span covers (today so far, the first record's day).
+                a, b = max(start, lo), min(end, hi)
+                if a < b:
+                    ratio = window_figures(down, maintenance(name, a, b), a, b).availability_ratio
+                    daily.append(DayAvailability(day, ratio, partial=(a, b) != (start, end)))
         services.append(
             ServiceReport(
                 service=name,
                 owner=catalogue.get(name).owner,
                 objective_ratio=objective,
-                availability_ratio=whole.availability_ratio,
-                unplanned_downtime_seconds=whole.unplanned_downtime_seconds,
-                planned_downtime_seconds=whole.planned_downtime_seconds,
-                error_budget_remaining_ratio=whole.error_budget_remaining_ratio(objective),
-                daily=daily,
+                availability_ratio=whole.availability_ratio if whole else None,
+                unplanned_downtime_seconds=whole.unplanned_downtime_seconds if whole else None,
+                planned_downtime_seconds=whole.planned_downtime_seconds if whole else None,
+                error_budget_remaining_ratio=whole.error_budget_remaining_ratio(objective) if whole else None,
+                error_budget_seconds=(1.0 - objective) * whole.agreed_seconds if whole else None,
+                daily=tuple(daily),
                 incidents_by_priority=c.by_priority,
                 mtta_seconds=_mean(c.ack),
                 mttr_seconds=_mean(c.repair),
@@ -98,11 +104,7 @@ def build_report(
                 estimated_ends=c.estimated_ends,
             )
         )
-    return Report(period.name, period.start, period.end, now, time_zone, tuple(services))
-
-
-def _ratio(down: list[Interval], maintenance: list[Interval], start: float, end: float) -> float:
-    return window_figures(down, maintenance, start, end).availability_ratio
+    return Report(period.name, period.start, period.end, now, time_zone, tuple(services), covered)
 
 
 def _mean(values: list[float]) -> float | None:

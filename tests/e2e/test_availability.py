@@ -128,6 +128,7 @@ def test_outage_downtime_and_availability_in_prometheus(astack: AvailabilityStac
 DASHBOARD = Path(__file__).parents[2] / "integrations" / "grafana" / "itsmd-dashboard.json"
 EMPTY_WITHOUT_DRILLS = {
     "itsmd_drill_last_success_timestamp_seconds",
+    "itsmd_drill_never_passed",
     "itsmd_drill_recovery_seconds",
     "itsmd_drill_rto_seconds",
     "itsmd_drills_total",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import sqlite3
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,6 +84,11 @@ async def test_drills_listed_run_and_counted(tmp_path: Path) -> None:
         assert one["next_run"] is not None and one["next_run"].endswith("Z")
         assert one["last"] is None
         assert listed[2]["next_run"] is None  # disabled: no job
+        before = await d.metrics()
+        # Never passed is the worst case: stated, not left to a missing series (db's only drill is disabled).
+        assert before[series("itsmd_drill_never_passed", service="checkout")] == 1
+        assert series("itsmd_drill_never_passed", service="db") not in before
+        assert series("itsmd_drill_last_success_timestamp_seconds", service="checkout") not in before
 
         status, body = await call(d, "GET", "/api/v1/drills/nope")
         assert status == 404 and body["reason"] == "not_found"
@@ -102,6 +108,7 @@ async def test_drills_listed_run_and_counted(tmp_path: Path) -> None:
         assert metrics[series("itsmd_drill_recovery_seconds", service="checkout")] == 0.0
         assert metrics[series("itsmd_drill_rto_seconds", service="checkout")] == 300.0
         assert metrics[series("itsmd_drill_last_success_timestamp_seconds", service="checkout")] == d.clock.now()
+        assert metrics[series("itsmd_drill_never_passed", service="checkout")] == 0
 
         # One at a time per service: the gated drill waits for approval, so the other one is refused.
         status, gated = await call(d, "POST", "/api/v1/drills/checkout-gated/run", {})
@@ -134,6 +141,25 @@ async def test_drill_results_survive_a_restart(tmp_path: Path) -> None:
         metrics = await d.metrics()
         assert metrics[series("itsmd_drills_total", service="checkout", outcome="passed")] == 1
         assert metrics[series("itsmd_drill_last_success_timestamp_seconds", service="checkout")] == passed_at
+
+
+async def test_a_drill_running_at_shutdown_is_stored_interrupted_at_that_instant(tmp_path: Path) -> None:
+    config = setup(tmp_path / "etc")
+    clock = ManualClock()
+    async with running(config, tmp_path / "data", clock) as d:
+        _, gated = await call(d, "POST", "/api/v1/drills/checkout-gated/run", {})
+        await until(d, gated["run_id"], "waiting_approval")
+        clock.advance(60)
+        stopped_at = clock.now()
+    clock.advance(3600)
+    conn = sqlite3.connect(tmp_path / "data" / "itsmd.db")
+    try:
+        stored = conn.execute(
+            "SELECT outcome, reason, ended_at FROM drill_runs WHERE id = ?", (gated["id"],)
+        ).fetchone()
+    finally:
+        conn.close()
+    assert stored == ("interrupted", "interrupted: the daemon shut down while the drill ran", stopped_at)
 
 
 async def test_reload_replaces_drills_and_keeps_the_last_good_ones(tmp_path: Path) -> None:
@@ -196,3 +222,23 @@ async def test_the_service_report_lists_the_drill_with_its_rto_result(tmp_path: 
     assert [
         (x["name"], x["outcome"], x["recovery_seconds"], x["rto_seconds"], x["met_rto"]) for x in checkout["drills"]
     ] == [("checkout-failover", "passed", 0.0, 300.0, True)]
+
+
+async def test_a_drill_is_a_change_suspected_only_for_incidents_of_its_own_service(tmp_path: Path) -> None:
+    config = setup(tmp_path / "etc")
+    clock = ManualClock()
+    async with running(config, tmp_path / "data", clock) as d:
+        _, started = await call(d, "POST", "/api/v1/drills/checkout-failover/run", {})
+        await drill_outcome(d, "checkout-failover", started["id"])
+        (change,) = (await d.get_json("/api/v1/changes"))["changes"]
+        assert (change["mode"], change["service"], change["run_id"]) == ("drill", "checkout", started["run_id"])
+        clock.advance(30)
+        at = datetime.fromtimestamp(clock.now(), UTC).isoformat().replace("+00:00", "Z")
+        for labels in ({"alertname": "DbDown", "service": "db"}, {"alertname": "NoService"}):
+            status, _ = await d.v2([{"labels": labels, "startsAt": at}])
+            assert status == 200
+        status, _ = await d.v2([{"labels": {"alertname": "CheckoutDown", "service": "checkout"}, "startsAt": at}])
+        assert status == 200
+        suspects = {i["service"]: i["suspected_change"] for i in await d.incidents()}
+    # Another service's incident (and one of no listed service) does not name checkout's drill; checkout's does.
+    assert suspects == {"db": None, "unknown": None, "checkout": change["id"]}

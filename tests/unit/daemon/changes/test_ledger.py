@@ -329,3 +329,14 @@ async def test_list_filters_by_service_outcome_and_state(rig: Rig) -> None:
     assert ids(outcome="failed") == [1]
     assert ids(state="open") == [2]
     assert ids(state="closed") == [1]
+
+
+def test_a_drill_is_a_change_but_no_suspect_for_another_services_incident(rig: Rig) -> None:
+    drill = rig.run(service="db", mode=RunMode.DRILL)
+    rig.move(drill, RunStatus.RUNNING)  # still in progress: the widest case of the rule
+    rig.clock.advance(5)
+    assert rig.open_incident(service="api", alertname="Elsewhere").suspected_change is None
+    own = rig.open_incident(service="db", alertname="DbDown")
+    change = rig.ledger.for_run(drill.id)
+    assert change is not None and change.mode == "drill"
+    assert own.suspected_change == change.id

@@ -158,7 +158,7 @@ async def test_unknown_drill_is_404(setup: Setup) -> None:
     assert refused.value.status == 404
 
 
-async def test_a_restart_keeps_the_last_success_and_fails_an_interrupted_drill(tmp_path: Path) -> None:
+async def test_a_restart_keeps_the_last_success_and_records_a_crashed_drill_interrupted(tmp_path: Path) -> None:
     first = Setup(Harness(tmp_path))
     runner = await first.start([drill("d", "quick"), drill("long", "slow", service="search")])
     passed = await runner.wait(runner.start("d", trigger="manual", requested_by="tester"))
@@ -172,13 +172,39 @@ async def test_a_restart_keeps_the_last_success_and_fails_an_interrupted_drill(t
     assert again.last_success == {"checkout": passed.ended_at}
     assert again.last_recovery == {"checkout": 0.0}
     assert again.last["long"].id == running.id
-    assert again.last["long"].outcome is DrillOutcome.FAILED
+    assert again.last["long"].outcome is DrillOutcome.INTERRUPTED
     assert again.last["long"].reason.startswith("interrupted")
-    assert second.count("passed") == 1 and second.count("failed", "search") == 1
+    assert "found at the next start" in again.last["long"].reason
+    assert second.count("passed") == 1 and second.count("interrupted", "search") == 1
+    assert second.count("failed", "search") == 0
     await again.durable(5.0)
     results = drill_results(second.h.db.conn, 0.0, second.h.clock.now() + 1)
     assert [(r.name, r.outcome, r.met_rto) for r in results["checkout"]] == [("d", "passed", True)]
-    assert [(r.name, r.outcome) for r in results["search"]] == [("long", "failed")]
+    assert [(r.name, r.outcome) for r in results["search"]] == [("long", "interrupted")]
+    await second.h.stop()
+
+
+async def test_a_shutdown_records_a_running_drill_interrupted_when_it_stops(tmp_path: Path) -> None:
+    first = Setup(Harness(tmp_path))
+    runner = await first.start([drill("long", "slow", service="search")])
+    running = runner.start("long", trigger="manual", requested_by="tester")
+    await first.h.until_sleeping()
+    first.h.clock.advance(30.0)  # the sleeper's due time is 2 min away: the run is still in its step
+    stopped_at = first.h.clock.now()
+    await first.h.engine.close(0.2)
+    runner.close()  # as the app's shutdown does, before the writer's last commit
+    await first.h.stop()
+    assert running.outcome is DrillOutcome.INTERRUPTED
+    assert running.reason == "interrupted: the daemon shut down while the drill ran"
+    assert running.ended_at == stopped_at
+    assert first.count("interrupted", "search") == 1 and first.count("failed", "search") == 0
+
+    first.h.clock.advance(600.0)
+    second = Setup(Harness(tmp_path, first.h.clock))
+    again = await second.start([drill("long", "slow", service="search")])
+    stored = again.last["long"]
+    assert (stored.outcome, stored.ended_at) == (DrillOutcome.INTERRUPTED, stopped_at)
+    assert second.count("interrupted", "search") == 1  # not counted a second time at the start
     await second.h.stop()
 
 

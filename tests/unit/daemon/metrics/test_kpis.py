@@ -49,6 +49,7 @@ DRILL_METRICS = {
     "itsmd_drill_recovery_seconds",
     "itsmd_drill_rto_seconds",
     "itsmd_drill_last_success_timestamp_seconds",
+    "itsmd_drill_never_passed",
 }
 # Values of a fresh store that are not 0: ratios start at 1 (nothing down yet), objectives are configured.
 NOT_ZERO_AT_START = {

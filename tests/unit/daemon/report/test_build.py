@@ -52,9 +52,14 @@ async def test_report_from_the_store(tmp_path: Path) -> None:
     respond = next(f for f in api["sla"] if f["target"] == "respond")
     assert (respond["met"], respond["breached"]) == (2, 0)
     assert api["objective_ratio"] == 0.99
-    assert len(api["daily"]) == 30
-    day = next(x for x in api["daily"] if x["day"] == "2026-11-23")
-    assert abs(day["availability_ratio"] - (1 - 1200 / (86400 - 1800))) < 1e-12
+    # The store's first record is the audit chain's first event, written when the daemon first started, 18:15 on
+    # the 23rd: the span starts there, so the days before have no bar and the 23rd counts from 18:15.
+    first = epoch("2026-11-23T18:15:00Z")
+    assert report["coverage"]["start"] == first and report["coverage"]["from_first_record"] is True
+    assert [x["day"] for x in api["daily"]] == [f"2026-11-{d}" for d in range(23, 31)]
+    day = api["daily"][0]
+    assert day["partial"] is True and not any(x["partial"] for x in api["daily"][1:])
+    assert abs(day["availability_ratio"] - (1 - 1200 / (epoch("2026-11-24T00:00:00Z") - first - 1800))) < 1e-12
     db = next(s for s in report["services"] if s["service"] == "db")
     assert db["unplanned_downtime_seconds"] == 1200
     assert db["incidents_by_priority"]["P3"] == 1
@@ -100,3 +105,71 @@ async def test_monthly_job_writes_last_month_atomically(tmp_path: Path) -> None:
     assert [p.name for p in written] == ["itsmd-report-2026-11.html", "itsmd-report-2026-11.json"]
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == [p.name for p in written]
     assert json.loads(written[1].read_text())["period"] == "2026-11"
+
+
+async def test_a_month_not_over_is_reported_to_date_over_the_span_it_covers(tmp_path: Path) -> None:
+    config, data, _ = await _store(tmp_path)
+    loaded = load_config(config, data_dir=data)
+    now = epoch("2026-11-23T20:00:00Z")
+    report = json.loads(produce(loaded.db_path, loaded.rules.catalogue, "2026-11", now=now))
+    cover = report["coverage"]
+    first = epoch("2026-11-23T18:15:00Z")  # the daemon's first start (the audit chain's first event)
+    assert (cover["start"], cover["end"], cover["to_date"], cover["no_data"]) == (first, now, True, False)
+    assert cover["statement"] == (
+        "Figures cover the period to date: 2026-11-23 18:15:00 UTC (the store's first record) to "
+        "2026-11-23 20:00:00 UTC (the time of this report)."
+    )
+    api = next(s for s in report["services"] if s["service"] == "api")
+    # Agreed time is the span, 105 min, less the 30 min maintenance window in it: 75 min, not 30 days.
+    agreed = (now - first) - 1800
+    assert api["availability_ratio"] == 1 - 1200 / agreed
+    # The error budget is that of the span covered, and said to be: 1 % of 75 min.
+    assert api["error_budget_seconds"] == (1 - 0.99) * agreed
+    assert api["error_budget_remaining_ratio"] == 1 - 1200 / ((1 - 0.99) * agreed)
+    md = produce(loaded.db_path, loaded.rules.catalogue, "2026-11", now=now, fmt="md")
+    assert md.startswith("# Service report 2026-11 (to date)\n")
+    assert cover["statement"] in md and "| NO so far |" in md and "of the span's budget" in md
+    html = produce(loaded.db_path, loaded.rules.catalogue, "2026-11", now=now, fmt="html")
+    assert cover["statement"].replace("'", "&#39;") in html and "<h1>Service report 2026-11 (to date)</h1>" in html
+
+    # The next month, early on its first day: the span starts at the month's start, in the report's time zone.
+    berlin = json.loads(
+        produce(
+            loaded.db_path, loaded.rules.catalogue, "2026-12", now=epoch("2026-12-01T06:00:00Z"),
+            time_zone="Europe/Berlin",
+        )
+    )  # fmt: skip
+    assert berlin["coverage"]["start_local"] == "2026-12-01T00:00:00+01:00"
+    assert berlin["coverage"]["end_local"] == "2026-12-01T07:00:00+01:00"
+    assert berlin["coverage"]["statement"] == (
+        "Figures cover the period to date: 2026-12-01 00:00:00 CET (+0100) to 2026-12-01 07:00:00 CET (+0100) "
+        "(the time of this report)."
+    )
+    api = next(s for s in berlin["services"] if s["service"] == "api")
+    assert api["availability_ratio"] == 1.0 and [d["day"] for d in api["daily"]] == ["2026-12-01"]
+
+
+async def test_a_month_before_the_first_record_or_in_the_future_has_no_data(tmp_path: Path) -> None:
+    config, data, _ = await _store(tmp_path)
+    loaded = load_config(config, data_dir=data)
+    now = epoch("2026-12-01T06:00:00Z")
+    for period, why in (
+        ("2026-10", "the period ends before the store's first record (2026-11-23 18:15:00 UTC)"),
+        ("2027-01", "the period has not begun"),
+    ):
+        report = json.loads(produce(loaded.db_path, loaded.rules.catalogue, period, now=now))
+        assert report["coverage"]["no_data"] is True and report["coverage"]["start"] is None
+        assert report["coverage"]["statement"] == f"No data: {why}; no availability or error budget is stated."
+        api = next(s for s in report["services"] if s["service"] == "api")
+        assert (api["availability_ratio"], api["met_objective"], api["error_budget_remaining_ratio"]) == (
+            None,
+            None,
+            None,
+        )
+        assert api["daily"] == []
+        md = produce(loaded.db_path, loaded.rules.catalogue, period, now=now, fmt="md")
+        assert f"# Service report {period} (no data)" in md
+        assert "| api |  | no data | 99.000 % | no data | no data | no data | no data |" in md
+        assert "100.000 %" not in md and "yes" not in md
+        html = produce(loaded.db_path, loaded.rules.catalogue, period, now=now, fmt="html")
+        assert "no data" in html and "100.000 %" not in html
