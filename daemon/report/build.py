@@ -60,6 +60,8 @@ def build_report(
     for e in stored_episodes(conn, catalogue, until=until):
         outages.setdefault(e.service, []).append((e.start, e.end if e.end is not None else until))
     counts = {name: _Counts() for name in chosen}
+    # Serviceless changes are counted under "none", the metrics' label, whichever services are chosen.
+    counts.setdefault(NO_SERVICE, _Counts())
     _incidents(conn, catalogue, period, counts)
     _problems(conn, catalogue, period, counts)
     _changes(conn, catalogue, period, counts)
@@ -104,7 +106,8 @@ def build_report(
                 estimated_ends=c.estimated_ends,
             )
         )
-    return Report(period.name, period.start, period.end, now, time_zone, tuple(services), covered)
+    serviceless = dict(sorted(counts[NO_SERVICE].changes.items())) if service is None else {}
+    return Report(period.name, period.start, period.end, now, time_zone, tuple(services), covered, serviceless)
 
 
 def _mean(values: list[float]) -> float | None:

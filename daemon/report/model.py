@@ -109,3 +109,6 @@ class Report:
     time_zone: str
     services: tuple[ServiceReport, ...]
     coverage: Coverage
+    serviceless_changes: dict[str, int] = field(default_factory=dict)
+    """Changes made outside any service (service "none", as in itsmd_changes_total), by outcome: they belong to
+    no service's section, and are listed here so that no change is left out of the report."""

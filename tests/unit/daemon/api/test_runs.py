@@ -281,6 +281,11 @@ async def test_a_run_names_an_existing_incident_and_service_and_a_serviceless_on
     by_service = {s["service"]: s["changes_by_outcome"] for s in report["services"]}
     assert by_service["db"] == {"successful": 1}
     assert by_service["unknown"] == {}
+    # ... and lists it under "none" of its own, so no change is left out of the report.
+    assert report["serviceless_changes"] == {"successful": 1}
+    for fmt in ("md", "html"):
+        async with daemon.client.get(f"/api/v1/reports/{period}?format={fmt}") as resp:
+            assert "Changes outside any service" in await resp.text()
 
 
 def rfc3339_month(run: dict[str, object]) -> str:
