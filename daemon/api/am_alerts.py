@@ -51,8 +51,9 @@ def timestamp(seconds: float) -> str:
     """
     micros = round(seconds * 1_000_000)
     whole, rest = divmod(micros, 1_000_000)
-    text = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{text}.{rest // 1000:03d}Z"
+    at = datetime.fromtimestamp(whole, UTC)
+    # Not strftime("%Y"): glibc does not pad years below 1000 to four digits, and RFC 3339 needs them.
+    return f"{at.year:04d}-{at:%m-%dT%H:%M:%S}.{rest // 1000:03d}Z"
 
 
 def group_labels(incident: Incident) -> dict[str, str]:

@@ -18,6 +18,7 @@ from daemon.model import Incident, IncidentStatus
         ("2026-11-23T18:15:57.999999Z", "2026-11-23T18:15:57.999Z"),  # truncated, as Go prints it
         ("2026-11-23T18:15:57Z", "2026-11-23T18:15:57.000Z"),
         ("2026-11-23T19:15:57.5+01:00", "2026-11-23T18:15:57.500Z"),
+        ("0141-12-26T18:59:16Z", "0141-12-26T18:59:16.000Z"),  # found by the OpenAPI fuzz: four-digit years
     ],
 )
 def test_times_print_as_alertmanager_prints_them(text: str, printed: str) -> None:
