@@ -87,11 +87,13 @@ INCIDENT_TIMERS = "incidents"
 
 
 def create_app(loaded: LoadedConfig, *, clock: Clock | None = None) -> web.Application:
+    authenticator = auth.Authenticator(loaded.config.auth)
     app = web.Application(
         client_max_size=loaded.config.ingest.max_body_bytes,
-        middlewares=[json_errors, auth.middleware(loaded.config.auth)],
+        middlewares=[json_errors, auth.middleware(loaded.config.auth, authenticator)],
     )
     app[keys.CONFIG] = loaded
+    app[auth.AUTHENTICATOR] = authenticator
     app[keys.HEALTH] = keys.Health()
     app[CLOCK] = clock or SystemClock()
     app[LIBRARY] = load_library(loaded)

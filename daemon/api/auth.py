@@ -89,6 +89,15 @@ def peer_address(request: web.Request) -> ipaddress.IPv4Address | ipaddress.IPv6
     return address
 
 
+class Refused(Exception):
+    """The console's view of a refusal: an HTTP status and a message for the person at the browser."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 class _Refusal(Exception):
     def __init__(self, status: int, reason: str, message: str) -> None:
         super().__init__(message)
@@ -136,6 +145,24 @@ class Authenticator:
                 f"this endpoint needs role {needed.label} or higher; {principal.name} has role {principal.role.label}",
             )
         return principal
+
+    @property
+    def api_open(self) -> bool:
+        return not self._api_on
+
+    def console_principal(self, request: web.Request) -> Principal | None:
+        """The user the trusted proxy names on this request (None without its headers), for the console;
+        raises Refused for headers from an untrusted peer, as the API does."""
+        if self._proxy is None:
+            return None
+        try:
+            return self._from_proxy(request, self._proxy)
+        except _Refusal as refusal:
+            raise Refused(refusal.status, refusal.message) from None
+
+    def token_principal(self, token: str) -> Principal | None:
+        """The principal of a presented API token (the console's login), or None."""
+        return _matching(self._tokens, token.strip().encode("utf-8", "surrogateescape"))
 
     def _from_proxy(self, request: web.Request, proxy: ProxyAuth) -> Principal | None:
         """The user the trusted proxy names, or None when the request carries none of its headers."""
@@ -237,9 +264,13 @@ class Authenticator:
         return f"this endpoint needs {' or '.join(ways)}"
 
 
-def middleware(config: AuthConfig) -> Middleware:
-    """The auth middleware for create_app; with nothing configured every group is open."""
-    authenticator = Authenticator(config)
+AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+
+
+def middleware(config: AuthConfig, authenticator: Authenticator | None = None) -> Middleware:
+    """The auth middleware for create_app; with nothing configured every group is open. The console checks
+    its logins with the same authenticator."""
+    authenticator = authenticator or Authenticator(config)
 
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -13,10 +13,11 @@ from importlib import resources
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from daemon.api.auth import AUTHENTICATOR
 from daemon.clock import Clock
 from daemon.config import Config
 from daemon.console import auth, pages
-from daemon.console.auth import CONSOLE, Console, identify_by_tokens
+from daemon.console.auth import CONSOLE, Console
 from daemon.console.live import LiveHub
 from daemon.console.render import TLS, page
 from daemon.console.security import secure
@@ -96,8 +97,7 @@ def setup(app: web.Application, config: Config, clock: Clock) -> None:
     """Routes and state of the console; the live hub is attached to the writer by `attach` once it exists."""
     app[CONSOLE] = Console(
         sessions=Sessions(clock, config.console.idle_timeout),
-        identify=identify_by_tokens(config.auth),
-        open=not config.auth.api.enabled,
+        authenticator=app[AUTHENTICATOR],
         tls=config.tls.enabled,
     )
     app[TLS] = config.tls.enabled

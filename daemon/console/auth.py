@@ -1,8 +1,10 @@
 """Who is at the console: login with a token, the session cookie, roles, CSRF, logout.
 
-With no API token configured the API is open, and so is the console: every visitor is the principal
-`anonymous` with the admin role (the README says so; listen on loopback or configure tokens). Otherwise a page
-without a live session redirects to the login page.
+Principals are the API's (daemon/api/auth.py checks both with one authenticator): a named token pasted at the
+login page, or the user a trusted proxy names in its headers (then no login page: the session follows the proxy's
+user on every request). With no API credential configured the API is open, and so is the console: every visitor is
+the principal `anonymous` with the admin role (the README says so; listen on loopback or configure tokens).
+Otherwise a page without a live session redirects to the login page.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from daemon.config import AuthConfig
+from daemon.api.auth import Authenticator, Refused
+from daemon.api.principals import Principal as ApiPrincipal
 from daemon.console.render import page
 from daemon.console.security import same_origin
-from daemon.console.session import COOKIE, NEW_SESSION, Identify, Principal, Session, Sessions, csrf_ok, set_cookie
+from daemon.console.session import COOKIE, NEW_SESSION, Principal, Session, Sessions, csrf_ok, set_cookie
 
 ANONYMOUS = Principal("anonymous", "admin")
 MAX_FORM = 64 * 1024
@@ -26,34 +29,41 @@ MAX_FORM = 64 * 1024
 @dataclass
 class Console:
     sessions: Sessions
-    identify: Identify
-    open: bool
-    """No API credentials configured: the console needs no login either."""
+    authenticator: Authenticator
     tls: bool
+
+    @property
+    def open(self) -> bool:
+        """No API credentials configured: the console needs no login either."""
+        return self.authenticator.api_open
+
+    def identify(self, token: str) -> Principal | None:
+        found = self.authenticator.token_principal(token)
+        return _console_principal(found) if found is not None else None
 
 
 CONSOLE = web.AppKey("console", Console)
 
 
-def identify_by_tokens(auth: AuthConfig) -> Identify:
-    """Today's API tokens as principals: read tokens are viewers, write tokens admins, named by position."""
-    named = [(f"read-token-{n}", "viewer", t.secret) for n, t in enumerate(auth.api.read_tokens, 1)]
-    named += [(f"write-token-{n}", "admin", t.secret) for n, t in enumerate(auth.api.write_tokens, 1)]
-
-    def identify(token: str) -> Principal | None:
-        presented = token.encode("utf-8", "surrogateescape")
-        found: Principal | None = None
-        for name, role, secret in named:  # every one compared: the time taken does not tell which matched
-            if secret.matches(presented) and found is None:
-                found = Principal(name, role)
-        return found
-
-    return identify
+def _console_principal(found: ApiPrincipal) -> Principal:
+    return Principal(found.name, found.role.label)
 
 
 def current(request: web.Request) -> Session | None:
     console = request.app[CONSOLE]
+    try:
+        proxied = console.authenticator.console_principal(request)
+    except Refused as refused:
+        raise (web.HTTPForbidden if refused.status == 403 else web.HTTPUnauthorized)(text=refused.message) from None
     session = console.sessions.get(request.cookies.get(COOKIE))
+    if proxied is not None:
+        # The proxy names the user on every request; a session of somebody else (a token login, or another user
+        # behind the same browser) gives way to the one the proxy names now.
+        principal = _console_principal(proxied)
+        if session is None or session.principal != principal:
+            sid, session = console.sessions.create(principal)
+            request[NEW_SESSION] = sid
+        return session
     if session is None and console.open:
         # The cookie is set on the answer (render.page), so the next request finds this session and its CSRF
         # token matches the one in the forms of this page.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -44,10 +43,6 @@ class Session:
     last_seen: float
     flash: list[str] = field(default_factory=list)
     """Messages shown once on the next page (results of a form post)."""
-
-
-Identify = Callable[[str], Principal | None]
-"""A presented token to the principal it belongs to, or None."""
 
 
 class Sessions:
