@@ -13,6 +13,7 @@ from importlib import resources
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from daemon.api.auth import AUTHENTICATOR
 from daemon.clock import Clock
 from daemon.config import Config
 from daemon.console import auth, pages
@@ -96,7 +97,8 @@ def setup(app: web.Application, config: Config, clock: Clock) -> None:
     """Routes and state of the console; the live hub is attached to the writer by `attach` once it exists."""
     app[CONSOLE] = Console(
         sessions=Sessions(clock, config.console.idle_timeout),
-        identify=identify_by_tokens(config.auth),
+        # Looked up at each login: the tokens in use now, which a reload may have rotated.
+        identify=lambda token: identify_by_tokens(app[AUTHENTICATOR].config)(token),  # noqa: PLW0108
         open=not config.auth.api.enabled,
         tls=config.tls.enabled,
     )
