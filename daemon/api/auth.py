@@ -7,7 +7,9 @@ credentials; the API authenticates a principal (a named token, or a user named b
 it on when its role is at least the route's (daemon/api/principals.py). A group without configured
 credentials is open; the open API's caller is the principal `anonymous`. Refusals answer 401 (no or wrong
 credentials, with WWW-Authenticate) or 403 (a role too low, proxy headers from an untrusted peer) and are
-counted in `itsmd_auth_failures_total{group}`; the presented credential is never echoed or logged.
+counted in `itsmd_auth_failures_total{group}`; the presented credential is never echoed or logged. Requests
+let on are counted by credential name in `itsmd_auth_credential_uses_total{group,credential}`. A reload
+replaces the whole credential set at once (daemon/reload.py).
 """
 
 from __future__ import annotations
