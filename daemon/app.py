@@ -87,15 +87,16 @@ INCIDENT_TIMERS = "incidents"
 
 
 def create_app(loaded: LoadedConfig, *, clock: Clock | None = None) -> web.Application:
-    authenticator = auth.Authenticator(loaded.config.auth)
+    clock = clock or SystemClock()
+    authenticator = auth.Authenticator(loaded.config.auth, clock)
     app = web.Application(
         client_max_size=loaded.config.ingest.max_body_bytes,
-        middlewares=[json_errors, auth.middleware(loaded.config.auth, authenticator)],
+        middlewares=[json_errors, auth.middleware(authenticator)],
     )
     app[keys.CONFIG] = loaded
-    app[auth.AUTHENTICATOR] = authenticator
     app[keys.HEALTH] = keys.Health()
-    app[CLOCK] = clock or SystemClock()
+    app[CLOCK] = clock
+    app[auth.AUTHENTICATOR] = authenticator
     app[LIBRARY] = load_library(loaded)
     ingest = loaded.config.ingest
     app[keys.RATE_LIMITER] = RateLimiter(ingest.rate_limit, ingest.rate_burst)
@@ -211,7 +212,13 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     )
     reader = Reader(loaded.db_path)
 
-    reloader = reload.Reloader(cfg.rules_dir, correlator, clock, runbooks=(cfg.runbooks.dir, app[LIBRARY]))
+    reloader = reload.Reloader(
+        cfg.rules_dir,
+        correlator,
+        clock,
+        runbooks=(cfg.runbooks.dir, app[LIBRARY]),
+        auth=(loaded.path, app[auth.AUTHENTICATOR]),
+    )
     reloader.runbook_listeners.append(lambda _: auto.metrics.ensure_runbooks())
     registry = _registry(
         pipeline,
@@ -221,6 +228,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         DrillCollector(counters, auto.drills),
         AvailabilityCollector(availability),
         AuditCollector(audit),
+        app[auth.AUTHENTICATOR],
     )
     scheduler = _scheduler(loaded, correlator, clock)
     _expose(

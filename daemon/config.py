@@ -79,40 +79,6 @@ def _one_source(env: Secret | None, file: Secret | None, name: str) -> Secret | 
     return env or file
 
 
-class IngestAuth(_Strict):
-    """Credentials the ingest endpoints accept: a bearer token, HTTP basic auth, or either of the two.
-    Neither set: ingest is open (then `itsmd run` listens on loopback only, unless --insecure-listen)."""
-
-    token_env: EnvSecret | None = None
-    token_file: FileSecret | None = None
-    username: str | None = Field(default=None, min_length=1, pattern=r"^[^:\x00-\x1f\x7f]+$")
-    """Basic-auth user name; no colon or control characters (RFC 7617)."""
-    password_env: EnvSecret | None = None
-    password_file: FileSecret | None = None
-
-    @model_validator(mode="after")
-    def _consistent(self) -> IngestAuth:
-        _one_source(self.token_env, self.token_file, "token")
-        password = _one_source(self.password_env, self.password_file, "password")
-        if self.username is not None and password is None:
-            raise ValueError("username needs password_env or password_file")
-        if self.username is None and password is not None:
-            raise ValueError("a password needs a username")
-        return self
-
-    @property
-    def token(self) -> Secret | None:
-        return self.token_env or self.token_file
-
-    @property
-    def password(self) -> Secret | None:
-        return self.password_env or self.password_file
-
-    @property
-    def enabled(self) -> bool:
-        return self.token is not None or self.username is not None
-
-
 class TokenSource(_Strict):
     """One API token: token_env or token_file, exactly one."""
 
@@ -145,6 +111,99 @@ def _not_reserved(name: str) -> str:
     if name.lower() in RESERVED_PRINCIPALS:
         raise ValueError(f"{name!r} is reserved (the names {', '.join(sorted(RESERVED_PRINCIPALS))} are the daemon's)")
     return name
+
+
+INGEST_TOKEN_NAME = "ingest-token"  # noqa: S105 (a name, not a secret)
+"""The credential name of the single `token_env`/`token_file` of auth.ingest (older configs)."""
+INGEST_USER_NAME = "ingest-user"
+"""The credential name of the single `username` of auth.ingest (older configs)."""
+_USERNAME = r"^[^:\x00-\x1f\x7f]+$"
+"""Basic-auth user names: no colon or control characters (RFC 7617)."""
+
+
+class IngestToken(TokenSource):
+    """One of several ingest bearer tokens, all valid at once (to rotate one with no gap)."""
+
+    name: str = Field(pattern=PRINCIPAL_NAME_PATTERN)
+    """What logs and itsmd_auth_credential_uses_total call it: never the value."""
+
+
+class IngestUser(_Strict):
+    """One of several basic-auth credentials; two may share a username while its password is rotated."""
+
+    name: str = Field(pattern=PRINCIPAL_NAME_PATTERN)
+    """What logs and itsmd_auth_credential_uses_total call it: never the value."""
+    username: str = Field(min_length=1, pattern=_USERNAME)
+    password_env: EnvSecret | None = None
+    password_file: FileSecret | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> IngestUser:
+        if _one_source(self.password_env, self.password_file, "password") is None:
+            raise ValueError("set password_env or password_file")
+        return self
+
+    @property
+    def password(self) -> Secret:
+        secret = self.password_env or self.password_file
+        if secret is None:  # the validator makes this impossible
+            raise RuntimeError("a user without a password")
+        return secret
+
+
+class IngestAuth(_Strict):
+    """Credentials the ingest endpoints accept: bearer tokens, HTTP basic auth, or both; every one listed is
+    valid at once. The single `token_env`/`token_file` is the credential `ingest-token`, the single `username`
+    `ingest-user`. None set: ingest is open (then `itsmd run` listens on loopback only, unless --insecure-listen).
+    """
+
+    token_env: EnvSecret | None = None
+    token_file: FileSecret | None = None
+    username: str | None = Field(default=None, min_length=1, pattern=_USERNAME)
+    """Basic-auth user name; no colon or control characters (RFC 7617)."""
+    password_env: EnvSecret | None = None
+    password_file: FileSecret | None = None
+    tokens: tuple[IngestToken, ...] = ()
+    users: tuple[IngestUser, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> IngestAuth:
+        _one_source(self.token_env, self.token_file, "token")
+        password = _one_source(self.password_env, self.password_file, "password")
+        if self.username is not None and password is None:
+            raise ValueError("username needs password_env or password_file")
+        if self.username is None and password is not None:
+            raise ValueError("a password needs a username")
+        seen: set[str] = set()
+        for name in [name for name, _ in self.named_tokens()] + [name for name, _, _ in self.named_users()]:
+            if name in seen:
+                raise ValueError(f"two ingest credentials are named {name!r}; each has its own name")
+            seen.add(name)
+        return self
+
+    @property
+    def token(self) -> Secret | None:
+        return self.token_env or self.token_file
+
+    @property
+    def password(self) -> Secret | None:
+        return self.password_env or self.password_file
+
+    def named_tokens(self) -> list[tuple[str, Secret]]:
+        """(name, secret) of every ingest bearer token, the single older one as `ingest-token`."""
+        out = [(INGEST_TOKEN_NAME, self.token)] if self.token is not None else []
+        return out + [(t.name, t.secret) for t in self.tokens]
+
+    def named_users(self) -> list[tuple[str, str, Secret]]:
+        """(name, username, password) of every basic-auth credential, the single older one as `ingest-user`."""
+        out = []
+        if self.username is not None and self.password is not None:
+            out.append((INGEST_USER_NAME, self.username, self.password))
+        return out + [(u.name, u.username, u.password) for u in self.users]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.named_tokens() or self.named_users())
 
 
 class NamedToken(TokenSource):
@@ -429,3 +488,19 @@ def check_config(path: Path) -> tuple[Config | None, list[ConfigProblem]]:
     if config.audit.key_file is not None:
         updates["audit"] = config.audit.model_copy(update={"key_file": base / config.audit.key_file})
     return config.model_copy(update=updates), problems
+
+
+class _AuthSection(BaseModel):
+    """The config file read for its auth section only: what a reload may change without a restart."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    auth: AuthConfig = AuthConfig()
+
+
+def load_auth(path: Path) -> AuthConfig:
+    """The auth section of a config file with every secret read again (env and files); ConfigError
+    (file:line: key: message) if any of it is wrong. The rest of the file is not looked at."""
+    section, problems = validate_partial(load_yaml(path), _AuthSection)
+    if problems or section is None:
+        raise ConfigError(problems)
+    return section.auth

@@ -1,7 +1,8 @@
 """Secrets in the config file: named there (an environment variable or a file), never written there.
 
-A secret is read once, while the config is validated, so a missing variable or an unreadable file is a
-config problem with file, line and key (and `itsmd check` finds it). The value lives in a `Secret`, whose
+A secret is read while the config is validated (at start, and the auth section again at each reload), so a
+missing variable or an unreadable file is a config problem with file, line and key (and `itsmd check` finds
+it); a reload that meets one keeps the credentials in use. The value lives in a `Secret`, whose
 repr, str and serialised form show only where it came from.
 """
 
@@ -21,7 +22,7 @@ _ENV_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxy
 
 @dataclass(frozen=True)
 class Secret:
-    """A credential read at config load. Only `matches` ever looks at the value."""
+    """A credential read at config load (or reload). Only `matches` ever looks at the value."""
 
     kind: Literal["env", "file"]
     ref: str

@@ -1,9 +1,10 @@
-"""Reloading rules/ (services, correlation, priority) while running: `POST /-/reload` and SIGHUP.
+"""Reloading while running (`POST /-/reload` and SIGHUP): rules/ (services, correlation, priority), the
+runbooks, and the config file's auth section with every secret it names (env and files) read again.
 
-A reload reads and validates every rule file first and swaps the whole set in only when all of them are
-valid; otherwise the daemon keeps running on the last good rules, logs the problems (file:line: key:
-message) and `itsmd_config_last_reload_successful` turns 0, as in Prometheus. The main config file
-(listen address, storage, auth) is read at start only.
+A reload reads and validates all of them first and swaps them in only when all are valid; otherwise the daemon
+keeps running on the last good rules, runbooks and credentials, logs the problems (file:line: key: message) and
+`itsmd_config_last_reload_successful` turns 0, as in Prometheus. The rest of the config file (listen address,
+storage, TLS, ...) is read at start only.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from aiohttp import web
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from daemon.api.auth import Authenticator
 from daemon.api.errors import error_response
 from daemon.api.principals import principal_of
 from daemon.clock import Clock
+from daemon.config import AuthConfig, load_auth
 from daemon.correlate.incidents import Correlator
 from daemon.correlate.ruleset import RuleSet, load_rules
 from daemon.errors import ConfigError, ConfigProblem
@@ -38,8 +41,11 @@ class Reloader(Collector):
         clock: Clock,
         *,
         runbooks: tuple[Path, RunbookLibrary] | None = None,
+        auth: tuple[Path, Authenticator] | None = None,
     ) -> None:
         self._rules_dir = rules_dir
+        self._auth = auth
+        """The config file whose auth section is read again, and the credentials it replaces."""
         self._runbooks = runbooks
         self._correlator = correlator
         self._clock = clock
@@ -72,14 +78,23 @@ class Reloader(Collector):
                     library = await asyncio.to_thread(RunbookLibrary.load_configured, self._runbooks[0])
                 except ConfigError as exc:
                     problems += exc.problems
+            credentials: AuthConfig | None = None
+            if self._auth is not None:
+                credentials, auth_problems = await self._read_auth(*self._auth)
+                problems += auth_problems
             if problems:
-                # All or nothing: rules and runbooks refer to each other (drills, triggers).
+                # All or nothing: rules and runbooks refer to each other (drills, triggers), and one answer
+                # says whether the whole reload took effect.
                 self.successful = False
                 log.error(
-                    "reload failed, keeping the last good rules and runbooks:\n%s",
+                    "reload failed, keeping the last good rules, runbooks and credentials:\n%s",
                     "\n".join(str(p) for p in problems),
                 )
                 return problems
+            if credentials is not None and self._auth is not None:
+                # No await from the check to here: requests in flight keep the set they started with, the next
+                # ones get the new set; none sees neither.
+                self._auth[1].replace(credentials)
             # Runbooks first: the new drills may name a runbook that only now exists.
             if library is not None and self._runbooks is not None:
                 self._runbooks[1].replace(library)
@@ -100,6 +115,15 @@ class Reloader(Collector):
             self.successful, self.last_success = True, self._clock.now()
             return []
 
+    @staticmethod
+    async def _read_auth(path: Path, authenticator: Authenticator) -> tuple[AuthConfig | None, list[ConfigProblem]]:
+        try:
+            config = await asyncio.to_thread(load_auth, path)
+        except ConfigError as exc:
+            return None, exc.problems
+        refused = [ConfigProblem(str(path), None, "auth", message) for message in authenticator.refusals(config)]
+        return (None, refused) if refused else (config, [])
+
     def trigger(self) -> None:
         """For a signal handler: ask the watcher task to reload."""
         self._signalled.set()
@@ -114,12 +138,12 @@ class Reloader(Collector):
     def collect(self) -> Iterable[Metric]:
         yield GaugeMetricFamily(
             "itsmd_config_last_reload_successful",
-            "1 if the last reload of the rules succeeded (the daemon runs on the last good rules otherwise).",
+            "1 if the last reload (rules, runbooks, credentials) succeeded (else the last good ones are in use).",
             value=int(self.successful),
         )
         yield GaugeMetricFamily(
             "itsmd_config_last_reload_success_timestamp_seconds",
-            "When the rules were last loaded successfully.",
+            "When the rules, runbooks and credentials were last loaded successfully.",
             value=self.last_success,
         )
 
@@ -131,7 +155,9 @@ async def reload_handler(request: web.Request) -> web.Response:
     problems = await request.app[RELOADER].reload(principal_of(request).name)
     if problems:
         response = error_response(
-            400, "invalid_rules", "; ".join(str(p) for p in problems) + " (still running on the last good rules)"
+            400,
+            "invalid_rules",
+            "; ".join(str(p) for p in problems) + " (still running on the last good rules, runbooks and credentials)",
         )
         return response
     return web.json_response({"status": "success"})

@@ -7,7 +7,9 @@ credentials; the API authenticates a principal (a named token, or a user named b
 it on when its role is at least the route's (daemon/api/principals.py). A group without configured
 credentials is open; the open API's caller is the principal `anonymous`. Refusals answer 401 (no or wrong
 credentials, with WWW-Authenticate) or 403 (a role too low, proxy headers from an untrusted peer) and are
-counted in `itsmd_auth_failures_total{group}`; the presented credential is never echoed or logged.
+counted in `itsmd_auth_failures_total{group}`; the presented credential is never echoed or logged. Requests
+let on are counted by credential name in `itsmd_auth_credential_uses_total{group,credential}`. A reload
+replaces the whole credential set at once (daemon/reload.py).
 """
 
 from __future__ import annotations
@@ -18,13 +20,18 @@ import hmac
 import ipaddress
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from daemon.api import keys
 from daemon.api.errors import error_response
 from daemon.api.principals import ANONYMOUS, PRINCIPAL, RESERVED_NAMES, Principal, Role, required_role
+from daemon.clock import Clock
 from daemon.config import AuthConfig, ProxyAuth
 from daemon.credentials import Secret
 
@@ -65,7 +72,10 @@ def group_of(request: web.Request) -> str | None:
     return None
 
 
-def _matching(tokens: Iterable[tuple[Principal, Secret]], presented: bytes) -> Principal | None:
+T = TypeVar("T")
+
+
+def _matching(tokens: Iterable[tuple[T, Secret]], presented: bytes) -> T | None:
     # No short cut: every secret is compared, so the time taken does not tell which one matched.
     found = None
     for principal, secret in tokens:
@@ -106,27 +116,111 @@ class _Refusal(Exception):
         self.message = message
 
 
-class Authenticator:
-    def __init__(self, config: AuthConfig) -> None:
+@dataclass(frozen=True)
+class Credentials:
+    """One consistent set of credentials, from one read of the auth section: swapped whole at a reload."""
+
+    config: AuthConfig
+    ingest_tokens: tuple[tuple[str, Secret], ...]
+    ingest_users: tuple[tuple[str, bytes, Secret], ...]
+    api_tokens: tuple[tuple[Principal, Secret], ...]
+
+    @classmethod
+    def of(cls, config: AuthConfig) -> Credentials:
         ingest = config.ingest
-        self._ingest_token = ingest.token
-        self._ingest_user = ingest.username.encode() if ingest.username is not None else None
-        self._ingest_password = ingest.password
-        self._tokens = [
-            (Principal(name, Role.of(role), "token"), secret) for name, role, secret in config.api.principals()
-        ]
-        self._proxy = config.proxy
-        self._ingest_on = ingest.enabled
+        return cls(
+            config,
+            tuple(ingest.named_tokens()),
+            tuple((name, user.encode(), secret) for name, user, secret in ingest.named_users()),
+            tuple((Principal(name, Role.of(role), "token"), secret) for name, role, secret in config.api.principals()),
+        )
+
+    def names(self) -> set[tuple[str, str]]:
+        """(group, credential name) of every credential: the series of the uses metric."""
+        out = {(INGEST, name) for name, _ in self.ingest_tokens} | {(INGEST, name) for name, _, _ in self.ingest_users}
+        return out | {(group, p.name) for p, _ in self.api_tokens for group in (API_READ, API_WRITE)}
+
+
+class Authenticator(Collector):
+    """Checks each request against the credentials in use; a reload replaces them all at once.
+
+    Whether a group is open is fixed at start: a reload that would open a closed group (or close an open one)
+    is refused, since `itsmd run` decided at start where it may listen without ingest credentials.
+    """
+
+    def __init__(self, config: AuthConfig, clock: Clock) -> None:
+        self._clock = clock
+        self._ingest_on = config.ingest.enabled
         self._api_on = config.api_enabled
+        self._current = Credentials.of(config)
+        self._uses: dict[tuple[str, str], int] = dict.fromkeys(self._current.names(), 0)
+        self._last_used: dict[tuple[str, str], float] = {}
+
+    @property
+    def config(self) -> AuthConfig:
+        """The auth section in use (the console's login reads its tokens from here)."""
+        return self._current.config
+
+    def refusals(self, config: AuthConfig) -> list[str]:
+        """Why `config` cannot replace the credentials in use without a restart (empty: it can)."""
+        out = []
+        if config.ingest.enabled != self._ingest_on:
+            now = "turn ingest authentication off" if self._ingest_on else "turn ingest authentication on"
+            out.append(f"a reload cannot {now} (auth.ingest): restart itsmd for that")
+        if config.api_enabled != self._api_on:
+            now = "turn API authentication off" if self._api_on else "turn API authentication on"
+            out.append(f"a reload cannot {now} (auth.api, auth.proxy): restart itsmd for that")
+        return out
+
+    def replace(self, config: AuthConfig) -> None:
+        """Use `config`'s credentials from the next request on. One assignment, so a request sees either the
+        old set or the new one, never neither. Check `refusals` first."""
+        new = Credentials.of(config)
+        before, after = self._current.names(), new.names()
+        self._current = new
+        self._uses = {key: self._uses.get(key, 0) for key in after}
+        self._last_used = {key: t for key, t in self._last_used.items() if key in after}
+        log.info(
+            "credentials reloaded: added %s; removed %s; in use: %s",
+            _listed(after - before),
+            _listed(before - after),
+            _listed(after),
+        )
+
+    def used(self, group: str, name: str) -> None:
+        key = (group, name)
+        if key in self._uses:
+            self._uses[key] += 1
+            self._last_used[key] = self._clock.now()
+        log.debug("%s request authenticated with credential %s", group, name)
+
+    def collect(self) -> Iterable[Metric]:
+        uses = CounterMetricFamily(
+            "itsmd_auth_credential_uses",
+            "Requests let on with each configured credential (by name, never by value), since start.",
+            labels=("group", "credential"),
+        )
+        for (group, name), count in sorted(self._uses.items()):
+            uses.add_metric((group, name), count)
+        yield uses
+        last = GaugeMetricFamily(
+            "itsmd_auth_credential_last_used_timestamp_seconds",
+            "When each configured credential last let a request on (absent: not used since start).",
+            labels=("group", "credential"),
+        )
+        for (group, name), when in sorted(self._last_used.items()):
+            last.add_metric((group, name), when)
+        yield last
 
     def is_open(self, group: str) -> bool:
         return not (self._ingest_on if group == INGEST else self._api_on)
 
     def challenges(self, group: str) -> list[str]:
+        current = self._current
         out = []
-        if group != INGEST or self._ingest_token is not None:
+        if group != INGEST or current.ingest_tokens:
             out.append(f"Bearer {REALM}")
-        if group == INGEST and self._ingest_user is not None:
+        if group == INGEST and current.ingest_users:
             out.append(f'Basic {REALM}, charset="UTF-8"')
         return out
 
@@ -135,9 +229,11 @@ class Authenticator:
         if not self._api_on:
             return ANONYMOUS
         needed = required_role(request)
-        principal = self._from_proxy(request, self._proxy) if self._proxy is not None else None
+        current = self._current  # one set for the whole check, whatever a reload does meanwhile
+        proxy = current.config.proxy
+        principal = self._from_proxy(request, proxy) if proxy is not None else None
         if principal is None:
-            principal = self._from_token(needed, request.headers.get("Authorization"))
+            principal = self._from_token(current, needed, request.headers.get("Authorization"))
         if principal.role < needed:
             raise _Refusal(
                 403,
@@ -153,16 +249,17 @@ class Authenticator:
     def console_principal(self, request: web.Request) -> Principal | None:
         """The user the trusted proxy names on this request (None without its headers), for the console;
         raises Refused for headers from an untrusted peer, as the API does."""
-        if self._proxy is None:
+        proxy = self._current.config.proxy
+        if proxy is None:
             return None
         try:
-            return self._from_proxy(request, self._proxy)
+            return self._from_proxy(request, proxy)
         except _Refusal as refusal:
             raise Refused(refusal.status, refusal.message) from None
 
     def token_principal(self, token: str) -> Principal | None:
-        """The principal of a presented API token (the console's login), or None."""
-        return _matching(self._tokens, token.strip().encode("utf-8", "surrogateescape"))
+        """The principal of a presented API token (the console's login, against the tokens in use now), or None."""
+        return _matching(self._current.api_tokens, token.strip().encode("utf-8", "surrogateescape"))
 
     def _from_proxy(self, request: web.Request, proxy: ProxyAuth) -> Principal | None:
         """The user the trusted proxy names, or None when the request carries none of its headers."""
@@ -204,7 +301,7 @@ class Authenticator:
             )
         return Principal(name, role, "proxy", groups=groups, email=email)
 
-    def _from_token(self, needed: Role, authorization: str | None) -> Principal:
+    def _from_token(self, current: Credentials, needed: Role, authorization: str | None) -> Principal:
         if authorization is None:
             raise _Refusal(401, "unauthorized", self._needs_token(needed))
         scheme, _, credentials = authorization.strip().partition(" ")
@@ -212,65 +309,71 @@ class Authenticator:
             raise _Refusal(401, "unauthorized", f"malformed Authorization header; {self._needs_token(needed)}")
         if scheme.lower() != "bearer":
             raise _Refusal(401, "unauthorized", f"unsupported authorization scheme; {self._needs_token(needed)}")
-        found = _matching(self._tokens, credentials.strip().encode("utf-8", "surrogateescape"))
+        found = _matching(current.api_tokens, credentials.strip().encode("utf-8", "surrogateescape"))
         if found is None:
             raise _Refusal(401, "unauthorized", f"invalid credentials; {self._needs_token(needed)}")
         return found
 
     def _needs_token(self, needed: Role) -> str:
-        via = " or a user named by the trusted proxy" if self._proxy is not None else ""
+        via = " or a user named by the trusted proxy" if self._current.config.proxy is not None else ""
         return f"this endpoint needs a token of role {needed.label} or higher (Authorization: Bearer ...){via}"
 
-    def check_ingest(self, authorization: str | None) -> None:
-        """Returns when an ingest request may go on; raises _Refusal otherwise."""
-        group = INGEST
+    def check_ingest(self, authorization: str | None) -> str:
+        """The name of the credential an ingest request presents; raises _Refusal when it matches none."""
+        current = self._current  # one set for the whole check, whatever a reload does meanwhile
         if authorization is None:
-            raise _Refusal(401, "unauthorized", self._needs(group))
+            raise _Refusal(401, "unauthorized", self._needs(current))
         scheme, _, credentials = authorization.strip().partition(" ")
         scheme, credentials = scheme.lower(), credentials.strip()
         if not credentials or len(authorization) > MAX_HEADER_BYTES:
-            raise _Refusal(401, "unauthorized", f"malformed Authorization header; {self._needs(group)}")
-        if scheme == "bearer":
-            token = credentials.encode("utf-8", "surrogateescape")
-            if self._ingest_token is not None and self._ingest_token.matches(token):
-                return
-            raise _Refusal(401, "unauthorized", f"invalid credentials; {self._needs(group)}")
-        user, password = self._ingest_user, self._ingest_password
-        if scheme == "basic" and user is not None and password is not None:
-            self._check_basic(group, credentials, user, password)
-            return
-        raise _Refusal(401, "unauthorized", f"unsupported authorization scheme; {self._needs(group)}")
+            raise _Refusal(401, "unauthorized", f"malformed Authorization header; {self._needs(current)}")
+        found: str | None
+        if scheme == "bearer" and current.ingest_tokens:
+            found = _matching(current.ingest_tokens, credentials.encode("utf-8", "surrogateescape"))
+        elif scheme == "basic" and current.ingest_users:
+            found = self._check_basic(current, credentials)
+        elif scheme == "bearer":
+            raise _Refusal(401, "unauthorized", f"invalid credentials; {self._needs(current)}")
+        else:
+            raise _Refusal(401, "unauthorized", f"unsupported authorization scheme; {self._needs(current)}")
+        if found is None:
+            raise _Refusal(401, "unauthorized", f"invalid credentials; {self._needs(current)}")
+        return found
 
-    def _check_basic(self, group: str, credentials: str, user: bytes, password: Secret) -> None:
+    def _check_basic(self, current: Credentials, credentials: str) -> str | None:
         try:
             decoded = base64.b64decode(credentials.encode("ascii"), validate=True)
         except (binascii.Error, UnicodeEncodeError):
-            raise _Refusal(401, "unauthorized", f"malformed basic credentials; {self._needs(group)}") from None
+            raise _Refusal(401, "unauthorized", f"malformed basic credentials; {self._needs(current)}") from None
         presented_user, sep, presented_password = decoded.partition(b":")
         if not sep:
-            raise _Refusal(401, "unauthorized", f"malformed basic credentials; {self._needs(group)}")
-        # Both compared every time: a wrong user name takes as long as a wrong password.
-        password_ok = password.matches(presented_password)
-        user_ok = hmac.compare_digest(user, presented_user)
-        if not (user_ok and password_ok):
-            raise _Refusal(401, "unauthorized", f"invalid credentials; {self._needs(group)}")
+            raise _Refusal(401, "unauthorized", f"malformed basic credentials; {self._needs(current)}")
+        # Every user name and password compared, no short cut: a wrong user name takes as long as a wrong
+        # password, and the time does not tell which entry matched.
+        found = None
+        for name, user, password in current.ingest_users:
+            password_ok = password.matches(presented_password)
+            user_ok = hmac.compare_digest(user, presented_user)
+            if user_ok and password_ok and found is None:
+                found = name
+        return found
 
-    def _needs(self, group: str) -> str:
+    def _needs(self, current: Credentials) -> str:
         ways = []
-        if self._ingest_token is not None:
+        if current.ingest_tokens:
             ways.append("a bearer token")
-        if self._ingest_user is not None:
+        if current.ingest_users:
             ways.append("basic auth")
         return f"this endpoint needs {' or '.join(ways)}"
 
 
-AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+def _listed(keys: Iterable[tuple[str, str]]) -> str:
+    names = sorted({f"{name} ({'ingest' if group == INGEST else 'api'})" for group, name in keys})
+    return ", ".join(names) or "none"
 
 
-def middleware(config: AuthConfig, authenticator: Authenticator | None = None) -> Middleware:
-    """The auth middleware for create_app; with nothing configured every group is open. The console checks
-    its logins with the same authenticator."""
-    authenticator = authenticator or Authenticator(config)
+def middleware(authenticator: Authenticator) -> Middleware:
+    """The auth middleware for create_app; with nothing configured every group is open."""
 
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -279,9 +382,12 @@ def middleware(config: AuthConfig, authenticator: Authenticator | None = None) -
             return await handler(request)
         try:
             if group == INGEST:
-                authenticator.check_ingest(request.headers.get("Authorization"))
+                authenticator.used(group, authenticator.check_ingest(request.headers.get("Authorization")))
             else:
-                request[PRINCIPAL] = authenticator.api_principal(request)
+                principal = authenticator.api_principal(request)
+                request[PRINCIPAL] = principal
+                if principal.via == "token":
+                    authenticator.used(group, principal.name)
         except _Refusal as refusal:
             request.app[keys.COUNTERS].inc(FAILURES, (("group", group),))
             log.debug("refused %s %s from %s: %s", request.method, request.path, request.remote, refusal.reason)
@@ -293,3 +399,7 @@ def middleware(config: AuthConfig, authenticator: Authenticator | None = None) -
         return await handler(request)
 
     return auth
+
+
+AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+"""The credentials in use: the middleware checks requests against them, a reload replaces them."""

@@ -161,10 +161,10 @@ def _management_paths(components: Json) -> Json:
     }
     paths["/-/reload"] = {
         "post": {
-            "summary": "Reload rules/ (services, correlation, priority); on errors keep the last good rules",
+            "summary": "Reload rules/, runbooks and the config's auth section (secrets read again); all or nothing",
             "responses": {
                 "200": _json("reloaded"),
-                "400": _error("invalid rule files (file:line: key: message); the last good rules stay in use"),
+                "400": _error("invalid files or secrets (file:line: key: message); the last good ones stay in use"),
             },
         }
     }

@@ -56,6 +56,10 @@ def current(request: web.Request) -> Session | None:
     except Refused as refused:
         raise (web.HTTPForbidden if refused.status == 403 else web.HTTPUnauthorized)(text=refused.message) from None
     session = console.sessions.get(request.cookies.get(COOKIE))
+    if session is not None and session.token is not None and console.identify(session.token) != session.principal:
+        # A reload removed or rotated the token (or changed its role): its sessions end with it.
+        console.sessions.end(request.cookies.get(COOKIE))
+        session = None
     if proxied is not None:
         # The proxy names the user on every request; a session of somebody else (a token login, or another user
         # behind the same browser) gives way to the one the proxy names now.
@@ -129,7 +133,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         response = page(request, "login.html.j2", None, title="Log in", next=target, error="That token is not valid.")
         response.set_status(401)
         return response
-    sid, _ = console.sessions.create(principal)
+    sid, _ = console.sessions.create(principal, token=token.strip() if isinstance(token, str) else None)
     response = web.HTTPSeeOther(location=target)
     set_cookie(response, sid, tls=console.tls)
     raise response

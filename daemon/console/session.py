@@ -41,6 +41,9 @@ class Session:
     principal: Principal
     csrf: str
     last_seen: float
+    token: str | None = field(default=None, repr=False)
+    """The token it was opened with at the login page (kept here, in the daemon's memory, never in the cookie):
+    the session lasts only while that token is in use, so a reload that removes or rotates it ends the session."""
     flash: list[str] = field(default_factory=list)
     """Messages shown once on the next page (results of a form post)."""
 
@@ -51,12 +54,12 @@ class Sessions:
         self._idle = idle_timeout
         self._by_id: dict[str, Session] = {}
 
-    def create(self, principal: Principal) -> tuple[str, Session]:
+    def create(self, principal: Principal, *, token: str | None = None) -> tuple[str, Session]:
         while len(self._by_id) >= MAX_SESSIONS:
             oldest = min(self._by_id, key=lambda sid: self._by_id[sid].last_seen)
             del self._by_id[oldest]
         sid = secrets.token_urlsafe(32)
-        session = Session(principal, secrets.token_urlsafe(32), self._clock.now())
+        session = Session(principal, secrets.token_urlsafe(32), self._clock.now(), token=token)
         self._by_id[sid] = session
         return sid, session
 

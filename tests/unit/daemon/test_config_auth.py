@@ -272,3 +272,55 @@ def test_run_allows_non_loopback_with_ingest_auth_or_insecure_listen(
     assert "the REST API needs no token" in caplog.text
     assert ("travel in clear text" in caplog.text) == (not extra)
     assert INGEST_TOKEN not in caplog.text
+
+
+def test_several_ingest_credentials_each_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ITSMD_TEST_INGEST_TOKEN", INGEST_TOKEN)
+    write(tmp_path / "new.token", READ_TOKEN)
+    write(tmp_path / "pw", PASSWORD)
+    path = write(
+        tmp_path / "itsmd.yaml",
+        """\
+auth:
+  ingest:
+    token_env: ITSMD_TEST_INGEST_TOKEN
+    tokens:
+      - {name: am-2026-12, token_file: new.token}
+    users:
+      - {name: am-basic, username: alertmanager, password_file: pw}
+      - {name: am-basic-next, username: alertmanager, password_env: ITSMD_TEST_INGEST_TOKEN}
+""",
+    )
+    ingest = load_config(path).config.auth.ingest
+    assert ingest.enabled
+    assert [name for name, _ in ingest.named_tokens()] == ["ingest-token", "am-2026-12"]
+    assert [(name, user) for name, user, _ in ingest.named_users()] == [
+        ("am-basic", "alertmanager"),
+        ("am-basic-next", "alertmanager"),
+    ]
+    assert ingest.named_tokens()[1][1].matches(READ_TOKEN.encode())
+    shown = repr(ingest) + str(ingest.model_dump())
+    assert all(secret not in shown for secret in SECRETS)
+
+
+@pytest.mark.parametrize(
+    ("ingest", "key", "message"),
+    [
+        ("tokens: [{token_file: t}]", "auth.ingest.tokens[0].name", "is required"),
+        ("tokens: [{name: a}]", "auth.ingest.tokens[0]", "set token_env or token_file"),
+        ("tokens: [{name: 'a b', token_file: t}]", "auth.ingest.tokens[0].name", "should match pattern"),
+        ("users: [{name: u, username: am}]", "auth.ingest.users[0]", "set password_env or password_file"),
+        ("users: [{name: u, username: 'a:b', password_file: t}]", "auth.ingest.users[0].username", "pattern"),
+        ("{token_file: t, tokens: [{name: ingest-token, token_file: t}]}", "auth.ingest", "named 'ingest-token'"),
+        (
+            "{tokens: [{name: x, token_file: t}], users: [{name: x, username: am, password_file: t}]}",
+            "auth.ingest",
+            "named 'x'",
+        ),
+    ],
+)
+def test_ingest_credential_problems(tmp_path: Path, ingest: str, key: str, message: str) -> None:
+    write(tmp_path / "t", "a-secret-value")
+    [(_, got_key, got_message)] = problems(write(tmp_path / "itsmd.yaml", f"auth:\n  ingest:\n    {ingest}\n"))
+    assert got_key == key
+    assert message in got_message
