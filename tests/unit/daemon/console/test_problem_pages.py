@@ -13,6 +13,7 @@ import pytest
 from daemon.clock import ManualClock
 from tests.unit.daemon.api.test_manage import CORRELATION, START, iso
 from tests.unit.daemon.configfiles import write
+from tests.unit.daemon.console.test_live import next_event
 from tests.unit.daemon.console.test_pages import XSS, csrf_of, login
 from tests.unit.daemon.ingest.conftest import Daemon, epoch, running
 
@@ -121,3 +122,15 @@ async def test_a_writer_confirms_records_a_known_error_and_resolves(daemon: Daem
     assert "problem 1 resolved" in await get(daemon, "/problems/1")
     await act(daemon, {"csrf": csrf, "action": "resolve"})
     assert "problem 1 is resolved; allowed: none" in await get(daemon, "/problems/1")
+
+
+async def test_a_problem_change_is_announced_to_live_pages(daemon: Daemon) -> None:
+    await login(daemon, WRITER)
+    csrf = csrf_of(await get(daemon, "/problems/1"))
+    async with daemon.client.get("/events") as stream:
+        assert (await stream.content.readline()).startswith(b"retry: ")
+        await act(daemon, {"csrf": csrf, "action": "confirm"})
+        event = await next_event(stream)
+        while "problems" not in event:
+            event = await next_event(stream)
+        assert event["problems"] == [1]
