@@ -3,7 +3,8 @@
 itsmd runs as its own process with named tokens: ann (admin) starts a runbook that needs approval from its
 form, is refused when she tries to approve her own change (separation of duties), bob (approver) approves it
 in his browser, and ann's run page shows the steps progress to succeeded by itself, live from the event
-stream, without a reload. Screenshots of the run page, light and dark, go to a temporary folder (printed).
+stream, without a reload. Screenshots of the runbook form with its plan and of the run page, light and dark,
+go to a temporary folder (printed with -s). The console must log in named tokens (`auth.api.tokens`).
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ def test_ann_starts_bob_approves_and_the_run_progresses_live(itsmd: str, browser
     expect(ann.locator("#plan")).to_contain_text("nothing was executed")
     expect(ann.locator("#plan")).to_contain_text("restart web-1?")
     assert get_json_as(itsmd, "/api/v1/runs")["runs"] == []
+    ann.screenshot(path=str(shots / "runbook-plan-light.png"), full_page=True)
 
     ann.locator('input[name="param.host"]').fill("web-1")
     ann.fill("#reason", "memory leak, see #12")
