@@ -14,20 +14,22 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from daemon.api.auth import AUTHENTICATOR
+from daemon.changes import store as change_store
 from daemon.clock import Clock
 from daemon.config import Config
-from daemon.console import auth, pages
+from daemon.console import auth, change_pages, pages, problem_pages, run_pages, runbook_pages
 from daemon.console.auth import CONSOLE, Console
 from daemon.console.live import LiveHub
 from daemon.console.render import TLS, page
 from daemon.console.security import secure
 from daemon.console.session import NEW_SESSION, Sessions, set_cookie
 from daemon.correlate import store as incident_store
+from daemon.problems import store as problem_store
 from daemon.runbook import journal
 from daemon.storage.database import Statement
 
 LIVE = web.AppKey("console_live", LiveHub)
-PREFIXES = ("/incidents", "/login", "/logout", "/events", "/static/")
+PREFIXES = ("/incidents", "/login", "/logout", "/events", "/static/", "/problems", "/changes", "/runs", "/runbooks")
 STATIC = {
     "console.css": "text/css",
     "console.js": "text/javascript",
@@ -38,6 +40,11 @@ TOPICS: dict[Statement, str] = {
     incident_store.LINK: "incidents",
     journal.UPSERT_RUN: "runs",
     journal.UPSERT_STEP: "runs",
+    problem_store.UPSERT: "problems",
+    problem_store.LINK: "problems",
+    change_store.UPSERT: "changes",
+    change_store.EVENT: "changes",
+    change_store.LINK: "changes",
 }
 
 
@@ -108,6 +115,8 @@ def setup(app: web.Application, config: Config, clock: Clock) -> None:
     app.router.add_get("/events", events)
     auth.add_routes(app)
     pages.add_routes(app)
+    for more in (problem_pages, change_pages, run_pages, runbook_pages):
+        more.add_routes(app)
     app.on_shutdown.append(_close_streams)
 
 

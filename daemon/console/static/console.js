@@ -154,5 +154,6 @@
       if (left < 0) el.classList.add("bad");
     });
   }
+  countdowns();
   setInterval(countdowns, 15000);
 })();

@@ -1,0 +1,123 @@
+"""The console's problem pages: the list (by status, with counts) and one problem, with its actions.
+
+Reads are the committed rows, as the API's; changes go through the problem manager exactly as
+`daemon.api.manage.problem_action` does (same calls, same errors), and answer once durable.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from aiohttp import web
+
+from daemon.api import keys
+from daemon.console.auth import require_session, require_write
+from daemon.console.pages import _answer, _durable
+from daemon.console.record_views import problem_row, when
+from daemon.console.render import page
+from daemon.errors import RequestError
+from daemon.model import ProblemStatus
+from daemon.problems.manager import ACTIONS, allowed_actions
+from daemon.problems.store import problem_exists, read_problem, read_problems
+
+PAGE_SIZE = 100
+STATUS_FILTERS = (*(s.value for s in ProblemStatus), "all")
+MAX_TEXT = 16000
+
+
+def _counts(conn: sqlite3.Connection) -> dict[str, int]:
+    found = dict(conn.execute("SELECT status, count(*) FROM problems GROUP BY status").fetchall())
+    return {s.value: int(found.get(s.value, 0)) for s in ProblemStatus}
+
+
+def _problem_id(request: web.Request) -> int:
+    raw = request.match_info["id"]
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 13:
+        raise web.HTTPNotFound(text=f"no problem {raw}")
+    return int(raw)
+
+
+async def list_problems(request: web.Request) -> web.StreamResponse:
+    session = require_session(request)
+    status = request.query.get("status", "all")
+    problems: list[str] = []
+    if status not in STATUS_FILTERS:
+        problems.append(f"status {status[:40]!r} is not one of {', '.join(STATUS_FILTERS)}")
+        status = "all"
+    reader = request.app[keys.READER]
+    found = await reader.run(read_problems, None if status == "all" else status, PAGE_SIZE, 0)
+    counts = await reader.run(_counts)
+    return page(
+        request,
+        "problems.html.j2",
+        session,
+        title="Problems",
+        problems=[problem_row(p) for p in found],
+        counts=counts,
+        total=sum(counts.values()),
+        status=status,
+        statuses=STATUS_FILTERS,
+        notes=problems,
+    )
+
+
+async def show_problem(request: web.Request) -> web.StreamResponse:
+    session = require_session(request)
+    problem_id = _problem_id(request)
+    found = await request.app[keys.READER].run(read_problem, problem_id)
+    if found is None:
+        raise web.HTTPNotFound(text=f"no problem {problem_id}")
+    status = ProblemStatus(found["status"])
+    may = session.principal.may("responder")
+    return page(
+        request,
+        "problem.html.j2",
+        session,
+        title=f"Problem {problem_id} {found['title']}",
+        problem={**problem_row(found), **found, "opened": when(found.get("opened_at"))},
+        resolved=when(found.get("resolved_at")),
+        allowed=allowed_actions(status) if may else [],
+        runbooks=request.app[keys.ENGINE].library.names(),
+    )
+
+
+async def act_on_problem(request: web.Request) -> web.StreamResponse:
+    session, form = await require_write(request, "responder")
+    problem_id = _problem_id(request)
+    back = f"/problems/{problem_id}"
+    action = str(form.get("action", ""))
+
+    def text(name: str) -> str | None:
+        value = str(form.get(name, "")).strip()[:MAX_TEXT]
+        return value or None
+
+    pipeline = request.app[keys.PIPELINE]
+    problems = pipeline.correlator.problems
+    try:
+        if action not in ACTIONS:
+            raise RequestError("invalid_body", f"unknown action {action[:40]!r}; known: {', '.join(ACTIONS)}")
+        if problems.get(problem_id) is None:
+            if await request.app[keys.READER].run(problem_exists, problem_id):
+                raise RequestError("invalid_transition", f"problem {problem_id} is resolved; allowed: none", 409)
+            raise RequestError("not_found", f"no problem {problem_id}", 404)
+        problems.transition(
+            problem_id,
+            action,
+            pipeline.clock.now(),
+            session.principal.name,
+            reason=str(form.get("reason", ""))[:4000],
+            root_cause=text("root_cause"),
+            workaround=text("workaround"),
+            runbook=text("runbook"),
+        )
+    except RequestError as exc:
+        return _answer(request, session, back, exc.message, ok=False, status=exc.status)
+    await _durable(request)
+    done = {"confirm": "confirmed", "known_error": "recorded as a known error", "resolve": "resolved"}[action]
+    return _answer(request, session, back, f"problem {problem_id} {done}", ok=True)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/problems", list_problems)
+    app.router.add_get("/problems/{id}", show_problem)
+    app.router.add_post("/problems/{id}/act", act_on_problem)
