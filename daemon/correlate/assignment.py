@@ -69,6 +69,13 @@ def assignee_named(raw: str, caller: str) -> str:
     return raw
 
 
+def requested(given: bool, raw: str | None, caller: str) -> str | Keep | None:
+    """The assignee a request body asks for: KEEP when it names none, None (nobody) for null."""
+    if not given:
+        return KEEP
+    return None if raw is None else assignee_named(raw, caller)
+
+
 def teams(catalogue: Catalogue) -> list[str]:
     """The teams there are: every `team` a catalogue service has."""
     return sorted({catalogue.get(n).team for n in catalogue.names()} - {""})
