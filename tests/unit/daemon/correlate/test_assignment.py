@@ -4,6 +4,7 @@ timeline and in the audit trail, kept across a restart, and what is refused."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,10 @@ from daemon.correlate.ruleset import RuleSet
 from daemon.correlate.store import load_incidents
 from daemon.errors import RequestError
 from daemon.model import IncidentStatus, Source
+from daemon.storage.database import Database
+from daemon.storage.incident_search import IncidentQuery, search_incidents
 from daemon.storage.queries import AssignmentFilter
+from daemon.storage.schema import APPLICATION_ID, MIGRATIONS
 from tests.unit.daemon.records import Stack, incoming
 
 T0 = 1_800_000_000.0
@@ -165,3 +169,32 @@ def test_list_filters_take_me_none_and_a_team() -> None:
     with pytest.raises(RequestError) as caught:
         list_filter("x" * 201, "", "rita", CATALOGUE)
     assert (caught.value.status, caught.value.reason) == (400, "invalid_query")
+
+
+def test_a_version_7_store_migrates_and_its_incidents_count_for_their_services_team(tmp_path: Path) -> None:
+    path = tmp_path / "itsmd.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    script = "".join(sql for version, sql in MIGRATIONS if version <= 7)
+    conn.executescript(f"BEGIN; {script}; PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 7; COMMIT;")
+    for n, service in enumerate(("api", "db"), 1):
+        conn.execute(
+            "INSERT INTO incidents (id, key, service, title, status, opened_at, reopen_count) "
+            "VALUES (?, ?, ?, 't', 'open', ?, 0)",
+            (n, f"k{n}", service, T0),
+        )
+    conn.close()
+    db = Database(path)
+    db.open()
+    try:
+        incidents, _ = load_incidents(db.conn)
+        assert [(i.assignee, i.team) for i in incidents] == [(None, None), (None, None)]
+        web = list_filter("", "web", "rita", CATALOGUE)
+        found = search_incidents(db.conn, IncidentQuery(assignment=web))
+        assert [i["id"] for i in found.incidents] == [1]
+        assert found.incidents[0]["team"] is None
+        assert [i["id"] for i in search_incidents(db.conn, IncidentQuery(assignment=AssignmentFilter())).incidents] == [
+            2,
+            1,
+        ]
+    finally:
+        db.close()
