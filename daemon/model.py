@@ -133,6 +133,11 @@ class Incident:
     end_source: str | None = None
     """Where `ended_at` came from when it is estimated (an expiry: prometheus | last_seen); None when a
     sender's resolve said it."""
+    assignee: str | None = None
+    """The principal working it (a name as the API and console know principals), None: nobody yet."""
+    team: str | None = None
+    """The team it is with: its service's catalogue `team` when it opened (None if the service has none),
+    until someone assigns it to another team."""
 
 
 @dataclass(slots=True, eq=False)

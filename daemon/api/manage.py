@@ -11,12 +11,13 @@ import json
 from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from daemon.api import keys
 from daemon.api.principals import principal_of
 from daemon.api.rest import _page, _whole, live_sla
 from daemon.audit import read_events
+from daemon.correlate import assignment
 from daemon.correlate.incidents import ACTIONS as INCIDENT_ACTIONS
 from daemon.correlate.store import incident_exists
 from daemon.errors import RequestError
@@ -42,6 +43,24 @@ class ActionBody(_Body):
     reason: str = Field(default="", max_length=4000)
     force: bool = False
     """resolve only: resolve although alerts still fire (recorded as forced)."""
+
+
+class AssignBody(_Body):
+    """Leave a field out to keep it as it is; at least one of assignee and team."""
+
+    assignee: str | None = Field(default=None, min_length=1, max_length=assignment.MAX_NAME)
+    """A principal's name, "me" for the calling principal, or null to unassign."""
+    team: str | None = Field(default=None, min_length=1, max_length=assignment.MAX_NAME)
+    """A team some catalogue service has (the incident's team is its service's until changed here)."""
+    by: str | None = Field(default=None, min_length=1, max_length=200)
+    reason: str = Field(default="", max_length=4000)
+
+    @field_validator("team")
+    @classmethod
+    def _named(cls, value: str | None) -> str | None:
+        if value is None:
+            raise ValueError("a team's name; leave team out to keep the team")
+        return value
 
 
 class NoteBody(_Body):
@@ -108,6 +127,29 @@ async def incident_action(request: web.Request) -> web.Response:
     actor = principal_of(request).name
     pipeline.correlator.act(
         incident_id, action, pipeline.clock.now(), actor, body.reason, force=body.force, on_behalf_of=body.by
+    )
+    await _durable(request)
+    return await _incident_answer(request, incident_id)
+
+
+async def incident_assign(request: web.Request) -> web.Response:
+    incident_id = _id(request, "incident")
+    body = await _body(request, AssignBody)
+    given = body.model_fields_set
+    if "assignee" not in given and "team" not in given:
+        raise RequestError("invalid_body", 'give assignee (a name, "me", or null to unassign), team, or both')
+    pipeline = request.app[keys.PIPELINE]
+    if pipeline.correlator.get(incident_id) is None:
+        await _not_active(request, incident_id)
+    actor = principal_of(request).name
+    pipeline.correlator.assign(
+        incident_id,
+        pipeline.clock.now(),
+        actor,
+        assignee=assignment.requested("assignee" in given, body.assignee, actor),
+        team=body.team if body.team is not None else assignment.KEEP,
+        reason=body.reason,
+        on_behalf_of=body.by,
     )
     await _durable(request)
     return await _incident_answer(request, incident_id)
@@ -223,6 +265,7 @@ async def list_services(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     actions = "|".join(INCIDENT_ACTIONS)
     app.router.add_post(f"/api/v1/incidents/{{id}}/{{action:{actions}}}", incident_action)
+    app.router.add_post("/api/v1/incidents/{id}/assign", incident_assign)
     app.router.add_post("/api/v1/incidents/{id}/notes", incident_note)
     app.router.add_get("/api/v1/problems", list_problems)
     app.router.add_get("/api/v1/problems/{id}", get_problem)

@@ -15,7 +15,15 @@ from daemon import __version__
 from daemon.api.am_openapi import alertmanager_paths
 from daemon.api.changes import CHANGE_STATUSES
 from daemon.api.drills import RunDrill
-from daemon.api.manage import PROBLEM_STATUSES, RECORD_TYPES, ActionBody, ExplainBody, NoteBody, ProblemBody
+from daemon.api.manage import (
+    PROBLEM_STATUSES,
+    RECORD_TYPES,
+    ActionBody,
+    AssignBody,
+    ExplainBody,
+    NoteBody,
+    ProblemBody,
+)
 from daemon.api.rest import INCIDENT_STATUSES
 from daemon.api.runs import DECISIONS, RUN_FILTERS, Decision, StartRun
 from daemon.changes.model import ChangeOutcome
@@ -102,6 +110,16 @@ def _management_paths(components: Json) -> Json:
                 "responses": {"200": _json("the incident as stored, with its timeline"), **CHANGE_ANSWERS},
             }
         }
+    paths["/api/v1/incidents/{id}/assign"] = {
+        "post": {
+            "summary": 'Assign an incident to a principal (assignee: a name, or "me" for the caller), to nobody '
+            "(assignee: null) and/or to a team of the catalogue; a field left out stays as it is. On the timeline "
+            "and in the audit trail as assigned or unassigned; nothing is recorded when nothing changes",
+            "parameters": ID,
+            "requestBody": _model_body(AssignBody, components),
+            "responses": {"200": _json("the incident as stored"), **CHANGE_ANSWERS},
+        }
+    }
     paths["/api/v1/incidents/{id}/notes"] = {
         "post": {
             "summary": "Add a note to an incident's timeline",
@@ -214,6 +232,12 @@ def build_document() -> Json:
                             "status",
                             {"enum": [*INCIDENT_STATUSES], "default": "active"},
                             "filter (active: open and acknowledged)",
+                        ),
+                        _query("assignee", STRING, "a principal's name, me (the caller) or none (nobody assigned)"),
+                        _query(
+                            "team",
+                            STRING,
+                            "the incident's team (one with no team recorded counts for its service's team)",
                         ),
                         *PAGING,
                     ],

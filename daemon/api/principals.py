@@ -25,7 +25,8 @@ class Role(enum.IntEnum):
     VIEWER = 1
     """Reads everything under /api/v1."""
     RESPONDER = 2
-    """Works incidents (acknowledge, resolve, reopen, close, notes) and problems (confirm, known_error, resolve)."""
+    """Works incidents (acknowledge, resolve, reopen, close, notes, assign) and problems (confirm, known_error,
+    resolve)."""
     APPROVER = 3
     """Also approves or rejects runs waiting for approval."""
     ADMIN = 4
@@ -103,6 +104,7 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
     ("GET", "/api/v2/silence/{silenceID}"): Role.VIEWER,
     ("POST", _INCIDENT + "/{action}"): Role.RESPONDER,
     ("POST", _INCIDENT + "/notes"): Role.RESPONDER,
+    ("POST", _INCIDENT + "/assign"): Role.RESPONDER,
     ("POST", _PROBLEM + "/{action}"): Role.RESPONDER,
     ("POST", _RUN + "/approve"): Role.APPROVER,
     ("POST", _RUN + "/reject"): Role.APPROVER,

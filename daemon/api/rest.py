@@ -8,6 +8,8 @@ from typing import Any
 from aiohttp import web
 
 from daemon.api import keys
+from daemon.api.principals import principal_of
+from daemon.correlate.assignment import list_filter
 from daemon.errors import RequestError
 
 INCIDENT_STATUSES = {
@@ -57,7 +59,10 @@ def live_sla(request: web.Request, incident: dict[str, Any]) -> dict[str, Any]:
 async def list_incidents(request: web.Request) -> web.Response:
     status = _status(request, INCIDENT_STATUSES, "active")
     limit, offset = _page(request)
-    incidents = await request.app[keys.READER].incidents(status, limit, offset)
+    catalogue = request.app[keys.PIPELINE].correlator.ruleset.catalogue
+    q = request.query
+    who = list_filter(q.get("assignee", ""), q.get("team", ""), principal_of(request).name, catalogue)
+    incidents = await request.app[keys.READER].incidents(status, limit, offset, who)
     return web.json_response({"incidents": [live_sla(request, i) for i in incidents]})
 
 

@@ -1,4 +1,5 @@
-"""The console's incident pages: the list (filters, counts, bulk actions) and one incident (and its actions).
+"""The console's incident pages: the list (filters, counts, bulk actions) and one incident (and its actions,
+assignment among them).
 
 Reads are the committed state through the daemon's Reader, the same as the API; changes go through the module
 that owns the record (the correlator) and answer once durable, the same as the API. A form post answers with a
@@ -16,7 +17,9 @@ from aiohttp import web
 from daemon.api import keys
 from daemon.console.auth import require_session, require_write
 from daemon.console.render import page
+from daemon.console.session import Session
 from daemon.console.views import incident_row, incident_view, sla_view
+from daemon.correlate import assignment
 from daemon.correlate.incidents import allowed_actions
 from daemon.correlate.matchers import parse_matcher
 from daemon.errors import RequestError
@@ -31,9 +34,10 @@ BULK_ACTIONS = ("acknowledge", "resolve")
 ACTIONS = ("acknowledge", "resolve", "close", "reopen")
 
 
-def _query(request: web.Request) -> tuple[IncidentQuery, dict[str, Any], list[str]]:
+def _query(request: web.Request, caller: str) -> tuple[IncidentQuery, dict[str, Any], list[str]]:
     """The list's filters from the query string; problems are shown, not raised (a typo in a matcher must not
-    lose the page)."""
+    lose the page). The assignee filter takes `me` (the session's principal) and `none` (nobody) as the API
+    does; "my team" is the team filter."""
     q = request.query
     problems: list[str] = []
     status = q.get("status", "active")
@@ -41,14 +45,15 @@ def _query(request: web.Request) -> tuple[IncidentQuery, dict[str, Any], list[st
         problems.append(f"status {status!r} is not one of {', '.join(STATUS_FILTERS)}")
         status = "active"
     catalogue = request.app[keys.PIPELINE].correlator.ruleset.catalogue
-    services: tuple[str, ...] | None = None
     service = q.get("service", "")
-    team = q.get("team", "")
-    if service:
-        services = (service,)
-    if team:
-        of_team = tuple(n for n in catalogue.names() if catalogue.get(n).team == team)
-        services = tuple(s for s in of_team if services is None or s in services)
+    services = (service,) if service else None
+    team = q.get("team", "")[:MAX_TEXT]
+    assignee = q.get("assignee", "")[:MAX_TEXT]
+    try:
+        who = assignment.list_filter(assignee, team, caller, catalogue)
+    except RequestError as exc:
+        problems.append(exc.message)
+        who, assignee, team = assignment.list_filter("", "", caller, catalogue), "", ""
     priorities = tuple(p for p in q.getall("priority", []) if p in PRIORITIES)
     flapping = {"yes": True, "no": False}.get(q.get("flapping", ""))
     text = q.get("q", "")[:MAX_TEXT]
@@ -69,6 +74,7 @@ def _query(request: web.Request) -> tuple[IncidentQuery, dict[str, Any], list[st
     query = IncidentQuery(
         statuses=STATUS_FILTERS[status],
         services=services,
+        assignment=who,
         priorities=priorities,
         flapping=flapping,
         text=text,
@@ -81,6 +87,7 @@ def _query(request: web.Request) -> tuple[IncidentQuery, dict[str, Any], list[st
         "status": status,
         "service": service,
         "team": team,
+        "assignee": assignee,
         "priority": list(priorities),
         "flapping": q.get("flapping", ""),
         "q": text,
@@ -104,8 +111,11 @@ def _link(form: dict[str, Any], **changes: Any) -> str:
 
 async def list_incidents(request: web.Request) -> web.StreamResponse:
     session = require_session(request)
-    query, form, problems = _query(request)
+    query, form, problems = _query(request, session.principal.name)
     found = await request.app[keys.READER].run(search_incidents, query)
+    assignees = found.assignees
+    if form["assignee"] not in ("", assignment.ME, assignment.NOBODY, *assignees):
+        assignees = sorted([*assignees, form["assignee"]])
     now = request.app[keys.CLOCK].now()
     catalogue = request.app[keys.PIPELINE].correlator.ruleset.catalogue
     pages = max(1, -(-found.total // PAGE_SIZE))
@@ -114,14 +124,15 @@ async def list_incidents(request: web.Request) -> web.StreamResponse:
         "incidents.html.j2",
         session,
         title="Incidents",
-        incidents=[incident_row(i, now) for i in found.incidents],
+        incidents=[{**incident_row(i, now), "assignee": i.get("assignee")} for i in found.incidents],
         total=found.total,
         by_status=found.by_status,
         active_count=found.by_status["open"] + found.by_status["acknowledged"],
         form=form,
         problems=problems,
         services=catalogue.names(),
-        teams=sorted({catalogue.get(n).team for n in catalogue.names()} - {""}),
+        teams=assignment.teams(catalogue),
+        assignees=assignees,
         priorities=PRIORITIES,
         sorts=list(SORTS),
         status_links={s: _link(form, status=s, page=1) for s in STATUS_FILTERS},
@@ -149,15 +160,18 @@ async def show_incident(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(text=f"no incident {incident_id}")
     now = request.app[keys.CLOCK].now()
     status = IncidentStatus(found["status"])
+    works = session.principal.may("responder") and status is not IncidentStatus.CLOSED
     return page(
         request,
         "incident.html.j2",
         session,
         title=f"#{incident_id} {found['title']}",
-        incident=incident_view(found, now),
+        incident={**incident_view(found, now), "assignee": found.get("assignee"), "team": found.get("team")},
         sla=sla_view(found, now),
         allowed=allowed_actions(status) if session.principal.may("responder") else [],
-        can_note=session.principal.may("responder") and status is not IncidentStatus.CLOSED,
+        can_note=works,
+        can_assign=works,
+        teams=assignment.teams(request.app[keys.PIPELINE].correlator.ruleset.catalogue),
         firing=any(a["status"] == "firing" for a in found.get("alerts", [])),
     )
 
@@ -179,6 +193,8 @@ async def act_on_incident(request: web.Request) -> web.StreamResponse:
             if not pipeline.correlator.add_note(incident_id, now, by, text):
                 raise RequestError("not_found", f"incident {incident_id} is closed or unknown", 404)
             message = "note added"
+        elif action in ("assign", "unassign"):
+            message = _assign(request, session, incident_id, action, form)
         elif action in ACTIONS:
             force = action == "resolve" and form.get("force") == "on"
             pipeline.correlator.act(incident_id, action, now, by, reason, force=force)
@@ -222,6 +238,27 @@ async def bulk(request: web.Request) -> web.StreamResponse:
     if refused:
         message += f"; {len(refused)} refused: " + "; ".join(refused[:5]) + (" ..." if len(refused) > 5 else "")
     return _answer(request, session, back, message, ok=not refused, status=200 if done or not refused else 409)
+
+
+def _assign(request: web.Request, session: Session, incident_id: int, action: str, form: Any) -> str:
+    """The detail page's assign forms: to me (assignee `me`), to a name and/or a team (a blank one stays as
+    it is), or unassign."""
+    name = str(form.get("assignee", "")).strip()[: assignment.MAX_NAME + 1]
+    team = str(form.get("team", "")).strip()[: assignment.MAX_NAME + 1]
+    if action == "assign" and not name and not team:
+        raise RequestError("invalid_body", "give a name, or a team, to assign to")
+    pipeline = request.app[keys.PIPELINE]
+    by = session.principal.name
+    incident = pipeline.correlator.assign(
+        incident_id,
+        pipeline.clock.now(),
+        by,
+        assignee=None if action == "unassign" else assignment.requested(bool(name), name, by),
+        team=team or assignment.KEEP,
+        reason=str(form.get("reason", ""))[:4000],
+    )
+    who = f"assigned to {incident.assignee}" if incident.assignee else "unassigned"
+    return f"incident {incident_id} {who}" + (f" (team {incident.team})" if incident.team else "")
 
 
 def _past(action: str) -> str:

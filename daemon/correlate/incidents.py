@@ -4,9 +4,9 @@ Alerts: the first firing alert of a correlation key opens an incident; later ale
 it is active and took an alert within the rule's window; it resolves when every attached alert has resolved
 or expired (held open while one of them flaps); a firing alert of the key within the reopen window after
 that reopens it (same id). People: acknowledge, resolve (refused while alerts fire unless forced), close,
-reopen and notes. Time (the scheduler calls `run_due`): SLA breaches, flapping that stopped, closing after
-the quiet period. Every change goes on the timeline and into the audit trail, in the same transaction as
-its cause.
+reopen, notes and assignment (what an assignment means is in `assignment`). Time (the scheduler calls
+`run_due`): SLA breaches, flapping that stopped, closing after the quiet period. Every change goes on the
+timeline and into the audit trail, in the same transaction as its cause.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from daemon.alerts.table import AlertTable
 from daemon.alerts.transitions import Ended, Fired, Transition
 from daemon.audit import SYSTEM, AuditLog
 from daemon.catalogue.windows import MaintenanceWindow, in_maintenance
-from daemon.correlate import sla
+from daemon.correlate import assignment, sla
 from daemon.correlate.events import IncidentEvent, IncidentEventKind, IncidentListener
 from daemon.correlate.flapping import FlapTracker
 from daemon.correlate.joining import Decision, Join, decide
@@ -72,6 +72,8 @@ def snapshot(i: Incident) -> dict[str, object]:
         "flapping": sorted(i.flapping),
         "problem_id": i.problem_id,
         "suspected_change": i.suspected_change,
+        "assignee": i.assignee,
+        "team": i.team,
         "alerts": len(i.fingerprints),
     }
 
@@ -233,6 +235,7 @@ class Correlator:
             rule=c.rule.name,
             signature=c.signature,
             last_attached_at=now,
+            team=c.service.team or None,
         )
         self._next_id += 1
         self._by_id[incident.id] = incident
@@ -438,6 +441,41 @@ class Correlator:
             self._reopen(incident, now, by, detail, {})
         else:
             self._close(incident, now, by, detail)
+        return incident
+
+    def assign(
+        self,
+        incident_id: int,
+        now: float,
+        by: str,
+        *,
+        assignee: str | assignment.Keep | None = assignment.KEEP,
+        team: str | assignment.Keep = assignment.KEEP,
+        reason: str = "",
+        on_behalf_of: str | None = None,
+    ) -> Incident:
+        """Give an incident to a principal (`assignee`, None: nobody) and/or a team, by an authenticated
+        principal; KEEP leaves a field as it is. Nothing is recorded when nothing changes. RequestError: 404
+        not in memory (closed or unknown), 409 closed, 400 a team no catalogue service has."""
+        incident = self._require(incident_id)
+        if incident.status is IncidentStatus.CLOSED:
+            raise RequestError("invalid_transition", f"incident {incident_id} is closed; allowed: none", 409)
+        planned = assignment.plan(incident, assignee, team, self.ruleset.catalogue)
+        if planned is None:
+            return incident
+        before = snapshot(incident)
+        incident.assignee, incident.team = planned.assignee, planned.team
+        detail: dict[str, object] = {"by": by, **planned.detail, "reason": reason, **_behalf(on_behalf_of)}
+        self._note(incident, now, planned.kind, detail)
+        self.audit.record(
+            now,
+            by,
+            "incident",
+            incident.id,
+            planned.kind,
+            before=before,
+            after={**snapshot(incident), **_behalf(detail)},
+        )
         return incident
 
     def add_note(

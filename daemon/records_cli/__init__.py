@@ -40,6 +40,21 @@ def _reason(args: argparse.Namespace) -> Json:
     return {"by": _by(args), "reason": args.reason}
 
 
+def _assignment(args: argparse.Namespace) -> Json:
+    """--to NAME, --me (the principal of the token you call with, not your login name) or --unassign, and/or
+    --team; what is not given stays as it is."""
+    body = _reason(args)
+    if args.unassign:
+        body["assignee"] = None
+    elif args.me:
+        body["assignee"] = "me"
+    elif args.to is not None:
+        body["assignee"] = args.to
+    if args.team is not None:
+        body["team"] = args.team
+    return body
+
+
 INCIDENT_ACTIONS = {
     "ack": Action("acknowledge", "acknowledge an open incident (stops the response clock)", _reason),
     "resolve": Action(
@@ -50,6 +65,9 @@ INCIDENT_ACTIONS = {
     "close": Action("close", "close a resolved incident (final)", _reason),
     "reopen": Action("reopen", "reopen a resolved incident", _reason),
     "note": Action("notes", "add a note to the timeline", lambda a: {"by": _by(a), "text": a.text}),
+    "assign": Action(
+        "assign", "assign to someone (--to NAME, --me) or nobody (--unassign), and/or a team", _assignment
+    ),
 }
 PROBLEM_ACTIONS = {
     "confirm": Action("confirm", "confirm a candidate problem", _reason),
@@ -74,12 +92,16 @@ ACTIONS = {"incidents": INCIDENT_ACTIONS, "problems": PROBLEM_ACTIONS, "changes"
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    _resource(
+    incidents = _resource(
         sub,
         "incidents",
         "list, show and act on incidents",
         statuses=["active", "open", "acknowledged", "resolved", "closed", "all"],
     )
+    incidents.add_argument(
+        "--assignee", help="only incidents assigned to NAME, me (your token's principal) or none (list)"
+    )
+    incidents.add_argument("--team", help="only incidents of this team (list)")
     _resource(
         sub,
         "problems",
@@ -117,6 +139,12 @@ def _resource(
             parser.add_argument("--reason", default="", help="recorded with the action")
         if name == "incidents" and verb == "resolve":
             parser.add_argument("--force", action="store_true", help="resolve although alerts still fire")
+        if verb == "assign":
+            who = parser.add_mutually_exclusive_group()
+            who.add_argument("--to", metavar="NAME", help="the principal to assign it to")
+            who.add_argument("--me", action="store_true", help="assign it to the principal of your token")
+            who.add_argument("--unassign", action="store_true", help="assign it to nobody")
+            parser.add_argument("--team", help="hand it to this team (one the service catalogue has)")
         if verb == "known-error":
             parser.add_argument("--root-cause", required=True)
             parser.add_argument("--workaround", required=True)
@@ -130,6 +158,9 @@ def _resource(
 def main(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
+    if args.verb == "assign" and not (args.to is not None or args.me or args.unassign or args.team is not None):
+        print(f"itsmd {args.command} assign: give --to NAME, --me or --unassign, and/or --team TEAM", file=err)
+        return connect.EXIT_USAGE
     try:
         client = connect.client(args)
         answer = _call(client, args)
@@ -148,7 +179,7 @@ def _call(client: Client, args: argparse.Namespace) -> Json:
     base = f"/api/v1/{args.command}"
     if args.verb == "list":
         query: dict[str, str | int] = {"status": args.status, "limit": args.limit, "offset": args.offset}
-        for name in ("outcome", "service", "runbook"):
+        for name in ("outcome", "service", "runbook", "assignee", "team"):
             if getattr(args, name, None):
                 query[name] = getattr(args, name)
         return client.get(f"{base}?{urllib.parse.urlencode(query)}")
@@ -184,4 +215,8 @@ def _show(args: argparse.Namespace, answer: Json, style: Style, out: TextIO) -> 
         return
     # After an action: one line with the record's new state, as the daemon stored it.
     singular = args.command[:-1]
+    if args.verb == "assign":
+        who = f"assigned to {clean(answer['assignee'])}" if answer.get("assignee") else "unassigned"
+        print(f"{singular} {answer.get('id')}: {who} (team {clean(answer.get('team') or '-')})", file=out)
+        return
     print(f"{singular} {answer.get('id')}: {clean(answer.get('status') or answer.get('outcome'))}", file=out)

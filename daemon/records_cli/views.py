@@ -79,6 +79,7 @@ def incidents_table(incidents: Sequence[Json], style: Style, out: TextIO, now: d
             (clean(i.get("priority")), PRIORITY_COLOURS.get(str(i.get("priority")))),
             _status(i.get("status")),
             (clean(i.get("service")), None),
+            (clean(i.get("assignee") or "-"), None if i.get("assignee") else DIM),
             (age(i.get("opened_at"), now), None),
             sla_cell(i, "respond", now),
             sla_cell(i, "resolve", now),
@@ -87,7 +88,9 @@ def incidents_table(incidents: Sequence[Json], style: Style, out: TextIO, now: d
         ]
         for i in incidents
     ]
-    render(["ID", "PRI", "STATUS", "SERVICE", "AGE", "RESPOND", "RESOLVE", "ALERTS", "TITLE"], rows, style, out)
+    render(
+        ["ID", "PRI", "STATUS", "SERVICE", "ASSIGNEE", "AGE", "RESPOND", "RESOLVE", "ALERTS", "TITLE"], rows, style, out
+    )
 
 
 def incident_block(i: Json, style: Style, out: TextIO, now: datetime) -> None:
@@ -100,6 +103,8 @@ def incident_block(i: Json, style: Style, out: TextIO, now: datetime) -> None:
             ("status", i.get("status")),
             ("priority", i.get("priority")),
             ("service", i.get("service")),
+            ("assignee", i.get("assignee")),
+            ("team", i.get("team")),
             ("key", i.get("key")),
             ("opened", local(i.get("opened_at"))),
             ("acknowledged", local(i.get("acknowledged_at"))),

@@ -1,4 +1,4 @@
-"""Incident search for the console: filters, sorting, a page, and counts per status, in one read.
+"""Incident search for the console: filters, sorting, a page, counts per status and the assignees, in one read.
 
 Runs on a reader connection (committed state). Free text matches titles (case-insensitive substring, `%` and
 `_` are literal); label matchers (Alertmanager syntax) match an incident when one of its alerts matches them
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.correlate.matchers import Matcher, match_all, parse_matcher
-from daemon.storage.queries import _INCIDENT_SELECT, _incident_json
+from daemon.storage.queries import _INCIDENT_SELECT, ANY, AssignmentFilter, _incident_json
 
 Json = dict[str, Any]
 SORTS = {
@@ -25,13 +25,17 @@ SORTS = {
     "service": "i.service ASC, i.id DESC",
 }
 STATUSES = ("open", "acknowledged", "resolved", "closed")
+MAX_ASSIGNEES = 200
+"""Names offered in the assignee filter (the people most lists show are far fewer)."""
 
 
 @dataclass(frozen=True)
 class IncidentQuery:
     statuses: tuple[str, ...] = ("open", "acknowledged")
     services: tuple[str, ...] | None = None
-    """None: any service; () matches nothing (a team with no services)."""
+    """None: any service; () matches nothing."""
+    assignment: AssignmentFilter = ANY
+    """Assignee and team."""
     priorities: tuple[str, ...] = ()
     flapping: bool | None = None
     text: str = ""
@@ -48,6 +52,8 @@ class IncidentPage:
     """Incidents matching every filter (all pages)."""
     by_status: dict[str, int] = field(default_factory=dict)
     """Counts per status under every filter but the status one."""
+    assignees: list[str] = field(default_factory=list)
+    """Everyone any incident is assigned to, for the assignee filter."""
 
 
 @functools.lru_cache(maxsize=64)
@@ -77,6 +83,9 @@ def _where(q: IncidentQuery, *, with_status: bool) -> tuple[str, list[Any]]:
         else:
             clauses.append(f"i.service IN ({','.join('?' * len(q.services))})")
             args.extend(q.services)
+    assigned, assigned_args = q.assignment.where()
+    clauses.extend(assigned)
+    args.extend(assigned_args)
     if q.priorities:
         clauses.append(f"i.priority IN ({','.join('?' * len(q.priorities))})")
         args.extend(q.priorities)
@@ -107,4 +116,11 @@ def search_incidents(conn: sqlite3.Connection, q: IncidentQuery) -> IncidentPage
     counted = conn.execute(f"SELECT i.status, count(*) FROM incidents i {where_any} GROUP BY i.status", args_any)
     for status, count in counted:
         by_status[status] = count
-    return IncidentPage(incidents, total, by_status)
+    assignees = [
+        name
+        for (name,) in conn.execute(
+            "SELECT DISTINCT assignee FROM incidents WHERE assignee IS NOT NULL ORDER BY assignee LIMIT ?",
+            (MAX_ASSIGNEES,),
+        )
+    ]
+    return IncidentPage(incidents, total, by_status, assignees)

@@ -10,6 +10,7 @@ import json
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +26,39 @@ def rfc3339(ts: float | None) -> str | None:
     if ts is None:
         return None
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class AssignmentFilter:
+    """Which incidents a list shows by who works them: any (the default), nobody, or one assignee; and of one
+    team or any."""
+
+    assignee: str | None = None
+    unassigned: bool = False
+    team: str | None = None
+    team_services: tuple[str, ...] = ()
+    """The services whose catalogue team is `team`: an incident with no team recorded counts for its
+    service's team."""
+
+    def where(self) -> tuple[list[str], list[Any]]:
+        """SQL conditions on `incidents i`, and their arguments."""
+        clauses: list[str] = []
+        args: list[Any] = []
+        if self.unassigned:
+            clauses.append("i.assignee IS NULL")
+        elif self.assignee is not None:
+            clauses.append("i.assignee = ?")
+            args.append(self.assignee)
+        if self.team is not None:
+            by_service = ""
+            if self.team_services:
+                by_service = f" OR (i.team IS NULL AND i.service IN ({','.join('?' * len(self.team_services))}))"
+            clauses.append(f"(i.team = ?{by_service})")
+            args.extend([self.team, *self.team_services])
+        return clauses, args
+
+
+ANY = AssignmentFilter()
 
 
 class Reader:
@@ -52,8 +86,10 @@ class Reader:
 
     # -- incidents ------------------------------------------------------------------------------------
 
-    async def incidents(self, status: str | None, limit: int, offset: int) -> list[Json]:
-        result: list[Json] = await self._run(_incidents, status, limit, offset)
+    async def incidents(
+        self, status: str | None, limit: int, offset: int, assignment: AssignmentFilter = ANY
+    ) -> list[Json]:
+        result: list[Json] = await self._run(_incidents, status, limit, offset, assignment)
         return result
 
     async def incident(self, incident_id: int) -> Json | None:
@@ -78,7 +114,8 @@ _INCIDENT_SELECT = (
     "i.sla, i.flapping, i.suspected_change, i.workaround, "
     "(SELECT p.problem_id FROM problem_incidents p WHERE p.incident_id = i.id ORDER BY p.problem_id DESC LIMIT 1), "
     "(SELECT json_array(t.at, t.detail) FROM timeline t WHERE t.incident_id = i.id AND t.kind = 'resolved' "
-    "ORDER BY t.id DESC LIMIT 1) "
+    "ORDER BY t.id DESC LIMIT 1), "
+    "i.assignee, i.team "
     "FROM incidents i"
 )
 
@@ -115,6 +152,8 @@ def _incident_json(r: tuple[Any, ...]) -> Json:
         "resolved_at": rfc3339(r[6]),
         "closed_at": rfc3339(r[13]),
         "resolved_by": r[14],
+        "assignee": r[23],
+        "team": r[24],
         "reopen_count": r[7],
         "alert_count": r[8],
         "rule": r[10],
@@ -137,10 +176,15 @@ def _incident_json(r: tuple[Any, ...]) -> Json:
     }
 
 
-def _incidents(conn: sqlite3.Connection, status: str | None, limit: int, offset: int) -> list[Json]:
+def _incidents(
+    conn: sqlite3.Connection, status: str | None, limit: int, offset: int, assignment: AssignmentFilter
+) -> list[Json]:
     statuses = status.split(",") if status else []
-    where = f"WHERE i.status IN ({','.join('?' * len(statuses))})" if statuses else ""
-    args: list[Any] = list(statuses)
+    clauses, args = assignment.where()
+    if statuses:
+        clauses.insert(0, f"i.status IN ({','.join('?' * len(statuses))})")
+        args[:0] = statuses
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
     rows = conn.execute(f"{_INCIDENT_SELECT} {where} ORDER BY i.id DESC LIMIT ? OFFSET ?", [*args, limit, offset])
     return [_incident_json(r) for r in rows]
 

@@ -256,6 +256,16 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE UNIQUE INDEX audit_events_seq ON audit_events (seq);
         """,
     ),
+    (
+        8,
+        """
+        -- Incident assignment: the principal working it (NULL: nobody) and the team it is with. Incidents
+        -- opened before this version have no team recorded (NULL); lists count them for their service's team.
+        ALTER TABLE incidents ADD COLUMN assignee TEXT;
+        ALTER TABLE incidents ADD COLUMN team TEXT;
+        CREATE INDEX incidents_assignee ON incidents (assignee, id);
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -135,6 +135,7 @@ FAMILIES: list[tuple[str, str, Any, str]] = [
     ("POST", "/api/v1/explain", {"labels": {"alertname": "Down"}}, "viewer"),
     ("POST", "/api/v1/incidents/99/acknowledge", {}, "responder"),
     ("POST", "/api/v1/incidents/99/notes", {"text": "x"}, "responder"),
+    ("POST", "/api/v1/incidents/99/assign", {"assignee": "me"}, "responder"),
     ("POST", "/api/v1/problems/99/confirm", {}, "responder"),
     ("POST", "/api/v1/runs/99/approve", {}, "approver"),
     ("POST", "/api/v1/runs/99/reject", {}, "approver"),

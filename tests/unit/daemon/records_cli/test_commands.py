@@ -57,7 +57,18 @@ async def test_list_shows_an_aligned_table_of_active_incidents(
     await incident(daemon, alertname="DiskFull", severity="warning")
     assert await cli(daemon, "incidents", "list") == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["ID", "PRI", "STATUS", "SERVICE", "AGE", "RESPOND", "RESOLVE", "ALERTS", "TITLE"]
+    assert lines[0].split() == [
+        "ID",
+        "PRI",
+        "STATUS",
+        "SERVICE",
+        "ASSIGNEE",
+        "AGE",
+        "RESPOND",
+        "RESOLVE",
+        "ALERTS",
+        "TITLE",
+    ]
     assert [line.split()[0] for line in lines[1:]] == ["2", "1"]
     # Aligned: every row's STATUS column starts where the header's does.
     column = lines[0].index("STATUS")
