@@ -15,7 +15,7 @@ from aiohttp.typedefs import Handler
 
 from daemon.clock import Clock
 from daemon.config import Config
-from daemon.console import auth, pages
+from daemon.console import auth, pages, reports, services
 from daemon.console.auth import CONSOLE, Console, identify_by_tokens
 from daemon.console.live import LiveHub
 from daemon.console.render import TLS, page
@@ -26,7 +26,7 @@ from daemon.runbook import journal
 from daemon.storage.database import Statement
 
 LIVE = web.AppKey("console_live", LiveHub)
-PREFIXES = ("/incidents", "/login", "/logout", "/events", "/static/")
+PREFIXES = ("/incidents", "/services", "/reports", "/login", "/logout", "/events", "/static/")
 STATIC = {
     "console.css": "text/css",
     "console.js": "text/javascript",
@@ -108,6 +108,8 @@ def setup(app: web.Application, config: Config, clock: Clock) -> None:
     app.router.add_get("/events", events)
     auth.add_routes(app)
     pages.add_routes(app)
+    services.add_routes(app)
+    reports.add_routes(app)
     app.on_shutdown.append(_close_streams)
 
 
