@@ -13,7 +13,7 @@ import pytest
 from daemon.clock import ManualClock
 from tests.unit.daemon.api.runbook_app import write_setup
 from tests.unit.daemon.console.test_pages import READ_TOKEN, XSS, alert, login, text
-from tests.unit.daemon.ingest.conftest import Daemon, epoch, running, series
+from tests.unit.daemon.ingest.conftest import Daemon, epoch, eventually, running, series
 
 START = "2026-11-23T18:00:00Z"
 QUICK = """
@@ -146,3 +146,20 @@ async def test_a_viewer_reads_the_services_page(tmp_path: Path) -> None:
         assert "checkout" in page and 'aria-current="page">Services' in page
         async with d.client.get("/services") as resp:
             assert "unsafe-inline" not in resp.headers["Content-Security-Policy"]
+
+
+async def test_a_drills_last_result_is_the_runners(shop: Daemon) -> None:
+    async with shop.client.post("/api/v1/drills/checkout-failover/run", json={}) as resp:
+        assert resp.status == 202
+        started = await resp.json()
+
+    async def ended() -> bool:
+        last = (await shop.get_json("/api/v1/drills/checkout-failover"))["last"]
+        return bool(last["id"] == started["id"] and last["outcome"] != "running")
+
+    await eventually(ended, 20.0)
+    last = (await shop.get_json("/api/v1/drills/checkout-failover"))["last"]
+    details = section(await text(shop, "/services"), "checkout")
+    when = f"{last['started_at'][:10]} {last['started_at'][11:16]} UTC"
+    assert f'<span class="outcome {last["outcome"]}">{last["outcome"]}</span> {when}' in details
+    assert last["outcome"] == "passed" and "never run" not in details
