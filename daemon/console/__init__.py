@@ -17,7 +17,7 @@ from daemon.api.auth import AUTHENTICATOR
 from daemon.changes import store as change_store
 from daemon.clock import Clock
 from daemon.config import Config
-from daemon.console import auth, change_pages, pages, problem_pages, run_pages, runbook_pages
+from daemon.console import auth, change_pages, pages, problem_pages, reports, run_pages, runbook_pages, services
 from daemon.console.auth import CONSOLE, Console
 from daemon.console.live import LiveHub
 from daemon.console.render import TLS, page
@@ -29,7 +29,19 @@ from daemon.runbook import journal
 from daemon.storage.database import Statement
 
 LIVE = web.AppKey("console_live", LiveHub)
-PREFIXES = ("/incidents", "/login", "/logout", "/events", "/static/", "/problems", "/changes", "/runs", "/runbooks")
+PREFIXES = (
+    "/incidents",
+    "/services",
+    "/reports",
+    "/login",
+    "/logout",
+    "/events",
+    "/static/",
+    "/problems",
+    "/changes",
+    "/runs",
+    "/runbooks",
+)
 STATIC = {
     "console.css": "text/css",
     "console.js": "text/javascript",
@@ -117,6 +129,8 @@ def setup(app: web.Application, config: Config, clock: Clock) -> None:
     pages.add_routes(app)
     for more in (problem_pages, change_pages, run_pages, runbook_pages):
         more.add_routes(app)
+    services.add_routes(app)
+    reports.add_routes(app)
     app.on_shutdown.append(_close_streams)
 
 

@@ -17,6 +17,9 @@ from daemon.report.model import PRIORITIES, Report, ServiceReport
 from daemon.report.period import month
 
 FORMATS = ("html", "md", "json")
+HTML_BODY = "html-body"
+"""Not a format of the API or the files: the HTML report's body alone, without its inline <style>, for the
+console, whose Content-Security-Policy allows no inline style (console.css styles it there)."""
 
 # Our own templates, but the values (service names, owners, drill names) come from config and alerts:
 # autoescape keeps them text, and the sandbox keeps a template mistake from reaching Python internals.
@@ -63,10 +66,11 @@ def render(report: Report, fmt: str) -> str:
     }
     if fmt == "md":
         return _env.get_template("report.md.j2").render(**values)
-    if fmt == "html":
+    if fmt in ("html", HTML_BODY):
         days = tuple(day for day, _, _ in month(report.period, report.time_zone).days)
         charts = {s.service: availability_chart(s.daily, s.objective_ratio, days) for s in report.services}
-        return _env.get_template("report.html.j2").render(**values, charts=charts)
+        template = "report.html.j2" if fmt == "html" else "report_body.html.j2"
+        return _env.get_template(template).render(**values, charts=charts)
     raise ValueError(f"unknown report format {fmt!r}; one of {', '.join(FORMATS)}")
 
 
