@@ -17,7 +17,7 @@ from daemon.correlate import sla
 from daemon.drills.model import DrillOutcome, DrillRun
 from daemon.model import Incident, Problem, ProblemStatus
 from daemon.notify.publish.config import MARK_LABEL, Kind, PublishConfig
-from daemon.runbook.model import Run, RunStatus
+from daemon.runbook.model import Run, RunMode, RunStatus
 
 FAILED_RUNS = (RunStatus.FAILED, RunStatus.ROLLBACK_FAILED)
 Key = tuple[tuple[str, str], ...]
@@ -209,7 +209,11 @@ def _run_states(run: Run, config: PublishConfig, links: Links, now: float) -> It
             run.approval.requested_at if run.approval is not None else run.created_at,
         )
     elif run.status is RunStatus.HELD or (
-        run.status in FAILED_RUNS and run.ended_at is not None and now - run.ended_at < config.failed_runs_for
+        # A drill's failed run is the drill's failure: ItsmdDrillFailed says it, with the drill's name.
+        run.status in FAILED_RUNS
+        and run.mode is not RunMode.DRILL
+        and run.ended_at is not None
+        and now - run.ended_at < config.failed_runs_for
     ):
         yield State(
             "ItsmdRunFailed",

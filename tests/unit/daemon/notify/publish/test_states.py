@@ -6,7 +6,7 @@ from daemon.drills.model import DrillOutcome
 from daemon.model import IncidentStatus, ProblemStatus
 from daemon.notify.publish.config import KINDS, PublishConfig
 from daemon.notify.publish.states import Key, Links, Sources, State, current
-from daemon.runbook.model import RunStatus
+from daemon.runbook.model import RunMode, RunStatus
 from tests.unit.daemon.notify.publish.records import T0, drill, incident, problem, run
 
 LINKS = Links("https://itsmd.example.org/")
@@ -141,3 +141,12 @@ def test_bad_sla_shares_are_refused(shares: dict[str, float]) -> None:
 
 def test_every_kind_is_published_by_default() -> None:
     assert PublishConfig().kinds == KINDS
+
+
+def test_a_failed_drill_run_is_the_drills_failure_not_a_failed_run() -> None:
+    failed = run(9, RunStatus.FAILED, ended_at=T0)
+    failed.mode = RunMode.DRILL
+    held = run(10, RunStatus.HELD)
+    held.mode = RunMode.DRILL
+    kinds = by_kind(current(Sources(incidents=list, runs=lambda: [failed, held]), PublishConfig(), LINKS, T0 + 5))
+    assert [s.labels["run"] for s in kinds["ItsmdRunFailed"]] == ["10"]  # held: a person must look either way
