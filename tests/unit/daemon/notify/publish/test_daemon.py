@@ -1,5 +1,5 @@
-"""The running daemon publishes its incidents to a configured Alertmanager (a real local server), re-publishes
-them after a restart with the same fingerprints, and does not ingest its own alerts when they come back."""
+"""The running daemon publishes its incidents to a configured Alertmanager (a real local server), and
+re-publishes them after a restart with the same fingerprints."""
 
 from __future__ import annotations
 
@@ -97,19 +97,3 @@ async def test_an_incident_is_published_and_resolved_and_again_after_a_restart(t
         await eventually(resolved)
         resolve = next(a for a in published(am) if epoch(a["endsAt"]) <= clock.now())
         assert resolve["labels"] == first["labels"]
-
-
-async def test_its_own_alerts_coming_back_are_counted_not_ingested(tmp_path: Path, am: Upstream) -> None:
-    clock = ManualClock(epoch(NOW))
-    async with running(config(tmp_path, am), tmp_path / "data", clock) as d:
-        own = {"alertname": "ItsmdIncidentOpen", "itsmd_publisher": "itsmd", "incident": "1", "service": "checkout"}
-        status, body = await d.webhook(webhook(own))
-        assert status == 200
-        assert body == {"status": "success", "accepted": 0, "ignored_own": 1}
-        status, body = await d.v2([{"labels": own}])
-        assert (status, body["ignored_own"]) == (200, 1)
-        assert await d.incidents() == []
-        assert await d.alerts() == []
-        metrics = await d.metrics()
-        assert metrics[series("itsmd_alerts_looped_back_total", source="alertmanager")] == 1
-        assert metrics[series("itsmd_alerts_looped_back_total", source="prometheus")] == 1
