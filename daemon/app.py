@@ -47,6 +47,8 @@ from daemon.ingest.ratelimit import RateLimiter
 from daemon.metrics.collector import ItsmdCollector
 from daemon.metrics.counters import CounterStore, PersistedHistogram
 from daemon.model import Alert
+from daemon.notify.publish.publisher import Publisher, PublisherCollector
+from daemon.notify.publish.states import Links, Sources
 from daemon.pipeline import Pipeline
 from daemon.problems.manager import Problems
 from daemon.problems.store import load_problems
@@ -82,6 +84,7 @@ AVAILABILITY_COMPACT = 600.0
 AUDIT_ANCHOR_INTERVAL = 1.0
 """How far the anchor may lag the committed audit chain: deleting newer events than it holds goes unnoticed."""
 REPORT_JOB = "monthly-report"
+PUBLISH_TASK = "notify-publish"
 INCIDENT_TIMERS = "incidents"
 """The scheduler job that wakes the correlator for SLA deadlines, flapping and closes."""
 
@@ -220,6 +223,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         auth=(loaded.path, app[auth.AUTHENTICATOR]),
     )
     reloader.runbook_listeners.append(lambda _: auto.metrics.ensure_runbooks())
+    publisher = _publisher(cfg, auto, correlator, counters, clock)
     registry = _registry(
         pipeline,
         ingest_duration,
@@ -229,6 +233,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         AvailabilityCollector(availability),
         AuditCollector(audit),
         app[auth.AUTHENTICATOR],
+        PublisherCollector(publisher, counters),
     )
     scheduler = _scheduler(loaded, correlator, clock)
     _expose(
@@ -243,6 +248,8 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
 
     _start_background(tasks, pipeline, scheduler, reloader, cfg.alerts.sweep_interval, availability=availability)
     tasks.every("audit-anchor", AUDIT_ANCHOR_INTERVAL, audit.anchor)
+    if publisher.targets:
+        tasks.start(PUBLISH_TASK, publisher.run())
     _schedule_drills(app, scheduler, reloader, auto.drills, correlator.ruleset.drills)
     # After the writer runs: recovery journals what it decides and waits for that to be durable.
     await auto.engine.recover()
@@ -340,9 +347,32 @@ def _scheduler(loaded: LoadedConfig, correlator: Correlator, clock: Clock) -> Sc
     return scheduler
 
 
+def _publisher(
+    cfg: Config, auto: Automation, correlator: Correlator, counters: CounterStore, clock: Clock
+) -> Publisher:
+    """What posts itsmd's states to `notify.alertmanagers` (with none configured, it never runs: its
+    metrics then show nothing published)."""
+    notify = cfg.notify
+    # Through the correlator each time: a reload replaces the catalogue.
+    sources = Sources(
+        incidents=correlator.incidents,
+        team_of=lambda service: correlator.ruleset.catalogue.get(service).team,
+        windows_of=lambda service: correlator.ruleset.catalogue.get(service).maintenance,
+        runs=auto.engine.runs,
+        breakers_open=auto.engine.breakers_open,
+        problems=correlator.problems.problems,
+        drills=lambda: list(auto.drills.last.values()),
+    )
+    clients = [am.client(auto.session) for am in notify.alertmanagers]
+    links = Links(str(notify.external_url) if notify.external_url is not None else None)
+    return Publisher(clients, sources=sources, config=notify.publish, links=links, clock=clock, counters=counters)
+
+
 def _ensure_series(counters: CounterStore) -> None:
     for reason in handlers.REJECT_REASONS:
         counters.ensure("itsmd_alerts_rejected_total", (("reason", reason),))
+    for source in ("alertmanager", "prometheus"):
+        counters.ensure(handlers.LOOPED_BACK, (("source", source),))
     for group in auth.GROUPS:
         counters.ensure(auth.FAILURES, (("group", group),))
 

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, IPvAnyNetwork, field_validator, model_validator
 
 from daemon.correlate.rules import CorrelationRules
 from daemon.correlate.ruleset import RuleSet, check_rules
 from daemon.credentials import EnvSecret, FileSecret, ReadableFile, Secret
 from daemon.durations import Duration, PositiveDuration
 from daemon.errors import ConfigError, ConfigProblem
+from daemon.notify.publish.config import PublishConfig
 from daemon.runbook.config import RunbooksConfig
 from daemon.scheduler.cron import cron_trigger
 from daemon.yamlsource import Finding, load_yaml, raise_problems, validate_partial
@@ -384,6 +385,17 @@ class AuditConfig(_Strict):
     Default: audit.key in data_dir. Keep it where the database's other writers cannot reach it."""
 
 
+class NotifyConfig(_Strict):
+    """Where itsmd tells people: its states as alerts in Alertmanager (daemon/notify/publish/)."""
+
+    external_url: HttpUrl | None = None
+    """The console's address as people reach it (like Alertmanager's --web.external-url): links in
+    notifications are this plus /incidents/<id> or /runs/<id>. Unset: the links are paths only."""
+    alertmanagers: tuple[AlertmanagerConfig, ...] = ()
+    """Each gets every published state (POST /api/v2/alerts); same fields as `alertmanager:`."""
+    publish: PublishConfig = PublishConfig()
+
+
 class Config(_Strict):
     listen: str = DEFAULT_LISTEN
     data_dir: Path = Path("data")
@@ -403,6 +415,7 @@ class Config(_Strict):
     """Where runbook promql and wait_until steps query; without it such runbooks are refused at start."""
     alertmanager: AlertmanagerConfig | None = None
     """Where runbook silence steps create silences; without it such runbooks are refused at start."""
+    notify: NotifyConfig = NotifyConfig()
 
     @field_validator("listen")
     @classmethod

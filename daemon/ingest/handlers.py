@@ -18,6 +18,7 @@ from daemon.api import keys
 from daemon.errors import Overloaded, RequestError, StoreUnavailable
 from daemon.ingest import normalize
 from daemon.model import IncomingAlert, Source
+from daemon.notify.publish.config import MARK_LABEL
 from integrations.alertmanager.payloads import WEBHOOK_VERSION, postable_alerts, webhook_payload
 
 REJECT_REASONS = (
@@ -101,6 +102,14 @@ def _parse_postable(body: bytes, request: web.Request) -> list[IncomingAlert]:
 
 
 Parser = Callable[[bytes, web.Request], list[IncomingAlert]]
+LOOPED_BACK = "itsmd_alerts_looped_back_total"
+
+
+def drop_own(alerts: list[IncomingAlert]) -> tuple[list[IncomingAlert], int]:
+    """itsmd's own published states (an Alertmanager route sent them back): recognised by the publisher's
+    label and left out, so a state never opens an incident about itself. (kept, how many were left out)."""
+    kept = [a for a in alerts if MARK_LABEL not in a.labels]
+    return kept, len(alerts) - len(kept)
 
 
 def v2_sender(request: web.Request) -> str:
@@ -131,7 +140,9 @@ async def _ingest(request: web.Request, source: Source, parse: Parser, sender: s
                     "rate_limited", f"over {limiter.rate:g} requests/s from {request.remote}", 429, retry_after=wait
                 )
         body = await read_body(request)
-        alerts = parse(body, request)
+        alerts, own = drop_own(parse(body, request))
+        if own:
+            counters.inc(LOOPED_BACK, (("source", (source.name or "").lower()),), own)
         await request.app[keys.PIPELINE].submit(alerts, source, sender)
     except RequestError as exc:
         counters.inc("itsmd_alerts_rejected_total", (("reason", exc.reason),), _count_alerts(body) if body else 1)
@@ -144,7 +155,10 @@ async def _ingest(request: web.Request, source: Source, parse: Parser, sender: s
         raise
     finally:
         request.app[keys.INGEST_DURATION].observe(time.perf_counter() - started)
-    return web.json_response({"status": "success", "accepted": len(alerts)})
+    answer: dict[str, object] = {"status": "success", "accepted": len(alerts)}
+    if own:
+        answer["ignored_own"] = own
+    return web.json_response(answer)
 
 
 async def webhook_alertmanager(request: web.Request) -> web.Response:

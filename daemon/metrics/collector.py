@@ -19,6 +19,14 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "itsmd_alerts_received_total": ("Alerts received, by ingest path.", ("source",)),
     "itsmd_alerts_rejected_total": ("Alerts or requests refused, by reason.", ("reason",)),
     "itsmd_auth_failures_total": ("Requests refused for missing or wrong credentials (401, 403).", ("group",)),
+    "itsmd_notifications_total": (
+        "Published states sent (or failed to send), by channel, kind and outcome.",
+        ("channel", "kind", "outcome"),
+    ),
+    "itsmd_alerts_looped_back_total": (
+        "itsmd's own published alerts that came back to its ingest: recognised and not ingested.",
+        ("source",),
+    ),
 }
 
 

@@ -18,6 +18,7 @@ from integrations.alertmanager.silences import SilenceMatcher, check_silence_id,
 from integrations.prometheus.httpjson import JsonApi, UpstreamError, redact_url
 
 SILENCES_PATH = "api/v2/silences"
+ALERTS_PATH = "api/v2/alerts"
 
 
 def _silence_path(silence_id: str) -> str:
@@ -78,6 +79,12 @@ class AlertmanagerClient:
                 f"Alertmanager POST {self.url}: answer without silenceID: {str(answer)[:200]}", False
             )
         return silence_id
+
+    async def post_alerts(self, alerts: Sequence[Mapping[str, Any]]) -> None:
+        """Post alerts as Prometheus does (v2 PostableAlerts); Alertmanager answers 200 with no body."""
+        status, raw = await self._api.call("POST", ALERTS_PATH, json_body=list(alerts))
+        if not 200 <= status < 300:
+            raise self._api.refused("POST", ALERTS_PATH, status, raw)
 
     async def get_silence(self, silence_id: str) -> dict[str, Any]:
         """The silence as Alertmanager shows it (``status.state`` is active, pending or expired)."""

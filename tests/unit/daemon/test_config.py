@@ -282,3 +282,26 @@ def test_all_rule_files_report_at_once(tmp_path: Path) -> None:
         load_config(write(tmp_path / "itsmd.yaml", "rules_dir: rules\n"))
     files = sorted(Path(p.file).name for p in caught.value.problems)
     assert files == ["correlation.yaml", "priority.yaml", "services.yaml"]
+
+
+def test_notify_alertmanagers_and_publishing(tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "itsmd.yaml",
+        "notify:\n  external_url: https://itsmd.example.org\n  alertmanagers:\n    - url: http://am:9093\n"
+        "      timeout: 5s\n  publish:\n    interval: 1m\n    kinds: [ItsmdIncidentOpen]\n",
+    )
+    notify = load_config(config).config.notify
+    assert [str(am.url) for am in notify.alertmanagers] == ["http://am:9093/"]
+    assert notify.publish.interval == 60.0
+    assert notify.publish.ends_after == 240.0
+    assert notify.publish.kinds == ("ItsmdIncidentOpen",)
+
+
+def test_notify_problems_name_their_keys(tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "itsmd.yaml",
+        "notify:\n  publish:\n    kinds: [ItsmdNope]\n    sla_at_risk: {P7: 0.5}\n",
+    )
+    found = {key: message for _, key, message in problems(config)}
+    assert set(found) == {"notify.publish.kinds[0]", "notify.publish.sla_at_risk"}, found
+    assert "P1..P5 or default" in found["notify.publish.sla_at_risk"]

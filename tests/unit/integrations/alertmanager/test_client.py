@@ -160,3 +160,19 @@ async def test_ids_that_could_leave_the_path_are_refused(upstream: Upstream, bad
     with pytest.raises(AlertmanagerError, match="not a silence id"):
         await client(upstream).expire_silence(bad)
     assert upstream.requests == []
+
+
+async def test_post_alerts_sends_the_array_with_the_token(upstream: Upstream) -> None:
+    upstream.answer("POST", "/am/api/v2/alerts", text="")
+    alerts = [{"labels": {"alertname": "ItsmdIncidentOpen"}, "endsAt": "2026-11-23T18:20:00.000Z"}]
+    await client(upstream, headers={"Authorization": "Bearer t0k"}).post_alerts(alerts)
+    (seen,) = upstream.requests
+    assert seen.headers["Authorization"] == "Bearer t0k"
+    assert seen.json() == alerts
+
+
+async def test_post_alerts_refused_raises_with_the_reason(upstream: Upstream) -> None:
+    upstream.answer("POST", "/am/api/v2/alerts", 400, {"code": 400, "message": "start time must be before end time"})
+    with pytest.raises(AlertmanagerError, match="start time must be before end time") as caught:
+        await client(upstream).post_alerts([{"labels": {"a": "b"}}])
+    assert not caught.value.retryable
