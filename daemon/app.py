@@ -23,7 +23,20 @@ from prometheus_client.registry import Collector
 from daemon import __version__, console, reload
 from daemon.alerts.evidence import EndFinder, LastSeen, PrometheusEnds
 from daemon.alerts.table import AlertTable
-from daemon.api import alertmanager_v2, auth, changes, drills, health, keys, manage, openapi, reports, rest, runs
+from daemon.api import (
+    alertmanager_v2,
+    auth,
+    changes,
+    drills,
+    health,
+    keys,
+    manage,
+    openapi,
+    reports,
+    rest,
+    runs,
+    webhooks,
+)
 from daemon.api.errors import json_errors
 from daemon.audit import AuditLog
 from daemon.audit.metrics import AuditCollector
@@ -47,6 +60,7 @@ from daemon.ingest.ratelimit import RateLimiter
 from daemon.metrics.collector import ItsmdCollector
 from daemon.metrics.counters import CounterStore, PersistedHistogram
 from daemon.model import Alert
+from daemon.notify.outbox.start import Webhooks, open_webhooks
 from daemon.pipeline import Pipeline
 from daemon.problems.manager import Problems
 from daemon.problems.store import load_problems
@@ -107,6 +121,7 @@ def create_app(loaded: LoadedConfig, *, clock: Clock | None = None) -> web.Appli
     changes.add_routes(app)
     drills.add_routes(app)
     reports.add_routes(app)
+    webhooks.add_routes(app)
     manage.add_routes(app)
     reload.add_routes(app)
     openapi.add_routes(app)
@@ -195,6 +210,8 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     auto = await _automation(
         app, db=db, writer=writer, counters=counters, correlator=correlator, tasks=tasks, audit=audit
     )
+    hooks = await open_webhooks(db, writer, counters, clock, correlator, cfg.notify.webhooks)
+    app[webhooks.OUTBOX] = hooks.outbox
     _ensure_series(counters)
     ingest_duration = PersistedHistogram(counters, "itsmd_ingest_duration_seconds", INGEST_BUCKETS)
     pipeline = Pipeline(
@@ -219,6 +236,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         DrillCollector(counters, auto.drills),
         AvailabilityCollector(availability),
         AuditCollector(audit),
+        hooks.collector,
     )
     scheduler = _scheduler(loaded, correlator, clock)
     _expose(
@@ -233,6 +251,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
 
     _start_background(tasks, pipeline, scheduler, reloader, cfg.alerts.sweep_interval, availability=availability)
     tasks.every("audit-anchor", AUDIT_ANCHOR_INTERVAL, audit.anchor)
+    hooks.start(tasks, clock)
     _schedule_drills(app, scheduler, reloader, auto.drills, correlator.ruleset.drills)
     # After the writer runs: recovery journals what it decides and waits for that to be durable.
     await auto.engine.recover()
@@ -251,7 +270,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         app[keys.HEALTH].draining = True
-        await _shut_down(cfg.shutdown_timeout, auto=auto, scheduler=scheduler, tasks=tasks, writer=writer)
+        await _shut_down(cfg.shutdown_timeout, auto=auto, scheduler=scheduler, tasks=tasks, writer=writer, hooks=hooks)
         await audit.anchor()  # the writer has drained: the head of its last commit
         reader.close()
         load_dormant.close()
@@ -266,6 +285,7 @@ async def _shut_down(
     scheduler: Scheduler,
     tasks: TaskRegistry,
     writer: GroupCommitWriter,
+    hooks: Webhooks,
 ) -> None:
     """Stop what produces writes, then let the writer commit what is left within the deadline."""
     # Before the writer drains: interrupted runs are journaled in what it writes last.
@@ -273,6 +293,7 @@ async def _shut_down(
     await scheduler.shutdown()
     auto.drills.close()
     await tasks.cancel("sweep", "checkpoint", "reload", "availability")
+    await hooks.close(tasks)
     writer.close()
     if await tasks.wait("writer", deadline):
         log.info("writer drained: everything acknowledged is committed")

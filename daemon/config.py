@@ -20,6 +20,7 @@ from daemon.correlate.ruleset import RuleSet, check_rules
 from daemon.credentials import EnvSecret, FileSecret, ReadableFile, Secret
 from daemon.durations import Duration, PositiveDuration
 from daemon.errors import ConfigError, ConfigProblem
+from daemon.notify.outbox.config import WebhookReceiver, unique_names
 from daemon.runbook.config import RunbooksConfig
 from daemon.scheduler.cron import cron_trigger
 from daemon.yamlsource import Finding, load_yaml, raise_problems, validate_partial
@@ -325,6 +326,16 @@ class AuditConfig(_Strict):
     Default: audit.key in data_dir. Keep it where the database's other writers cannot reach it."""
 
 
+class NotifyConfig(_Strict):
+    webhooks: tuple[WebhookReceiver, ...] = ()
+    """Receivers of signed webhooks (README: "Signed webhooks")."""
+
+    @field_validator("webhooks")
+    @classmethod
+    def _unique_webhooks(cls, value: tuple[WebhookReceiver, ...]) -> tuple[WebhookReceiver, ...]:
+        return unique_names(value)
+
+
 class Config(_Strict):
     listen: str = DEFAULT_LISTEN
     data_dir: Path = Path("data")
@@ -340,6 +351,7 @@ class Config(_Strict):
     reports: ReportsConfig = ReportsConfig()
     console: ConsoleConfig = ConsoleConfig()
     audit: AuditConfig = AuditConfig()
+    notify: NotifyConfig = NotifyConfig()
     prometheus: PrometheusConfig | None = None
     """Where runbook promql and wait_until steps query; without it such runbooks are refused at start."""
     alertmanager: AlertmanagerConfig | None = None

@@ -501,6 +501,7 @@ class Correlator:
         )
         if first:
             self.metrics.acknowledged(incident, now - incident.opened_at)
+        self._emit(IncidentEventKind.ACKNOWLEDGED, incident, now, {})
         self._due(sla.next_deadline(incident))
 
     def _resolve(
@@ -585,6 +586,7 @@ class Correlator:
         self.audit.record(
             now, by, "incident", incident.id, "closed", before=before, after={**snapshot(incident), **_behalf(detail)}
         )
+        self._emit(IncidentEventKind.CLOSED, incident, now, {})
 
     def _breach(self, incident: Incident, target: str, now: float) -> None:
         before = snapshot(incident)
@@ -593,6 +595,7 @@ class Correlator:
         self._note(incident, now, "sla_breached", {"target": target, "due": due, "priority": incident.priority})
         self.audit.record(now, SYSTEM, "incident", incident.id, "sla_breached", before=before, after=snapshot(incident))
         self.metrics.breached(incident, target)
+        self._emit(IncidentEventKind.SLA_BREACHED, incident, now, {}, target=target)
 
     # -- time -----------------------------------------------------------------------------------------
 
@@ -662,10 +665,20 @@ class Correlator:
         problem_id: int | None = None,
         runbook: str | None = None,
         ended_at: float | None = None,
+        target: str | None = None,
     ) -> None:
         if self._listeners:
             event = IncidentEvent(
-                kind, incident.id, incident.service, incident.priority, now, dict(labels), problem_id, runbook, ended_at
+                kind,
+                incident.id,
+                incident.service,
+                incident.priority,
+                now,
+                dict(labels),
+                problem_id,
+                runbook,
+                ended_at,
+                target,
             )
             for listener in self._listeners:
                 try:

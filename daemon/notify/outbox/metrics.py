@@ -1,0 +1,64 @@
+"""Outbox metrics, read from memory at scrape time (the counter from the CounterStore, so it survives restarts).
+
+itsmd_notifications_total{channel,kind,outcome}   deliveries delivered, retried (a failed attempt),
+                                                  dead (dead-lettered) and folded (into a storm digest)
+itsmd_outbox_pending{receiver}                    deliveries not yet delivered or dead-lettered
+itsmd_outbox_oldest_pending_timestamp_seconds{receiver}
+                                                  when the oldest pending delivery's event happened (no
+                                                  series when nothing is pending)
+itsmd_outbox_oldest_pending_age_seconds{receiver} how old that event is (0 when nothing is pending)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from daemon.clock import Clock
+from daemon.metrics.counters import CounterStore
+from daemon.notify.outbox.outbox import NOTIFICATIONS_TOTAL, Outbox
+
+
+class OutboxCollector(Collector):
+    def __init__(self, counters: CounterStore, outbox: Outbox, clock: Clock) -> None:
+        self._counters = counters
+        self._outbox = outbox
+        self._clock = clock
+
+    def collect(self) -> Iterable[Metric]:
+        total = CounterMetricFamily(
+            NOTIFICATIONS_TOTAL.removesuffix("_total"),
+            "Notification deliveries by channel, event kind and outcome (delivered, retried, dead, folded).",
+            labels=["channel", "kind", "outcome"],
+        )
+        for labels, value in sorted(self._counters.series(NOTIFICATIONS_TOTAL)):
+            v = dict(labels)
+            total.add_metric([v.get("channel", ""), v.get("kind", ""), v.get("outcome", "")], value)
+        yield total
+        depth = GaugeMetricFamily(
+            "itsmd_outbox_pending", "Webhook deliveries not yet delivered or dead-lettered.", labels=["receiver"]
+        )
+        for receiver, n in sorted(self._outbox.depth().items()):
+            depth.add_metric([receiver], n)
+        yield depth
+        oldest = self._outbox.oldest_pending()
+        stamp = GaugeMetricFamily(
+            "itsmd_outbox_oldest_pending_timestamp_seconds",
+            "When the event of the receiver's oldest pending delivery happened.",
+            labels=["receiver"],
+        )
+        age = GaugeMetricFamily(
+            "itsmd_outbox_oldest_pending_age_seconds",
+            "Age of the receiver's oldest pending delivery (0 when none is pending).",
+            labels=["receiver"],
+        )
+        now = self._clock.now()
+        for receiver in sorted(self._outbox.receivers):
+            at = oldest.get(receiver)
+            if at is not None:
+                stamp.add_metric([receiver], at)
+            age.add_metric([receiver], max(now - at, 0.0) if at is not None else 0.0)
+        yield stamp
+        yield age

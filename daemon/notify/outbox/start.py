@@ -1,0 +1,62 @@
+"""Building the outbox at start: its pending deliveries from the store, its listener, its sending task."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import aiohttp
+
+from daemon.clock import Clock
+from daemon.correlate.incidents import Correlator
+from daemon.metrics.counters import CounterStore
+from daemon.notify.outbox.config import WebhookReceiver
+from daemon.notify.outbox.delivery import Deliverer
+from daemon.notify.outbox.incidents import IncidentNotices
+from daemon.notify.outbox.metrics import OutboxCollector
+from daemon.notify.outbox.outbox import Outbox
+from daemon.notify.outbox.store import load_pending
+from daemon.storage.database import Database
+from daemon.storage.writer import GroupCommitWriter
+from daemon.tasks import TaskRegistry
+
+TASK = "outbox"
+
+
+@dataclass
+class Webhooks:
+    outbox: Outbox
+    collector: OutboxCollector
+    session: aiohttp.ClientSession
+
+    def start(self, tasks: TaskRegistry, clock: Clock) -> None:
+        """After the writer runs: deliveries are only sent once they are committed."""
+        if self.outbox.receivers:
+            tasks.start(TASK, Deliverer(self.outbox, self.session, clock).run())
+
+    async def close(self, tasks: TaskRegistry) -> None:
+        """Before the writer drains, so the outcome of the attempts made is written."""
+        await tasks.cancel(TASK)
+        await self.session.close()
+
+
+async def open_webhooks(  # noqa: PLR0917
+    db: Database,
+    writer: GroupCommitWriter,
+    counters: CounterStore,
+    clock: Clock,
+    correlator: Correlator,
+    receivers: tuple[WebhookReceiver, ...],
+) -> Webhooks:
+    """Call before the writer starts."""
+    outbox = Outbox(
+        writer,
+        counters,
+        clock,
+        receivers,
+        team_of=lambda service: correlator.ruleset.catalogue.get(service).team,
+    )
+    pending, next_seq = await asyncio.to_thread(load_pending, db.conn)
+    outbox.restore(pending, next_seq)
+    correlator.subscribe(IncidentNotices(outbox, correlator.get).on_incident_event)
+    return Webhooks(outbox, OutboxCollector(counters, outbox, clock), aiohttp.ClientSession())
