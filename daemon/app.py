@@ -60,7 +60,8 @@ from daemon.ingest.ratelimit import RateLimiter
 from daemon.metrics.collector import ItsmdCollector
 from daemon.metrics.counters import CounterStore, PersistedHistogram
 from daemon.model import Alert
-from daemon.notify.outbox.start import Webhooks, open_webhooks
+from daemon.notify.outbox.outbox import Outbox
+from daemon.notify.outbox.start import Sources, Webhooks, open_webhooks
 from daemon.pipeline import Pipeline
 from daemon.problems.manager import Problems
 from daemon.problems.store import load_problems
@@ -210,8 +211,14 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     auto = await _automation(
         app, db=db, writer=writer, counters=counters, correlator=correlator, tasks=tasks, audit=audit
     )
-    hooks = await open_webhooks(db, writer, counters, clock, correlator, cfg.notify.webhooks)
-    app[webhooks.OUTBOX] = hooks.outbox
+    hooks = await open_webhooks(
+        db,
+        writer=writer,
+        counters=counters,
+        clock=clock,
+        sources=Sources(correlator, problems, auto.engine, auto.drills),
+        receivers=cfg.notify.webhooks,
+    )
     _ensure_series(counters)
     ingest_duration = PersistedHistogram(counters, "itsmd_ingest_duration_seconds", INGEST_BUCKETS)
     pipeline = Pipeline(
@@ -247,6 +254,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         registry=registry,
         reloader=reloader,
         scheduler=scheduler,
+        outbox=hooks.outbox,
     )
 
     _start_background(tasks, pipeline, scheduler, reloader, cfg.alerts.sweep_interval, availability=availability)
@@ -311,6 +319,7 @@ def _expose(
     registry: CollectorRegistry,
     reloader: reload.Reloader,
     scheduler: Scheduler,
+    outbox: Outbox,
 ) -> None:
     """Publish the components the handlers use."""
     app[keys.PIPELINE] = pipeline
@@ -320,6 +329,7 @@ def _expose(
     app[health.REGISTRY] = registry
     app[reload.RELOADER] = reloader
     app[SCHEDULER] = scheduler
+    app[webhooks.OUTBOX] = outbox
 
 
 async def _availability(app: web.Application, db: Database, correlator: Correlator, now: float) -> AvailabilityTracker:

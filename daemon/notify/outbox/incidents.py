@@ -18,8 +18,8 @@ KIND_OF = {
     IncidentEventKind.RESOLVED: EventKind.INCIDENT_RESOLVED,
     IncidentEventKind.CLOSED: EventKind.INCIDENT_CLOSED,
     IncidentEventKind.SLA_BREACHED: EventKind.SLA_BREACHED,
-    IncidentEventKind.REPEATED: EventKind.PROBLEM_REPEATED,
-    IncidentEventKind.KNOWN_ERROR: EventKind.KNOWN_ERROR,
+    IncidentEventKind.REPEATED: EventKind.INCIDENT_REPEATED,
+    IncidentEventKind.KNOWN_ERROR: EventKind.INCIDENT_KNOWN_ERROR,
 }
 
 

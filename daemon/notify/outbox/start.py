@@ -9,13 +9,17 @@ import aiohttp
 
 from daemon.clock import Clock
 from daemon.correlate.incidents import Correlator
+from daemon.drills.runner import DrillRunner
 from daemon.metrics.counters import CounterStore
 from daemon.notify.outbox.config import WebhookReceiver
 from daemon.notify.outbox.delivery import Deliverer
 from daemon.notify.outbox.incidents import IncidentNotices
 from daemon.notify.outbox.metrics import OutboxCollector
 from daemon.notify.outbox.outbox import Outbox
+from daemon.notify.outbox.records import DrillNotices, ProblemNotices, RunNotices
 from daemon.notify.outbox.store import load_pending
+from daemon.problems.manager import Problems
+from daemon.runbook.engine import Engine
 from daemon.storage.database import Database
 from daemon.storage.writer import GroupCommitWriter
 from daemon.tasks import TaskRegistry
@@ -40,15 +44,27 @@ class Webhooks:
         await self.session.close()
 
 
-async def open_webhooks(  # noqa: PLR0917
+@dataclass(frozen=True)
+class Sources:
+    """The stages whose events become webhooks."""
+
+    correlator: Correlator
+    problems: Problems
+    engine: Engine
+    drills: DrillRunner
+
+
+async def open_webhooks(
     db: Database,
+    *,
     writer: GroupCommitWriter,
     counters: CounterStore,
     clock: Clock,
-    correlator: Correlator,
+    sources: Sources,
     receivers: tuple[WebhookReceiver, ...],
 ) -> Webhooks:
-    """Call before the writer starts."""
+    """Call before the writer starts, after the engine restored its runs."""
+    correlator = sources.correlator
     outbox = Outbox(
         writer,
         counters,
@@ -59,4 +75,9 @@ async def open_webhooks(  # noqa: PLR0917
     pending, next_seq = await asyncio.to_thread(load_pending, db.conn)
     outbox.restore(pending, next_seq)
     correlator.subscribe(IncidentNotices(outbox, correlator.get).on_incident_event)
+    runs = RunNotices(outbox)
+    runs.restore(sources.engine.runs())
+    sources.engine.subscribe(runs.on_run_event)
+    sources.problems.listeners.append(ProblemNotices(outbox).on_problem)
+    sources.drills.end_listeners.append(DrillNotices(outbox).on_drill_ended)
     return Webhooks(outbox, OutboxCollector(counters, outbox, clock), aiohttp.ClientSession())
