@@ -28,6 +28,7 @@ from daemon.api import (
     auth,
     changes,
     drills,
+    external,
     health,
     keys,
     manage,
@@ -123,6 +124,7 @@ def create_app(loaded: LoadedConfig, *, clock: Clock | None = None) -> web.Appli
     drills.add_routes(app)
     reports.add_routes(app)
     webhooks.add_routes(app)
+    external.add_routes(app)
     manage.add_routes(app)
     reload.add_routes(app)
     openapi.add_routes(app)

@@ -133,6 +133,8 @@ class Incident:
     end_source: str | None = None
     """Where `ended_at` came from when it is estimated (an expiry: prometheus | last_seen); None when a
     sender's resolve said it."""
+    external: dict[str, str] | None = None
+    """The ticket another system keeps for the incident: {system, key, url} (PUT .../external)."""
 
 
 @dataclass(slots=True, eq=False)

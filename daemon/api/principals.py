@@ -105,6 +105,7 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
     ("GET", "/api/v2/silence/{silenceID}"): Role.VIEWER,
     ("POST", _INCIDENT + "/{action}"): Role.RESPONDER,
     ("POST", _INCIDENT + "/notes"): Role.RESPONDER,
+    ("PUT", _INCIDENT + "/external"): Role.RESPONDER,
     ("POST", _PROBLEM + "/{action}"): Role.RESPONDER,
     ("POST", _RUN + "/approve"): Role.APPROVER,
     ("POST", _RUN + "/reject"): Role.APPROVER,

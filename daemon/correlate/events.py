@@ -26,6 +26,8 @@ class IncidentEventKind(StrEnum):
     CLOSED = "closed"
     SLA_BREACHED = "sla_breached"
     """`target` names the SLA target (respond or resolve)."""
+    EXTERNAL = "external"
+    """An external ticket was recorded for the incident."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -460,6 +460,23 @@ class Correlator:
         self.audit.record(now, author, "incident", incident.id, kind, before=None, after={"text": text, **behalf})
         return True
 
+    def set_external(
+        self, incident_id: int, now: float, by: str, ticket: dict[str, str], *, on_behalf_of: str | None = None
+    ) -> bool:
+        """Record the incident's ticket in another system ({system, key, url}); False if the incident is
+        closed (final) or unknown. A new ticket replaces the old one; both stay on the timeline."""
+        incident = self._by_id.get(incident_id)
+        if incident is None or incident.status is IncidentStatus.CLOSED:
+            return False
+        before = {**snapshot(incident), "external": incident.external}
+        incident.external = dict(ticket)
+        behalf = _behalf(on_behalf_of)
+        self._note(incident, now, "external_ticket", {"by": by, **ticket, **behalf})
+        after = {**snapshot(incident), "external": incident.external, **behalf}
+        self.audit.record(now, by, "incident", incident.id, "external_ticket", before=before, after=after)
+        self._emit(IncidentEventKind.EXTERNAL, incident, now, {})
+        return True
+
     def link_change(self, incident_id: int, change_id: int, now: float, reason: str) -> bool:
         """Record a change as the suspected cause of an incident."""
         incident = self._by_id.get(incident_id)

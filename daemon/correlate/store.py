@@ -12,7 +12,8 @@ from daemon.storage.database import Statement
 
 _MUTABLE = (
     "title, status, resolved_at, reopen_count, priority, rule, signature, acknowledged_at, closed_at, "
-    "resolved_by, last_attached_at, respond_by, resolve_by, sla, flapping, problem_id, workaround, suspected_change"
+    "resolved_by, last_attached_at, respond_by, resolve_by, sla, flapping, problem_id, workaround, suspected_change, "
+    "external"
 )
 _WRITTEN = f"id, key, service, opened_at, {_MUTABLE}"
 # Incidents first (negative order): links, timeline, problems, changes and audit rows reference them.
@@ -30,7 +31,7 @@ TIMELINE = Statement("INSERT INTO timeline (incident_id, at, kind, detail) VALUE
 _COLUMNS = (
     "id, key, service, title, status, opened_at, resolved_at, reopen_count, priority, rule, signature, "
     "acknowledged_at, closed_at, resolved_by, last_attached_at, sla, flapping, problem_id, workaround, "
-    "suspected_change"
+    "suspected_change, external"
 )
 
 
@@ -75,6 +76,7 @@ def incident_row(i: Incident) -> tuple[Any, ...]:
         i.problem_id,
         i.workaround,
         i.suspected_change,
+        _dump(i.external) if i.external else None,
     )
 
 
@@ -113,6 +115,7 @@ def _from_row(r: tuple[Any, ...], respond_by: float | None, resolve_by: float | 
         problem_id=r[17],
         workaround=r[18],
         suspected_change=r[19],
+        external=json.loads(r[20]) if r[20] else None,
     )
 
 

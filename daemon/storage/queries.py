@@ -78,7 +78,8 @@ _INCIDENT_SELECT = (
     "i.sla, i.flapping, i.suspected_change, i.workaround, "
     "(SELECT p.problem_id FROM problem_incidents p WHERE p.incident_id = i.id ORDER BY p.problem_id DESC LIMIT 1), "
     "(SELECT json_array(t.at, t.detail) FROM timeline t WHERE t.incident_id = i.id AND t.kind = 'resolved' "
-    "ORDER BY t.id DESC LIMIT 1) "
+    "ORDER BY t.id DESC LIMIT 1), "
+    "i.external "
     "FROM incidents i"
 )
 
@@ -134,6 +135,7 @@ def _incident_json(r: tuple[Any, ...]) -> Json:
         "problem_id": r[21],
         "workaround": r[20],
         "suspected_change": r[19],
+        "external": json.loads(r[23]) if r[23] else None,
     }
 
 

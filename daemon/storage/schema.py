@@ -277,6 +277,8 @@ MIGRATIONS: list[tuple[int, str]] = [
             PRIMARY KEY (event_id, receiver)
         );
         CREATE INDEX outbox_state ON outbox (state, seq);
+        -- The incident's external ticket (PUT /api/v1/incidents/{id}/external): JSON {system, key, url}.
+        ALTER TABLE incidents ADD COLUMN external TEXT;
         """,
     ),
 ]

@@ -20,6 +20,7 @@ KIND_OF = {
     IncidentEventKind.SLA_BREACHED: EventKind.SLA_BREACHED,
     IncidentEventKind.REPEATED: EventKind.INCIDENT_REPEATED,
     IncidentEventKind.KNOWN_ERROR: EventKind.INCIDENT_KNOWN_ERROR,
+    IncidentEventKind.EXTERNAL: EventKind.INCIDENT_EXTERNAL,
 }
 
 
@@ -41,6 +42,7 @@ class IncidentNotices:
                 "status": incident.status.value,
                 "opened_at": incident.opened_at,
                 "problem_id": incident.problem_id,
+                "external": incident.external,
             }
         for name, value in (
             ("problem_id", event.problem_id),
