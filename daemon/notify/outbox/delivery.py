@@ -78,8 +78,13 @@ class Deliverer:
         timestamp = int(self._clock.now())
         headers = signing.headers(secret_text(receiver.secret.secret).encode(), d.event_id, timestamp, body)
         try:
+            # No redirects: a redirect would carry the signed body to wherever the answer points.
             async with self._session.post(
-                receiver.url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=receiver.timeout)
+                receiver.url,
+                data=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=receiver.timeout),
+                allow_redirects=False,
             ) as resp:
                 await resp.read()
                 ok, error = 200 <= resp.status < 300, f"HTTP {resp.status}"

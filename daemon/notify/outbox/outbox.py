@@ -20,7 +20,7 @@ from typing import Any, cast
 from daemon.clock import Clock
 from daemon.metrics.counters import CounterStore
 from daemon.notify.outbox.config import EventKind, WebhookReceiver
-from daemon.notify.outbox.store import UPSERT, Delivery, State
+from daemon.notify.outbox.store import DEAD_RETENTION, DELIVERED_RETENTION, PRUNE, UPSERT, Delivery, State
 from daemon.notify.outbox.throttle import STORM_WINDOW, StormDetector, TokenBucket
 from daemon.storage.database import Batch
 from daemon.storage.writer import GroupCommitWriter
@@ -95,6 +95,7 @@ class Outbox:
         self._dirty: dict[tuple[str, str], Delivery] = {}
         self._cut: dict[tuple[str, str], int] = {}
         self._next_seq = 1
+        self._prune_at: float | None = None
         self.wake = asyncio.Event()
         writer.add_collector(self._collect)
         writer.add_commit_listener(self._on_commit)
@@ -175,6 +176,14 @@ class Outbox:
     def due(self, receiver: str, now: float) -> list[Delivery]:
         """The receiver's deliveries that may be attempted now, in outbox order: committed, due, and the
         earliest pending of their incident (a later event of an incident waits for the earlier ones)."""
+        return [d for d in self._heads(receiver) if d.next_attempt <= now]
+
+    def next_due(self, receiver: str) -> float | None:
+        """When the receiver's next attempt falls due (None: nothing sendable is pending)."""
+        return min((d.next_attempt for d in self._heads(receiver)), default=None)
+
+    def _heads(self, receiver: str) -> list[Delivery]:
+        """Sendable deliveries at the head of their incident's line, in outbox order."""
         out: list[Delivery] = []
         blocked: set[int] = set()
         for d in sorted((d for d in self._pending.values() if d.receiver == receiver), key=lambda d: d.seq):
@@ -184,13 +193,9 @@ class Outbox:
                 if d.incident_id in blocked:
                     continue
                 blocked.add(d.incident_id)
-            if d.sendable and d.next_attempt <= now:
+            if d.sendable:
                 out.append(d)
         return out
-
-    def next_due(self, receiver: str) -> float | None:
-        times = [d.next_attempt for d in self._pending.values() if d.receiver == receiver and d.sendable]
-        return min(times, default=None)
 
     def delivered(self, d: Delivery, now: float) -> None:
         d.state = State.DELIVERED
@@ -238,6 +243,11 @@ class Outbox:
 
     # -- writer ---------------------------------------------------------------------------------------
 
+    def prune(self, now: float) -> None:
+        """Drop settled rows past their retention from the store, with the next commit."""
+        self._prune_at = now
+        self._writer.changed()
+
     def _mark(self, d: Delivery) -> None:
         d.version += 1
         self._dirty[d.key] = d
@@ -248,6 +258,9 @@ class Outbox:
             batch.upsert(UPSERT, key, d.row())
             self._cut[key] = d.version
         self._dirty.clear()
+        if self._prune_at is not None:
+            batch.append(PRUNE, (self._prune_at - DELIVERED_RETENTION, self._prune_at - DEAD_RETENTION))
+            self._prune_at = None
 
     def _on_commit(self, batch: Batch) -> None:
         rows = batch.upserts.get(UPSERT)

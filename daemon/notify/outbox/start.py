@@ -25,6 +25,8 @@ from daemon.storage.writer import GroupCommitWriter
 from daemon.tasks import TaskRegistry
 
 TASK = "outbox"
+PRUNE_TASK = "outbox-prune"
+PRUNE_INTERVAL = 3600.0
 
 
 @dataclass
@@ -37,10 +39,11 @@ class Webhooks:
         """After the writer runs: deliveries are only sent once they are committed."""
         if self.outbox.receivers:
             tasks.start(TASK, Deliverer(self.outbox, self.session, clock).run())
+        tasks.every(PRUNE_TASK, PRUNE_INTERVAL, lambda: self.outbox.prune(clock.now()))
 
     async def close(self, tasks: TaskRegistry) -> None:
         """Before the writer drains, so the outcome of the attempts made is written."""
-        await tasks.cancel(TASK)
+        await tasks.cancel(TASK, PRUNE_TASK)
         await self.session.close()
 
 

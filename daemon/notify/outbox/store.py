@@ -38,6 +38,15 @@ UPSERT = Statement(
 )
 
 
+PRUNE = Statement(
+    "DELETE FROM outbox WHERE (state = 'delivered' AND updated_at < ?) OR (state = 'dead' AND updated_at < ?)",
+    order=51,
+)
+DELIVERED_RETENTION = 7 * 86400.0
+DEAD_RETENTION = 30 * 86400.0
+"""How long delivered and dead-lettered rows stay in the store; pending ones stay until they are settled."""
+
+
 @dataclass(slots=True, eq=False)
 class Delivery:
     event_id: str

@@ -22,11 +22,14 @@ class Receiver:
 
     async def _handle(self, request: web.Request) -> web.Response:
         self.got.append(Received(dict(request.headers), await request.read()))
+        if 300 <= self.status < 400:
+            return web.Response(status=self.status, headers={"Location": "/elsewhere"})
         return web.Response(status=self.status)
 
     async def start(self, port: int | None = None) -> None:
         app = web.Application()
         app.router.add_post("/hook", self._handle)
+        app.router.add_post("/elsewhere", self._handle)
         self.server = TestServer(app, port=port) if port else TestServer(app)
         await self.server.start_server()
 

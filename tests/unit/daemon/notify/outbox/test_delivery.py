@@ -94,3 +94,22 @@ async def test_the_rate_limit_holds_back_deliveries_over_it(
             assert len(hook.got) == 3
         finally:
             h.close()
+
+
+async def test_a_redirect_is_not_followed_with_the_signed_body(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hook: Receiver
+) -> None:
+    h = Harness(tmp_path, [receiver(monkeypatch, url=hook.url)])
+    async with aiohttp.ClientSession() as session:
+        try:
+            hook.status = 307
+            h.outbox.publish(event(at=h.clock.now()))
+            await h.writer.flush()
+            await Deliverer(h.outbox, session, h.clock).deliver_due("hook")
+            await h.writer.flush()
+            assert len(hook.got) == 1  # /hook only, never /elsewhere
+            assert h.rows()[0][3:] == ("pending", 1)
+            [d] = h.outbox._pending.values()
+            assert d.last_error == "HTTP 307"
+        finally:
+            h.close()

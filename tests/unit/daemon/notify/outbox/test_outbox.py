@@ -113,6 +113,8 @@ async def test_an_incidents_events_go_in_order_and_other_incidents_do_not_wait(
         h.outbox.failed(first[0], now, "refused")
         h.outbox.delivered(first[1], now)
         await h.writer.flush()
+        # Nothing is due before the open's retry: the waiting resolve does not count as due now.
+        assert h.outbox.next_due("hook") == first[0].next_attempt > now
         h.clock.advance(3600)
         assert [(d.incident_id, d.kind) for d in h.outbox.due("hook", h.clock.now())] == [(1, "incident_opened")]
         h.outbox.delivered(first[0], h.clock.now())
@@ -194,5 +196,29 @@ async def test_a_digest_is_not_sent_with_folds_that_are_not_committed(
         assert [d.kind for d in h.outbox.due("hook", h.clock.now())] == ["incident_opened"]
         await h.writer.flush()
         assert sorted(d.kind for d in h.outbox.due("hook", h.clock.now())) == ["digest", "incident_opened"]
+    finally:
+        h.close()
+
+
+async def test_settled_rows_leave_the_store_after_their_retention(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = Harness(tmp_path, [receiver(monkeypatch, max_age="1s")])
+    try:
+        now = h.clock.now()
+        for n in range(3):
+            h.outbox.publish(event(at=now, incident=n))
+        await h.writer.flush()
+        delivered, dead, pending = h.outbox.due("hook", now)
+        h.outbox.delivered(delivered, now)
+        h.clock.advance(1)
+        h.outbox.failed(dead, h.clock.now(), "HTTP 500")
+        await h.writer.flush()
+        h.outbox.prune(now + 7 * 86400 + 2)
+        await h.writer.flush()
+        assert [r[0] for r in h.rows()] == [dead.event_id, pending.event_id]  # a dead letter stays 30 days
+        h.outbox.prune(now + 30 * 86400 + 2)
+        await h.writer.flush()
+        assert [r[0] for r in h.rows()] == [pending.event_id]
     finally:
         h.close()
