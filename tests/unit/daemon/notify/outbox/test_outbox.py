@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.errors import StoreUnavailable
 from daemon.notify.outbox.config import EventKind
 from daemon.notify.outbox.outbox import NOTIFICATIONS_TOTAL, backoff, wants
 from daemon.notify.outbox.store import State, dead_letters
@@ -220,5 +221,24 @@ async def test_settled_rows_leave_the_store_after_their_retention(
         h.outbox.prune(now + 30 * 86400 + 2)
         await h.writer.flush()
         assert [r[0] for r in h.rows()] == [pending.event_id]
+    finally:
+        h.close()
+
+
+async def test_nothing_is_sent_while_the_commit_that_holds_the_event_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = Harness(tmp_path, [receiver(monkeypatch)])
+    try:
+        # A real failing write: the table is gone, so the transaction with the event rolls back.
+        h.db.conn.execute("ALTER TABLE outbox RENAME TO outbox_away")
+        h.outbox.publish(event(at=h.clock.now()))
+        with pytest.raises(StoreUnavailable):
+            await h.writer.flush()
+        assert h.outbox.due("hook", h.clock.now()) == []
+        h.db.conn.execute("ALTER TABLE outbox_away RENAME TO outbox")
+        await h.writer.flush()  # the held batch is written with the next commit
+        [d] = h.outbox.due("hook", h.clock.now())
+        assert h.rows() == [(d.event_id, "hook", "incident_opened", "pending", 0)]
     finally:
         h.close()
