@@ -15,7 +15,7 @@ from aiohttp.typedefs import Handler
 
 from daemon.clock import Clock
 from daemon.config import Config
-from daemon.console import auth, pages
+from daemon.console import auth, pages, webhooks
 from daemon.console.auth import CONSOLE, Console, identify_by_tokens
 from daemon.console.live import LiveHub
 from daemon.console.render import TLS, page
@@ -108,6 +108,7 @@ def setup(app: web.Application, config: Config, clock: Clock) -> None:
     app.router.add_get("/events", events)
     auth.add_routes(app)
     pages.add_routes(app)
+    webhooks.add_routes(app)
     app.on_shutdown.append(_close_streams)
 
 

@@ -87,6 +87,11 @@ async def test_an_event_that_cannot_be_delivered_is_dead_lettered_and_listed(dae
     assert metrics[dead] == 1
     assert metrics[series("itsmd_outbox_pending", receiver="hook")] == 0
     await daemon.get_json("/api/v1/webhooks/dead-letters?receiver=nope", expect=400)
+    async with daemon.client.get("/webhooks") as resp:
+        page = await resp.text()
+    assert resp.status == 200
+    assert f"<code>{letter['event_id']}</code>" in page and "HTTP 500" in page
+    assert f'href="/incidents/{letter["incident_id"]}"' in page
 
 
 async def _got(hook: Receiver, n: int) -> bool:
