@@ -23,7 +23,21 @@ from prometheus_client.registry import Collector
 from daemon import __version__, console, reload
 from daemon.alerts.evidence import EndFinder, LastSeen, PrometheusEnds
 from daemon.alerts.table import AlertTable
-from daemon.api import alertmanager_v2, auth, changes, drills, health, keys, manage, openapi, reports, rest, runs
+from daemon.api import (
+    alertmanager_v2,
+    auth,
+    changes,
+    drills,
+    external,
+    health,
+    keys,
+    manage,
+    openapi,
+    reports,
+    rest,
+    runs,
+    webhooks,
+)
 from daemon.api.errors import json_errors
 from daemon.audit import AuditLog
 from daemon.audit.metrics import AuditCollector
@@ -47,6 +61,9 @@ from daemon.ingest.ratelimit import RateLimiter
 from daemon.metrics.collector import ItsmdCollector
 from daemon.metrics.counters import CounterStore, PersistedHistogram
 from daemon.model import Alert
+from daemon.notify.outbox.outbox import Outbox
+from daemon.notify.outbox.start import Sources as WebhookSources
+from daemon.notify.outbox.start import Webhooks, open_webhooks
 from daemon.notify.publish.publisher import Publisher, PublisherCollector
 from daemon.notify.publish.states import Links, Sources
 from daemon.pipeline import Pipeline
@@ -113,6 +130,8 @@ def create_app(loaded: LoadedConfig, *, clock: Clock | None = None) -> web.Appli
     changes.add_routes(app)
     drills.add_routes(app)
     reports.add_routes(app)
+    webhooks.add_routes(app)
+    external.add_routes(app)
     manage.add_routes(app)
     reload.add_routes(app)
     openapi.add_routes(app)
@@ -201,6 +220,9 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     auto = await _automation(
         app, db=db, writer=writer, counters=counters, correlator=correlator, tasks=tasks, audit=audit
     )
+    notices = await _notifications(
+        db, cfg, auto=auto, correlator=correlator, problems=problems, writer=writer, counters=counters, clock=clock
+    )
     _ensure_series(counters)
     ingest_duration = PersistedHistogram(counters, "itsmd_ingest_duration_seconds", INGEST_BUCKETS)
     pipeline = Pipeline(
@@ -223,7 +245,6 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         auth=(loaded.path, app[auth.AUTHENTICATOR]),
     )
     reloader.runbook_listeners.append(lambda _: auto.metrics.ensure_runbooks())
-    publisher = _publisher(cfg, auto, correlator, counters, clock)
     registry = _registry(
         pipeline,
         ingest_duration,
@@ -233,7 +254,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         AvailabilityCollector(availability),
         AuditCollector(audit),
         app[auth.AUTHENTICATOR],
-        PublisherCollector(publisher, counters),
+        *notices.collectors,
     )
     scheduler = _scheduler(loaded, correlator, clock)
     _expose(
@@ -244,12 +265,12 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         registry=registry,
         reloader=reloader,
         scheduler=scheduler,
+        outbox=notices.webhooks.outbox,
     )
 
     _start_background(tasks, pipeline, scheduler, reloader, cfg.alerts.sweep_interval, availability=availability)
     tasks.every("audit-anchor", AUDIT_ANCHOR_INTERVAL, audit.anchor)
-    if publisher.targets:
-        tasks.start(PUBLISH_TASK, publisher.run())
+    notices.start(tasks, clock)
     _schedule_drills(app, scheduler, reloader, auto.drills, correlator.ruleset.drills)
     # After the writer runs: recovery journals what it decides and waits for that to be durable.
     await auto.engine.recover()
@@ -268,12 +289,55 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         app[keys.HEALTH].draining = True
-        await _shut_down(cfg.shutdown_timeout, auto=auto, scheduler=scheduler, tasks=tasks, writer=writer)
+        await _shut_down(
+            cfg.shutdown_timeout, auto=auto, scheduler=scheduler, tasks=tasks, writer=writer, hooks=notices.webhooks
+        )
         await audit.anchor()  # the writer has drained: the head of its last commit
         reader.close()
         load_dormant.close()
         await asyncio.to_thread(db.close)
         log.info("store closed")
+
+
+@dataclass
+class Notifications:
+    """What tells people: itsmd's states published to Alertmanagers, and signed webhooks from the outbox."""
+
+    publisher: Publisher
+    webhooks: Webhooks
+    counters: CounterStore
+
+    @property
+    def collectors(self) -> tuple[Collector, ...]:
+        return (PublisherCollector(self.publisher, self.counters), self.webhooks.collector)
+
+    def start(self, tasks: TaskRegistry, clock: Clock) -> None:
+        if self.publisher.targets:
+            tasks.start(PUBLISH_TASK, self.publisher.run())
+        self.webhooks.start(tasks, clock)
+
+
+async def _notifications(
+    db: Database,
+    cfg: Config,
+    *,
+    auto: Automation,
+    correlator: Correlator,
+    problems: Problems,
+    writer: GroupCommitWriter,
+    counters: CounterStore,
+    clock: Clock,
+) -> Notifications:
+    """Build both notification channels; call before the writer starts (the outbox loads its backlog)."""
+    hooks = await open_webhooks(
+        db,
+        writer=writer,
+        counters=counters,
+        clock=clock,
+        sources=WebhookSources(correlator, problems, auto.engine, auto.drills),
+        receivers=cfg.notify.webhooks,
+    )
+    return Notifications(_publisher(cfg, auto, correlator, counters, clock), hooks, counters)
 
 
 async def _shut_down(
@@ -283,6 +347,7 @@ async def _shut_down(
     scheduler: Scheduler,
     tasks: TaskRegistry,
     writer: GroupCommitWriter,
+    hooks: Webhooks,
 ) -> None:
     """Stop what produces writes, then let the writer commit what is left within the deadline."""
     # Before the writer drains: interrupted runs are journaled in what it writes last.
@@ -290,6 +355,7 @@ async def _shut_down(
     await scheduler.shutdown()
     auto.drills.close()
     await tasks.cancel("sweep", "checkpoint", "reload", "availability")
+    await hooks.close(tasks)
     writer.close()
     if await tasks.wait("writer", deadline):
         log.info("writer drained: everything acknowledged is committed")
@@ -307,6 +373,7 @@ def _expose(
     registry: CollectorRegistry,
     reloader: reload.Reloader,
     scheduler: Scheduler,
+    outbox: Outbox,
 ) -> None:
     """Publish the components the handlers use."""
     app[keys.PIPELINE] = pipeline
@@ -316,6 +383,7 @@ def _expose(
     app[health.REGISTRY] = registry
     app[reload.RELOADER] = reloader
     app[SCHEDULER] = scheduler
+    app[webhooks.OUTBOX] = outbox
 
 
 async def _availability(app: web.Application, db: Database, correlator: Correlator, now: float) -> AvailabilityTracker:

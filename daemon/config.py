@@ -20,6 +20,7 @@ from daemon.correlate.ruleset import RuleSet, check_rules
 from daemon.credentials import EnvSecret, FileSecret, ReadableFile, Secret
 from daemon.durations import Duration, PositiveDuration
 from daemon.errors import ConfigError, ConfigProblem
+from daemon.notify.outbox.config import WebhookReceiver, unique_names
 from daemon.notify.publish.config import PublishConfig
 from daemon.runbook.config import RunbooksConfig
 from daemon.scheduler.cron import cron_trigger
@@ -395,6 +396,14 @@ class NotifyConfig(_Strict):
     """Each gets every published state (POST /api/v2/alerts); same fields as `alertmanager:`."""
     publish: PublishConfig = PublishConfig()
 
+    webhooks: tuple[WebhookReceiver, ...] = ()
+    """Receivers of signed webhooks (README: "Signed webhooks")."""
+
+    @field_validator("webhooks")
+    @classmethod
+    def _unique_webhooks(cls, value: tuple[WebhookReceiver, ...]) -> tuple[WebhookReceiver, ...]:
+        return unique_names(value)
+
 
 class Config(_Strict):
     listen: str = DEFAULT_LISTEN
@@ -411,11 +420,11 @@ class Config(_Strict):
     reports: ReportsConfig = ReportsConfig()
     console: ConsoleConfig = ConsoleConfig()
     audit: AuditConfig = AuditConfig()
+    notify: NotifyConfig = NotifyConfig()
     prometheus: PrometheusConfig | None = None
     """Where runbook promql and wait_until steps query; without it such runbooks are refused at start."""
     alertmanager: AlertmanagerConfig | None = None
     """Where runbook silence steps create silences; without it such runbooks are refused at start."""
-    notify: NotifyConfig = NotifyConfig()
 
     @field_validator("listen")
     @classmethod

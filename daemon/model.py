@@ -138,6 +138,8 @@ class Incident:
     team: str | None = None
     """The team it is with: its service's catalogue `team` when it opened (None if the service has none),
     until someone assigns it to another team."""
+    external: dict[str, str] | None = None
+    """The ticket another system keeps for the incident: {system, key, url} (PUT .../external)."""
 
 
 @dataclass(slots=True, eq=False)

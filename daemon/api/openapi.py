@@ -15,6 +15,7 @@ from daemon import __version__
 from daemon.api.am_openapi import alertmanager_paths
 from daemon.api.changes import CHANGE_STATUSES
 from daemon.api.drills import RunDrill
+from daemon.api.external import ExternalBody
 from daemon.api.manage import (
     PROBLEM_STATUSES,
     RECORD_TYPES,
@@ -126,6 +127,24 @@ def _management_paths(components: Json) -> Json:
             "parameters": ID,
             "requestBody": _model_body(NoteBody, components),
             "responses": {"200": _json("the incident as stored"), **CHANGE_ANSWERS},
+        }
+    }
+    paths["/api/v1/incidents/{id}/external"] = {
+        "put": {
+            "summary": "Record the incident's ticket in another system (replaces the one recorded before)",
+            "parameters": ID,
+            "requestBody": _model_body(ExternalBody, components),
+            "responses": {"200": _json("the incident as stored"), **CHANGE_ANSWERS},
+        }
+    }
+    paths["/api/v1/webhooks"] = {
+        "get": {"summary": "Webhook receivers with their backlog", "responses": {"200": _json("receivers")}}
+    }
+    paths["/api/v1/webhooks/dead-letters"] = {
+        "get": {
+            "summary": "Webhook events given up on after their receiver's max_age, newest first",
+            "parameters": [_query("receiver", STRING, "only this receiver's"), *PAGING],
+            "responses": {"200": _json("dead letters"), "400": _error("bad query")},
         }
     }
     paths["/api/v1/problems"] = {

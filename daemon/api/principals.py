@@ -95,6 +95,8 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
     ("GET", "/api/v1/drills/{name}"): Role.VIEWER,
     ("GET", "/api/v1/reports/{period}"): Role.VIEWER,
     ("GET", "/api/v1/openapi.json"): Role.VIEWER,
+    ("GET", "/api/v1/webhooks"): Role.VIEWER,
+    ("GET", "/api/v1/webhooks/dead-letters"): Role.VIEWER,
     # Alertmanager's v2 reads, for amtool, karma and Grafana.
     ("GET", "/api/v2/alerts"): Role.VIEWER,
     ("GET", "/api/v2/alerts/groups"): Role.VIEWER,
@@ -105,6 +107,7 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
     ("POST", _INCIDENT + "/{action}"): Role.RESPONDER,
     ("POST", _INCIDENT + "/notes"): Role.RESPONDER,
     ("POST", _INCIDENT + "/assign"): Role.RESPONDER,
+    ("PUT", _INCIDENT + "/external"): Role.RESPONDER,
     ("POST", _PROBLEM + "/{action}"): Role.RESPONDER,
     ("POST", _RUN + "/approve"): Role.APPROVER,
     ("POST", _RUN + "/reject"): Role.APPROVER,

@@ -17,7 +17,17 @@ from daemon.api.auth import AUTHENTICATOR
 from daemon.changes import store as change_store
 from daemon.clock import Clock
 from daemon.config import Config
-from daemon.console import auth, change_pages, pages, problem_pages, reports, run_pages, runbook_pages, services
+from daemon.console import (
+    auth,
+    change_pages,
+    pages,
+    problem_pages,
+    reports,
+    run_pages,
+    runbook_pages,
+    services,
+    webhooks,
+)
 from daemon.console.auth import CONSOLE, Console
 from daemon.console.live import LiveHub
 from daemon.console.render import TLS, page
@@ -41,6 +51,7 @@ PREFIXES = (
     "/changes",
     "/runs",
     "/runbooks",
+    "/webhooks",
 )
 STATIC = {
     "console.css": "text/css",
@@ -131,6 +142,7 @@ def setup(app: web.Application, config: Config, clock: Clock) -> None:
         more.add_routes(app)
     services.add_routes(app)
     reports.add_routes(app)
+    webhooks.add_routes(app)
     app.on_shutdown.append(_close_streams)
 
 

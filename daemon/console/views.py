@@ -61,6 +61,8 @@ def incident_view(i: Json, now_ts: float) -> Json:
         "problem_id": i.get("problem_id"),
         "workaround": i.get("workaround"),
         "suspected_change": i.get("suspected_change"),
+        "external": i.get("external"),
+        "external_link": safe_url((i.get("external") or {}).get("url")),
         "flapping_alerts": i.get("flapping_alerts") or [],
         "alerts_list": [
             {

@@ -22,6 +22,14 @@ class IncidentEventKind(StrEnum):
     RESOLVED = "resolved"
     PRIORITY_RAISED = "priority_raised"
     """A more urgent alert attached: `priority` is the new one (availability counts downtime by priority)."""
+    ACKNOWLEDGED = "acknowledged"
+    CLOSED = "closed"
+    SLA_BREACHED = "sla_breached"
+    """`target` names the SLA target (respond or resolve)."""
+    EXTERNAL = "external"
+    """An external ticket was recorded for the incident."""
+    ASSIGNED = "assigned"
+    """Its assignee or team changed (to nobody too)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +47,7 @@ class IncidentEvent:
     ended_at: float | None = None
     """resolved: when the incident ended (its last alert's end, maybe estimated), at or before `at`, which is
     when the resolution was recorded. Outages and resolution times run to this."""
+    target: str | None = None
 
 
 IncidentListener = Callable[[IncidentEvent], None]

@@ -476,6 +476,7 @@ class Correlator:
             before=before,
             after={**snapshot(incident), **_behalf(detail)},
         )
+        self._emit(IncidentEventKind.ASSIGNED, incident, now, {})
         return incident
 
     def add_note(
@@ -496,6 +497,23 @@ class Correlator:
         behalf = _behalf(on_behalf_of)
         self._note(incident, now, kind, {"by": author, "text": text, **behalf})
         self.audit.record(now, author, "incident", incident.id, kind, before=None, after={"text": text, **behalf})
+        return True
+
+    def set_external(
+        self, incident_id: int, now: float, by: str, ticket: dict[str, str], *, on_behalf_of: str | None = None
+    ) -> bool:
+        """Record the incident's ticket in another system ({system, key, url}); False if the incident is
+        closed (final) or unknown. A new ticket replaces the old one; both stay on the timeline."""
+        incident = self._by_id.get(incident_id)
+        if incident is None or incident.status is IncidentStatus.CLOSED:
+            return False
+        before = {**snapshot(incident), "external": incident.external}
+        incident.external = dict(ticket)
+        behalf = _behalf(on_behalf_of)
+        self._note(incident, now, "external_ticket", {"by": by, **ticket, **behalf})
+        after = {**snapshot(incident), "external": incident.external, **behalf}
+        self.audit.record(now, by, "incident", incident.id, "external_ticket", before=before, after=after)
+        self._emit(IncidentEventKind.EXTERNAL, incident, now, {})
         return True
 
     def link_change(self, incident_id: int, change_id: int, now: float, reason: str) -> bool:
@@ -539,6 +557,7 @@ class Correlator:
         )
         if first:
             self.metrics.acknowledged(incident, now - incident.opened_at)
+        self._emit(IncidentEventKind.ACKNOWLEDGED, incident, now, {})
         self._due(sla.next_deadline(incident))
 
     def _resolve(
@@ -623,6 +642,7 @@ class Correlator:
         self.audit.record(
             now, by, "incident", incident.id, "closed", before=before, after={**snapshot(incident), **_behalf(detail)}
         )
+        self._emit(IncidentEventKind.CLOSED, incident, now, {})
 
     def _breach(self, incident: Incident, target: str, now: float) -> None:
         before = snapshot(incident)
@@ -631,6 +651,7 @@ class Correlator:
         self._note(incident, now, "sla_breached", {"target": target, "due": due, "priority": incident.priority})
         self.audit.record(now, SYSTEM, "incident", incident.id, "sla_breached", before=before, after=snapshot(incident))
         self.metrics.breached(incident, target)
+        self._emit(IncidentEventKind.SLA_BREACHED, incident, now, {}, target=target)
 
     # -- time -----------------------------------------------------------------------------------------
 
@@ -700,10 +721,20 @@ class Correlator:
         problem_id: int | None = None,
         runbook: str | None = None,
         ended_at: float | None = None,
+        target: str | None = None,
     ) -> None:
         if self._listeners:
             event = IncidentEvent(
-                kind, incident.id, incident.service, incident.priority, now, dict(labels), problem_id, runbook, ended_at
+                kind,
+                incident.id,
+                incident.service,
+                incident.priority,
+                now,
+                dict(labels),
+                problem_id,
+                runbook,
+                ended_at,
+                target,
             )
             for listener in self._listeners:
                 try:

@@ -13,7 +13,7 @@ from daemon.storage.database import Statement
 _MUTABLE = (
     "title, status, resolved_at, reopen_count, priority, rule, signature, acknowledged_at, closed_at, "
     "resolved_by, last_attached_at, respond_by, resolve_by, sla, flapping, problem_id, workaround, suspected_change, "
-    "assignee, team"
+    "assignee, team, external"
 )
 _WRITTEN = f"id, key, service, opened_at, {_MUTABLE}"
 # Incidents first (negative order): links, timeline, problems, changes and audit rows reference them.
@@ -31,7 +31,7 @@ TIMELINE = Statement("INSERT INTO timeline (incident_id, at, kind, detail) VALUE
 _COLUMNS = (
     "id, key, service, title, status, opened_at, resolved_at, reopen_count, priority, rule, signature, "
     "acknowledged_at, closed_at, resolved_by, last_attached_at, sla, flapping, problem_id, workaround, "
-    "suspected_change, assignee, team"
+    "suspected_change, assignee, team, external"
 )
 
 
@@ -78,6 +78,7 @@ def incident_row(i: Incident) -> tuple[Any, ...]:
         i.suspected_change,
         i.assignee,
         i.team,
+        _dump(i.external) if i.external else None,
     )
 
 
@@ -118,6 +119,7 @@ def _from_row(r: tuple[Any, ...], respond_by: float | None, resolve_by: float | 
         suspected_change=r[19],
         assignee=r[20],
         team=r[21],
+        external=json.loads(r[22]) if r[22] else None,
     )
 
 

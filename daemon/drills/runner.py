@@ -89,6 +89,8 @@ class DrillRunner:
         self._ended: dict[int, asyncio.Event] = {}
         self._dirty: dict[int, DrillRun] = {}
         self._next_id = 1
+        self.end_listeners: list[Callable[[DrillRun], None]] = []
+        """Hear each drill run that ended, synchronously inside that change (the webhook outbox)."""
         writer.add_collector(self._collect)
         engine.subscribe(self.on_run_event)
 
@@ -324,6 +326,11 @@ class DrillRunner:
             self.last_recovery[d.service] = d.recovery_seconds
         self._counters.inc(DRILLS_TOTAL, _labels(d.service, outcome.value))
         self._remember(d)
+        for listener in self.end_listeners:
+            try:
+                listener(d)
+            except Exception:
+                log.exception("drill end listener failed on drill run %d", d.id)
         event = self._ended.pop(d.id, None)
         if event is not None:
             event.set()

@@ -20,7 +20,8 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "itsmd_alerts_rejected_total": ("Alerts or requests refused, by reason.", ("reason",)),
     "itsmd_auth_failures_total": ("Requests refused for missing or wrong credentials (401, 403).", ("group",)),
     "itsmd_notifications_total": (
-        "Published states sent (or failed to send), by channel, kind and outcome.",
+        "Notifications by channel (alertmanager: published states sent or failed; webhook: deliveries "
+        "delivered, retried, dead or folded into a digest), kind and outcome.",
         ("channel", "kind", "outcome"),
     ),
     "itsmd_alerts_looped_back_total": (

@@ -8,8 +8,9 @@ incident matching a known error carries its workaround.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from daemon.audit import SYSTEM, AuditLog
@@ -20,6 +21,8 @@ from daemon.model import Incident, Problem, ProblemStatus
 from daemon.problems.store import LINK, UPSERT, problem_row
 from daemon.storage.database import Batch
 from daemon.storage.writer import GroupCommitWriter
+
+log = logging.getLogger(__name__)
 
 OPENED = "itsmd_problems_opened_total"
 ACTIONS: dict[str, tuple[tuple[ProblemStatus, ...], ProblemStatus]] = {
@@ -64,6 +67,9 @@ class Problems:
         self._next_id = 1
         self._dirty: dict[int, Problem] = {}
         self._links: list[tuple[int, int, float]] = []
+        self.listeners: list[Callable[[str, Problem, float], None]] = []
+        """Hear (action, problem, now) when a problem opens ("opened") or moves on (the action), synchronously
+        inside the change, so what they record lands in its commit (the webhook outbox)."""
         writer.add_collector(self._collect)
 
     def restore(self, problems: Sequence[Problem], next_id: int, history: Sequence[tuple[str, float, int]]) -> None:
@@ -140,6 +146,7 @@ class Problems:
         for _, incident_id in list(history):
             self._link(problem, incident_id, now)
         history.clear()
+        self._tell("opened", problem, now)
         return Link(problem, opened=True)
 
     def transition(
@@ -196,7 +203,16 @@ class Problems:
             before=before,
             after={**snapshot(problem), "reason": reason, **behalf},
         )
+        self._tell(action, problem, now)
         return problem
+
+    def _tell(self, action: str, problem: Problem, now: float) -> None:
+        for listener in self.listeners:
+            try:
+                listener(action, problem, now)
+            except Exception:
+                # A listener's bug must not lose the change that caused the event.
+                log.exception("problem listener failed on %s of problem %d", action, problem.id)
 
     def _link(self, problem: Problem, incident_id: int, now: float) -> None:
         if incident_id in problem.incidents:

@@ -30,6 +30,7 @@ class Action:
     path: str
     help: str
     body: Callable[[argparse.Namespace], Json]
+    method: str = "POST"
 
 
 def _by(args: argparse.Namespace) -> str:
@@ -67,6 +68,12 @@ INCIDENT_ACTIONS = {
     "note": Action("notes", "add a note to the timeline", lambda a: {"by": _by(a), "text": a.text}),
     "assign": Action(
         "assign", "assign to someone (--to NAME, --me) or nobody (--unassign), and/or a team", _assignment
+    ),
+    "external": Action(
+        "external",
+        "record the incident's ticket in another system (replaces the one recorded before)",
+        lambda a: {"by": _by(a), "system": a.system, "key": a.key, "url": a.ticket_url},
+        method="PUT",
     ),
 }
 PROBLEM_ACTIONS = {
@@ -135,6 +142,11 @@ def _resource(
         parser.add_argument("id", type=int)
         if verb == "note":
             parser.add_argument("text", help="the note")
+        elif verb == "external":
+            parser.add_argument("--system", required=True, help="the other system, like jira")
+            parser.add_argument("--key", required=True, help="the ticket's id there, like OPS-1234")
+            # --url is the daemon's (every verb's connection option), so the ticket's link has its own name.
+            parser.add_argument("--ticket-url", required=True, help="the ticket's http(s) URL")
         else:
             parser.add_argument("--reason", default="", help="recorded with the action")
         if name == "incidents" and verb == "resolve":
@@ -186,7 +198,8 @@ def _call(client: Client, args: argparse.Namespace) -> Json:
     if args.verb == "show":
         return client.get(f"{base}/{args.id}")
     action = ACTIONS[args.command][args.verb]
-    return client.post(f"{base}/{args.id}/{action.path}", action.body(args))
+    path = f"{base}/{args.id}/{action.path}"
+    return client.put(path, action.body(args)) if action.method == "PUT" else client.post(path, action.body(args))
 
 
 def _show(args: argparse.Namespace, answer: Json, style: Style, out: TextIO) -> None:

@@ -115,6 +115,7 @@ def incident_block(i: Json, style: Style, out: TextIO, now: datetime) -> None:
             ("problem", i.get("problem_id")),
             ("workaround", i.get("workaround")),
             ("suspected change", i.get("suspected_change")),
+            ("external ticket", _external(i.get("external"))),
         ],
         style,
         out,
@@ -150,6 +151,12 @@ def incident_block(i: Json, style: Style, out: TextIO, now: datetime) -> None:
             out,
             limit=120,
         )
+
+
+def _external(ticket: object) -> str | None:
+    if not isinstance(ticket, dict):
+        return None
+    return f"{ticket.get('system')} {ticket.get('key')} {ticket.get('url')}"
 
 
 def _resolved(i: Json) -> str:

@@ -219,6 +219,9 @@ class Client:
     def post(self, path: str, body: Json) -> Json:
         return self._call("POST", path, body)
 
+    def put(self, path: str, body: Json) -> Json:
+        return self._call("PUT", path, body)
+
     def _call(self, method: str, path: str, body: Json | None) -> Json:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self._base + path, data=data, method=method)  # noqa: S310 (scheme checked)

@@ -115,7 +115,7 @@ _INCIDENT_SELECT = (
     "(SELECT p.problem_id FROM problem_incidents p WHERE p.incident_id = i.id ORDER BY p.problem_id DESC LIMIT 1), "
     "(SELECT json_array(t.at, t.detail) FROM timeline t WHERE t.incident_id = i.id AND t.kind = 'resolved' "
     "ORDER BY t.id DESC LIMIT 1), "
-    "i.assignee, i.team "
+    "i.assignee, i.team, i.external "
     "FROM incidents i"
 )
 
@@ -173,6 +173,7 @@ def _incident_json(r: tuple[Any, ...]) -> Json:
         "problem_id": r[21],
         "workaround": r[20],
         "suspected_change": r[19],
+        "external": json.loads(r[25]) if r[25] else None,
     }
 
 

@@ -266,6 +266,31 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX incidents_assignee ON incidents (assignee, id);
         """,
     ),
+    (
+        9,
+        """
+        -- The webhook outbox (daemon/notify/outbox): one row per event and receiver, written in the same
+        -- transaction as the change that caused the event; state pending | delivered | dead.
+        CREATE TABLE outbox (
+            event_id      TEXT NOT NULL,
+            receiver      TEXT NOT NULL,
+            seq           INTEGER NOT NULL,
+            kind          TEXT NOT NULL,
+            incident_id   INTEGER,
+            created_at    REAL NOT NULL,
+            body          TEXT NOT NULL,
+            state         TEXT NOT NULL,
+            attempts      INTEGER NOT NULL,
+            next_attempt  REAL NOT NULL,
+            last_error    TEXT NOT NULL,
+            updated_at    REAL NOT NULL,
+            PRIMARY KEY (event_id, receiver)
+        );
+        CREATE INDEX outbox_state ON outbox (state, seq);
+        -- The incident's external ticket (PUT /api/v1/incidents/{id}/external): JSON {system, key, url}.
+        ALTER TABLE incidents ADD COLUMN external TEXT;
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]
