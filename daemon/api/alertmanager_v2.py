@@ -22,7 +22,7 @@ from daemon.api import keys
 from daemon.api.am_alerts import AlertFilter, AlertView
 from daemon.api.am_status import status_document
 from daemon.correlate.matchers import Matcher, match_all, parse_matcher
-from daemon.errors import RequestError
+from daemon.errors import InvalidInput, NotFound, RequestError, Unavailable, UpstreamFailed
 from integrations.alertmanager.client import AlertmanagerClient, AlertmanagerError, SilenceNotFound
 from integrations.alertmanager.silences import SILENCE_ID
 
@@ -52,7 +52,7 @@ def _flag(request: web.Request, name: str) -> bool:
         return True
     if raw.lower() in _FALSE:
         return False
-    raise RequestError("invalid_query", f"{name} must be true or false, not {raw[:40]!r}")
+    raise InvalidInput("invalid_query", f"{name} must be true or false, not {raw[:40]!r}")
 
 
 def _matchers(request: web.Request) -> tuple[Matcher, ...]:
@@ -61,7 +61,7 @@ def _matchers(request: web.Request) -> tuple[Matcher, ...]:
         try:
             out.append(parse_matcher(text))
         except ValueError as exc:
-            raise RequestError("invalid_filter", f"filter: {exc}") from None
+            raise InvalidInput("invalid_filter", f"filter: {exc}") from None
     return tuple(out)
 
 
@@ -72,7 +72,7 @@ def _receiver(request: web.Request) -> re.Pattern[str] | None:
     try:
         return re.compile(f"(?:{raw})")  # matched whole, as Alertmanager anchors it
     except re.error as exc:
-        raise RequestError("invalid_query", f"receiver: invalid regular expression: {exc}") from None
+        raise InvalidInput("invalid_query", f"receiver: invalid regular expression: {exc}") from None
 
 
 def _alert_filter(request: web.Request, *, unprocessed: bool = True) -> AlertFilter:
@@ -115,8 +115,8 @@ def _upstream_failed(exc: AlertmanagerError) -> RequestError:
     # The Alertmanager's trouble, not the client's: 502 when it answered wrongly, 503 when it could not be
     # reached in time (worth a retry).
     if exc.status is None:
-        return RequestError("alertmanager_unavailable", exc.message, 503, retry_after=RETRY_AFTER_SECONDS)
-    return RequestError("alertmanager_error", exc.message, 502)
+        return Unavailable("alertmanager_unavailable", exc.message, retry_after=RETRY_AFTER_SECONDS)
+    return UpstreamFailed("alertmanager_error", exc.message)
 
 
 def _silence_matches(silence: dict[str, Any], matchers: Sequence[Matcher]) -> bool:
@@ -146,11 +146,11 @@ async def get_silence(request: web.Request) -> web.Response:
     silence_id = request.match_info["silenceID"]
     client = request.app[UPSTREAM].client
     if client is None or not SILENCE_ID.match(silence_id):
-        raise web.HTTPNotFound(text=f"no silence {silence_id[:80]}")
+        raise NotFound("not_found", f"no silence {silence_id[:80]}")
     try:
         silence = await client.get_silence(silence_id)
     except SilenceNotFound:
-        raise web.HTTPNotFound(text=f"no silence {silence_id} in {client.url}") from None
+        raise NotFound("not_found", f"no silence {silence_id} in {client.url}") from None
     except AlertmanagerError as exc:
         raise _upstream_failed(exc) from None
     return web.json_response(silence, headers={READ_THROUGH_HEADER: client.url})

@@ -18,7 +18,7 @@ from daemon.api.principals import principal_of
 from daemon.api.runs import ACTOR_PATTERN, _Body, _body
 from daemon.drills.model import DrillRun
 from daemon.drills.spec import Drill
-from daemon.errors import RequestError
+from daemon.errors import NotFound
 from daemon.storage.queries import rfc3339
 
 Json = dict[str, Any]
@@ -80,7 +80,7 @@ def _drill(request: web.Request) -> Drill:
     name = request.match_info["name"]
     drill = request.app[keys.DRILLS].drills.get(name)
     if drill is None:
-        raise RequestError("not_found", f"no drill named {name!r} (drills come from rules/drills.yaml)", 404)
+        raise NotFound("not_found", f"no drill named {name!r} (drills come from rules/drills.yaml)")
     return drill
 
 

@@ -19,7 +19,7 @@ from daemon.api.rest import _page, _whole, live_sla
 from daemon.audit import read_events
 from daemon.correlate.incidents import ACTIONS as INCIDENT_ACTIONS
 from daemon.correlate.store import incident_exists
-from daemon.errors import RequestError
+from daemon.errors import Conflict, InvalidInput, NotFound, TooLarge
 from daemon.explain import explain, incident_answer
 from daemon.model import ProblemStatus
 from daemon.problems.manager import ACTIONS as PROBLEM_ACTIONS
@@ -65,24 +65,24 @@ class ExplainBody(_Body):
 async def _body(request: web.Request, model: type[M]) -> M:
     raw = await request.read()
     if len(raw) > MAX_BODY:
-        raise RequestError("too_large", f"body over {MAX_BODY} bytes", 413)
+        raise TooLarge("too_large", f"body over {MAX_BODY} bytes")
     try:
         doc = json.loads(raw or b"{}")
     except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestError("invalid_json", f"the body is not JSON: {exc}") from None
+        raise InvalidInput("invalid_json", f"the body is not JSON: {exc}") from None
     try:
         return model.model_validate(doc)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise RequestError("invalid_body", f"{where}: {first['msg']}") from None
+        raise InvalidInput("invalid_body", f"{where}: {first['msg']}") from None
 
 
 def _id(request: web.Request, what: str) -> int:
     raw = request.match_info["id"]
     value = _whole(raw)
     if value is None:
-        raise RequestError("not_found", f"no {what} {raw}", 404)
+        raise NotFound("not_found", f"no {what} {raw}")
     return value
 
 
@@ -104,7 +104,7 @@ async def incident_action(request: web.Request) -> web.Response:
     if pipeline.correlator.get(incident_id) is None:
         await _not_active(request, incident_id)
     if body.force and action != "resolve":
-        raise RequestError("invalid_body", "force applies to resolve only")
+        raise InvalidInput("invalid_body", "force applies to resolve only")
     actor = principal_of(request).name
     pipeline.correlator.act(
         incident_id, action, pipeline.clock.now(), actor, body.reason, force=body.force, on_behalf_of=body.by
@@ -127,14 +127,14 @@ async def incident_note(request: web.Request) -> web.Response:
 async def _not_active(request: web.Request, incident_id: int) -> None:
     """An incident not in memory is closed (409: closed is final) or does not exist (404)."""
     if await request.app[keys.READER].run(incident_exists, incident_id):
-        raise RequestError("invalid_transition", f"incident {incident_id} is closed; allowed: none", 409)
-    raise RequestError("not_found", f"no incident {incident_id}", 404)
+        raise Conflict("invalid_transition", f"incident {incident_id} is closed; allowed: none")
+    raise NotFound("not_found", f"no incident {incident_id}")
 
 
 async def list_problems(request: web.Request) -> web.Response:
     value = request.query.get("status", "all")
     if value not in PROBLEM_STATUSES:
-        raise RequestError("invalid_query", f"status must be one of {', '.join(PROBLEM_STATUSES)}")
+        raise InvalidInput("invalid_query", f"status must be one of {', '.join(PROBLEM_STATUSES)}")
     limit, offset = _page(request)
     found = await request.app[keys.READER].run(read_problems, PROBLEM_STATUSES[value], limit, offset)
     return web.json_response({"problems": found})
@@ -144,7 +144,7 @@ async def get_problem(request: web.Request) -> web.Response:
     problem_id = _id(request, "problem")
     found = await request.app[keys.READER].run(read_problem, problem_id)
     if found is None:
-        raise RequestError("not_found", f"no problem {problem_id}", 404)
+        raise NotFound("not_found", f"no problem {problem_id}")
     return web.json_response(found)
 
 
@@ -156,8 +156,8 @@ async def problem_action(request: web.Request) -> web.Response:
     problems = pipeline.correlator.problems
     if problems.get(problem_id) is None:
         if await request.app[keys.READER].run(problem_exists, problem_id):
-            raise RequestError("invalid_transition", f"problem {problem_id} is resolved; allowed: none", 409)
-        raise RequestError("not_found", f"no problem {problem_id}", 404)
+            raise Conflict("invalid_transition", f"problem {problem_id} is resolved; allowed: none")
+        raise NotFound("not_found", f"no problem {problem_id}")
     problems.transition(
         problem_id,
         action,
@@ -177,7 +177,7 @@ async def problem_action(request: web.Request) -> web.Response:
 async def list_audit(request: web.Request) -> web.Response:
     record_type = request.query.get("record_type")
     if record_type is not None and record_type not in RECORD_TYPES:
-        raise RequestError("invalid_query", f"record_type must be one of {', '.join(RECORD_TYPES)}")
+        raise InvalidInput("invalid_query", f"record_type must be one of {', '.join(RECORD_TYPES)}")
     record_id = request.query.get("record_id")
     limit, offset = _page(request)
     found = await request.app[keys.READER].run(read_events, record_type, record_id, limit, offset)
@@ -189,7 +189,7 @@ async def post_explain(request: web.Request) -> web.Response:
     body = await _body(request, ExplainBody)
     labels = without_empty(body.labels)
     if not labels:
-        raise RequestError("invalid_body", "labels: every value is empty, and a label with an empty value is no label")
+        raise InvalidInput("invalid_body", "labels: every value is empty, and a label with an empty value is no label")
     pipeline = request.app[keys.PIPELINE]
     correlator = pipeline.correlator
     now = pipeline.clock.now()

@@ -7,7 +7,7 @@ import asyncio
 from aiohttp import web
 
 from daemon.api import keys
-from daemon.errors import RequestError
+from daemon.errors import InvalidInput
 from daemon.report.produce import CONTENT_TYPES, produce
 from daemon.report.render import FORMATS
 
@@ -17,10 +17,10 @@ MAX_SERVICE = 128
 async def get_report(request: web.Request) -> web.Response:
     fmt = request.query.get("format", "json")
     if fmt not in FORMATS:
-        raise RequestError("invalid_query", f"format must be one of {', '.join(FORMATS)}")
+        raise InvalidInput("invalid_query", f"format must be one of {', '.join(FORMATS)}")
     service = request.query.get("service")
     if service is not None and not 0 < len(service) <= MAX_SERVICE:
-        raise RequestError("invalid_query", f"service must be 1..{MAX_SERVICE} characters")
+        raise InvalidInput("invalid_query", f"service must be 1..{MAX_SERVICE} characters")
     loaded = request.app[keys.CONFIG]
     catalogue = request.app[keys.PIPELINE].correlator.ruleset.catalogue
     text = await asyncio.to_thread(

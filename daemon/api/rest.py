@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from daemon.api import keys
-from daemon.errors import RequestError
+from daemon.errors import InvalidInput, NotFound
 
 INCIDENT_STATUSES = {
     "active": "open,acknowledged",
@@ -33,14 +33,14 @@ def _page(request: web.Request) -> tuple[int, int]:
     limit = _whole(request.query.get("limit", "100"))
     offset = _whole(request.query.get("offset", "0"))
     if limit is None or offset is None or not 1 <= limit <= MAX_LIMIT or offset > MAX_OFFSET:
-        raise RequestError("invalid_query", f"limit must be a whole number 1..{MAX_LIMIT}, offset 0..{MAX_OFFSET}")
+        raise InvalidInput("invalid_query", f"limit must be a whole number 1..{MAX_LIMIT}, offset 0..{MAX_OFFSET}")
     return limit, offset
 
 
 def _status(request: web.Request, allowed: dict[str, str | None], default: str) -> str | None:
     value = request.query.get("status", default)
     if value not in allowed:
-        raise RequestError("invalid_query", f"status must be one of {', '.join(allowed)}")
+        raise InvalidInput("invalid_query", f"status must be one of {', '.join(allowed)}")
     return allowed[value]
 
 
@@ -66,7 +66,7 @@ async def get_incident(request: web.Request) -> web.Response:
     incident_id = _whole(raw)
     incident = await request.app[keys.READER].incident(incident_id) if incident_id is not None else None
     if incident is None:
-        raise web.HTTPNotFound(text=f"no incident {raw}")
+        raise NotFound("not_found", f"no incident {raw}")
     return web.json_response(live_sla(request, incident))
 
 
@@ -84,7 +84,7 @@ async def get_alert(request: web.Request) -> web.Response:
     fingerprint = request.match_info["fingerprint"]
     alert = await request.app[keys.READER].alert(fingerprint)
     if alert is None:
-        raise web.HTTPNotFound(text=f"no alert {fingerprint}")
+        raise NotFound("not_found", f"no alert {fingerprint}")
     alert["flapping"] = request.app[keys.PIPELINE].correlator.is_flapping(fingerprint)
     return web.json_response(alert)
 

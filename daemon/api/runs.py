@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from daemon.api import keys
 from daemon.api.principals import principal_of
 from daemon.api.rest import _page, _whole
-from daemon.errors import RequestError
+from daemon.errors import InvalidInput, NotFound, TooLarge, Unprocessable
 from daemon.ingest.handlers import validation_problem
 from daemon.runbook.journal import load_run
 from daemon.runbook.metrics import step_action
@@ -122,10 +122,10 @@ def _took(start: float | None, end: float | None) -> float | None:
 
 async def _body(request: web.Request, model: type[_Body]) -> Any:
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY_BYTES, actual_size=request.content_length)
+        raise TooLarge("request_entity_too_large", f"Maximum request body size {MAX_BODY_BYTES} exceeded.")
     raw = await request.content.read(MAX_BODY_BYTES + 1)
     if len(raw) > MAX_BODY_BYTES:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY_BYTES, actual_size=len(raw))
+        raise TooLarge("request_entity_too_large", f"Maximum request body size {MAX_BODY_BYTES} exceeded.")
     try:
         return model.model_validate_json(raw or b"{}")
     except ValidationError as exc:
@@ -141,7 +141,7 @@ async def list_runs(request: web.Request) -> web.Response:
     limit, offset = _page(request)
     status = request.query.get("status", "all")
     if status not in RUN_FILTERS:
-        raise RequestError("invalid_query", f"status must be one of {', '.join(RUN_FILTERS)}")
+        raise InvalidInput("invalid_query", f"status must be one of {', '.join(RUN_FILTERS)}")
     runbook = request.query.get("runbook")
     runs = sorted(request.app[keys.ENGINE].runs(), key=lambda r: r.id, reverse=True)
     if status == "active":
@@ -157,13 +157,13 @@ async def get_run(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
     run_id = _whole(raw)
     if run_id is None:
-        raise web.HTTPNotFound(text=f"no run {raw}")
+        raise NotFound("not_found", f"no run {raw}")
     run = request.app[keys.ENGINE].get(run_id)
     if run is None:
         # Older runs have left memory; their journal is in the store (committed rows, like every REST read).
         run = await request.app[keys.READER].run(load_run, run_id)
     if run is None:
-        raise web.HTTPNotFound(text=f"no run {raw}")
+        raise NotFound("not_found", f"no run {raw}")
     return web.json_response(run_json(request, run))
 
 
@@ -174,7 +174,7 @@ async def start_run(request: web.Request) -> web.Response:
         plan = engine.plan(body.runbook, body.params)
         return web.json_response({"dry_run": True, "runbook": body.runbook, "plan": plan})
     if body.emergency and not body.reason.strip():
-        raise RequestError("reason_required", "an emergency change needs a reason: say why it cannot wait")
+        raise InvalidInput("reason_required", "an emergency change needs a reason: say why it cannot wait")
     await _check_refers(request, body)
     actor = principal_of(request).name
     run = engine.start(
@@ -201,10 +201,9 @@ async def _check_refers(request: web.Request, body: StartRun) -> None:
     if body.service is not None:
         names = correlator.ruleset.catalogue.names()
         if body.service not in names:
-            raise RequestError(
+            raise Unprocessable(
                 "unknown_service",
                 f"service: {body.service[:80]!r} is not in the catalogue (services: {', '.join(sorted(names))})",
-                422,
             )
     # Not in memory: closed (still a real incident) or never opened; the store knows which.
     incident = body.incident_id
@@ -213,7 +212,7 @@ async def _check_refers(request: web.Request, body: StartRun) -> None:
         and correlator.get(incident) is None
         and await request.app[keys.READER].incident(incident) is None
     ):
-        raise RequestError("unknown_incident", f"incident_id: there is no incident {body.incident_id}", 422)
+        raise Unprocessable("unknown_incident", f"incident_id: there is no incident {body.incident_id}")
 
 
 def _decision(verb: str) -> Handler:
@@ -222,7 +221,7 @@ def _decision(verb: str) -> Handler:
         run_id = _whole(raw)
         engine = request.app[keys.ENGINE]
         if run_id is None or engine.get(run_id) is None:
-            raise web.HTTPNotFound(text=f"no run {raw}")
+            raise NotFound("not_found", f"no run {raw}")
         body: Decision = await _body(request, Decision)
         principal = principal_of(request)
         if verb == "cancel":
