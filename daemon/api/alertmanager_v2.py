@@ -17,10 +17,14 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
+from daemon.api import am_openapi as am
 from daemon.api import keys
 from daemon.api.am_alerts import AlertFilter, AlertView
 from daemon.api.am_status import status_document
+from daemon.api.principals import Role
+from daemon.api.routes import Answer, Ok, Query, Route
 from daemon.correlate.matchers import Matcher, match_all, parse_matcher
 from daemon.errors import InvalidInput, NotFound, RequestError, Unavailable, UpstreamFailed
 from integrations.alertmanager.client import AlertmanagerClient, AlertmanagerError, SilenceNotFound
@@ -173,11 +177,62 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
 
 
 def add_routes(app: web.Application) -> None:
+    """The reads' state: when the API started (their uptime) and the upstream Alertmanager's client."""
     app.on_startup.append(_started)
     app.cleanup_ctx.append(_upstream)
-    app.router.add_get("/api/v2/alerts", get_alerts)
-    app.router.add_get("/api/v2/alerts/groups", get_alert_groups)
-    app.router.add_get("/api/v2/status", get_status)
-    app.router.add_get("/api/v2/receivers", get_receivers)
-    app.router.add_get("/api/v2/silences", get_silences)
-    app.router.add_get("/api/v2/silence/{silenceID}", get_silence)
+
+
+def _read(path: str, handler: Handler, summary: str, responses: dict[int, Answer], *query: Query) -> Route:
+    return Route("GET", path, handler, summary, responses, role=Role.VIEWER, query=query, tags=("alertmanager",))
+
+
+ROUTES = [
+    _read(
+        "/api/v2/alerts",
+        get_alerts,
+        "Alertmanager v2: the firing alerts, in Alertmanager's gettableAlert shape",
+        {200: Ok("alerts", {"type": "array", "items": am.ALERT}), 400: am.BAD_QUERY},
+        *am.FLAGS,
+        am.UNPROCESSED,
+        am.FILTER,
+        am.RECEIVER_QUERY,
+    ),
+    _read(
+        "/api/v2/alerts/groups",
+        get_alert_groups,
+        "Alertmanager v2: one alert group per incident with firing alerts",
+        {200: Ok("alert groups", {"type": "array", "items": am.GROUP}), 400: am.BAD_QUERY},
+        *am.FLAGS,
+        am.FILTER,
+        am.RECEIVER_QUERY,
+    ),
+    _read(
+        "/api/v2/status",
+        get_status,
+        "Alertmanager v2: itsmd's version, start time and config without secrets",
+        {200: Ok("status", am.STATUS)},
+    ),
+    _read(
+        "/api/v2/receivers",
+        get_receivers,
+        "Alertmanager v2: the receivers alerts carry",
+        {200: Ok("receivers", {"type": "array", "items": am.RECEIVER})},
+    ),
+    _read(
+        "/api/v2/silences",
+        get_silences,
+        "Alertmanager v2: the configured Alertmanager's silences, read through (none without)",
+        {200: Ok("silences", {"type": "array", "items": am.SILENCE}), 400: am.BAD_QUERY, **am.UPSTREAM},
+        am.FILTER,
+    ),
+    _read(
+        "/api/v2/silence/{silenceID}",
+        get_silence,
+        "Alertmanager v2: one silence of the configured Alertmanager",
+        {
+            200: Ok("the silence", am.SILENCE),
+            404: "no such silence, or no Alertmanager configured",
+            **am.UPSTREAM,
+        },
+    ),
+]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from daemon.api import keys
-from daemon.api.rest import _page, _whole
+from daemon.api import answers, keys
+from daemon.api.principals import Role
+from daemon.api.rest import BAD_QUERY, PAGING, _page, _whole
+from daemon.api.routes import Ok, Query, Route
 from daemon.changes import store
 from daemon.changes.model import ChangeOutcome
 from daemon.errors import InvalidInput, NotFound
@@ -44,6 +46,29 @@ async def get_change(request: web.Request) -> web.Response:
     return web.json_response(change)
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/changes", list_changes)
-    app.router.add_get("/api/v1/changes/{id}", get_change)
+ROUTES = [
+    Route(
+        "GET",
+        "/api/v1/changes",
+        list_changes,
+        "Change records, newest first",
+        {200: Ok("changes", answers.Changes), 400: BAD_QUERY},
+        role=Role.VIEWER,
+        query=(
+            Query("status", {"enum": [*CHANGE_STATUSES], "default": "all"}, "open: no outcome yet"),
+            Query("outcome", {"enum": [o.value for o in ChangeOutcome]}, "filter"),
+            Query("service", {"type": "string"}, "filter"),
+            *PAGING,
+        ),
+        tags=("changes",),
+    ),
+    Route(
+        "GET",
+        "/api/v1/changes/{id}",
+        get_change,
+        "One change with its audit events and the incidents linked to it",
+        {200: Ok("the change", answers.ChangeDetail), 404: "no such change"},
+        role=Role.VIEWER,
+        tags=("changes",),
+    ),
+]

@@ -11,11 +11,13 @@ import json
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from daemon.api import keys
-from daemon.api.principals import principal_of
-from daemon.api.rest import _page, _whole, live_sla
+from daemon.api import answers, keys
+from daemon.api.principals import Role, principal_of
+from daemon.api.rest import BAD_QUERY, PAGING, _page, _whole, live_sla
+from daemon.api.routes import Answer, Body, Ok, Query, Route
 from daemon.audit import read_events
 from daemon.correlate.incidents import ACTIONS as INCIDENT_ACTIONS
 from daemon.correlate.store import incident_exists
@@ -96,9 +98,15 @@ async def _incident_answer(request: web.Request, incident_id: int) -> web.Respon
     return web.json_response(live_sla(request, found) if found is not None else found)
 
 
-async def incident_action(request: web.Request) -> web.Response:
+def _incident_action(action: str) -> Handler:
+    async def incident_action(request: web.Request) -> web.Response:
+        return await _act_on_incident(request, action)
+
+    return incident_action
+
+
+async def _act_on_incident(request: web.Request, action: str) -> web.Response:
     incident_id = _id(request, "incident")
-    action = request.match_info["action"]
     body = await _body(request, ActionBody)
     pipeline = request.app[keys.PIPELINE]
     if pipeline.correlator.get(incident_id) is None:
@@ -148,9 +156,15 @@ async def get_problem(request: web.Request) -> web.Response:
     return web.json_response(found)
 
 
-async def problem_action(request: web.Request) -> web.Response:
+def _problem_action(action: str) -> Handler:
+    async def problem_action(request: web.Request) -> web.Response:
+        return await _act_on_problem(request, action)
+
+    return problem_action
+
+
+async def _act_on_problem(request: web.Request, action: str) -> web.Response:
     problem_id = _id(request, "problem")
-    action = request.match_info["action"]
     body = await _body(request, ProblemBody)
     pipeline = request.app[keys.PIPELINE]
     problems = pipeline.correlator.problems
@@ -220,13 +234,112 @@ async def list_services(request: web.Request) -> web.Response:
     return web.json_response({"services": out})
 
 
-def add_routes(app: web.Application) -> None:
-    actions = "|".join(INCIDENT_ACTIONS)
-    app.router.add_post(f"/api/v1/incidents/{{id}}/{{action:{actions}}}", incident_action)
-    app.router.add_post("/api/v1/incidents/{id}/notes", incident_note)
-    app.router.add_get("/api/v1/problems", list_problems)
-    app.router.add_get("/api/v1/problems/{id}", get_problem)
-    app.router.add_post(f"/api/v1/problems/{{id}}/{{action:{'|'.join(PROBLEM_ACTIONS)}}}", problem_action)
-    app.router.add_get("/api/v1/audit", list_audit)
-    app.router.add_post("/api/v1/explain", post_explain)
-    app.router.add_get("/api/v1/services", list_services)
+INCIDENT_ACTION_SUMMARIES = {
+    "acknowledge": "Acknowledge an open incident (stops the response clock)",
+    "resolve": "Resolve an incident; refused (409 alerts_firing) while alerts fire unless force is true",
+    "reopen": "Reopen a resolved incident",
+    "close": "Close a resolved incident (final)",
+}
+PROBLEM_ACTION_SUMMARIES = {
+    "confirm": "Confirm a candidate problem",
+    "known_error": "Record root cause and workaround (and optionally a runbook): the problem becomes a known error",
+    "resolve": "Resolve a problem",
+}
+CHANGE_ANSWERS: dict[int, Answer] = {
+    400: "invalid body (the reason and error say which field)",
+    404: "no such record",
+    409: "not allowed from the record's status; the error names the allowed actions",
+    413: "body too large",
+    503: "the store cannot commit now; retry after Retry-After",
+}
+ROUTES = [
+    *(
+        Route(
+            "POST",
+            f"/api/v1/incidents/{{id}}/{action}",
+            _incident_action(action),
+            INCIDENT_ACTION_SUMMARIES[action],
+            {200: Ok("the incident as stored, with its timeline", answers.IncidentDetail), **CHANGE_ANSWERS},
+            role=Role.RESPONDER,
+            body=Body(ActionBody),
+            tags=("incidents",),
+        )
+        for action in INCIDENT_ACTIONS
+    ),
+    Route(
+        "POST",
+        "/api/v1/incidents/{id}/notes",
+        incident_note,
+        "Add a note to an incident's timeline",
+        {200: Ok("the incident as stored", answers.IncidentDetail), **CHANGE_ANSWERS},
+        role=Role.RESPONDER,
+        body=Body(NoteBody),
+        tags=("incidents",),
+    ),
+    Route(
+        "GET",
+        "/api/v1/problems",
+        list_problems,
+        "Problems, newest first",
+        {200: Ok("problems", answers.Problems), 400: BAD_QUERY},
+        role=Role.VIEWER,
+        query=(Query("status", {"enum": [*PROBLEM_STATUSES], "default": "all"}, "filter"), *PAGING),
+        tags=("problems",),
+    ),
+    Route(
+        "GET",
+        "/api/v1/problems/{id}",
+        get_problem,
+        "One problem with its incidents",
+        {200: Ok("the problem", answers.Problem), 404: "no such problem"},
+        role=Role.VIEWER,
+        tags=("problems",),
+    ),
+    *(
+        Route(
+            "POST",
+            f"/api/v1/problems/{{id}}/{action}",
+            _problem_action(action),
+            PROBLEM_ACTION_SUMMARIES[action],
+            {200: Ok("the problem as stored", answers.Problem), **CHANGE_ANSWERS},
+            role=Role.RESPONDER,
+            body=Body(ProblemBody),
+            tags=("problems",),
+        )
+        for action in PROBLEM_ACTIONS
+    ),
+    Route(
+        "GET",
+        "/api/v1/audit",
+        list_audit,
+        "Audit events (append-only), oldest first",
+        {200: Ok("events", answers.AuditEvents), 400: BAD_QUERY},
+        role=Role.VIEWER,
+        query=(
+            Query("record_type", {"enum": list(RECORD_TYPES)}, "incident, problem or run (approval decisions)"),
+            Query("record_id", {"type": "string"}, "the record's id"),
+            *PAGING,
+        ),
+        tags=("audit",),
+    ),
+    Route(
+        "POST",
+        "/api/v1/explain",
+        post_explain,
+        "Which service, rule, key and priority an alert gets, and whether it would open, attach to or reopen an"
+        " incident now; changes nothing",
+        {200: Ok("the explanation", answers.Explanation), 400: "invalid body", 413: "body too large"},
+        role=Role.VIEWER,  # computes an answer, changes nothing
+        body=Body(ExplainBody),
+        tags=("incidents",),
+    ),
+    Route(
+        "GET",
+        "/api/v1/services",
+        list_services,
+        "The service catalogue with effective targets",
+        {200: Ok("services", answers.Services)},
+        role=Role.VIEWER,
+        tags=("services",),
+    ),
+]

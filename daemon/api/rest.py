@@ -7,7 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
-from daemon.api import keys
+from daemon.api import answers, keys
+from daemon.api.principals import Role
+from daemon.api.routes import Ok, Query, Route
 from daemon.errors import InvalidInput, NotFound
 
 INCIDENT_STATUSES = {
@@ -89,8 +91,53 @@ async def get_alert(request: web.Request) -> web.Response:
     return web.json_response(alert)
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/incidents", list_incidents)
-    app.router.add_get("/api/v1/incidents/{id}", get_incident)
-    app.router.add_get("/api/v1/alerts", list_alerts)
-    app.router.add_get("/api/v1/alerts/{fingerprint}", get_alert)
+PAGING = (
+    Query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100}, "page size"),
+    Query("offset", {"type": "integer", "minimum": 0, "default": 0}, "rows to skip"),
+)
+BAD_QUERY = "bad query: the error names the parameter"
+ROUTES = [
+    Route(
+        "GET",
+        "/api/v1/incidents",
+        list_incidents,
+        "Incidents, newest first",
+        {200: Ok("incidents", answers.Incidents), 400: BAD_QUERY},
+        role=Role.VIEWER,
+        query=(
+            Query(
+                "status", {"enum": [*INCIDENT_STATUSES], "default": "active"}, "filter (active: open and acknowledged)"
+            ),
+            *PAGING,
+        ),
+        tags=("incidents",),
+    ),
+    Route(
+        "GET",
+        "/api/v1/incidents/{id}",
+        get_incident,
+        "One incident with its alerts and timeline",
+        {200: Ok("the incident", answers.IncidentDetail), 404: "no such incident"},
+        role=Role.VIEWER,
+        tags=("incidents",),
+    ),
+    Route(
+        "GET",
+        "/api/v1/alerts",
+        list_alerts,
+        "Alerts",
+        {200: Ok("alerts", answers.Alerts), 400: BAD_QUERY},
+        role=Role.VIEWER,
+        query=(Query("status", {"enum": [*ALERT_STATUSES], "default": "all"}, "filter"), *PAGING),
+        tags=("alerts",),
+    ),
+    Route(
+        "GET",
+        "/api/v1/alerts/{fingerprint}",
+        get_alert,
+        "One alert",
+        {200: Ok("the alert", answers.Alert), 404: "no such alert"},
+        role=Role.VIEWER,
+        tags=("alerts",),
+    ),
+]

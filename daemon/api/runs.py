@@ -10,11 +10,12 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from daemon.api import keys
-from daemon.api.principals import principal_of
-from daemon.api.rest import _page, _whole
+from daemon.api import answers, keys
+from daemon.api.principals import Role, principal_of
+from daemon.api.rest import BAD_QUERY, PAGING, _page, _whole
+from daemon.api.routes import Answer, Body, Ok, Query, Route
 from daemon.errors import InvalidInput, NotFound, TooLarge, Unprocessable
 from daemon.ingest.handlers import validation_problem
 from daemon.runbook.journal import load_run
@@ -235,9 +236,69 @@ def _decision(verb: str) -> Handler:
     return decide
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/runs", list_runs)
-    app.router.add_post("/api/v1/runs", start_run)
-    app.router.add_get("/api/v1/runs/{id}", get_run)
-    for verb in DECISIONS:
-        app.router.add_post(f"/api/v1/runs/{{id}}/{verb}", _decision(verb))
+WRITE_REFUSALS: dict[int, Answer] = {
+    400: "bad body: the reason says which field and why",
+    413: "body over 64 KiB",
+    503: "the store cannot commit now; retry after Retry-After",
+}
+ROUTES = [
+    Route(
+        "GET",
+        "/api/v1/runs",
+        list_runs,
+        "Runbook runs the daemon holds in memory (active and recent), newest first",
+        {200: Ok("runs with their steps", answers.Runs), 400: BAD_QUERY},
+        role=Role.VIEWER,
+        query=(
+            Query("status", {"enum": [*RUN_FILTERS], "default": "all"}, "filter"),
+            Query("runbook", {"type": "string"}, "only runs of this runbook"),
+            *PAGING,
+        ),
+        tags=("runs",),
+    ),
+    Route(
+        "POST",
+        "/api/v1/runs",
+        start_run,
+        "Start a runbook by hand (live), or render its plan (dry_run: nothing runs or is stored)",
+        {
+            200: Ok("dry run: the rendered plan", answers.Plan),
+            201: Ok("the run, recorded durably", answers.Run),
+            404: "no runbook of that name",
+            422: "refused: a bad param, a missing integration, an unknown service or incident_id",
+            **WRITE_REFUSALS,
+        },
+        role=Role.ADMIN,
+        body=Body(TypeAdapter(StartRun)),
+        tags=("runs",),
+    ),
+    Route(
+        "GET",
+        "/api/v1/runs/{id}",
+        get_run,
+        "One run: status, reason, and every step with attempts, timings and output digest",
+        {200: Ok("the run", answers.Run), 404: "no such run"},
+        role=Role.VIEWER,
+        tags=("runs",),
+    ),
+    *(
+        Route(
+            "POST",
+            f"/api/v1/runs/{{id}}/{verb}",
+            _decision(verb),
+            f"{verb.capitalize()} a run",
+            {
+                200: Ok("the run after the decision", answers.Run),
+                403: "the principal's role is too low, it is not in the runbook's approval.who, or it requested "
+                "this normal change and may not approve it (separation of duties)",
+                404: "no such run",
+                409: "not allowed in the run's state; the message names what is",
+                **WRITE_REFUSALS,
+            },
+            role=Role.ADMIN if verb == "cancel" else Role.APPROVER,
+            body=Body(TypeAdapter(Decision), required=False),
+            tags=("runs",),
+        )
+        for verb in DECISIONS
+    ),
+]

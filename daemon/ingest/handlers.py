@@ -14,7 +14,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from daemon.api import keys
+from daemon.api import answers, keys
+from daemon.api.routes import Answer, Body, Ok, Route
 from daemon.errors import InvalidInput, Overloaded, RateLimited, RequestError, StoreUnavailable, TooLarge
 from daemon.ingest import normalize
 from daemon.model import IncomingAlert, Source
@@ -156,6 +157,32 @@ async def post_alerts_v2(request: web.Request) -> web.Response:
     return await _ingest(request, Source.PROMETHEUS, _parse_postable, v2_sender(request))
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_post("/webhook/alertmanager", webhook_alertmanager)
-    app.router.add_post("/api/v2/alerts", post_alerts_v2)
+INGEST_ANSWERS: dict[int, Answer] = {
+    200: Ok("durably stored", answers.Accepted),
+    400: "refused: the reason says why; nothing was stored",
+    413: "body or alert count over the limit",
+    429: "over the per-client rate; see Retry-After",
+    503: "the store cannot commit now; retry after Retry-After",
+}
+ROUTES = [
+    Route(
+        "POST",
+        "/webhook/alertmanager",
+        webhook_alertmanager,
+        "Alertmanager webhook, payload version 4",
+        INGEST_ANSWERS,
+        access="ingest",
+        body=Body(webhook_payload),
+        tags=("ingest",),
+    ),
+    Route(
+        "POST",
+        "/api/v2/alerts",
+        post_alerts_v2,
+        "Alerts as Prometheus posts them to an Alertmanager",
+        INGEST_ANSWERS,
+        access="ingest",
+        body=Body(postable_alerts),
+        tags=("ingest",),
+    ),
+]
