@@ -3,15 +3,17 @@
     ItsmdError
     ├── ConfigError          a config, rule or runbook file is wrong (names file, line, key)
     ├── RequestError         a request is refused; its class says why, its reason code which rule refused it
-    │   ├── InvalidInput         a bad body, query, label or param (400)
-    │   ├── Forbidden            the caller may not do this to this record (403)
-    │   ├── NotFound             no such record, runbook, drill or action (404)
-    │   ├── Conflict             not allowed in the record's state; the message names what is (409)
-    │   ├── TooLarge             a body or count over its limit (413)
-    │   ├── Unprocessable        well-formed but refers to something unusable (422)
-    │   ├── RateLimited          over the per-client rate; retry_after says when to retry (429)
-    │   ├── UpstreamFailed       a server itsmd reads through answered wrongly (502)
-    │   └── Unavailable          cannot be done now (shutting down, upstream unreachable); retry later (503)
+    │   ├── InvalidInput         a bad body, query, label or param
+    │   ├── Forbidden            the caller may not do this to this record
+    │   ├── NotFound             no such record, runbook, drill or action
+    │   ├── Conflict             not allowed in the record's state; the message names what is
+    │   │                        (runbook.engine.InvalidRunTransition, drills.runner.DrillBusy)
+    │   ├── TooLarge             a body or count over its limit
+    │   ├── Unprocessable        well-formed but refers to something unusable (runbook.engine.RunRefused;
+    │   │                        its UnknownRunbook is also a NotFound)
+    │   ├── RateLimited          over the per-client rate; retry_after says when to retry
+    │   ├── UpstreamFailed       a server itsmd reads through answered wrongly
+    │   └── Unavailable          cannot be done now (shutting down, upstream unreachable); retry later
     ├── Overloaded           too many changes wait for the store; the sender should retry later (503)
     └── StorageError         the store cannot be used
         ├── StoreUnavailable     writes fail for now (disk full, read-only); retry later

@@ -176,7 +176,7 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-def add_routes(app: web.Application) -> None:
+def setup(app: web.Application) -> None:
     """The reads' state: when the API started (their uptime) and the upstream Alertmanager's client."""
     app.on_startup.append(_started)
     app.cleanup_ctx.append(_upstream)

@@ -32,6 +32,6 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = role_table(ROUTES)
 
 
 def add_routes(app: web.Application) -> None:
-    alertmanager_v2.add_routes(app)
+    alertmanager_v2.setup(app)
     register(app, ROUTES)
     app[openapi.DOCUMENT] = openapi.build_document(ROUTES)
