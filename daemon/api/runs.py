@@ -28,6 +28,8 @@ MAX_BODY_BYTES = 64 * 1024
 ACTOR_PATTERN = r"^[A-Za-z0-9_.@:+-]{1,64}$"
 RUN_FILTERS = ("all", "active", *(s.value for s in RunStatus))
 DECISIONS = ("approve", "reject", "cancel")
+MAX_ID = 2**63 - 1
+"""SQLite's largest integer: a larger id names no record, and could not even be looked up."""
 
 
 class _Body(BaseModel):
@@ -45,7 +47,7 @@ class StartRun(_Body):
     """Whom the caller asks for: a note on the run's change (`on_behalf_of`). The run's requested_by is the
     authenticated principal."""
     service: str | None = Field(default=None, min_length=1, max_length=256)
-    incident_id: int | None = Field(default=None, ge=1)
+    incident_id: int | None = Field(default=None, ge=1, le=MAX_ID)
 
 
 class Decision(_Body):
