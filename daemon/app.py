@@ -23,21 +23,7 @@ from prometheus_client.registry import Collector
 from daemon import __version__, console, reload
 from daemon.alerts.evidence import EndFinder, LastSeen, PrometheusEnds
 from daemon.alerts.table import AlertTable
-from daemon.api import (
-    alertmanager_v2,
-    auth,
-    changes,
-    drills,
-    external,
-    health,
-    keys,
-    manage,
-    openapi,
-    reports,
-    rest,
-    runs,
-    webhooks,
-)
+from daemon.api import auth, health, keys, table, webhooks
 from daemon.api.errors import json_errors
 from daemon.audit import AuditLog
 from daemon.audit.metrics import AuditCollector
@@ -123,19 +109,7 @@ def create_app(loaded: LoadedConfig, *, clock: Clock | None = None) -> web.Appli
     app.cleanup_ctx.append(_components)
     app.on_shutdown.append(_draining)
     console.setup(app, loaded.config, app[CLOCK])
-    handlers.add_routes(app)
-    rest.add_routes(app)
-    alertmanager_v2.add_routes(app)
-    runs.add_routes(app)
-    changes.add_routes(app)
-    drills.add_routes(app)
-    reports.add_routes(app)
-    webhooks.add_routes(app)
-    external.add_routes(app)
-    manage.add_routes(app)
-    reload.add_routes(app)
-    openapi.add_routes(app)
-    health.add_routes(app)
+    table.add_routes(app)
     return app
 
 

@@ -18,9 +18,11 @@ from aiohttp import web
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from daemon.api import answers
 from daemon.api.auth import Authenticator
 from daemon.api.errors import error_response
-from daemon.api.principals import principal_of
+from daemon.api.principals import Role, principal_of
+from daemon.api.routes import Ok, Route
 from daemon.clock import Clock
 from daemon.config import AuthConfig, load_auth
 from daemon.correlate.incidents import Correlator
@@ -163,5 +165,17 @@ async def reload_handler(request: web.Request) -> web.Response:
     return web.json_response({"status": "success"})
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_post("/-/reload", reload_handler)
+ROUTES = [
+    Route(
+        "POST",
+        "/-/reload",
+        reload_handler,
+        "Reload rules/ (services, correlation, priority); on errors keep the last good rules",
+        {
+            200: Ok("reloaded", answers.Success),
+            400: "invalid rule files (file:line: key: message); the last good rules stay in use",
+        },
+        role=Role.ADMIN,
+        tags=("operations",),
+    ),
+]

@@ -17,12 +17,16 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
+from daemon.api import am_openapi as am
 from daemon.api import keys
 from daemon.api.am_alerts import AlertFilter, AlertView
 from daemon.api.am_status import status_document
+from daemon.api.principals import Role
+from daemon.api.routes import Answer, Ok, Query, Route
 from daemon.correlate.matchers import Matcher, match_all, parse_matcher
-from daemon.errors import RequestError
+from daemon.errors import InvalidInput, NotFound, RequestError, Unavailable, UpstreamFailed
 from integrations.alertmanager.client import AlertmanagerClient, AlertmanagerError, SilenceNotFound
 from integrations.alertmanager.silences import SILENCE_ID
 
@@ -52,7 +56,7 @@ def _flag(request: web.Request, name: str) -> bool:
         return True
     if raw.lower() in _FALSE:
         return False
-    raise RequestError("invalid_query", f"{name} must be true or false, not {raw[:40]!r}")
+    raise InvalidInput("invalid_query", f"{name} must be true or false, not {raw[:40]!r}")
 
 
 def _matchers(request: web.Request) -> tuple[Matcher, ...]:
@@ -61,7 +65,7 @@ def _matchers(request: web.Request) -> tuple[Matcher, ...]:
         try:
             out.append(parse_matcher(text))
         except ValueError as exc:
-            raise RequestError("invalid_filter", f"filter: {exc}") from None
+            raise InvalidInput("invalid_filter", f"filter: {exc}") from None
     return tuple(out)
 
 
@@ -72,7 +76,7 @@ def _receiver(request: web.Request) -> re.Pattern[str] | None:
     try:
         return re.compile(f"(?:{raw})")  # matched whole, as Alertmanager anchors it
     except re.error as exc:
-        raise RequestError("invalid_query", f"receiver: invalid regular expression: {exc}") from None
+        raise InvalidInput("invalid_query", f"receiver: invalid regular expression: {exc}") from None
 
 
 def _alert_filter(request: web.Request, *, unprocessed: bool = True) -> AlertFilter:
@@ -115,8 +119,8 @@ def _upstream_failed(exc: AlertmanagerError) -> RequestError:
     # The Alertmanager's trouble, not the client's: 502 when it answered wrongly, 503 when it could not be
     # reached in time (worth a retry).
     if exc.status is None:
-        return RequestError("alertmanager_unavailable", exc.message, 503, retry_after=RETRY_AFTER_SECONDS)
-    return RequestError("alertmanager_error", exc.message, 502)
+        return Unavailable("alertmanager_unavailable", exc.message, retry_after=RETRY_AFTER_SECONDS)
+    return UpstreamFailed("alertmanager_error", exc.message)
 
 
 def _silence_matches(silence: dict[str, Any], matchers: Sequence[Matcher]) -> bool:
@@ -146,11 +150,11 @@ async def get_silence(request: web.Request) -> web.Response:
     silence_id = request.match_info["silenceID"]
     client = request.app[UPSTREAM].client
     if client is None or not SILENCE_ID.match(silence_id):
-        raise web.HTTPNotFound(text=f"no silence {silence_id[:80]}")
+        raise NotFound("not_found", f"no silence {silence_id[:80]}")
     try:
         silence = await client.get_silence(silence_id)
     except SilenceNotFound:
-        raise web.HTTPNotFound(text=f"no silence {silence_id} in {client.url}") from None
+        raise NotFound("not_found", f"no silence {silence_id} in {client.url}") from None
     except AlertmanagerError as exc:
         raise _upstream_failed(exc) from None
     return web.json_response(silence, headers={READ_THROUGH_HEADER: client.url})
@@ -172,12 +176,63 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-def add_routes(app: web.Application) -> None:
+def setup(app: web.Application) -> None:
+    """The reads' state: when the API started (their uptime) and the upstream Alertmanager's client."""
     app.on_startup.append(_started)
     app.cleanup_ctx.append(_upstream)
-    app.router.add_get("/api/v2/alerts", get_alerts)
-    app.router.add_get("/api/v2/alerts/groups", get_alert_groups)
-    app.router.add_get("/api/v2/status", get_status)
-    app.router.add_get("/api/v2/receivers", get_receivers)
-    app.router.add_get("/api/v2/silences", get_silences)
-    app.router.add_get("/api/v2/silence/{silenceID}", get_silence)
+
+
+def _read(path: str, handler: Handler, summary: str, responses: dict[int, Answer], *query: Query) -> Route:
+    return Route("GET", path, handler, summary, responses, role=Role.VIEWER, query=query, tags=("alertmanager",))
+
+
+ROUTES = [
+    _read(
+        "/api/v2/alerts",
+        get_alerts,
+        "Alertmanager v2: the firing alerts, in Alertmanager's gettableAlert shape",
+        {200: Ok("alerts", {"type": "array", "items": am.ALERT}), 400: am.BAD_QUERY},
+        *am.FLAGS,
+        am.UNPROCESSED,
+        am.FILTER,
+        am.RECEIVER_QUERY,
+    ),
+    _read(
+        "/api/v2/alerts/groups",
+        get_alert_groups,
+        "Alertmanager v2: one alert group per incident with firing alerts",
+        {200: Ok("alert groups", {"type": "array", "items": am.GROUP}), 400: am.BAD_QUERY},
+        *am.FLAGS,
+        am.FILTER,
+        am.RECEIVER_QUERY,
+    ),
+    _read(
+        "/api/v2/status",
+        get_status,
+        "Alertmanager v2: itsmd's version, start time and config without secrets",
+        {200: Ok("status", am.STATUS)},
+    ),
+    _read(
+        "/api/v2/receivers",
+        get_receivers,
+        "Alertmanager v2: the receivers alerts carry",
+        {200: Ok("receivers", {"type": "array", "items": am.RECEIVER})},
+    ),
+    _read(
+        "/api/v2/silences",
+        get_silences,
+        "Alertmanager v2: the configured Alertmanager's silences, read through (none without)",
+        {200: Ok("silences", {"type": "array", "items": am.SILENCE}), 400: am.BAD_QUERY, **am.UPSTREAM},
+        am.FILTER,
+    ),
+    _read(
+        "/api/v2/silence/{silenceID}",
+        get_silence,
+        "Alertmanager v2: one silence of the configured Alertmanager",
+        {
+            200: Ok("the silence", am.SILENCE),
+            404: "no such silence, or no Alertmanager configured",
+            **am.UPSTREAM,
+        },
+    ),
+]

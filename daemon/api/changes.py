@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from daemon.api import keys
-from daemon.api.rest import _page, _whole
+from daemon.api import answers, keys
+from daemon.api.principals import Role
+from daemon.api.rest import BAD_QUERY, PAGING, _page, _whole
+from daemon.api.routes import Ok, Query, Route
 from daemon.changes import store
 from daemon.changes.model import ChangeOutcome
-from daemon.errors import RequestError
+from daemon.errors import InvalidInput, NotFound
 
 CHANGE_STATUSES = ("all", "open", "closed")
 MAX_SERVICE = 256
@@ -18,15 +20,15 @@ async def list_changes(request: web.Request) -> web.Response:
     limit, offset = _page(request)
     status = request.query.get("status", "all")
     if status not in CHANGE_STATUSES:
-        raise RequestError("invalid_query", f"status must be one of {', '.join(CHANGE_STATUSES)}")
+        raise InvalidInput("invalid_query", f"status must be one of {', '.join(CHANGE_STATUSES)}")
     outcome = request.query.get("outcome")
     if outcome is not None and outcome not in set(ChangeOutcome):
-        raise RequestError("invalid_query", f"outcome must be one of {', '.join(ChangeOutcome)}")
+        raise InvalidInput("invalid_query", f"outcome must be one of {', '.join(ChangeOutcome)}")
     if status == "open" and outcome is not None:
-        raise RequestError("invalid_query", "an open change has no outcome yet; drop status=open or outcome")
+        raise InvalidInput("invalid_query", "an open change has no outcome yet; drop status=open or outcome")
     service = request.query.get("service")
     if service is not None and not 0 < len(service) <= MAX_SERVICE:
-        raise RequestError("invalid_query", f"service must be 1..{MAX_SERVICE} characters")
+        raise InvalidInput("invalid_query", f"service must be 1..{MAX_SERVICE} characters")
     changes = await request.app[keys.READER].run(
         lambda conn: store.list_changes(
             conn, service=service, outcome=outcome, state=status, limit=limit, offset=offset
@@ -40,10 +42,33 @@ async def get_change(request: web.Request) -> web.Response:
     change_id = _whole(raw)
     change = await request.app[keys.READER].run(store.get_change, change_id) if change_id is not None else None
     if change is None:
-        raise web.HTTPNotFound(text=f"no change {raw}")
+        raise NotFound("not_found", f"no change {raw}")
     return web.json_response(change)
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/changes", list_changes)
-    app.router.add_get("/api/v1/changes/{id}", get_change)
+ROUTES = [
+    Route(
+        "GET",
+        "/api/v1/changes",
+        list_changes,
+        "Change records, newest first",
+        {200: Ok("changes", answers.Changes), 400: BAD_QUERY},
+        role=Role.VIEWER,
+        query=(
+            Query("status", {"enum": [*CHANGE_STATUSES], "default": "all"}, "open: no outcome yet"),
+            Query("outcome", {"enum": [o.value for o in ChangeOutcome]}, "filter"),
+            Query("service", {"type": "string"}, "filter"),
+            *PAGING,
+        ),
+        tags=("changes",),
+    ),
+    Route(
+        "GET",
+        "/api/v1/changes/{id}",
+        get_change,
+        "One change with its audit events and the incidents linked to it",
+        {200: Ok("the change", answers.ChangeDetail), 404: "no such change"},
+        role=Role.VIEWER,
+        tags=("changes",),
+    ),
+]

@@ -13,12 +13,13 @@ from typing import Any
 from aiohttp import web
 from pydantic import Field
 
-from daemon.api import keys
-from daemon.api.principals import principal_of
-from daemon.api.runs import ACTOR_PATTERN, _Body, _body
+from daemon.api import answers, keys
+from daemon.api.principals import Role, principal_of
+from daemon.api.routes import Body, Ok, Route
+from daemon.api.runs import ACTOR_PATTERN, WRITE_REFUSALS, _Body, _body
 from daemon.drills.model import DrillRun
 from daemon.drills.spec import Drill
-from daemon.errors import RequestError
+from daemon.errors import NotFound
 from daemon.storage.queries import rfc3339
 
 Json = dict[str, Any]
@@ -80,7 +81,7 @@ def _drill(request: web.Request) -> Drill:
     name = request.match_info["name"]
     drill = request.app[keys.DRILLS].drills.get(name)
     if drill is None:
-        raise RequestError("not_found", f"no drill named {name!r} (drills come from rules/drills.yaml)", 404)
+        raise NotFound("not_found", f"no drill named {name!r} (drills come from rules/drills.yaml)")
     return drill
 
 
@@ -106,7 +107,39 @@ async def run_drill(request: web.Request) -> web.Response:
     return web.json_response(drill_run_json(started), status=202)
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/drills", list_drills)
-    app.router.add_get("/api/v1/drills/{name}", get_drill)
-    app.router.add_post("/api/v1/drills/{name}/run", run_drill)
+ROUTES = [
+    Route(
+        "GET",
+        "/api/v1/drills",
+        list_drills,
+        "Continuity drills in use: schedule, time zone, RTO/RPO, recovery check, last result, next run",
+        {200: Ok("drills", answers.Drills)},
+        role=Role.VIEWER,
+        tags=("drills",),
+    ),
+    Route(
+        "GET",
+        "/api/v1/drills/{name}",
+        get_drill,
+        "One drill with its last result (outcome, measured recovery time, reason) and next run",
+        {200: Ok("the drill", answers.Drill), 404: "no drill of that name"},
+        role=Role.VIEWER,
+        tags=("drills",),
+    ),
+    Route(
+        "POST",
+        "/api/v1/drills/{name}/run",
+        run_drill,
+        "Run a drill now; 202 with the drill run (poll the drill for the result). Recorded skipped, with the"
+        " reason, while the service has an open P1/P2 incident",
+        {
+            202: Ok("the drill run, recorded durably (it may already be skipped or in error)", answers.DrillRun),
+            404: "no drill of that name",
+            409: "a drill of the same service is running; the message names it",
+            **WRITE_REFUSALS,
+        },
+        role=Role.ADMIN,
+        body=Body(RunDrill, required=False),
+        tags=("drills",),
+    ),
+]

@@ -6,9 +6,10 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import Field
 
-from daemon.api import keys
-from daemon.api.manage import _Body, _body, _durable, _id, _incident_answer, _not_active
-from daemon.api.principals import principal_of
+from daemon.api import answers, keys
+from daemon.api.manage import CHANGE_ANSWERS, _Body, _body, _durable, _id, _incident_answer, _not_active
+from daemon.api.principals import Role, principal_of
+from daemon.api.routes import Body, Ok, Route
 
 SYSTEM_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 KEY_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
@@ -37,5 +38,15 @@ async def put_external(request: web.Request) -> web.Response:
     return await _incident_answer(request, incident_id)
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_put("/api/v1/incidents/{id}/external", put_external)
+ROUTES = [
+    Route(
+        "PUT",
+        "/api/v1/incidents/{id}/external",
+        put_external,
+        "Record the incident's ticket in another system (replaces the one recorded before)",
+        {200: Ok("the incident as stored", answers.IncidentDetail), **CHANGE_ANSWERS},
+        role=Role.RESPONDER,
+        body=Body(ExternalBody),
+        tags=("incidents",),
+    )
+]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
-from daemon.api import keys
+from daemon.api import answers, keys
+from daemon.api.routes import Ok, Route
 
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 # generate_latest writes the 0.0.4 text format whatever CONTENT_TYPE_LATEST says in newer clients.
@@ -33,7 +34,35 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/-/healthy", healthy)
-    app.router.add_get("/-/ready", ready)
-    app.router.add_get("/metrics", metrics)
+ROUTES = [
+    Route(
+        "GET",
+        "/-/healthy",
+        healthy,
+        "Liveness: the process answers",
+        {200: Ok("alive", answers.Healthy)},
+        access="open",
+        tags=("operations",),
+    ),
+    Route(
+        "GET",
+        "/-/ready",
+        ready,
+        "Readiness: started, not draining, and the store takes writes",
+        {
+            200: Ok("ready for traffic", answers.Ready),
+            503: Ok("starting, draining or store_unavailable (with the writer's error)", answers.Ready),
+        },
+        access="open",
+        tags=("operations",),
+    ),
+    Route(
+        "GET",
+        "/metrics",
+        metrics,
+        "Prometheus metrics, text exposition format 0.0.4",
+        {200: Ok("the metrics", {"type": "string"}, media={"text/plain": {"type": "string"}}, json=False)},
+        access="open",
+        tags=("operations",),
+    ),
+]

@@ -6,8 +6,8 @@ below it allow:
 
     viewer < responder < approver < admin
 
-Every route under /api/v1, the Alertmanager reads under /api/v2 and /-/reload state their role in ROUTE_ROLES,
-the one place that decides.
+Every route under /api/v1, the Alertmanager reads under /api/v2 and /-/reload state their role in their route
+declaration (daemon/api/routes.py), the one place that decides; required_role reads it.
 """
 
 from __future__ import annotations
@@ -73,50 +73,9 @@ def principal_of(request: web.Request) -> Principal:
     return found if isinstance(found, Principal) else ANONYMOUS
 
 
-_INCIDENT = "/api/v1/incidents/{id}"
-_PROBLEM = "/api/v1/problems/{id}"
-_RUN = "/api/v1/runs/{id}"
-
-ROUTE_ROLES: dict[tuple[str, str], Role] = {
-    ("GET", "/api/v1/incidents"): Role.VIEWER,
-    ("GET", _INCIDENT): Role.VIEWER,
-    ("GET", "/api/v1/alerts"): Role.VIEWER,
-    ("GET", "/api/v1/alerts/{fingerprint}"): Role.VIEWER,
-    ("GET", "/api/v1/problems"): Role.VIEWER,
-    ("GET", _PROBLEM): Role.VIEWER,
-    ("GET", "/api/v1/audit"): Role.VIEWER,
-    ("GET", "/api/v1/services"): Role.VIEWER,
-    ("POST", "/api/v1/explain"): Role.VIEWER,  # computes an answer, changes nothing
-    ("GET", "/api/v1/runs"): Role.VIEWER,
-    ("GET", _RUN): Role.VIEWER,
-    ("GET", "/api/v1/changes"): Role.VIEWER,
-    ("GET", "/api/v1/changes/{id}"): Role.VIEWER,
-    ("GET", "/api/v1/drills"): Role.VIEWER,
-    ("GET", "/api/v1/drills/{name}"): Role.VIEWER,
-    ("GET", "/api/v1/reports/{period}"): Role.VIEWER,
-    ("GET", "/api/v1/openapi.json"): Role.VIEWER,
-    ("GET", "/api/v1/webhooks"): Role.VIEWER,
-    ("GET", "/api/v1/webhooks/dead-letters"): Role.VIEWER,
-    # Alertmanager's v2 reads, for amtool, karma and Grafana.
-    ("GET", "/api/v2/alerts"): Role.VIEWER,
-    ("GET", "/api/v2/alerts/groups"): Role.VIEWER,
-    ("GET", "/api/v2/status"): Role.VIEWER,
-    ("GET", "/api/v2/receivers"): Role.VIEWER,
-    ("GET", "/api/v2/silences"): Role.VIEWER,
-    ("GET", "/api/v2/silence/{silenceID}"): Role.VIEWER,
-    ("POST", _INCIDENT + "/{action}"): Role.RESPONDER,
-    ("POST", _INCIDENT + "/notes"): Role.RESPONDER,
-    ("POST", _INCIDENT + "/assign"): Role.RESPONDER,
-    ("PUT", _INCIDENT + "/external"): Role.RESPONDER,
-    ("POST", _PROBLEM + "/{action}"): Role.RESPONDER,
-    ("POST", _RUN + "/approve"): Role.APPROVER,
-    ("POST", _RUN + "/reject"): Role.APPROVER,
-    ("POST", "/api/v1/runs"): Role.ADMIN,
-    ("POST", _RUN + "/cancel"): Role.ADMIN,
-    ("POST", "/api/v1/drills/{name}/run"): Role.ADMIN,
-    ("POST", "/-/reload"): Role.ADMIN,
-}
-"""(method, route template) -> the least role that may call it. HEAD goes with GET."""
+ROLES: web.AppKey[dict[tuple[str, str], Role]] = web.AppKey("route_roles")
+"""(method, route template) -> the least role that may call it, from the route declarations
+(daemon/api/routes.py register). HEAD goes with GET."""
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 
@@ -129,10 +88,10 @@ def route_template(request: web.Request) -> str:
 
 
 def required_role(request: web.Request) -> Role:
-    """The role a request needs. A route missing from ROUTE_ROLES (or an unmatched path) needs viewer to
+    """The role a request needs. A route without a declared role (or an unmatched path) needs viewer to
     read and admin for anything else, so a route added without a declaration is not opened by accident."""
     method = "GET" if request.method == "HEAD" else request.method
-    declared = ROUTE_ROLES.get((method, route_template(request)))
+    declared = request.app.get(ROLES, {}).get((method, route_template(request)))
     if declared is not None:
         return declared
     return Role.VIEWER if request.method in READ_METHODS else Role.ADMIN

@@ -6,21 +6,24 @@ import asyncio
 
 from aiohttp import web
 
-from daemon.api import keys
-from daemon.errors import RequestError
+from daemon.api import answers, keys
+from daemon.api.principals import Role
+from daemon.api.routes import Ok, Query, Route
+from daemon.errors import InvalidInput
 from daemon.report.produce import CONTENT_TYPES, produce
 from daemon.report.render import FORMATS
 
 MAX_SERVICE = 128
+FORMATS_IN_ORDER = ("json", "md", "html")
 
 
 async def get_report(request: web.Request) -> web.Response:
     fmt = request.query.get("format", "json")
     if fmt not in FORMATS:
-        raise RequestError("invalid_query", f"format must be one of {', '.join(FORMATS)}")
+        raise InvalidInput("invalid_query", f"format must be one of {', '.join(FORMATS)}")
     service = request.query.get("service")
     if service is not None and not 0 < len(service) <= MAX_SERVICE:
-        raise RequestError("invalid_query", f"service must be 1..{MAX_SERVICE} characters")
+        raise InvalidInput("invalid_query", f"service must be 1..{MAX_SERVICE} characters")
     loaded = request.app[keys.CONFIG]
     catalogue = request.app[keys.PIPELINE].correlator.ruleset.catalogue
     text = await asyncio.to_thread(
@@ -36,5 +39,33 @@ async def get_report(request: web.Request) -> web.Response:
     return web.Response(text=text, content_type=CONTENT_TYPES[fmt], charset="utf-8")
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/reports/{period}", get_report)
+ROUTES = [
+    Route(
+        "GET",
+        "/api/v1/reports/{period}",
+        get_report,
+        "Service report of a calendar month (ISO/IEC 20000-1 9.4), built from the store",
+        {
+            200: Ok(
+                "the report",
+                answers.Report,
+                media={"text/markdown": {"type": "string"}, "text/html": {"type": "string"}},
+            ),
+            400: "bad period or query",
+            404: "no such service in the catalogue",
+        },
+        role=Role.VIEWER,
+        query=(
+            Query("service", {"type": "string"}, "only this catalogue service"),
+            Query("format", {"enum": list(FORMATS_IN_ORDER), "default": "json"}, "output format"),
+        ),
+        path_params={
+            "period": {
+                "type": "string",
+                "pattern": "^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])$",
+                "description": "the month, YYYY-MM (days in reports.time_zone)",
+            }
+        },
+        tags=("reports",),
+    ),
+]

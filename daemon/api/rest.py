@@ -7,10 +7,11 @@ from typing import Any
 
 from aiohttp import web
 
-from daemon.api import keys
-from daemon.api.principals import principal_of
+from daemon.api import answers, keys
+from daemon.api.principals import Role, principal_of
+from daemon.api.routes import Ok, Query, Route
 from daemon.correlate.assignment import list_filter
-from daemon.errors import RequestError
+from daemon.errors import InvalidInput, NotFound
 
 INCIDENT_STATUSES = {
     "active": "open,acknowledged",
@@ -35,14 +36,14 @@ def _page(request: web.Request) -> tuple[int, int]:
     limit = _whole(request.query.get("limit", "100"))
     offset = _whole(request.query.get("offset", "0"))
     if limit is None or offset is None or not 1 <= limit <= MAX_LIMIT or offset > MAX_OFFSET:
-        raise RequestError("invalid_query", f"limit must be a whole number 1..{MAX_LIMIT}, offset 0..{MAX_OFFSET}")
+        raise InvalidInput("invalid_query", f"limit must be a whole number 1..{MAX_LIMIT}, offset 0..{MAX_OFFSET}")
     return limit, offset
 
 
 def _status(request: web.Request, allowed: dict[str, str | None], default: str) -> str | None:
     value = request.query.get("status", default)
     if value not in allowed:
-        raise RequestError("invalid_query", f"status must be one of {', '.join(allowed)}")
+        raise InvalidInput("invalid_query", f"status must be one of {', '.join(allowed)}")
     return allowed[value]
 
 
@@ -71,7 +72,7 @@ async def get_incident(request: web.Request) -> web.Response:
     incident_id = _whole(raw)
     incident = await request.app[keys.READER].incident(incident_id) if incident_id is not None else None
     if incident is None:
-        raise web.HTTPNotFound(text=f"no incident {raw}")
+        raise NotFound("not_found", f"no incident {raw}")
     return web.json_response(live_sla(request, incident))
 
 
@@ -89,13 +90,60 @@ async def get_alert(request: web.Request) -> web.Response:
     fingerprint = request.match_info["fingerprint"]
     alert = await request.app[keys.READER].alert(fingerprint)
     if alert is None:
-        raise web.HTTPNotFound(text=f"no alert {fingerprint}")
+        raise NotFound("not_found", f"no alert {fingerprint}")
     alert["flapping"] = request.app[keys.PIPELINE].correlator.is_flapping(fingerprint)
     return web.json_response(alert)
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/incidents", list_incidents)
-    app.router.add_get("/api/v1/incidents/{id}", get_incident)
-    app.router.add_get("/api/v1/alerts", list_alerts)
-    app.router.add_get("/api/v1/alerts/{fingerprint}", get_alert)
+PAGING = (
+    Query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100}, "page size"),
+    Query("offset", {"type": "integer", "minimum": 0, "default": 0}, "rows to skip"),
+)
+BAD_QUERY = "bad query: the error names the parameter"
+ROUTES = [
+    Route(
+        "GET",
+        "/api/v1/incidents",
+        list_incidents,
+        "Incidents, newest first",
+        {200: Ok("incidents", answers.Incidents), 400: BAD_QUERY},
+        role=Role.VIEWER,
+        query=(
+            Query(
+                "status", {"enum": [*INCIDENT_STATUSES], "default": "active"}, "filter (active: open and acknowledged)"
+            ),
+            Query("assignee", {"type": "string"}, "a principal's name, me (the caller) or none (unassigned)"),
+            Query("team", {"type": "string"}, "the team the incident is with"),
+            *PAGING,
+        ),
+        tags=("incidents",),
+    ),
+    Route(
+        "GET",
+        "/api/v1/incidents/{id}",
+        get_incident,
+        "One incident with its alerts and timeline",
+        {200: Ok("the incident", answers.IncidentDetail), 404: "no such incident"},
+        role=Role.VIEWER,
+        tags=("incidents",),
+    ),
+    Route(
+        "GET",
+        "/api/v1/alerts",
+        list_alerts,
+        "Alerts",
+        {200: Ok("alerts", answers.Alerts), 400: BAD_QUERY},
+        role=Role.VIEWER,
+        query=(Query("status", {"enum": [*ALERT_STATUSES], "default": "all"}, "filter"), *PAGING),
+        tags=("alerts",),
+    ),
+    Route(
+        "GET",
+        "/api/v1/alerts/{fingerprint}",
+        get_alert,
+        "One alert",
+        {200: Ok("the alert", answers.Alert), 404: "no such alert"},
+        role=Role.VIEWER,
+        tags=("alerts",),
+    ),
+]

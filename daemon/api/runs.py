@@ -10,12 +10,13 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from daemon.api import keys
-from daemon.api.principals import principal_of
-from daemon.api.rest import _page, _whole
-from daemon.errors import RequestError
+from daemon.api import answers, keys
+from daemon.api.principals import Role, principal_of
+from daemon.api.rest import BAD_QUERY, PAGING, _page, _whole
+from daemon.api.routes import Answer, Body, Ok, Query, Route
+from daemon.errors import InvalidInput, NotFound, TooLarge, Unprocessable
 from daemon.ingest.handlers import validation_problem
 from daemon.runbook.journal import load_run
 from daemon.runbook.metrics import step_action
@@ -27,6 +28,8 @@ MAX_BODY_BYTES = 64 * 1024
 ACTOR_PATTERN = r"^[A-Za-z0-9_.@:+-]{1,64}$"
 RUN_FILTERS = ("all", "active", *(s.value for s in RunStatus))
 DECISIONS = ("approve", "reject", "cancel")
+MAX_ID = 2**63 - 1
+"""SQLite's largest integer: a larger id names no record, and could not even be looked up."""
 
 
 class _Body(BaseModel):
@@ -44,7 +47,7 @@ class StartRun(_Body):
     """Whom the caller asks for: a note on the run's change (`on_behalf_of`). The run's requested_by is the
     authenticated principal."""
     service: str | None = Field(default=None, min_length=1, max_length=256)
-    incident_id: int | None = Field(default=None, ge=1)
+    incident_id: int | None = Field(default=None, ge=1, le=MAX_ID)
 
 
 class Decision(_Body):
@@ -122,10 +125,10 @@ def _took(start: float | None, end: float | None) -> float | None:
 
 async def _body(request: web.Request, model: type[_Body]) -> Any:
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY_BYTES, actual_size=request.content_length)
+        raise TooLarge("request_entity_too_large", f"Maximum request body size {MAX_BODY_BYTES} exceeded.")
     raw = await request.content.read(MAX_BODY_BYTES + 1)
     if len(raw) > MAX_BODY_BYTES:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY_BYTES, actual_size=len(raw))
+        raise TooLarge("request_entity_too_large", f"Maximum request body size {MAX_BODY_BYTES} exceeded.")
     try:
         return model.model_validate_json(raw or b"{}")
     except ValidationError as exc:
@@ -141,7 +144,7 @@ async def list_runs(request: web.Request) -> web.Response:
     limit, offset = _page(request)
     status = request.query.get("status", "all")
     if status not in RUN_FILTERS:
-        raise RequestError("invalid_query", f"status must be one of {', '.join(RUN_FILTERS)}")
+        raise InvalidInput("invalid_query", f"status must be one of {', '.join(RUN_FILTERS)}")
     runbook = request.query.get("runbook")
     runs = sorted(request.app[keys.ENGINE].runs(), key=lambda r: r.id, reverse=True)
     if status == "active":
@@ -157,13 +160,13 @@ async def get_run(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
     run_id = _whole(raw)
     if run_id is None:
-        raise web.HTTPNotFound(text=f"no run {raw}")
+        raise NotFound("not_found", f"no run {raw}")
     run = request.app[keys.ENGINE].get(run_id)
     if run is None:
         # Older runs have left memory; their journal is in the store (committed rows, like every REST read).
         run = await request.app[keys.READER].run(load_run, run_id)
     if run is None:
-        raise web.HTTPNotFound(text=f"no run {raw}")
+        raise NotFound("not_found", f"no run {raw}")
     return web.json_response(run_json(request, run))
 
 
@@ -174,7 +177,7 @@ async def start_run(request: web.Request) -> web.Response:
         plan = engine.plan(body.runbook, body.params)
         return web.json_response({"dry_run": True, "runbook": body.runbook, "plan": plan})
     if body.emergency and not body.reason.strip():
-        raise RequestError("reason_required", "an emergency change needs a reason: say why it cannot wait")
+        raise InvalidInput("reason_required", "an emergency change needs a reason: say why it cannot wait")
     await _check_refers(request, body)
     actor = principal_of(request).name
     run = engine.start(
@@ -201,10 +204,9 @@ async def _check_refers(request: web.Request, body: StartRun) -> None:
     if body.service is not None:
         names = correlator.ruleset.catalogue.names()
         if body.service not in names:
-            raise RequestError(
+            raise Unprocessable(
                 "unknown_service",
                 f"service: {body.service[:80]!r} is not in the catalogue (services: {', '.join(sorted(names))})",
-                422,
             )
     # Not in memory: closed (still a real incident) or never opened; the store knows which.
     incident = body.incident_id
@@ -213,7 +215,7 @@ async def _check_refers(request: web.Request, body: StartRun) -> None:
         and correlator.get(incident) is None
         and await request.app[keys.READER].incident(incident) is None
     ):
-        raise RequestError("unknown_incident", f"incident_id: there is no incident {body.incident_id}", 422)
+        raise Unprocessable("unknown_incident", f"incident_id: there is no incident {body.incident_id}")
 
 
 def _decision(verb: str) -> Handler:
@@ -222,7 +224,7 @@ def _decision(verb: str) -> Handler:
         run_id = _whole(raw)
         engine = request.app[keys.ENGINE]
         if run_id is None or engine.get(run_id) is None:
-            raise web.HTTPNotFound(text=f"no run {raw}")
+            raise NotFound("not_found", f"no run {raw}")
         body: Decision = await _body(request, Decision)
         principal = principal_of(request)
         if verb == "cancel":
@@ -236,9 +238,69 @@ def _decision(verb: str) -> Handler:
     return decide
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/runs", list_runs)
-    app.router.add_post("/api/v1/runs", start_run)
-    app.router.add_get("/api/v1/runs/{id}", get_run)
-    for verb in DECISIONS:
-        app.router.add_post(f"/api/v1/runs/{{id}}/{verb}", _decision(verb))
+WRITE_REFUSALS: dict[int, Answer] = {
+    400: "bad body: the reason says which field and why",
+    413: "body over 64 KiB",
+    503: "the store cannot commit now; retry after Retry-After",
+}
+ROUTES = [
+    Route(
+        "GET",
+        "/api/v1/runs",
+        list_runs,
+        "Runbook runs the daemon holds in memory (active and recent), newest first",
+        {200: Ok("runs with their steps", answers.Runs), 400: BAD_QUERY},
+        role=Role.VIEWER,
+        query=(
+            Query("status", {"enum": [*RUN_FILTERS], "default": "all"}, "filter"),
+            Query("runbook", {"type": "string"}, "only runs of this runbook"),
+            *PAGING,
+        ),
+        tags=("runs",),
+    ),
+    Route(
+        "POST",
+        "/api/v1/runs",
+        start_run,
+        "Start a runbook by hand (live), or render its plan (dry_run: nothing runs or is stored)",
+        {
+            200: Ok("dry run: the rendered plan", answers.Plan),
+            201: Ok("the run, recorded durably", answers.Run),
+            404: "no runbook of that name",
+            422: "refused: a bad param, a missing integration, an unknown service or incident_id",
+            **WRITE_REFUSALS,
+        },
+        role=Role.ADMIN,
+        body=Body(TypeAdapter(StartRun)),
+        tags=("runs",),
+    ),
+    Route(
+        "GET",
+        "/api/v1/runs/{id}",
+        get_run,
+        "One run: status, reason, and every step with attempts, timings and output digest",
+        {200: Ok("the run", answers.Run), 404: "no such run"},
+        role=Role.VIEWER,
+        tags=("runs",),
+    ),
+    *(
+        Route(
+            "POST",
+            f"/api/v1/runs/{{id}}/{verb}",
+            _decision(verb),
+            f"{verb.capitalize()} a run",
+            {
+                200: Ok("the run after the decision", answers.Run),
+                403: "the principal's role is too low, it is not in the runbook's approval.who, or it requested "
+                "this normal change and may not approve it (separation of duties)",
+                404: "no such run",
+                409: "not allowed in the run's state; the message names what is",
+                **WRITE_REFUSALS,
+            },
+            role=Role.ADMIN if verb == "cancel" else Role.APPROVER,
+            body=Body(TypeAdapter(Decision), required=False),
+            tags=("runs",),
+        )
+        for verb in DECISIONS
+    ),
+]

@@ -9,9 +9,11 @@ import json
 
 from aiohttp import web
 
-from daemon.api import keys
-from daemon.api.rest import _page
-from daemon.errors import RequestError
+from daemon.api import answers, keys
+from daemon.api.principals import Role
+from daemon.api.rest import BAD_QUERY, PAGING, _page
+from daemon.api.routes import Ok, Query, Route
+from daemon.errors import InvalidInput
 from daemon.notify.outbox.outbox import Outbox
 from daemon.notify.outbox.store import dead_letters
 from daemon.storage.queries import rfc3339
@@ -39,7 +41,7 @@ async def list_dead_letters(request: web.Request) -> web.Response:
     limit, offset = _page(request)
     receiver = request.query.get("receiver")
     if receiver is not None and receiver not in request.app[OUTBOX].receivers:
-        raise RequestError("invalid_query", f"no webhook receiver {receiver!r}")
+        raise InvalidInput("invalid_query", f"no webhook receiver {receiver!r}")
     found = await request.app[keys.READER].run(dead_letters, receiver, limit, offset)
     for letter in found:
         letter["created_at"] = rfc3339(letter["created_at"])
@@ -48,6 +50,24 @@ async def list_dead_letters(request: web.Request) -> web.Response:
     return web.json_response({"dead_letters": found})
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/webhooks", list_receivers)
-    app.router.add_get("/api/v1/webhooks/dead-letters", list_dead_letters)
+ROUTES = [
+    Route(
+        "GET",
+        "/api/v1/webhooks",
+        list_receivers,
+        "Webhook receivers with their backlog",
+        {200: Ok("receivers", answers.WebhookReceivers)},
+        role=Role.VIEWER,
+        tags=("webhooks",),
+    ),
+    Route(
+        "GET",
+        "/api/v1/webhooks/dead-letters",
+        list_dead_letters,
+        "Webhook events given up on after their receiver's max_age, newest first",
+        {200: Ok("dead letters", answers.DeadLetters), 400: BAD_QUERY},
+        role=Role.VIEWER,
+        query=(Query("receiver", {"type": "string"}, "only this receiver's"), *PAGING),
+        tags=("webhooks",),
+    ),
+]

@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from daemon.api import keys
+from daemon.api.errors import status_of
 from daemon.console.auth import require_session, require_write
 from daemon.console.render import page
 from daemon.console.session import Session
@@ -22,7 +23,7 @@ from daemon.console.views import incident_row, incident_view, sla_view
 from daemon.correlate import assignment
 from daemon.correlate.incidents import allowed_actions
 from daemon.correlate.matchers import parse_matcher
-from daemon.errors import RequestError
+from daemon.errors import InvalidInput, NotFound, RequestError
 from daemon.model import IncidentStatus
 from daemon.storage.incident_search import SORTS, STATUSES, IncidentQuery, search_incidents
 
@@ -189,9 +190,9 @@ async def act_on_incident(request: web.Request) -> web.StreamResponse:
         if action == "note":
             text = str(form.get("text", "")).strip()[:16000]
             if not text:
-                raise RequestError("invalid_body", "a note needs text")
+                raise InvalidInput("invalid_body", "a note needs text")
             if not pipeline.correlator.add_note(incident_id, now, by, text):
-                raise RequestError("not_found", f"incident {incident_id} is closed or unknown", 404)
+                raise NotFound("not_found", f"incident {incident_id} is closed or unknown")
             message = "note added"
         elif action in ("assign", "unassign"):
             message = _assign(request, session, incident_id, action, form)
@@ -200,9 +201,9 @@ async def act_on_incident(request: web.Request) -> web.StreamResponse:
             pipeline.correlator.act(incident_id, action, now, by, reason, force=force)
             message = f"incident {incident_id} {_past(action)}"
         else:
-            raise RequestError("invalid_body", f"unknown action {action!r}")
+            raise InvalidInput("invalid_body", f"unknown action {action!r}")
     except RequestError as exc:
-        return _answer(request, session, back, exc.message, ok=False, status=exc.status)
+        return _answer(request, session, back, exc.message, ok=False, status=status_of(exc))
     await _durable(request)
     return _answer(request, session, back, message, ok=True)
 
@@ -246,7 +247,7 @@ def _assign(request: web.Request, session: Session, incident_id: int, action: st
     name = str(form.get("assignee", "")).strip()[: assignment.MAX_NAME + 1]
     team = str(form.get("team", "")).strip()[: assignment.MAX_NAME + 1]
     if action == "assign" and not name and not team:
-        raise RequestError("invalid_body", "give a name, or a team, to assign to")
+        raise InvalidInput("invalid_body", "give a name, or a team, to assign to")
     pipeline = request.app[keys.PIPELINE]
     by = session.principal.name
     incident = pipeline.correlator.assign(

@@ -11,11 +11,12 @@ import sqlite3
 from aiohttp import web
 
 from daemon.api import keys
+from daemon.api.errors import status_of
 from daemon.console.auth import require_session, require_write
 from daemon.console.pages import _answer, _durable
 from daemon.console.record_views import problem_row, when
 from daemon.console.render import page
-from daemon.errors import RequestError
+from daemon.errors import Conflict, InvalidInput, NotFound, RequestError
 from daemon.model import ProblemStatus
 from daemon.problems.manager import ACTIONS, allowed_actions
 from daemon.problems.store import problem_exists, read_problem, read_problems
@@ -95,11 +96,11 @@ async def act_on_problem(request: web.Request) -> web.StreamResponse:
     problems = pipeline.correlator.problems
     try:
         if action not in ACTIONS:
-            raise RequestError("invalid_body", f"unknown action {action[:40]!r}; known: {', '.join(ACTIONS)}")
+            raise InvalidInput("invalid_body", f"unknown action {action[:40]!r}; known: {', '.join(ACTIONS)}")
         if problems.get(problem_id) is None:
             if await request.app[keys.READER].run(problem_exists, problem_id):
-                raise RequestError("invalid_transition", f"problem {problem_id} is resolved; allowed: none", 409)
-            raise RequestError("not_found", f"no problem {problem_id}", 404)
+                raise Conflict("invalid_transition", f"problem {problem_id} is resolved; allowed: none")
+            raise NotFound("not_found", f"no problem {problem_id}")
         problems.transition(
             problem_id,
             action,
@@ -111,7 +112,7 @@ async def act_on_problem(request: web.Request) -> web.StreamResponse:
             runbook=text("runbook"),
         )
     except RequestError as exc:
-        return _answer(request, session, back, exc.message, ok=False, status=exc.status)
+        return _answer(request, session, back, exc.message, ok=False, status=status_of(exc))
     await _durable(request)
     done = {"confirm": "confirmed", "known_error": "recorded as a known error", "resolve": "resolved"}[action]
     return _answer(request, session, back, f"problem {problem_id} {done}", ok=True)

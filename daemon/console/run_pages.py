@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from daemon.api import keys
+from daemon.api.errors import status_of
 from daemon.api.principals import Principal, Role
 from daemon.api.runs import RUN_FILTERS, run_json
 from daemon.console.auth import require_session, require_write
@@ -127,7 +128,7 @@ def _decision(verb: str) -> Handler:
                 decide = engine.approve if verb == "approve" else engine.reject
                 decide(run_id, name, reason, identities=identities(session))
         except RequestError as exc:
-            return _answer(request, session, back, exc.message, ok=False, status=exc.status)
+            return _answer(request, session, back, exc.message, ok=False, status=status_of(exc))
         writer = request.app[keys.WRITER]
         await writer.durable(writer.changed(), request.app[keys.CONFIG].config.runbooks.durable_timeout)
         return _answer(request, session, back, f"run {run_id} {DONE[verb]}", ok=True)

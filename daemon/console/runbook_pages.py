@@ -17,12 +17,13 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from daemon.api import keys
+from daemon.api.errors import status_of
 from daemon.api.runs import StartRun, _check_refers
 from daemon.console.auth import require_session, require_write
 from daemon.console.html_pattern import browser_pattern
 from daemon.console.render import page
 from daemon.console.session import Session
-from daemon.errors import RequestError
+from daemon.errors import InvalidInput, RequestError
 from daemon.runbook.library import LoadedRunbook
 from daemon.runbook.model import RunMode
 
@@ -158,13 +159,13 @@ async def start_runbook(request: web.Request) -> web.StreamResponse:
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
             where = ".".join(str(p) for p in first["loc"]) or "form"
-            raise RequestError("invalid_body", f"{where}: {first['msg']}") from None
+            raise InvalidInput("invalid_body", f"{where}: {first['msg']}") from None
         if incident and body.incident_id is None:
-            raise RequestError("invalid_body", f"incident_id: {incident[:20]!r} is not an incident number")
+            raise InvalidInput("invalid_body", f"incident_id: {incident[:20]!r} is not an incident number")
         if body.dry_run:
             return _render(request, session, loaded, values, plan=_readable(engine.plan(body.runbook, body.params)))
         if body.emergency and not body.reason.strip():
-            raise RequestError("reason_required", "an emergency change needs a reason: say why it cannot wait")
+            raise InvalidInput("reason_required", "an emergency change needs a reason: say why it cannot wait")
         await _check_refers(request, body)
         actor = session.principal.name
         run = engine.start(
@@ -178,7 +179,7 @@ async def start_runbook(request: web.Request) -> web.StreamResponse:
             emergency=body.emergency,
         )
     except RequestError as exc:
-        return _render(request, session, loaded, values, error=exc.message, status=exc.status)
+        return _render(request, session, loaded, values, error=exc.message, status=status_of(exc))
     if body.reason:
         request.app[keys.CHANGES].annotate(run.id, request.app[keys.CLOCK].now(), actor, body.reason)
     writer = request.app[keys.WRITER]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from daemon.catalogue.services import Catalogue
 from daemon.config import RESERVED_PRINCIPALS
-from daemon.errors import RequestError
+from daemon.errors import InvalidInput
 from daemon.model import Incident
 from daemon.storage.queries import AssignmentFilter
 
@@ -55,13 +55,13 @@ def assignee_named(raw: str, caller: str) -> str:
     if raw == ME:
         return caller
     if not _usable(raw):
-        raise RequestError(
+        raise InvalidInput(
             "invalid_body",
             f'assignee: a principal\'s name (printable, no surrounding spaces, at most {MAX_NAME} characters), "me", '
             "or null to unassign",
         )
     if raw.lower() in RESERVED:
-        raise RequestError(
+        raise InvalidInput(
             "invalid_body",
             f"assignee: {raw!r} is reserved ({', '.join(sorted(RESERVED))}); "
             'send "me" to take it yourself or null to unassign',
@@ -88,7 +88,7 @@ def plan(incident: Incident, assignee: str | Keep | None, team: str | Keep, cata
     new_team = incident.team if team is KEEP else team
     if new_team != incident.team and new_team not in teams(catalogue):
         known = ", ".join(teams(catalogue)) or "none"
-        raise RequestError("invalid_body", f"team: no service in the catalogue has team {new_team!r}; teams: {known}")
+        raise InvalidInput("invalid_body", f"team: no service in the catalogue has team {new_team!r}; teams: {known}")
     if (new_assignee, new_team) == (incident.assignee, incident.team):
         return None
     kind = "unassigned" if new_assignee is None and incident.assignee is not None else "assigned"
@@ -105,9 +105,9 @@ def list_filter(assignee: str, team: str, caller: str, catalogue: Catalogue) -> 
     (opened before incidents had one) counts for the team its service has in the catalogue now.
     RequestError (invalid_query) for a value no principal or team could have."""
     if assignee and assignee not in (ME, NOBODY) and not _usable(assignee):
-        raise RequestError("invalid_query", f"assignee must be a name (at most {MAX_NAME} characters), me or none")
+        raise InvalidInput("invalid_query", f"assignee must be a name (at most {MAX_NAME} characters), me or none")
     if team and not _usable(team):
-        raise RequestError("invalid_query", f"team must be a team name (at most {MAX_NAME} characters)")
+        raise InvalidInput("invalid_query", f"team must be a team name (at most {MAX_NAME} characters)")
     return AssignmentFilter(
         assignee=None if assignee in ("", NOBODY) else caller if assignee == ME else assignee,
         unassigned=assignee == NOBODY,

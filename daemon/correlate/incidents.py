@@ -27,7 +27,7 @@ from daemon.correlate.priority import rank
 from daemon.correlate.rules import CorrelationRules
 from daemon.correlate.ruleset import Classification, RuleSet
 from daemon.correlate.store import INCIDENT, LINK, TIMELINE, incident_row, timeline_row
-from daemon.errors import RequestError
+from daemon.errors import Conflict, NotFound
 from daemon.metrics.counters import CounterStore
 from daemon.model import Alert, Incident, IncidentStatus, ProblemStatus, TimelineEntry
 from daemon.problems.manager import Problems
@@ -409,29 +409,27 @@ class Correlator:
         on_behalf_of: str | None = None,
     ) -> Incident:
         """acknowledge | resolve | reopen | close, by an authenticated principal (`on_behalf_of`: whom the
-        request says it acts for). RequestError: 404 not in memory (closed or unknown), 409 not allowed from the
+        request says it acts for). NotFound when not in memory (closed or unknown), Conflict when not allowed from the
         current status (naming the allowed actions) or alerts still firing."""
         incident = self._require(incident_id)
         if action not in ACTIONS:
-            raise RequestError("not_found", f"unknown action {action!r}; known: {', '.join(ACTIONS)}", 404)
+            raise NotFound("not_found", f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
         if incident.status not in ACTIONS[action]:
             allowed = allowed_actions(incident.status)
-            raise RequestError(
+            raise Conflict(
                 "invalid_transition",
                 f"incident {incident_id} is {incident.status.value}: cannot {action}; "
                 f"allowed: {', '.join(allowed) or 'none'}",
-                409,
             )
         detail: dict[str, object] = {"by": by, "reason": reason, **_behalf(on_behalf_of)}
         if action == "acknowledge":
             self._acknowledge(incident, now, by, detail)
         elif action == "resolve":
             if incident.firing and not force:
-                raise RequestError(
+                raise Conflict(
                     "alerts_firing",
                     f"incident {incident_id} has {len(incident.firing)} alert(s) still firing "
                     f"({', '.join(sorted(incident.firing)[:10])}); resolve them first or pass force: true",
-                    409,
                 )
             if incident.firing:
                 detail["forced"] = True
@@ -459,7 +457,7 @@ class Correlator:
         not in memory (closed or unknown), 409 closed, 400 a team no catalogue service has."""
         incident = self._require(incident_id)
         if incident.status is IncidentStatus.CLOSED:
-            raise RequestError("invalid_transition", f"incident {incident_id} is closed; allowed: none", 409)
+            raise Conflict("invalid_transition", f"incident {incident_id} is closed; allowed: none")
         planned = assignment.plan(incident, assignee, team, self.ruleset.catalogue)
         if planned is None:
             return incident
@@ -532,7 +530,7 @@ class Correlator:
     def _require(self, incident_id: int) -> Incident:
         incident = self._by_id.get(incident_id)
         if incident is None:
-            raise RequestError("not_found", f"no incident {incident_id} that is not closed", 404)
+            raise NotFound("not_found", f"no incident {incident_id} that is not closed")
         return incident
 
     def _acknowledge(self, incident: Incident, now: float, by: str, detail: dict[str, object]) -> None:

@@ -27,7 +27,7 @@ from daemon.drills.model import ENDED_OUTCOMES, DrillOutcome, DrillRun
 from daemon.drills.spec import Drill
 from daemon.drills.store import UPSERT, DrillState, drill_row
 from daemon.durations import format_duration
-from daemon.errors import RequestError, StoreUnavailable
+from daemon.errors import Conflict, NotFound, RequestError, StoreUnavailable
 from daemon.metrics.counters import CounterStore
 from daemon.model import Incident
 from daemon.runbook.actions.base import ActionUnavailable
@@ -45,11 +45,11 @@ DRILLS_TOTAL = "itsmd_drills_total"
 BLOCKING_PRIORITIES = frozenset({"P1", "P2"})
 
 
-class DrillBusy(RequestError):
-    """409: a drill of the same service is running."""
+class DrillBusy(Conflict):
+    """A drill of the same service is running."""
 
     def __init__(self, message: str) -> None:
-        super().__init__("drill_running", message, 409)
+        super().__init__("drill_running", message)
 
 
 def _labels(service: str, outcome: str) -> tuple[tuple[str, str], ...]:
@@ -151,7 +151,7 @@ class DrillRunner:
         of the service runs. Returns the drill run, which may already have ended (skipped, error)."""
         drill = self.drills.get(name)
         if drill is None:
-            raise RequestError("not_found", f"no drill named {name!r}", 404)
+            raise NotFound("not_found", f"no drill named {name!r}")
         busy = self._active.get(drill.service)
         now = self._clock.now()
         d = DrillRun(

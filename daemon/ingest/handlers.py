@@ -14,8 +14,9 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from daemon.api import keys
-from daemon.errors import Overloaded, RequestError, StoreUnavailable
+from daemon.api import answers, keys
+from daemon.api.routes import Answer, Body, Ok, Route
+from daemon.errors import InvalidInput, Overloaded, RateLimited, RequestError, StoreUnavailable, TooLarge
 from daemon.ingest import normalize
 from daemon.model import IncomingAlert, Source
 from daemon.notify.publish.config import MARK_LABEL
@@ -39,17 +40,17 @@ REJECT_REASONS = (
 async def read_body(request: web.Request) -> bytes:
     limit = request.app[keys.CONFIG].config.ingest.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
-        raise RequestError("too_large", f"body of {request.content_length} bytes is over the {limit}-byte limit", 413)
+        raise TooLarge("too_large", f"body of {request.content_length} bytes is over the {limit}-byte limit")
     try:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise RequestError("too_large", f"body is over the {limit}-byte limit", 413) from None
+        raise TooLarge("too_large", f"body is over the {limit}-byte limit") from None
 
 
 def validation_problem(exc: ValidationError) -> RequestError:
     errors = exc.errors(include_url=False)
     if any(e["type"] == "json_invalid" for e in errors):
-        return RequestError("invalid_json", f"body is not valid JSON: {errors[0]['msg']}")
+        return InvalidInput("invalid_json", f"body is not valid JSON: {errors[0]['msg']}")
     # An alert without labels at all is a labels problem; a label of the wrong type is a wrong type.
     missing_labels = all(e["type"] == "missing" and e["loc"][-1] == "labels" for e in errors)
     reason = "invalid_labels" if missing_labels else "invalid_payload"
@@ -58,7 +59,7 @@ def validation_problem(exc: ValidationError) -> RequestError:
         loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".") or "body"
         parts.append(f"{loc}: {e['msg']}")
     more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
-    return RequestError(reason, "; ".join(parts) + more)
+    return InvalidInput(reason, "; ".join(parts) + more)
 
 
 def _count_alerts(body: bytes) -> int:
@@ -85,7 +86,7 @@ def _parse_webhook(body: bytes, request: web.Request) -> list[IncomingAlert]:
             version = WEBHOOK_VERSION
         # A missing or other version is unsupported; a version that is not a string is a wrong type.
         if (version is None or isinstance(version, str)) and version != WEBHOOK_VERSION:
-            raise RequestError("unsupported_version", f"webhook version {version!r}; itsmd reads version 4") from None
+            raise InvalidInput("unsupported_version", f"webhook version {version!r}; itsmd reads version 4") from None
         raise problem from None
     pipeline = request.app[keys.PIPELINE]
     limits = request.app[keys.CONFIG].config.ingest
@@ -136,8 +137,8 @@ async def _ingest(request: web.Request, source: Source, parse: Parser, sender: s
         if limiter.enabled:
             wait = limiter.take(request.remote or "")
             if wait is not None:
-                raise RequestError(
-                    "rate_limited", f"over {limiter.rate:g} requests/s from {request.remote}", 429, retry_after=wait
+                raise RateLimited(
+                    "rate_limited", f"over {limiter.rate:g} requests/s from {request.remote}", retry_after=wait
                 )
         body = await read_body(request)
         alerts, own = drop_own(parse(body, request))
@@ -170,6 +171,32 @@ async def post_alerts_v2(request: web.Request) -> web.Response:
     return await _ingest(request, Source.PROMETHEUS, _parse_postable, v2_sender(request))
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_post("/webhook/alertmanager", webhook_alertmanager)
-    app.router.add_post("/api/v2/alerts", post_alerts_v2)
+INGEST_ANSWERS: dict[int, Answer] = {
+    200: Ok("durably stored", answers.Accepted),
+    400: "refused: the reason says why; nothing was stored",
+    413: "body or alert count over the limit",
+    429: "over the per-client rate; see Retry-After",
+    503: "the store cannot commit now; retry after Retry-After",
+}
+ROUTES = [
+    Route(
+        "POST",
+        "/webhook/alertmanager",
+        webhook_alertmanager,
+        "Alertmanager webhook, payload version 4",
+        INGEST_ANSWERS,
+        access="ingest",
+        body=Body(webhook_payload),
+        tags=("ingest",),
+    ),
+    Route(
+        "POST",
+        "/api/v2/alerts",
+        post_alerts_v2,
+        "Alerts as Prometheus posts them to an Alertmanager",
+        INGEST_ANSWERS,
+        access="ingest",
+        body=Body(postable_alerts),
+        tags=("ingest",),
+    ),
+]

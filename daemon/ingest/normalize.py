@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from daemon.config import IngestConfig
-from daemon.errors import RequestError
+from daemon.errors import InvalidInput, TooLarge
 from daemon.model import Alert, IncomingAlert
 from integrations.alertmanager.fingerprint import fingerprint, without_empty
 from integrations.alertmanager.payloads import PostableAlert, WebhookPayload
@@ -33,7 +33,7 @@ def _check_values(values: dict[str, str], where: str, cap: int) -> None:
     for name, value in values.items():
         # len() in characters first: UTF-8 takes at most 4 bytes a character, so most values need no encode.
         if len(value) * 4 > cap and len(value.encode()) > cap:
-            raise RequestError("limit_exceeded", f"{where}.{name}: value is over {cap} bytes")
+            raise InvalidInput("limit_exceeded", f"{where}.{name}: value is over {cap} bytes")
 
 
 def _checked_labels(labels: dict[str, str], where: str, limits: IngestConfig) -> dict[str, str]:
@@ -50,26 +50,26 @@ def _checked_labels(labels: dict[str, str], where: str, limits: IngestConfig) ->
             continue
         if name not in _valid_names:
             if not _LABEL_NAME.fullmatch(name) or len(name) > MAX_LABEL_NAME:
-                raise RequestError(
+                raise InvalidInput(
                     "invalid_labels", f"{where}.labels: {name[:MAX_LABEL_NAME]!r} is not a valid label name"
                 )
             if len(_valid_names) < _MAX_REMEMBERED_NAMES:
                 _valid_names.add(name)
         # len() in characters first: UTF-8 takes at most 4 bytes a character, so most values need no encode.
         if len(value) * 4 > cap and len(value.encode()) > cap:
-            raise RequestError("limit_exceeded", f"{where}.labels.{name}: value is over {cap} bytes")
+            raise InvalidInput("limit_exceeded", f"{where}.labels.{name}: value is over {cap} bytes")
     if not labels:
-        raise RequestError("invalid_labels", f"{where}.labels: an alert needs at least one label")
+        raise InvalidInput("invalid_labels", f"{where}.labels: an alert needs at least one label")
     if empty:
         labels = without_empty(labels)
         if not labels:
-            raise RequestError(
+            raise InvalidInput(
                 "invalid_labels",
                 f"{where}.labels: an alert needs at least one label; every value is empty, and a label with an"
                 " empty value is no label (as in Alertmanager)",
             )
     if len(labels) > limits.max_labels_per_alert:
-        raise RequestError(
+        raise InvalidInput(
             "limit_exceeded", f"{where}.labels: {len(labels)} labels, over the limit of {limits.max_labels_per_alert}"
         )
     return labels
@@ -77,8 +77,8 @@ def _checked_labels(labels: dict[str, str], where: str, limits: IngestConfig) ->
 
 def _check_count(n: int, limits: IngestConfig) -> None:
     if n > limits.max_alerts_per_request:
-        raise RequestError(
-            "too_many_alerts", f"{n} alerts in one request, over the limit of {limits.max_alerts_per_request}", 413
+        raise TooLarge(
+            "too_many_alerts", f"{n} alerts in one request, over the limit of {limits.max_alerts_per_request}"
         )
 
 
@@ -94,7 +94,7 @@ def _epoch(value: datetime | str | None, where: str) -> float | None:
         value = value.replace(tzinfo=UTC)
     ts = value.timestamp()
     if ts > _LATEST:
-        raise RequestError("invalid_payload", f"{where}: {value.isoformat()} is after the year 9999")
+        raise InvalidInput("invalid_payload", f"{where}: {value.isoformat()} is after the year 9999")
     return ts
 
 
@@ -114,13 +114,13 @@ def from_webhook(
         if known is None or known.labels != labels:
             labels = _checked_labels(labels, where, limits)
             if known is None and fingerprint(labels) != fp:
-                raise RequestError(
+                raise InvalidInput(
                     "fingerprint_mismatch",
                     f"{where}.fingerprint: {fp!r} is not the fingerprint of its labels"
                     " (Alertmanager's: labels with an empty value are left out)",
                 )
             if known is not None and known.labels != labels:
-                raise RequestError("fingerprint_mismatch", f"{where}.fingerprint: {fp!r} belongs to other labels")
+                raise InvalidInput("fingerprint_mismatch", f"{where}.fingerprint: {fp!r} belongs to other labels")
         starts_at = _epoch(raw["startsAt"], f"{where}.startsAt")
         out.append(
             IncomingAlert(

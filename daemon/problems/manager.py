@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from daemon.audit import SYSTEM, AuditLog
 from daemon.correlate.rules import Recurrence
-from daemon.errors import RequestError
+from daemon.errors import Conflict, InvalidInput, NotFound
 from daemon.metrics.counters import CounterStore
 from daemon.model import Incident, Problem, ProblemStatus
 from daemon.problems.store import LINK, UPSERT, problem_row
@@ -162,26 +162,25 @@ class Problems:
         runbook: str | None = None,
         on_behalf_of: str | None = None,
     ) -> Problem:
-        """Move a problem on; RequestError 404 when it is not open, 409 when the action is not allowed.
+        """Move a problem on; NotFound when it is not open, Conflict when the action is not allowed.
         `by` is the authenticated principal, `on_behalf_of` whom the request says it acts for."""
         problem = self._by_id.get(problem_id)
         if problem is None:
-            raise RequestError("not_found", f"no open problem {problem_id}", 404)
+            raise NotFound("not_found", f"no open problem {problem_id}")
         if action not in ACTIONS:
-            raise RequestError("not_found", f"unknown action {action!r}; known: {', '.join(ACTIONS)}", 404)
+            raise NotFound("not_found", f"unknown action {action!r}; known: {', '.join(ACTIONS)}")
         sources, target = ACTIONS[action]
         if problem.status not in sources:
             allowed = allowed_actions(problem.status)
-            raise RequestError(
+            raise Conflict(
                 "invalid_transition",
                 f"problem {problem_id} is {problem.status.value}: cannot {action}; "
                 f"allowed: {', '.join(allowed) or 'none'}",
-                409,
             )
         before = snapshot(problem)
         if action == "known_error":
             if not root_cause or not workaround:
-                raise RequestError("invalid_body", "known_error needs root_cause and workaround")
+                raise InvalidInput("invalid_body", "known_error needs root_cause and workaround")
             problem.root_cause, problem.workaround, problem.runbook = root_cause, workaround, runbook
         elif root_cause:
             problem.root_cause = root_cause

@@ -18,7 +18,7 @@ from daemon.availability.intervals import Interval
 from daemon.catalogue.services import Catalogue
 from daemon.changes.model import NO_SERVICE
 from daemon.correlate.sla import RESOLVE, RESPOND
-from daemon.errors import RequestError
+from daemon.errors import NotFound
 from daemon.report.coverage import coverage, first_record
 from daemon.report.model import PRIORITIES, DayAvailability, DrillResult, Report, ServiceReport, SlaFigures
 from daemon.report.period import Period
@@ -52,7 +52,7 @@ def build_report(
 ) -> Report:
     names = catalogue.names()
     if service is not None and service not in names:
-        raise RequestError("unknown_service", f"no service {service!r} in the catalogue", 404)
+        raise NotFound("unknown_service", f"no service {service!r} in the catalogue")
     chosen = [service] if service is not None else sorted(names)
     covered = coverage(period, now=now, first=first_record(conn))
     until = min(period.end, now)

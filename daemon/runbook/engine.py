@@ -22,7 +22,7 @@ import aiohttp
 from daemon.audit import SYSTEM, AuditLog
 from daemon.clock import Clock
 from daemon.durations import format_duration
-from daemon.errors import RequestError, StoreUnavailable
+from daemon.errors import Conflict, Forbidden, NotFound, StoreUnavailable, Unavailable, Unprocessable
 from daemon.metrics.counters import CounterStore
 from daemon.runbook.actions.approval import ApprovalAction
 from daemon.runbook.actions.base import Action, ActionUnavailable, Decision, Outcome, StepContext
@@ -63,6 +63,7 @@ __all__ = [
     "RunRefused",
     "RunStatus",
     "StepRecord",
+    "UnknownRunbook",
 ]
 
 log = logging.getLogger(__name__)
@@ -77,19 +78,20 @@ _RECLAIM_TIMEOUT = 10.0
 _VALUE_ECHO = 80
 
 
-class RunRefused(RequestError):
-    """A run that cannot start: unknown runbook, a param that does not match its pattern, a missing
-    integration, a template that does not render. 422 (404 for an unknown runbook); nothing is recorded."""
-
-    def __init__(self, reason: str, message: str, status: int = 422) -> None:
-        super().__init__(reason, message, status)
+class RunRefused(Unprocessable):
+    """A run that cannot start: a param that does not match its pattern, a missing integration, a template
+    that does not render; nothing is recorded."""
 
 
-class InvalidRunTransition(RequestError):
-    """approve/reject/cancel in a state that does not allow it: 409 naming what is allowed."""
+class UnknownRunbook(NotFound, RunRefused):
+    """A run of a runbook the library does not have: NotFound comes first, so it answers 404."""
+
+
+class InvalidRunTransition(Conflict):
+    """approve/reject/cancel in a state that does not allow it; the message names what is allowed."""
 
     def __init__(self, message: str) -> None:
-        super().__init__("invalid_transition", message, 409)
+        super().__init__("invalid_transition", message)
 
 
 @dataclass(frozen=True)
@@ -317,7 +319,7 @@ class Engine:
         """Admit a run and schedule it. Params are looked up by param name, and on triggered runs also by
         the param's label (so an alert's labels can be passed as they are)."""
         if self._closed:
-            raise RequestError("shutting_down", "the daemon is shutting down; no new runs", 503)
+            raise Unavailable("shutting_down", "the daemon is shutting down; no new runs")
         loaded = self._lookup(runbook)
         now = self._clock.now()
         resolved = resolve_params(loaded.spec, params, by_label=trigger not in _BY_NAME_TRIGGERS)
@@ -489,13 +491,13 @@ class Engine:
     def _lookup(self, runbook: str) -> LoadedRunbook:
         loaded = self.library.get(runbook)
         if loaded is None:
-            raise RunRefused("unknown_runbook", f"no runbook named {runbook!r}", 404)
+            raise UnknownRunbook("unknown_runbook", f"no runbook named {runbook!r}")
         return loaded
 
     def _known(self, run_id: int) -> Run:
         run = self._runs.get(run_id)
         if run is None:
-            raise RequestError("not_found", f"no run {run_id}", 404)
+            raise NotFound("not_found", f"no run {run_id}")
         return run
 
     def _build(self, loaded: LoadedRunbook, params: Mapping[str, str], run: Run, *, dry: bool = False) -> BuiltRun:
@@ -1000,15 +1002,12 @@ class Engine:
                 f"run {run_id} is {run.status.value}, not waiting for approval; cannot {verb} (allowed: {allowed})"
             )
         if gate.who and not {decision.who, *decision.identities} & set(gate.who):
-            raise RequestError(
-                "not_allowed", f"{decision.who!r} may not {verb} run {run_id}: only {', '.join(gate.who)}", 403
-            )
+            raise Forbidden("not_allowed", f"{decision.who!r} may not {verb} run {run_id}: only {', '.join(gate.who)}")
         if decision.approved and not gate.requester_may_approve and decision.who == run.requested_by:
-            raise RequestError(
+            raise Forbidden(
                 "separation_of_duties",
                 f"separation of duties: {decision.who} requested this change and may not approve it; "
                 "set approval.allow_self_approval in the runbook to permit it",
-                403,
             )
         gate.future.set_result(decision)
         return run

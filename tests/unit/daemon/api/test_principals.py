@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from multidict import CIMultiDict
 
-from daemon.api.principals import ROUTE_ROLES
+from daemon.api.table import ROUTE_ROLES
 from daemon.app import create_app
 from daemon.clock import ManualClock
 from daemon.config import load_config

@@ -111,6 +111,8 @@ async def test_dry_run_returns_the_plan_and_stores_nothing(daemon: Daemon, tmp_p
         ({"runbook": "touch", "by": "Robert'); DROP"}, 400, "invalid_payload", "by"),
         ({"runbook": "touch", "params": {"host": "a"}, "service": "nope"}, 422, "unknown_service", "service: 'nope'"),
         ({"runbook": "touch", "params": {"host": "a"}, "incident_id": 99}, 422, "unknown_incident", "incident_id"),
+        # Over SQLite's 64-bit integers: was a 500 from the store lookup (found by the OpenAPI fuzz test).
+        ({"runbook": "nope", "incident_id": 2**63}, 400, "invalid_payload", "incident_id"),
     ],
 )
 async def test_refusals_are_4xx_json_naming_the_problem(

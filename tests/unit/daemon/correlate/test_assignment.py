@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.api.errors import status_of
 from daemon.catalogue.services import Catalogue, Service
 from daemon.correlate.assignment import assignee_named, list_filter
 from daemon.correlate.rules import CorrelationRules
@@ -126,7 +127,7 @@ async def test_a_team_no_service_has_is_refused_and_nothing_changes(stack: Stack
     fire(stack, "api")
     with pytest.raises(RequestError) as caught:
         stack.correlator.assign(1, T0 + 10, "rita", assignee="alice", team="dbas")
-    assert (caught.value.status, caught.value.reason) == (400, "invalid_body")
+    assert (status_of(caught.value), caught.value.reason) == (400, "invalid_body")
     assert "no service in the catalogue has team 'dbas'; teams: dba, web" in caught.value.message
     incident = stack.correlator.get(1)
     assert incident is not None and (incident.assignee, incident.team) == (None, "web")
@@ -142,11 +143,11 @@ def test_a_closed_incident_is_409_and_an_unknown_one_404(stack: Stack) -> None:
     assert incident is not None and incident.status is IncidentStatus.CLOSED
     with pytest.raises(RequestError) as caught:
         stack.correlator.assign(1, T0 + 8, "rita", assignee=None)
-    assert (caught.value.status, caught.value.message) == (409, "incident 1 is closed; allowed: none")
+    assert (status_of(caught.value), caught.value.message) == (409, "incident 1 is closed; allowed: none")
     assert incident.assignee == "alice"
     with pytest.raises(RequestError) as unknown:
         stack.correlator.assign(7, T0 + 8, "rita", assignee="bob")
-    assert unknown.value.status == 404
+    assert status_of(unknown.value) == 404
 
 
 def test_me_is_the_caller_and_reserved_or_unusable_names_are_refused() -> None:
@@ -168,7 +169,7 @@ def test_list_filters_take_me_none_and_a_team() -> None:
     )
     with pytest.raises(RequestError) as caught:
         list_filter("x" * 201, "", "rita", CATALOGUE)
-    assert (caught.value.status, caught.value.reason) == (400, "invalid_query")
+    assert (status_of(caught.value), caught.value.reason) == (400, "invalid_query")
 
 
 def test_a_version_7_store_migrates_and_its_incidents_count_for_their_services_team(tmp_path: Path) -> None:

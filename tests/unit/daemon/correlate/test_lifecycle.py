@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.api.errors import status_of
 from daemon.catalogue.services import Catalogue, Service
 from daemon.correlate.events import IncidentEvent, IncidentEventKind
 from daemon.correlate.metrics import pairs
@@ -66,7 +67,7 @@ def test_acknowledge_resolve_close_with_who_and_why(stack: Stack) -> None:
     assert (incident.status, incident.closed_at) == (IncidentStatus.CLOSED, T0 + 200)
     with pytest.raises(RequestError) as caught:
         c.act(1, "reopen", T0 + 300, "bob", "again")
-    assert (caught.value.status, caught.value.reason) == (409, "invalid_transition")
+    assert (status_of(caught.value), caught.value.reason) == (409, "invalid_transition")
     assert "allowed: none" in caught.value.message
 
 
@@ -89,21 +90,21 @@ def test_invalid_transition_names_the_allowed_ones(stack: Stack, action: str, al
     feed(stack, T0, alert())
     with pytest.raises(RequestError) as caught:
         stack.correlator.act(1, action, T0 + 1, "alice")
-    assert caught.value.status == 409
+    assert status_of(caught.value) == 409
     assert f"allowed: {allowed}" in caught.value.message
 
 
 def test_unknown_incident_is_404(stack: Stack) -> None:
     with pytest.raises(RequestError) as caught:
         stack.correlator.act(7, "acknowledge", T0, "alice")
-    assert caught.value.status == 404
+    assert status_of(caught.value) == 404
 
 
 async def test_no_manual_resolve_while_alerts_fire_unless_forced(stack: Stack) -> None:
     feed(stack, T0, alert("1"), alert("2"))
     with pytest.raises(RequestError) as caught:
         stack.correlator.act(1, "resolve", T0 + 5, "alice", "fixed")
-    assert (caught.value.status, caught.value.reason) == (409, "alerts_firing")
+    assert (status_of(caught.value), caught.value.reason) == (409, "alerts_firing")
     incident = stack.correlator.act(1, "resolve", T0 + 6, "alice", "fixed, alerts lag", force=True)
     assert (incident.status, incident.resolved_by) == (IncidentStatus.RESOLVED, "manual")
     _, detail = (await timeline(stack))[-1]

@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from daemon.api.errors import status_of
 from daemon.drills.model import DrillOutcome
 from daemon.drills.runner import DRILLS_TOTAL, DrillBusy, DrillRunner
 from daemon.drills.spec import Drill, Recovery
@@ -140,7 +141,7 @@ async def test_one_drill_at_a_time_per_service(setup: Setup) -> None:
     await setup.h.until_sleeping()
     with pytest.raises(DrillBusy) as refused:
         runner.start("short", trigger="manual", requested_by="tester")
-    assert refused.value.status == 409 and "drill long (drill run 1) is running for service checkout" in str(
+    assert status_of(refused.value) == 409 and "drill long (drill run 1) is running for service checkout" in str(
         refused.value
     )
     skipped = runner.start("short", trigger="schedule", requested_by="scheduler")
@@ -155,7 +156,7 @@ async def test_unknown_drill_is_404(setup: Setup) -> None:
     runner = await setup.start([])
     with pytest.raises(RequestError) as refused:
         runner.start("nope", trigger="manual", requested_by="tester")
-    assert refused.value.status == 404
+    assert status_of(refused.value) == 404
 
 
 async def test_a_restart_keeps_the_last_success_and_records_a_crashed_drill_interrupted(tmp_path: Path) -> None:

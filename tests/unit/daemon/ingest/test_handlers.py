@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
+from daemon.api.errors import status_of
 from daemon.ingest.handlers import REJECT_REASONS, validation_problem
 from integrations.alertmanager.fingerprint import fingerprint
 from tests.fuzz_budget import examples
@@ -593,7 +594,7 @@ def test_validation_problem_names_at_most_three_fields_and_counts_the_rest() -> 
     with pytest.raises(ValidationError) as caught:
         adapter.validate_python([{"a": 1}, {"b": 2}, {"c": 3}, {"d": 4}, {"e": 5}])
     problem = validation_problem(caught.value)
-    assert (problem.reason, problem.status) == ("invalid_payload", 400)
+    assert (problem.reason, status_of(problem)) == ("invalid_payload", 400)
     assert problem.message.startswith("[0].a: ")
     assert "[2].c" in problem.message
     assert "[3].d" not in problem.message

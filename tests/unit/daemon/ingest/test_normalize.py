@@ -10,6 +10,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from daemon.api.errors import status_of
 from daemon.config import IngestConfig
 from daemon.errors import RequestError
 from daemon.ingest.normalize import from_postable, from_webhook
@@ -101,7 +102,7 @@ def test_webhook_fingerprint_must_be_that_of_its_labels() -> None:
     payload["alerts"][2]["fingerprint"] = "0000000000000000"
     with pytest.raises(RequestError) as caught:
         from_webhook(payload, nothing_known, NOW)
-    assert (caught.value.reason, caught.value.status) == ("fingerprint_mismatch", 400)
+    assert (caught.value.reason, status_of(caught.value)) == ("fingerprint_mismatch", 400)
     assert caught.value.message.startswith("alerts[2].fingerprint: '0000000000000000'")
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.api.errors import status_of
 from daemon.correlate.events import IncidentEvent, IncidentEventKind
 from daemon.correlate.metrics import pairs
 from daemon.correlate.rules import CorrelationRules, Flapping, Recurrence
@@ -91,11 +92,11 @@ def test_lifecycle_and_known_error_on_new_incidents(stack: Stack) -> None:
     problems = stack.correlator.problems
     with pytest.raises(RequestError) as caught:
         problems.transition(1, "known_error", T0 + 400, "carol")
-    assert (caught.value.status, "root_cause and workaround" in caught.value.message) == (400, True)
+    assert (status_of(caught.value), "root_cause and workaround" in caught.value.message) == (400, True)
     problems.transition(1, "confirm", T0 + 400, "carol", reason="same root every time")
     with pytest.raises(RequestError) as caught:
         problems.transition(1, "confirm", T0 + 401, "carol")
-    assert caught.value.status == 409
+    assert status_of(caught.value) == 409
     assert "allowed: known_error, resolve" in caught.value.message
     problems.transition(
         1, "known_error", T0 + 500, "carol", root_cause="leaky pool", workaround="restart api", runbook="restart-api"
@@ -109,7 +110,7 @@ def test_lifecycle_and_known_error_on_new_incidents(stack: Stack) -> None:
     assert problems.get(1) is None
     with pytest.raises(RequestError) as caught:
         problems.transition(1, "confirm", T0 + 701, "carol")
-    assert caught.value.status == 404
+    assert status_of(caught.value) == 404
     # After resolution the signature starts counting afresh.
     outage(stack, T0 + 800)
     assert problems.problems() == []

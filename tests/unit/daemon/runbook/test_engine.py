@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.api.errors import status_of
 from daemon.errors import RequestError
 from daemon.runbook.config import RunbooksConfig
 from daemon.runbook.engine import InvalidRunTransition, RunRefused
@@ -258,7 +259,7 @@ async def test_params_are_checked_against_their_patterns(harness: Harness, tmp_p
     engine = await harness.start([rb])
     with pytest.raises(RunRefused) as bad:
         engine.start("strict", {"host": "a b"}, mode=RunMode.LIVE, trigger="manual", requested_by="ann")
-    assert (bad.value.status, bad.value.reason) == (422, "bad_param")
+    assert (status_of(bad.value), bad.value.reason) == (422, "bad_param")
     assert "param host='a b' does not match its pattern ^[a-z0-9-]+$" in bad.value.message
     with pytest.raises(RunRefused) as missing:
         engine.start("strict", {}, mode=RunMode.LIVE, trigger="incident_opened", requested_by="itsmd")
@@ -268,7 +269,7 @@ async def test_params_are_checked_against_their_patterns(harness: Harness, tmp_p
     assert "has no param 'hots'" in unknown.value.message
     with pytest.raises(RunRefused) as no_such:
         engine.start("nope", {}, mode=RunMode.LIVE, trigger="manual", requested_by="ann")
-    assert no_such.value.status == 404
+    assert status_of(no_such.value) == 404
     run = engine.start(
         "strict", {"instance": "web-1", "job": "x"}, mode=RunMode.LIVE, trigger="incident_opened", requested_by="itsmd"
     )
@@ -299,13 +300,13 @@ async def test_approval_step_approve_reject_and_timeout(harness: Harness, tmp_pa
     assert approved.reason == "restart it? (approval by ann, ops, within 30m)"
     with pytest.raises(RequestError) as not_allowed:
         engine.approve(approved.id, "mallory", "me")
-    assert not_allowed.value.status == 403
+    assert status_of(not_allowed.value) == 403
     engine.approve(approved.id, "ann", "go")
     await harness.until(approved)
     assert approved.status is RunStatus.SUCCEEDED
     with pytest.raises(InvalidRunTransition) as late:
         engine.approve(approved.id, "ann", "again")
-    assert late.value.status == 409 and "allowed: none" in late.value.message
+    assert status_of(late.value) == 409 and "allowed: none" in late.value.message
 
     rejected = engine.start("gated", {}, mode=RunMode.LIVE, trigger="manual", requested_by="bob")
     await harness.until(rejected, RunStatus.WAITING_APPROVAL)
@@ -375,7 +376,7 @@ async def test_separation_of_duties_and_who_by_role(harness: Harness, tmp_path: 
     approver = frozenset({"role:viewer", "role:responder", "role:approver"})
     with pytest.raises(RequestError) as own:
         engine.approve(run.id, "ann", "mine", identities=approver)
-    assert (own.value.status, own.value.reason) == (403, "separation_of_duties")
+    assert (status_of(own.value), own.value.reason) == (403, "separation_of_duties")
     with pytest.raises(RequestError) as responder:
         engine.approve(run.id, "rita", "ok", identities=frozenset({"role:viewer", "role:responder"}))
     assert responder.value.reason == "not_allowed"
@@ -490,7 +491,7 @@ async def test_no_new_runs_once_closing(harness: Harness, tmp_path: Path) -> Non
     await engine.close(0.1)
     with pytest.raises(RequestError) as refused:
         engine.start("quick", {}, mode=RunMode.LIVE, trigger="manual", requested_by="ann")
-    assert (refused.value.status, refused.value.reason) == (503, "shutting_down")
+    assert (status_of(refused.value), refused.value.reason) == (503, "shutting_down")
 
 
 def test_configured_secrets_are_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
