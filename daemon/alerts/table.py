@@ -25,21 +25,27 @@ from daemon.storage.writer import GroupCommitWriter
 _SAME_INSTANT = 0.0005
 
 
+def _labels_hash(labels: Mapping[str, str]) -> int:
+    return hash(frozenset(labels.items()))
+
+
 class AlertTable:
     def __init__(
         self,
         writer: GroupCommitWriter,
         settings: AlertsConfig,
         *,
-        load_dormant: Callable[[str], Alert | None],
+        load_stored: Callable[[Sequence[str]], Mapping[str, Alert]],
     ) -> None:
         self._writer = writer
         self._settings = settings
-        self._load_dormant = load_dormant
+        self._load_stored = load_stored
+        """Reads alerts that are on disk only (resolved long ago) by fingerprint: memory holds no list of them,
+        so it does not grow with every alert ever seen."""
         self._alerts: dict[str, Alert] = {}
         self._firing: dict[str, Alert] = {}
-        self._dormant: set[str] = set()
-        """Fingerprints stored on disk but not held in memory (resolved long ago)."""
+        self._by_labels: dict[int, Alert] = {}
+        """The alerts in memory by a hash of their label set (see fingerprint_of)."""
         self._dirty: dict[str, Alert] = {}
         """Alerts whose whole row must be written."""
         self._touched_alerts: dict[str, Alert] = {}
@@ -48,19 +54,29 @@ class AlertTable:
 
     # -- start-up -------------------------------------------------------------------------------------
 
-    def restore(self, active: Sequence[Alert], dormant: set[str], now: float) -> None:
+    def restore(self, active: Sequence[Alert], now: float) -> None:
         for alert in active:
-            self._alerts[alert.fingerprint] = alert
+            self._hold(alert)
             if alert.status is AlertStatus.FIRING:
                 # Last-seen times are flushed lazily: give every alert a full period after a start.
                 alert.expires_at = max(alert.expires_at or 0.0, now + self._stale_after(alert.sources))
                 self._firing[alert.fingerprint] = alert
-        self._dormant = dormant
 
     # -- reads ----------------------------------------------------------------------------------------
 
     def get(self, fingerprint: str) -> Alert | None:
         return self._alerts.get(fingerprint)
+
+    def fingerprint_of(self, labels: Mapping[str, str]) -> str | None:
+        """The fingerprint of an alert in memory with exactly these labels, or None (then compute it).
+
+        Prometheus re-sends every firing alert without its fingerprint, and the FNV hash runs per byte in
+        Python: a dict lookup on the label set's built-in hash is much cheaper, and it holds exactly the alerts
+        in memory, where a bounded cache of computed fingerprints misses once the active set outgrows it."""
+        alert = self._by_labels.get(_labels_hash(labels))
+        if alert is not None and alert.labels == labels:
+            return alert.fingerprint
+        return None
 
     @property
     def pending_changes(self) -> int:
@@ -85,10 +101,13 @@ class AlertTable:
         """Apply one request's alerts; returns what changed and the batch to wait for (0: nothing new)."""
         out: list[Transition] = []
         wait_for = 0
+        unknown = [i.fingerprint for i in batch if i.fingerprint not in self._alerts]
+        if unknown:
+            # One indexed read for the whole request: new alerts are unknown too and must not cost one each.
+            for stored in self._load_stored(unknown).values():
+                self._hold(stored)
         for incoming in batch:
             alert = self._alerts.get(incoming.fingerprint)
-            if alert is None:
-                alert = self._revive_dormant(incoming.fingerprint)
             if alert is None:
                 alert = self._create(incoming, source, now, out)
             else:
@@ -130,8 +149,10 @@ class AlertTable:
             and fp not in self._touched_alerts
         ]
         for fp in gone:
-            del self._alerts[fp]
-            self._dormant.add(fp)
+            alert = self._alerts.pop(fp)
+            key = _labels_hash(alert.labels)
+            if self._by_labels.get(key) is alert:
+                del self._by_labels[key]
         return len(gone)
 
     def set_incident(self, alert: Alert, incident_id: int) -> None:
@@ -150,14 +171,11 @@ class AlertTable:
             return incoming.ends_at
         return now + self._stale_after(source)
 
-    def _revive_dormant(self, fingerprint: str) -> Alert | None:
-        if fingerprint not in self._dormant:
-            return None
-        self._dormant.discard(fingerprint)
-        alert = self._load_dormant(fingerprint)
-        if alert is not None:
-            self._alerts[fingerprint] = alert
-        return alert
+    def _hold(self, alert: Alert) -> None:
+        self._alerts[alert.fingerprint] = alert
+        # A label set that hashes like another one's (64 bits: practically never) is left out: its fingerprint
+        # is computed each time, which is only slower.
+        self._by_labels.setdefault(_labels_hash(alert.labels), alert)
 
     def _create(self, incoming: IncomingAlert, source: Source, now: float, out: list[Transition]) -> Alert:
         alert = Alert(
@@ -172,7 +190,7 @@ class AlertTable:
             first_seen=now,
             last_seen=now,
         )
-        self._alerts[alert.fingerprint] = alert
+        self._hold(alert)
         if incoming.firing:
             alert.expires_at = self._expiry(incoming, source, now)
             self._firing[alert.fingerprint] = alert

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -10,7 +10,7 @@ from daemon.alerts.table import AlertTable
 from daemon.alerts.transitions import Ended, Fired
 from daemon.config import AlertsConfig
 from daemon.model import Alert, AlertStatus, Source
-from daemon.storage.database import load_alert
+from daemon.storage.database import load_alerts
 from tests.unit.daemon.records import Stack, incoming
 
 T0 = 1_800_000_000.0
@@ -141,13 +141,13 @@ async def test_annotation_change_is_durable(stack: Stack) -> None:
 
 async def test_long_resolved_alerts_leave_memory_and_come_back_from_disk(tmp_path: Path) -> None:
     s = Stack(tmp_path)
-    stored = {}
+    asked: list[list[str]] = []
 
-    def load(fp: str) -> Alert | None:
-        stored["asked"] = fp
-        return load_alert(s.db.conn, fp)
+    def load(fps: Sequence[str]) -> dict[str, Alert]:
+        asked.append(list(fps))
+        return load_alerts(s.db.conn, fps)
 
-    s.table = AlertTable(s.writer, AlertsConfig(resolved_retention=3600.0), load_dormant=load)
+    s.table = AlertTable(s.writer, AlertsConfig(resolved_retention=3600.0), load_stored=load)
     try:
         s.table.apply([incoming()], Source.ALERTMANAGER, T0)
         s.table.apply([incoming(firing=False, ends_at=T0 + 1)], Source.ALERTMANAGER, T0 + 1)
@@ -158,7 +158,7 @@ async def test_long_resolved_alerts_leave_memory_and_come_back_from_disk(tmp_pat
         # A late resolved re-send finds the stored record, not a blank one.
         transitions, _ = s.table.apply([incoming(firing=False, ends_at=T0 + 1)], Source.ALERTMANAGER, T0 + 10_001)
         assert transitions == []
-        assert stored["asked"] == incoming().fingerprint
+        assert asked[-1] == [incoming().fingerprint]
         alert = s.table.get(incoming().fingerprint)
         assert alert is not None
         assert alert.first_seen == T0
@@ -205,3 +205,83 @@ def test_expiry_takes_evidence_but_never_before_last_seen_or_after_now(stack: St
     assert [type(t) for t in late] == [Ended]
     alert = stack.table.get(fp)
     assert alert is not None and alert.ends_at == T0 + 1600
+
+
+def test_unknown_fingerprints_of_a_request_are_looked_up_in_one_read(tmp_path: Path) -> None:
+    s = Stack(tmp_path)
+    asked: list[list[str]] = []
+
+    def load(fps: Sequence[str]) -> dict[str, Alert]:
+        asked.append(list(fps))
+        return load_alerts(s.db.conn, fps)
+
+    s.table = AlertTable(s.writer, AlertsConfig(), load_stored=load)
+    try:
+        known = incoming(instance="0")
+        s.table.apply([known], Source.PROMETHEUS, T0)
+        asked.clear()
+        batch = [known, incoming(instance="1"), incoming(instance="2"), incoming(instance="1")]
+        transitions, _ = s.table.apply(batch, Source.PROMETHEUS, T0 + 1)
+        assert asked == [[batch[1].fingerprint, batch[2].fingerprint, batch[1].fingerprint]]
+        assert [t.alert.fingerprint for t in transitions] == [batch[1].fingerprint, batch[2].fingerprint]
+        s.table.apply(batch, Source.PROMETHEUS, T0 + 2)
+        assert len(asked) == 1  # all held now: no read at all
+    finally:
+        s.close()
+
+
+async def test_a_long_resolved_alert_stays_on_disk_after_a_restart_and_comes_back(tmp_path: Path) -> None:
+    s = Stack(tmp_path)
+    s.table.apply([incoming(instance="old"), incoming(instance="new")], Source.PROMETHEUS, T0)
+    s.table.apply([incoming(instance="old", firing=False, ends_at=T0 + 1)], Source.PROMETHEUS, T0 + 1)
+    await s.writer.flush()
+    s.close()
+
+    r = Stack(tmp_path)
+    r.table = AlertTable(
+        r.writer, AlertsConfig(resolved_retention=3600.0), load_stored=lambda fps: load_alerts(r.db.conn, fps)
+    )
+    try:
+        snap = r.db.load(now=T0 + 10_000, alert_retention=3600.0)
+        assert [a.fingerprint for a in snap.active_alerts] == [incoming(instance="new").fingerprint]
+        r.table.restore(snap.active_alerts, T0 + 10_000)
+        assert r.table.get(incoming(instance="old").fingerprint) is None
+        again = incoming(instance="old", starts_at=T0 + 9_000)
+        transitions, _ = r.table.apply([again], Source.PROMETHEUS, T0 + 10_001)
+        alert = r.table.get(incoming(instance="old").fingerprint)
+        assert alert is not None
+        assert alert.first_seen == T0  # the stored record, firing a new episode
+        assert [type(t) for t in transitions] == [Fired]
+    finally:
+        r.close()
+
+
+def test_fingerprint_of_finds_only_alerts_held_with_exactly_those_labels(stack: Stack) -> None:
+    alert = incoming(alertname="A", instance="1")
+    assert stack.table.fingerprint_of(alert.labels) is None
+    stack.table.apply([alert], Source.PROMETHEUS, T0)
+    assert stack.table.fingerprint_of(dict(reversed(alert.labels.items()))) == alert.fingerprint
+    assert stack.table.fingerprint_of({**alert.labels, "extra": "x"}) is None
+    assert stack.table.fingerprint_of({k: v for k, v in alert.labels.items() if k != "instance"}) is None
+
+
+async def test_a_forgotten_alert_leaves_the_label_index(stack: Stack) -> None:
+    alert = incoming(alertname="A")
+    stack.table.apply([alert], Source.PROMETHEUS, T0)
+    stack.table.apply([incoming(alertname="A", firing=False, ends_at=T0 + 1)], Source.PROMETHEUS, T0 + 1)
+    await stack.writer.flush()
+    assert stack.table.forget_resolved(T0 + 10_000) == 1
+    assert stack.table.fingerprint_of(alert.labels) is None
+
+
+async def test_nothing_in_memory_keeps_a_forgotten_alert(stack: Stack) -> None:
+    """Memory is bounded by what is active: a fingerprint resolved long ago is found on disk, not in a list."""
+    alert = incoming(alertname="A")
+    stack.table.apply([alert], Source.PROMETHEUS, T0)
+    stack.table.apply([incoming(alertname="A", firing=False, ends_at=T0 + 1)], Source.PROMETHEUS, T0 + 1)
+    await stack.writer.flush()
+    assert stack.table.forget_resolved(T0 + 10_000) == 1
+    for name, held in vars(stack.table).items():
+        if isinstance(held, set | dict):
+            assert alert.fingerprint not in held, name
+            assert all(getattr(a, "fingerprint", None) != alert.fingerprint for a in held), name
