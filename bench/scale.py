@@ -33,6 +33,7 @@ import aiohttp
 from bench.server import ServerError, ServerProcess, cpu_seconds, free_port, scrape_counter
 from bench.targets import REPO_ROOT, TARGETS
 from bench.wrk import WRK_BIN, run_wrk_script
+from daemon.alerts.table import SEEN_WRITE_DELAY
 from integrations.alertmanager.fingerprint import fingerprint
 
 SCRIPT = Path(__file__).resolve().parent / "scale.lua"
@@ -288,7 +289,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--levels", default=",".join(str(n) for n in DEFAULT_LEVELS), help="active alert counts")
     p.add_argument("--paths", default="v2,webhook", help="v2, webhook or both (default both)")
     p.add_argument("--duration", type=float, default=10.0, help="measured seconds per level (default 10)")
-    p.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per level (default 2)")
+    p.add_argument(
+        "--warmup",
+        type=float,
+        default=SEEN_WRITE_DELAY + 2,
+        help="warm-up seconds per level, longer than the delay of last-seen writes so that they are in the "
+        f"measured steady state (default {SEEN_WRITE_DELAY + 2:g})",
+    )
     p.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     p.add_argument("--no-ceiling", action="store_true", help="skip the ceiling run")
     p.add_argument("--seed", type=int, default=1)

@@ -176,7 +176,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     writer.add_commit_listener(app[console.LIVE].on_commit)
     counters = CounterStore(writer)
     stored_alerts = StoredAlerts(db)
-    alerts = AlertTable(writer, cfg.alerts, load_stored=stored_alerts)
+    alerts = AlertTable(writer, cfg.alerts, load_stored=stored_alerts, clock=clock)
     audit = await open_audit(db, writer, loaded.audit_key_file, clock.now())
     problems = Problems(writer, counters, audit)
     now = clock.now()

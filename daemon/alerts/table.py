@@ -11,10 +11,12 @@ staleness period after a start before it can expire. An expired alert ends at th
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping, Sequence
 
 from daemon.alerts.evidence import EndEvidence, last_seen
 from daemon.alerts.transitions import Ended, Fired, Transition
+from daemon.clock import Clock, SystemClock
 from daemon.config import AlertsConfig
 from daemon.model import Alert, AlertStatus, IncomingAlert, Source
 from daemon.storage.database import Batch
@@ -23,10 +25,22 @@ from daemon.storage.writer import GroupCommitWriter
 
 # Timestamps from JSON round-trip through floats; closer than this is the same instant.
 _SAME_INSTANT = 0.0005
+SEEN_WRITE_DELAY = 30.0
+"""A re-send's last-seen data (last_seen, times_seen, expires_at) reaches disk at most this long after it (plus
+one flush interval). Writing it on the next flush cost one row update per re-send as soon as the active set
+outgrew what is re-sent within a flush, twice the cost of the re-send itself; now an alert re-sent many times
+in this delay costs one. A crash loses at most this much of it: the alert only looks staler (see the module
+docstring)."""
 
 
 def _labels_hash(labels: Mapping[str, str]) -> int:
     return hash(frozenset(labels.items()))
+
+
+def _interned(values: Mapping[str, str]) -> dict[str, str]:
+    # Held alerts share their names and most values (alertname, service, severity, ...): one copy of each
+    # saves memory, and a re-send compared against them reads strings already in the CPU cache.
+    return {sys.intern(k): sys.intern(v) for k, v in values.items()}
 
 
 class AlertTable:
@@ -36,7 +50,9 @@ class AlertTable:
         settings: AlertsConfig,
         *,
         load_stored: Callable[[Sequence[str]], Mapping[str, Alert]],
+        clock: Clock | None = None,
     ) -> None:
+        self._clock: Clock = clock or SystemClock()
         self._writer = writer
         self._settings = settings
         self._load_stored = load_stored
@@ -48,8 +64,9 @@ class AlertTable:
         """The alerts in memory by a hash of their label set (see fingerprint_of)."""
         self._dirty: dict[str, Alert] = {}
         """Alerts whose whole row must be written."""
-        self._touched_alerts: dict[str, Alert] = {}
-        """Alerts of which only last-seen data changed."""
+        self._touched_alerts: dict[str, float] = {}
+        """Alerts of which only last-seen data changed, with when that was first unwritten; in that order, so
+        the due ones are at the front."""
         writer.add_collector(self._collect)
 
     # -- start-up -------------------------------------------------------------------------------------
@@ -172,6 +189,9 @@ class AlertTable:
         return now + self._stale_after(source)
 
     def _hold(self, alert: Alert) -> None:
+        alert.labels = _interned(alert.labels)
+        alert.annotations = _interned(alert.annotations)
+        alert.generator_url = sys.intern(alert.generator_url)
         self._alerts[alert.fingerprint] = alert
         # A label set that hashes like another one's (64 bits: practically never) is left out: its fingerprint
         # is computed each time, which is only slower.
@@ -233,12 +253,12 @@ class AlertTable:
                 alert.ends_at = incoming.ends_at or now
                 durable = True
         if (same or newer) and incoming.annotations != alert.annotations:
-            alert.annotations = incoming.annotations
+            alert.annotations = _interned(incoming.annotations)
             durable = True
         if durable:
             self._changed(alert)
         else:
-            self._touched(alert)
+            self._touched(alert, now)
 
     def _fire(
         self,
@@ -253,7 +273,7 @@ class AlertTable:
         alert.status = AlertStatus.FIRING
         alert.starts_at = incoming.starts_at
         alert.ends_at = None
-        alert.generator_url = incoming.generator_url
+        alert.generator_url = sys.intern(incoming.generator_url)
         alert.expires_at = self._expiry(incoming, source, now)
         alert.state_changes += 1
         self._firing[alert.fingerprint] = alert
@@ -289,9 +309,9 @@ class AlertTable:
         self._dirty[alert.fingerprint] = alert
         alert.pending_seq = self._writer.changed()
 
-    def _touched(self, alert: Alert) -> None:
+    def _touched(self, alert: Alert, now: float) -> None:
         if alert.fingerprint not in self._touched_alerts:
-            self._touched_alerts[alert.fingerprint] = alert
+            self._touched_alerts[alert.fingerprint] = now
             self._writer.touched()
 
     def _collect(self, batch: Batch, lazy: bool) -> None:
@@ -299,7 +319,17 @@ class AlertTable:
             batch.alerts[fp] = alert_row(alert)
             self._touched_alerts.pop(fp, None)  # the whole row carries the last-seen data too
         self._dirty.clear()
-        if lazy:
-            for fp, alert in self._touched_alerts.items():
-                batch.alert_touches[fp] = alert_touch_row(alert)
-            self._touched_alerts.clear()
+        if not lazy:
+            return
+        # At shutdown everything goes; otherwise what has waited SEEN_WRITE_DELAY (a clock set back only delays).
+        cutoff = float("inf") if self._writer.closing else self._clock.now() - SEEN_WRITE_DELAY
+        due = []
+        for fp, since in self._touched_alerts.items():
+            if since > cutoff:
+                break
+            due.append(fp)
+        for fp in due:
+            del self._touched_alerts[fp]
+            batch.alert_touches[fp] = alert_touch_row(self._alerts[fp])
+        if self._touched_alerts:
+            self._writer.touched()  # keeps the periodic flush coming for the rest
