@@ -6,11 +6,13 @@ from pathlib import Path
 import pytest
 
 from daemon.alerts.evidence import EndEvidence
-from daemon.alerts.table import AlertTable
+from daemon.alerts.table import SEEN_WRITE_DELAY, AlertTable
 from daemon.alerts.transitions import Ended, Fired
+from daemon.clock import ManualClock
 from daemon.config import AlertsConfig
 from daemon.model import Alert, AlertStatus, Source
-from daemon.storage.database import load_alerts
+from daemon.storage.database import Database, load_alert, load_alerts
+from daemon.storage.writer import GroupCommitWriter
 from tests.unit.daemon.records import Stack, incoming
 
 T0 = 1_800_000_000.0
@@ -285,3 +287,36 @@ async def test_nothing_in_memory_keeps_a_forgotten_alert(stack: Stack) -> None:
         if isinstance(held, set | dict):
             assert alert.fingerprint not in held, name
             assert all(getattr(a, "fingerprint", None) != alert.fingerprint for a in held), name
+
+
+async def test_a_resend_reaches_disk_after_the_write_delay_and_at_shutdown(tmp_path: Path) -> None:
+    """One row update per alert per SEEN_WRITE_DELAY, however often it is re-sent; none is lost at shutdown."""
+    db = Database(tmp_path / "itsmd.db")
+    db.open()
+    writer = GroupCommitWriter(db, flush_interval=0.0)  # every commit takes the lazy rows that are due
+    clock = ManualClock(T0)
+    table = AlertTable(writer, AlertsConfig(), load_stored=lambda fps: {}, clock=clock)
+    a, b = incoming(instance="a"), incoming(instance="b")
+    try:
+        table.apply([a, b], Source.PROMETHEUS, T0)
+        await writer.flush()
+        clock.advance(10)
+        table.apply([a], Source.PROMETHEUS, clock.now())
+        clock.advance(10)
+        table.apply([a, b], Source.PROMETHEUS, clock.now())
+        await writer.flush()
+        assert load_alert(db.conn, a.fingerprint).times_seen == 1  # type: ignore[union-attr]
+        clock.advance(SEEN_WRITE_DELAY - 10)  # a's first unwritten re-send is due, b's is not
+        await writer.flush()
+        stored_a, stored_b = load_alert(db.conn, a.fingerprint), load_alert(db.conn, b.fingerprint)
+        assert stored_a is not None and stored_b is not None
+        assert (stored_a.times_seen, stored_a.last_seen) == (3, T0 + 20)
+        assert stored_b.times_seen == 1
+        writer.close()
+        await writer.run()  # shutdown writes what is left, due or not
+        stored_b = load_alert(db.conn, b.fingerprint)
+        assert stored_b is not None
+        assert (stored_b.times_seen, stored_b.last_seen) == (2, T0 + 20)
+    finally:
+        writer.shutdown_thread()
+        db.close()
