@@ -59,10 +59,25 @@ def run_wrk(
     seed: int,
     timeout_s: float = 10.0,
 ) -> WrkResult:
+    script_args = [str(pool_file), f"{change_fraction:g}", tag, str(seed)]
+    return run_wrk_script(
+        url, LUA_SCRIPT, script_args, duration_s=duration_s, connections=connections, timeout_s=timeout_s
+    )
+
+
+def run_wrk_script(
+    url: str,
+    script: Path,
+    script_args: list[str],
+    *,
+    duration_s: float,
+    connections: int,
+    timeout_s: float = 10.0,
+) -> WrkResult:
+    """Run wrk with a script that prints the ``BENCH_RESULT`` line (``alerts.lua``, ``scale.lua``)."""
     argv = [
         WRK_BIN, "-t1", f"-c{connections}", f"-d{max(1, round(duration_s))}s", f"--timeout={timeout_s:g}s",
-        "--latency", "-s", str(LUA_SCRIPT), url,
-        "--", str(pool_file), f"{change_fraction:g}", tag, str(seed),
+        "--latency", "-s", str(script), url, "--", *script_args,
     ]  # fmt: skip
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()

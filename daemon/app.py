@@ -65,7 +65,7 @@ from daemon.runbook.library import RunbookLibrary
 from daemon.runbook.metrics import RunbookMetrics, step_action
 from daemon.runbook.triggers import Triggers
 from daemon.scheduler.scheduler import Scheduler
-from daemon.storage.database import Database, connect, load_alert
+from daemon.storage.database import Database, connect, load_alerts
 from daemon.storage.queries import Reader
 from daemon.storage.writer import GroupCommitWriter
 from daemon.tasks import TaskRegistry
@@ -146,8 +146,9 @@ def _end_finder(cfg: Config, session: aiohttp.ClientSession) -> EndFinder:
     return PrometheusEnds(cfg.prometheus.client(session), timeout=cfg.prometheus.timeout)
 
 
-class DormantLoader:
-    """Brings back an alert resolved so long ago that it left memory. Rare, so a blocking point read on a
+class StoredAlerts:
+    """Reads back alerts resolved so long ago that they left memory, for the alert table: it asks for the
+    fingerprints of a request it does not hold (new alerts too), so one blocking indexed read per request, on a
     read-only connection of its own."""
 
     def __init__(self, db: Database) -> None:
@@ -156,12 +157,12 @@ class DormantLoader:
     def close(self) -> None:
         self._conn.close()
 
-    def __call__(self, fingerprint: str) -> Alert | None:
+    def __call__(self, fingerprints: Sequence[str]) -> dict[str, Alert]:
         try:
-            return load_alert(self._conn, fingerprint)
+            return load_alerts(self._conn, fingerprints)
         except sqlite3.Error as exc:
-            log.warning("could not read stored alert %s, starting it afresh: %s", fingerprint, exc)
-            return None
+            log.warning("could not read %d stored alerts, starting them afresh: %s", len(fingerprints), exc)
+            return {}
 
 
 async def _components(app: web.Application) -> AsyncIterator[None]:
@@ -173,8 +174,8 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     writer = GroupCommitWriter(db, flush_interval=cfg.storage.flush_interval)
     writer.add_commit_listener(app[console.LIVE].on_commit)
     counters = CounterStore(writer)
-    load_dormant = DormantLoader(db)
-    alerts = AlertTable(writer, cfg.alerts, load_dormant=load_dormant)
+    stored_alerts = StoredAlerts(db)
+    alerts = AlertTable(writer, cfg.alerts, load_stored=stored_alerts, clock=clock)
     audit = await open_audit(db, writer, loaded.audit_key_file, clock.now())
     problems = Problems(writer, counters, audit)
     now = clock.now()
@@ -186,7 +187,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     # Counters first: the correlator makes its series exist at 0 and must see the stored values.
     counters.restore(snapshot.counters)
     correlator = Correlator(writer, loaded.rules, alerts, counters, audit=audit, problems=problems)
-    alerts.restore(snapshot.active_alerts, snapshot.dormant_fingerprints, now)
+    alerts.restore(snapshot.active_alerts, now)
     restored = await _restore_records(db, correlator, problems, now)
     availability = await _availability(app, db, correlator, now)
 
@@ -268,7 +269,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         )
         await audit.anchor()  # the writer has drained: the head of its last commit
         reader.close()
-        load_dormant.close()
+        stored_alerts.close()
         await asyncio.to_thread(db.close)
         log.info("store closed")
 

@@ -11,10 +11,12 @@ staleness period after a start before it can expire. An expired alert ends at th
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping, Sequence
 
 from daemon.alerts.evidence import EndEvidence, last_seen
 from daemon.alerts.transitions import Ended, Fired, Transition
+from daemon.clock import Clock, SystemClock
 from daemon.config import AlertsConfig
 from daemon.model import Alert, AlertStatus, IncomingAlert, Source
 from daemon.storage.database import Batch
@@ -23,6 +25,22 @@ from daemon.storage.writer import GroupCommitWriter
 
 # Timestamps from JSON round-trip through floats; closer than this is the same instant.
 _SAME_INSTANT = 0.0005
+SEEN_WRITE_DELAY = 30.0
+"""A re-send's last-seen data (last_seen, times_seen, expires_at) reaches disk at most this long after it (plus
+one flush interval). Writing it on the next flush cost one row update per re-send as soon as the active set
+outgrew what is re-sent within a flush, twice the cost of the re-send itself; now an alert re-sent many times
+in this delay costs one. A crash loses at most this much of it: the alert only looks staler (see the module
+docstring)."""
+
+
+def _labels_hash(labels: Mapping[str, str]) -> int:
+    return hash(frozenset(labels.items()))
+
+
+def _interned(values: Mapping[str, str]) -> dict[str, str]:
+    # Held alerts share their names and most values (alertname, service, severity, ...): one copy of each
+    # saves memory, and a re-send compared against them reads strings already in the CPU cache.
+    return {sys.intern(k): sys.intern(v) for k, v in values.items()}
 
 
 class AlertTable:
@@ -31,36 +49,51 @@ class AlertTable:
         writer: GroupCommitWriter,
         settings: AlertsConfig,
         *,
-        load_dormant: Callable[[str], Alert | None],
+        load_stored: Callable[[Sequence[str]], Mapping[str, Alert]],
+        clock: Clock | None = None,
     ) -> None:
+        self._clock: Clock = clock or SystemClock()
         self._writer = writer
         self._settings = settings
-        self._load_dormant = load_dormant
+        self._load_stored = load_stored
+        """Reads alerts that are on disk only (resolved long ago) by fingerprint: memory holds no list of them,
+        so it does not grow with every alert ever seen."""
         self._alerts: dict[str, Alert] = {}
         self._firing: dict[str, Alert] = {}
-        self._dormant: set[str] = set()
-        """Fingerprints stored on disk but not held in memory (resolved long ago)."""
+        self._by_labels: dict[int, Alert] = {}
+        """The alerts in memory by a hash of their label set (see fingerprint_of)."""
         self._dirty: dict[str, Alert] = {}
         """Alerts whose whole row must be written."""
-        self._touched_alerts: dict[str, Alert] = {}
-        """Alerts of which only last-seen data changed."""
+        self._touched_alerts: dict[str, float] = {}
+        """Alerts of which only last-seen data changed, with when that was first unwritten; in that order, so
+        the due ones are at the front."""
         writer.add_collector(self._collect)
 
     # -- start-up -------------------------------------------------------------------------------------
 
-    def restore(self, active: Sequence[Alert], dormant: set[str], now: float) -> None:
+    def restore(self, active: Sequence[Alert], now: float) -> None:
         for alert in active:
-            self._alerts[alert.fingerprint] = alert
+            self._hold(alert)
             if alert.status is AlertStatus.FIRING:
                 # Last-seen times are flushed lazily: give every alert a full period after a start.
                 alert.expires_at = max(alert.expires_at or 0.0, now + self._stale_after(alert.sources))
                 self._firing[alert.fingerprint] = alert
-        self._dormant = dormant
 
     # -- reads ----------------------------------------------------------------------------------------
 
     def get(self, fingerprint: str) -> Alert | None:
         return self._alerts.get(fingerprint)
+
+    def fingerprint_of(self, labels: Mapping[str, str]) -> str | None:
+        """The fingerprint of an alert in memory with exactly these labels, or None (then compute it).
+
+        Prometheus re-sends every firing alert without its fingerprint, and the FNV hash runs per byte in
+        Python: a dict lookup on the label set's built-in hash is much cheaper, and it holds exactly the alerts
+        in memory, where a bounded cache of computed fingerprints misses once the active set outgrows it."""
+        alert = self._by_labels.get(_labels_hash(labels))
+        if alert is not None and alert.labels == labels:
+            return alert.fingerprint
+        return None
 
     @property
     def pending_changes(self) -> int:
@@ -85,10 +118,13 @@ class AlertTable:
         """Apply one request's alerts; returns what changed and the batch to wait for (0: nothing new)."""
         out: list[Transition] = []
         wait_for = 0
+        unknown = [i.fingerprint for i in batch if i.fingerprint not in self._alerts]
+        if unknown:
+            # One indexed read for the whole request: new alerts are unknown too and must not cost one each.
+            for stored in self._load_stored(unknown).values():
+                self._hold(stored)
         for incoming in batch:
             alert = self._alerts.get(incoming.fingerprint)
-            if alert is None:
-                alert = self._revive_dormant(incoming.fingerprint)
             if alert is None:
                 alert = self._create(incoming, source, now, out)
             else:
@@ -130,8 +166,10 @@ class AlertTable:
             and fp not in self._touched_alerts
         ]
         for fp in gone:
-            del self._alerts[fp]
-            self._dormant.add(fp)
+            alert = self._alerts.pop(fp)
+            key = _labels_hash(alert.labels)
+            if self._by_labels.get(key) is alert:
+                del self._by_labels[key]
         return len(gone)
 
     def set_incident(self, alert: Alert, incident_id: int) -> None:
@@ -150,14 +188,14 @@ class AlertTable:
             return incoming.ends_at
         return now + self._stale_after(source)
 
-    def _revive_dormant(self, fingerprint: str) -> Alert | None:
-        if fingerprint not in self._dormant:
-            return None
-        self._dormant.discard(fingerprint)
-        alert = self._load_dormant(fingerprint)
-        if alert is not None:
-            self._alerts[fingerprint] = alert
-        return alert
+    def _hold(self, alert: Alert) -> None:
+        alert.labels = _interned(alert.labels)
+        alert.annotations = _interned(alert.annotations)
+        alert.generator_url = sys.intern(alert.generator_url)
+        self._alerts[alert.fingerprint] = alert
+        # A label set that hashes like another one's (64 bits: practically never) is left out: its fingerprint
+        # is computed each time, which is only slower.
+        self._by_labels.setdefault(_labels_hash(alert.labels), alert)
 
     def _create(self, incoming: IncomingAlert, source: Source, now: float, out: list[Transition]) -> Alert:
         alert = Alert(
@@ -172,7 +210,7 @@ class AlertTable:
             first_seen=now,
             last_seen=now,
         )
-        self._alerts[alert.fingerprint] = alert
+        self._hold(alert)
         if incoming.firing:
             alert.expires_at = self._expiry(incoming, source, now)
             self._firing[alert.fingerprint] = alert
@@ -215,12 +253,12 @@ class AlertTable:
                 alert.ends_at = incoming.ends_at or now
                 durable = True
         if (same or newer) and incoming.annotations != alert.annotations:
-            alert.annotations = incoming.annotations
+            alert.annotations = _interned(incoming.annotations)
             durable = True
         if durable:
             self._changed(alert)
         else:
-            self._touched(alert)
+            self._touched(alert, now)
 
     def _fire(
         self,
@@ -235,7 +273,7 @@ class AlertTable:
         alert.status = AlertStatus.FIRING
         alert.starts_at = incoming.starts_at
         alert.ends_at = None
-        alert.generator_url = incoming.generator_url
+        alert.generator_url = sys.intern(incoming.generator_url)
         alert.expires_at = self._expiry(incoming, source, now)
         alert.state_changes += 1
         self._firing[alert.fingerprint] = alert
@@ -271,9 +309,9 @@ class AlertTable:
         self._dirty[alert.fingerprint] = alert
         alert.pending_seq = self._writer.changed()
 
-    def _touched(self, alert: Alert) -> None:
+    def _touched(self, alert: Alert, now: float) -> None:
         if alert.fingerprint not in self._touched_alerts:
-            self._touched_alerts[alert.fingerprint] = alert
+            self._touched_alerts[alert.fingerprint] = now
             self._writer.touched()
 
     def _collect(self, batch: Batch, lazy: bool) -> None:
@@ -281,7 +319,17 @@ class AlertTable:
             batch.alerts[fp] = alert_row(alert)
             self._touched_alerts.pop(fp, None)  # the whole row carries the last-seen data too
         self._dirty.clear()
-        if lazy:
-            for fp, alert in self._touched_alerts.items():
-                batch.alert_touches[fp] = alert_touch_row(alert)
-            self._touched_alerts.clear()
+        if not lazy:
+            return
+        # At shutdown everything goes; otherwise what has waited SEEN_WRITE_DELAY (a clock set back only delays).
+        cutoff = float("inf") if self._writer.closing else self._clock.now() - SEEN_WRITE_DELAY
+        due = []
+        for fp, since in self._touched_alerts.items():
+            if since > cutoff:
+                break
+            due.append(fp)
+        for fp in due:
+            del self._touched_alerts[fp]
+            batch.alert_touches[fp] = alert_touch_row(self._alerts[fp])
+        if self._touched_alerts:
+            self._writer.touched()  # keeps the periodic flush coming for the rest

@@ -12,6 +12,7 @@ from daemon.api.principals import Role, principal_of
 from daemon.api.routes import Ok, Query, Route
 from daemon.correlate.assignment import list_filter
 from daemon.errors import InvalidInput, NotFound
+from daemon.storage.queries import rfc3339
 
 INCIDENT_STATUSES = {
     "active": "open,acknowledged",
@@ -76,12 +77,22 @@ async def get_incident(request: web.Request) -> web.Response:
     return web.json_response(live_sla(request, incident))
 
 
+def live_seen(request: web.Request, alert: dict[str, Any]) -> dict[str, Any]:
+    """The stored alert with the last-seen data the alert table holds: re-sends reach disk only after a delay
+    (SEEN_WRITE_DELAY in daemon/alerts/table.py)."""
+    held = request.app[keys.PIPELINE].alerts.get(alert["fingerprint"])
+    if held is not None:
+        alert.update(last_seen=rfc3339(held.last_seen), times_seen=held.times_seen)
+    return alert
+
+
 async def list_alerts(request: web.Request) -> web.Response:
     status = _status(request, ALERT_STATUSES, "all")
     limit, offset = _page(request)
     alerts = await request.app[keys.READER].alerts(status, limit, offset)
     correlator = request.app[keys.PIPELINE].correlator
     for alert in alerts:
+        live_seen(request, alert)
         alert["flapping"] = correlator.is_flapping(alert["fingerprint"])
     return web.json_response({"alerts": alerts})
 
@@ -91,6 +102,7 @@ async def get_alert(request: web.Request) -> web.Response:
     alert = await request.app[keys.READER].alert(fingerprint)
     if alert is None:
         raise NotFound("not_found", f"no alert {fingerprint}")
+    live_seen(request, alert)
     alert["flapping"] = request.app[keys.PIPELINE].correlator.is_flapping(fingerprint)
     return web.json_response(alert)
 

@@ -6,14 +6,14 @@ remain: the gap between the two thresholds keeps an alert near the limit from to
 
 from __future__ import annotations
 
-from collections import deque
-
 from daemon.correlate.rules import Flapping
 
 
 class FlapTracker:
     def __init__(self) -> None:
-        self._changes: dict[str, deque[float]] = {}
+        # Lists, not deques: a deque takes a 64-slot block (~600 bytes) even for one change, and every alert that
+        # fired within the window has an entry here.
+        self._changes: dict[str, list[float]] = {}
         self._settings: dict[str, Flapping] = {}
         self._flapping: set[str] = set()
 
@@ -28,10 +28,9 @@ class FlapTracker:
         """Count one state change; True when the alert starts flapping with it."""
         if not settings.enabled:
             return False
-        changes = self._changes.setdefault(fingerprint, deque(maxlen=settings.enter + 1))
-        if changes.maxlen != settings.enter + 1:  # the rules were reloaded with other thresholds
-            changes = self._changes[fingerprint] = deque(changes, maxlen=settings.enter + 1)
+        changes = self._changes.setdefault(fingerprint, [])
         changes.append(now)
+        del changes[: -(settings.enter + 1)]  # the last enter + 1 are all it needs (also after a reload)
         self._settings[fingerprint] = settings
         self._trim(fingerprint, now)
         if fingerprint not in self._flapping and len(changes) >= settings.enter:
@@ -68,6 +67,8 @@ class FlapTracker:
     def _trim(self, fingerprint: str, now: float) -> int:
         changes = self._changes[fingerprint]
         window = self._settings[fingerprint].window
-        while changes and changes[0] <= now - window:
-            changes.popleft()
+        gone = 0
+        while gone < len(changes) and changes[gone] <= now - window:
+            gone += 1
+        del changes[:gone]
         return len(changes)

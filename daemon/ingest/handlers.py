@@ -99,7 +99,8 @@ def _parse_postable(body: bytes, request: web.Request) -> list[IncomingAlert]:
     except ValidationError as exc:
         raise validation_problem(exc) from None
     limits = request.app[keys.CONFIG].config.ingest
-    return normalize.from_postable(alerts, request.app[keys.PIPELINE].clock.now(), limits)
+    pipeline = request.app[keys.PIPELINE]
+    return normalize.from_postable(alerts, pipeline.clock.now(), limits, known=pipeline.alerts.fingerprint_of)
 
 
 Parser = Callable[[bytes, web.Request], list[IncomingAlert]]

@@ -23,6 +23,12 @@ _valid_names: set[str] = set()
 _MAX_REMEMBERED_NAMES = 10_000
 
 Lookup = Callable[[str], Alert | None]
+KnownLabels = Callable[[dict[str, str]], str | None]
+"""The fingerprint of an alert held with exactly these labels, or None."""
+
+
+def _unknown(_: dict[str, str]) -> str | None:
+    return None
 
 
 MAX_LABEL_NAME = 256
@@ -137,9 +143,14 @@ def from_webhook(
 
 
 def from_postable(
-    alerts: Sequence[PostableAlert], now: float, limits: IngestConfig = DEFAULT_LIMITS
+    alerts: Sequence[PostableAlert],
+    now: float,
+    limits: IngestConfig = DEFAULT_LIMITS,
+    *,
+    known: KnownLabels = _unknown,
 ) -> list[IncomingAlert]:
-    """Alerts as Prometheus posts them: resolved means endsAt is not in the future."""
+    """Alerts as Prometheus posts them: resolved means endsAt is not in the future. `known` gives the
+    fingerprint of an alert already held with these labels, so a re-send skips computing it."""
     _check_count(len(alerts), limits)
     out = []
     for i, raw in enumerate(alerts):
@@ -150,7 +161,7 @@ def from_postable(
         ends_at = _epoch(raw.get("endsAt"), f"[{i}].endsAt")
         out.append(
             IncomingAlert(
-                fingerprint=fingerprint(labels),
+                fingerprint=known(labels) or fingerprint(labels),
                 labels=labels,
                 annotations=annotations,
                 firing=ends_at is None or ends_at > now,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,7 +89,6 @@ class Snapshot:
     """What a starting daemon needs in memory of alerts and counters (incidents: daemon.correlate.store)."""
 
     active_alerts: list[Alert]
-    dormant_fingerprints: set[str]
     counters: dict[tuple[str, str], float]
 
 
@@ -215,17 +214,26 @@ class Database:
 
     def load(self, *, now: float, alert_retention: float) -> Snapshot:
         conn = self.conn
-        active: list[Alert] = []
-        dormant: set[str] = set()
-        for r in conn.execute(f"SELECT {rows.ALERT_COLUMNS} FROM alerts"):
-            if r[3] == AlertStatus.FIRING or (r[5] or r[9]) > now - alert_retention:
-                active.append(rows.alert_from_row(r))
-            else:
-                dormant.add(r[0])
+        # Alerts resolved long ago stay on disk only (load_alerts reads one back when it returns).
+        active = [
+            rows.alert_from_row(r)
+            for r in conn.execute(
+                f"SELECT {rows.ALERT_COLUMNS} FROM alerts WHERE status = ? OR coalesce(ends_at, last_seen) > ?",
+                (AlertStatus.FIRING.value, now - alert_retention),
+            )
+        ]
         counters = {(n, labels): v for n, labels, v in conn.execute("SELECT name, labels, value FROM counters")}
-        return Snapshot(active, dormant, counters)
+        return Snapshot(active, counters)
+
+
+def load_alerts(conn: sqlite3.Connection, fingerprints: Sequence[str]) -> dict[str, Alert]:
+    """The stored alerts among these fingerprints, in one statement on the primary key (any number of them)."""
+    found = conn.execute(
+        f"SELECT {rows.ALERT_COLUMNS} FROM alerts WHERE fingerprint IN (SELECT value FROM json_each(?))",
+        (json.dumps(list(fingerprints)),),
+    )
+    return {r[0]: rows.alert_from_row(r) for r in found}
 
 
 def load_alert(conn: sqlite3.Connection, fingerprint: str) -> Alert | None:
-    r = conn.execute(f"SELECT {rows.ALERT_COLUMNS} FROM alerts WHERE fingerprint = ?", (fingerprint,)).fetchone()
-    return rows.alert_from_row(r) if r else None
+    return load_alerts(conn, [fingerprint]).get(fingerprint)

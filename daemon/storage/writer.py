@@ -64,6 +64,11 @@ class GroupCommitWriter:
         return len(self._failed.alerts) if self._failed is not None else 0
 
     @property
+    def closing(self) -> bool:
+        """close() was called: collectors hand over everything they hold, lazy or not."""
+        return self._closing
+
+    @property
     def committed_seq(self) -> int:
         return self._committed_seq
 

@@ -9,7 +9,6 @@ after dropping its labels with an empty value (`without_empty`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import lru_cache
 
 _OFFSET = 14695981039346656037
 _PRIME = 1099511628211
@@ -27,9 +26,10 @@ def fingerprint(labels: Mapping[str, str]) -> str:
     return _fingerprint_of_items(tuple(sorted(labels.items())))
 
 
-@lru_cache(maxsize=65536)
 def _fingerprint_of_items(items: tuple[tuple[str, str], ...]) -> str:
-    # Cached because Prometheus re-sends every firing alert each minute: the hash loop runs per byte in Python.
+    # The loop runs per byte in Python: the ingest path asks the alert table first (AlertTable.fingerprint_of)
+    # and computes this only for label sets it does not hold. No cache here: one big enough for a large
+    # active set held about 1.5 KB per entry, and it missed once the set outgrew it.
     h = _OFFSET
     for name, value in items:
         for part in (name, value):

@@ -56,7 +56,7 @@ class Stack:
         self.db.open()
         self.writer = GroupCommitWriter(self.db, flush_interval=0.05)
         self.counters = CounterStore(self.writer)
-        self.table = AlertTable(self.writer, alerts or AlertsConfig(), load_dormant=lambda fp: None)
+        self.table = AlertTable(self.writer, alerts or AlertsConfig(), load_stored=lambda fps: {})
         self.correlator = Correlator(self.writer, ruleset(rules), self.table, self.counters)
 
     def close(self) -> None:

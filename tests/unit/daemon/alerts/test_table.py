@@ -1,16 +1,18 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from daemon.alerts.evidence import EndEvidence
-from daemon.alerts.table import AlertTable
+from daemon.alerts.table import SEEN_WRITE_DELAY, AlertTable
 from daemon.alerts.transitions import Ended, Fired
+from daemon.clock import ManualClock
 from daemon.config import AlertsConfig
 from daemon.model import Alert, AlertStatus, Source
-from daemon.storage.database import load_alert
+from daemon.storage.database import Database, load_alert, load_alerts
+from daemon.storage.writer import GroupCommitWriter
 from tests.unit.daemon.records import Stack, incoming
 
 T0 = 1_800_000_000.0
@@ -141,13 +143,13 @@ async def test_annotation_change_is_durable(stack: Stack) -> None:
 
 async def test_long_resolved_alerts_leave_memory_and_come_back_from_disk(tmp_path: Path) -> None:
     s = Stack(tmp_path)
-    stored = {}
+    asked: list[list[str]] = []
 
-    def load(fp: str) -> Alert | None:
-        stored["asked"] = fp
-        return load_alert(s.db.conn, fp)
+    def load(fps: Sequence[str]) -> dict[str, Alert]:
+        asked.append(list(fps))
+        return load_alerts(s.db.conn, fps)
 
-    s.table = AlertTable(s.writer, AlertsConfig(resolved_retention=3600.0), load_dormant=load)
+    s.table = AlertTable(s.writer, AlertsConfig(resolved_retention=3600.0), load_stored=load)
     try:
         s.table.apply([incoming()], Source.ALERTMANAGER, T0)
         s.table.apply([incoming(firing=False, ends_at=T0 + 1)], Source.ALERTMANAGER, T0 + 1)
@@ -158,7 +160,7 @@ async def test_long_resolved_alerts_leave_memory_and_come_back_from_disk(tmp_pat
         # A late resolved re-send finds the stored record, not a blank one.
         transitions, _ = s.table.apply([incoming(firing=False, ends_at=T0 + 1)], Source.ALERTMANAGER, T0 + 10_001)
         assert transitions == []
-        assert stored["asked"] == incoming().fingerprint
+        assert asked[-1] == [incoming().fingerprint]
         alert = s.table.get(incoming().fingerprint)
         assert alert is not None
         assert alert.first_seen == T0
@@ -205,3 +207,116 @@ def test_expiry_takes_evidence_but_never_before_last_seen_or_after_now(stack: St
     assert [type(t) for t in late] == [Ended]
     alert = stack.table.get(fp)
     assert alert is not None and alert.ends_at == T0 + 1600
+
+
+def test_unknown_fingerprints_of_a_request_are_looked_up_in_one_read(tmp_path: Path) -> None:
+    s = Stack(tmp_path)
+    asked: list[list[str]] = []
+
+    def load(fps: Sequence[str]) -> dict[str, Alert]:
+        asked.append(list(fps))
+        return load_alerts(s.db.conn, fps)
+
+    s.table = AlertTable(s.writer, AlertsConfig(), load_stored=load)
+    try:
+        known = incoming(instance="0")
+        s.table.apply([known], Source.PROMETHEUS, T0)
+        asked.clear()
+        batch = [known, incoming(instance="1"), incoming(instance="2"), incoming(instance="1")]
+        transitions, _ = s.table.apply(batch, Source.PROMETHEUS, T0 + 1)
+        assert asked == [[batch[1].fingerprint, batch[2].fingerprint, batch[1].fingerprint]]
+        assert [t.alert.fingerprint for t in transitions] == [batch[1].fingerprint, batch[2].fingerprint]
+        s.table.apply(batch, Source.PROMETHEUS, T0 + 2)
+        assert len(asked) == 1  # all held now: no read at all
+    finally:
+        s.close()
+
+
+async def test_a_long_resolved_alert_stays_on_disk_after_a_restart_and_comes_back(tmp_path: Path) -> None:
+    s = Stack(tmp_path)
+    s.table.apply([incoming(instance="old"), incoming(instance="new")], Source.PROMETHEUS, T0)
+    s.table.apply([incoming(instance="old", firing=False, ends_at=T0 + 1)], Source.PROMETHEUS, T0 + 1)
+    await s.writer.flush()
+    s.close()
+
+    r = Stack(tmp_path)
+    r.table = AlertTable(
+        r.writer, AlertsConfig(resolved_retention=3600.0), load_stored=lambda fps: load_alerts(r.db.conn, fps)
+    )
+    try:
+        snap = r.db.load(now=T0 + 10_000, alert_retention=3600.0)
+        assert [a.fingerprint for a in snap.active_alerts] == [incoming(instance="new").fingerprint]
+        r.table.restore(snap.active_alerts, T0 + 10_000)
+        assert r.table.get(incoming(instance="old").fingerprint) is None
+        again = incoming(instance="old", starts_at=T0 + 9_000)
+        transitions, _ = r.table.apply([again], Source.PROMETHEUS, T0 + 10_001)
+        alert = r.table.get(incoming(instance="old").fingerprint)
+        assert alert is not None
+        assert alert.first_seen == T0  # the stored record, firing a new episode
+        assert [type(t) for t in transitions] == [Fired]
+    finally:
+        r.close()
+
+
+def test_fingerprint_of_finds_only_alerts_held_with_exactly_those_labels(stack: Stack) -> None:
+    alert = incoming(alertname="A", instance="1")
+    assert stack.table.fingerprint_of(alert.labels) is None
+    stack.table.apply([alert], Source.PROMETHEUS, T0)
+    assert stack.table.fingerprint_of(dict(reversed(alert.labels.items()))) == alert.fingerprint
+    assert stack.table.fingerprint_of({**alert.labels, "extra": "x"}) is None
+    assert stack.table.fingerprint_of({k: v for k, v in alert.labels.items() if k != "instance"}) is None
+
+
+async def test_a_forgotten_alert_leaves_the_label_index(stack: Stack) -> None:
+    alert = incoming(alertname="A")
+    stack.table.apply([alert], Source.PROMETHEUS, T0)
+    stack.table.apply([incoming(alertname="A", firing=False, ends_at=T0 + 1)], Source.PROMETHEUS, T0 + 1)
+    await stack.writer.flush()
+    assert stack.table.forget_resolved(T0 + 10_000) == 1
+    assert stack.table.fingerprint_of(alert.labels) is None
+
+
+async def test_nothing_in_memory_keeps_a_forgotten_alert(stack: Stack) -> None:
+    """Memory is bounded by what is active: a fingerprint resolved long ago is found on disk, not in a list."""
+    alert = incoming(alertname="A")
+    stack.table.apply([alert], Source.PROMETHEUS, T0)
+    stack.table.apply([incoming(alertname="A", firing=False, ends_at=T0 + 1)], Source.PROMETHEUS, T0 + 1)
+    await stack.writer.flush()
+    assert stack.table.forget_resolved(T0 + 10_000) == 1
+    for name, held in vars(stack.table).items():
+        if isinstance(held, set | dict):
+            assert alert.fingerprint not in held, name
+            assert all(getattr(a, "fingerprint", None) != alert.fingerprint for a in held), name
+
+
+async def test_a_resend_reaches_disk_after_the_write_delay_and_at_shutdown(tmp_path: Path) -> None:
+    """One row update per alert per SEEN_WRITE_DELAY, however often it is re-sent; none is lost at shutdown."""
+    db = Database(tmp_path / "itsmd.db")
+    db.open()
+    writer = GroupCommitWriter(db, flush_interval=0.0)  # every commit takes the lazy rows that are due
+    clock = ManualClock(T0)
+    table = AlertTable(writer, AlertsConfig(), load_stored=lambda fps: {}, clock=clock)
+    a, b = incoming(instance="a"), incoming(instance="b")
+    try:
+        table.apply([a, b], Source.PROMETHEUS, T0)
+        await writer.flush()
+        clock.advance(10)
+        table.apply([a], Source.PROMETHEUS, clock.now())
+        clock.advance(10)
+        table.apply([a, b], Source.PROMETHEUS, clock.now())
+        await writer.flush()
+        assert load_alert(db.conn, a.fingerprint).times_seen == 1  # type: ignore[union-attr]
+        clock.advance(SEEN_WRITE_DELAY - 10)  # a's first unwritten re-send is due, b's is not
+        await writer.flush()
+        stored_a, stored_b = load_alert(db.conn, a.fingerprint), load_alert(db.conn, b.fingerprint)
+        assert stored_a is not None and stored_b is not None
+        assert (stored_a.times_seen, stored_a.last_seen) == (3, T0 + 20)
+        assert stored_b.times_seen == 1
+        writer.close()
+        await writer.run()  # shutdown writes what is left, due or not
+        stored_b = load_alert(db.conn, b.fingerprint)
+        assert stored_b is not None
+        assert (stored_b.times_seen, stored_b.last_seen) == (2, T0 + 20)
+    finally:
+        writer.shutdown_thread()
+        db.close()

@@ -54,3 +54,13 @@ def test_disabled_never_flaps_and_quiet_alerts_are_forgotten() -> None:
     flaps.record("b", T0, SETTINGS)
     flaps.settle(T0 + 601)
     assert flaps._changes == {}
+
+
+def test_only_the_changes_it_needs_are_kept_also_after_a_reload() -> None:
+    flaps = FlapTracker()
+    for i in range(10):
+        flaps.record("a", T0 + i, SETTINGS)
+    assert flaps.next_change() == T0 + 8 + 600  # the last enter + 1 changes held: +5..+9
+    tighter = Flapping(window=600.0, enter=2, leave=0)
+    flaps.record("a", T0 + 10, tighter)
+    assert flaps.next_change() == T0 + 10 + 600  # +8..+10 held; stops when +10 leaves the window

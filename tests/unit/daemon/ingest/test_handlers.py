@@ -156,7 +156,7 @@ async def test_resent_webhook_is_the_same_alerts_seen_again(daemon: Daemon) -> N
     assert len(await daemon.incidents()) == 1
 
     async def seen_twice() -> bool:
-        # Re-sends change nothing durable: their last-seen data is written with the next flush.
+        # Re-sends change nothing durable: the API shows the last-seen data the alert table holds.
         return {a["times_seen"] for a in await daemon.alerts()} == {2}
 
     await eventually(seen_twice)

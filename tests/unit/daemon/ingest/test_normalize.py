@@ -319,3 +319,16 @@ def _postable_properties() -> dict[str, Json]:
 def test_every_optional_field_of_alertmanagers_postable_alert_may_be_null(name: str) -> None:
     [alert] = postable([{"labels": {"alertname": "X"}, name: None}])
     assert alert.labels == {"alertname": "X"}
+
+
+def test_postable_takes_a_known_alerts_fingerprint_and_computes_the_others() -> None:
+    raw = postable_alerts.validate_json(json.dumps([{"labels": {"alertname": "A"}}, {"labels": {"alertname": "B"}}]))
+    asked: list[dict[str, str]] = []
+
+    def known(labels: dict[str, str]) -> str | None:
+        asked.append(labels)
+        return "00000000000000aa" if labels == {"alertname": "A"} else None
+
+    a, b = from_postable(raw, NOW, known=known)
+    assert (a.fingerprint, b.fingerprint) == ("00000000000000aa", fingerprint({"alertname": "B"}))
+    assert asked == [{"alertname": "A"}, {"alertname": "B"}]
