@@ -160,11 +160,21 @@ def test_an_operator_works_incidents_in_the_browser(stack: ConsoleStack, browser
     page.locator("#incidents tbody tr", has_text="ConsoleDown").locator("td.title a").click()
     expect(page.locator("h1#incident")).to_contain_text("ConsoleDown")
     expect(page.locator(".clock").first).to_contain_text("respond")
+    # Assign it to oneself from the incident page: on the page, in the record, on the timeline.
+    page.locator("form.assign-me button[type=submit]").click()
+    expect(page.locator("p.meta")).to_contain_text("assigned to write-token-1")
+    down = get_json_auth(stack, f"/api/v1/incidents/{ids[next(t for t in ids if 'ConsoleDown' in t)]}")
+    assert down["assignee"] == "write-token-1"
+    assert any(t["kind"] == "assigned" for t in down["timeline"])
     page.screenshot(path=str(shots / "incident-light.png"), full_page=True)
     dark = open_page(browser, stack, WRITE_TOKEN, dark=True)
     dark.screenshot(path=str(shots / "incidents-dark.png"), full_page=True)
     dark.goto(page.url)
     dark.screenshot(path=str(shots / "incident-dark.png"), full_page=True)
+    for shown, name in ((page, "light"), (dark, "dark")):
+        shown.goto(f"{stack.itsmd_url}/services")
+        expect(shown.locator("h1")).to_contain_text("Services")
+        shown.screenshot(path=str(shots / f"services-{name}.png"), full_page=True)
 
 
 def test_hostile_labels_render_as_text(stack: ConsoleStack, browser: Browser, shots: Path) -> None:
