@@ -186,7 +186,16 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     )
     # Counters first: the correlator makes its series exist at 0 and must see the stored values.
     counters.restore(snapshot.counters)
-    correlator = Correlator(writer, loaded.rules, alerts, counters, audit=audit, problems=problems)
+    correlator = Correlator(
+        writer,
+        loaded.rules,
+        alerts,
+        counters,
+        audit=audit,
+        problems=problems,
+        # The thresholds of the published ItsmdSlaAtRisk: one setting for both (notify is not reloaded).
+        at_risk_share=cfg.notify.publish.at_risk_share,
+    )
     alerts.restore(snapshot.active_alerts, now)
     restored = await _restore_records(db, correlator, problems, now)
     availability = await _availability(app, db, correlator, now)

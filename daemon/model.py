@@ -94,6 +94,11 @@ class SlaClock:
     resolve_by: float | None = None
     breaches: set[str] = field(default_factory=set)
     """Targets breached: respond, resolve. Each is recorded once."""
+    respond_risk_by: float | None = None
+    resolve_risk_by: float | None = None
+    """When the share of a target that counts as "at risk" is used up (derived from the above, not stored)."""
+    at_risk: set[str] = field(default_factory=set)
+    """Targets whose at-risk moment passed: respond, resolve. Each is recorded once."""
 
 
 @dataclass(slots=True, eq=False)

@@ -26,6 +26,9 @@ class IncidentEventKind(StrEnum):
     CLOSED = "closed"
     SLA_BREACHED = "sla_breached"
     """`target` names the SLA target (respond or resolve)."""
+    SLA_AT_RISK = "sla_at_risk"
+    """`share` of the `target` (respond or resolve) is used; `deadline` is when the whole of it will be, if the
+    clock keeps running. Recorded once per incident and target; the incident's state does not change."""
     EXTERNAL = "external"
     """An external ticket was recorded for the incident."""
     ASSIGNED = "assigned"
@@ -48,6 +51,8 @@ class IncidentEvent:
     """resolved: when the incident ended (its last alert's end, maybe estimated), at or before `at`, which is
     when the resolution was recorded. Outages and resolution times run to this."""
     target: str | None = None
+    share: float | None = None
+    deadline: float | None = None
 
 
 IncidentListener = Callable[[IncidentEvent], None]

@@ -5,8 +5,9 @@ it is active and took an alert within the rule's window; it resolves when every 
 or expired (held open while one of them flaps); a firing alert of the key within the reopen window after
 that reopens it (same id). People: acknowledge, resolve (refused while alerts fire unless forced), close,
 reopen, notes and assignment (what an assignment means is in `assignment`). Time (the scheduler calls
-`run_due`): SLA breaches, flapping that stopped, closing after the quiet period. Every change goes on the
-timeline and into the audit trail, in the same transaction as its cause.
+`run_due`): SLA targets at risk and breached, flapping that stopped, closing after the quiet period. Every
+change goes on the timeline and into the audit trail, in the same transaction as its cause (a target at risk
+is a moment, not a change: it goes on the timeline only).
 """
 
 from __future__ import annotations
@@ -88,8 +89,12 @@ class Correlator:
         *,
         audit: AuditLog | None = None,
         problems: Problems | None = None,
+        at_risk_share: Callable[[str], float | None] = lambda priority: None,
     ) -> None:
         self._writer = writer
+        self._at_risk_share = at_risk_share
+        """Share of a target used at which it is at risk, by priority (`notify.publish.sla_at_risk`, which
+        the published ItsmdSlaAtRisk uses too); None: never."""
         self.ruleset = rules if isinstance(rules, RuleSet) else RuleSet(correlation=rules)
         self._alerts = alerts
         self._counters = counters
@@ -122,7 +127,7 @@ class Correlator:
                 if not incident.status.active:
                     continue
                 before = snapshot(incident)
-                sla.recompute(incident, self._windows(incident))
+                sla.recompute(incident, self._windows(incident), share=self._share(incident))
                 after = snapshot(incident)
                 if after != before:
                     self._note(
@@ -143,6 +148,8 @@ class Correlator:
         for incident in sorted(incidents, key=lambda i: i.id):
             self._by_id[incident.id] = incident
             self._by_key[incident.key] = incident
+            # Derived, not stored: from the stored clock, as the deadlines were.
+            sla.recompute_risk(incident, self._windows(incident), self._share(incident))
         self._next_id = next_id
 
     # -- reads ----------------------------------------------------------------------------------------
@@ -242,7 +249,7 @@ class Correlator:
         self._by_key[c.key] = incident
         sla.set_targets(incident.sla, c.targets)
         windows = self._windows(incident)
-        sla.update(incident, now, windows, self.ruleset.catalogue.pause_statuses)
+        sla.update(incident, now, windows, self.ruleset.catalogue.pause_statuses, share=self._share(incident))
         a = c.assessment
         self._note(
             incident,
@@ -323,7 +330,7 @@ class Correlator:
         incident.priority = c.priority
         service = self.ruleset.catalogue.get(incident.service)
         sla.set_targets(incident.sla, self.ruleset.catalogue.target(service, c.priority))
-        sla.recompute(incident, self._windows(incident))
+        sla.recompute(incident, self._windows(incident), share=self._share(incident))
         self._note(
             incident,
             now,
@@ -542,7 +549,7 @@ class Correlator:
         for target in late:
             if target == sla.RESPOND:
                 self._breach(incident, target, now)
-        sla.update(incident, now, self._windows(incident), self.ruleset.catalogue.pause_statuses)
+        self._update_sla(incident, now)
         self._note(incident, now, "acknowledged", detail)
         self.audit.record(
             now,
@@ -581,7 +588,7 @@ class Correlator:
         incident.status = IncidentStatus.RESOLVED
         incident.resolved_at = ended
         incident.resolved_by = resolved_by
-        sla.update(incident, ended, self._windows(incident), self.ruleset.catalogue.pause_statuses)
+        self._update_sla(incident, ended)
         record: dict[str, object] = {"by": by if by != SYSTEM else resolved_by, **detail, "ended_at": ended}
         if end_source is not None:
             record.update(end_estimated=True, end_source=end_source)
@@ -623,7 +630,7 @@ class Correlator:
         incident.resolved_by = None
         incident.ended_at = incident.end_source = None
         incident.reopen_count += 1
-        sla.update(incident, now, self._windows(incident), self.ruleset.catalogue.pause_statuses)
+        self._update_sla(incident, now)
         self._note(incident, now, "reopened", detail)
         self.audit.record(
             now, by, "incident", incident.id, "reopened", before=before, after={**snapshot(incident), **_behalf(detail)}
@@ -651,10 +658,23 @@ class Correlator:
         self.metrics.breached(incident, target)
         self._emit(IncidentEventKind.SLA_BREACHED, incident, now, {}, target=target)
 
+    def _at_risk(self, incident: Incident, target: str, now: float) -> None:
+        """A point in time, not a change of state: a timeline entry and an event, and no audit event."""
+        share = self._share(incident)
+        deadline = sla.deadline_of(incident.sla, target)
+        incident.sla.at_risk.add(target)
+        self._note(
+            incident,
+            now,
+            "sla_at_risk",
+            {"target": target, "share": share, "deadline": deadline, "priority": incident.priority},
+        )
+        self._emit(IncidentEventKind.SLA_AT_RISK, incident, now, {}, target=target, share=share, deadline=deadline)
+
     # -- time -----------------------------------------------------------------------------------------
 
     def next_due(self) -> float | None:
-        """The earliest time run_due has something to do: a deadline, a flap ending, a close."""
+        """The earliest time run_due has something to do: a deadline or at-risk instant, a flap ending, a close."""
         due = [self.flaps.next_change()]
         for incident in self._by_id.values():
             if incident.status.active:
@@ -664,14 +684,19 @@ class Correlator:
         return min((d for d in due if d is not None), default=None)
 
     def run_due(self, now: float) -> None:
-        """Everything due by `now`: SLA breaches, flapping that stopped, closes after the quiet period."""
+        """Everything due by `now`: SLA targets at risk and breached, flapping that stopped, closes after the
+        quiet period."""
         stopped = set(self.flaps.settle(now))
         self.problems.prune(now - max(r.recurrence.window for r in self.ruleset.rules))
         for incident in list(self._by_id.values()):
             if stopped & incident.flapping:
                 self._flapping_stopped(incident, stopped & incident.flapping, now)
             if incident.status.active:
-                for target in sla.breaches_due(incident, now):
+                late = sla.breaches_due(incident, now)
+                for target in sla.at_risk_due(incident, now):
+                    if target not in late:  # missed already: the breach says more than "at risk" would
+                        self._at_risk(incident, target, now)
+                for target in late:
                     self._breach(incident, target, now)
             elif (
                 incident.status is IncidentStatus.RESOLVED
@@ -705,6 +730,14 @@ class Correlator:
     def _windows(self, incident: Incident) -> tuple[MaintenanceWindow, ...]:
         return self.ruleset.catalogue.get(incident.service).maintenance
 
+    def _share(self, incident: Incident) -> float | None:
+        return self._at_risk_share(incident.priority)
+
+    def _update_sla(self, incident: Incident, now: float) -> None:
+        sla.update(
+            incident, now, self._windows(incident), self.ruleset.catalogue.pause_statuses, share=self._share(incident)
+        )
+
     def _due(self, at: float | None) -> None:
         if at is not None:
             self.on_due(at)
@@ -720,6 +753,8 @@ class Correlator:
         runbook: str | None = None,
         ended_at: float | None = None,
         target: str | None = None,
+        share: float | None = None,
+        deadline: float | None = None,
     ) -> None:
         if self._listeners:
             event = IncidentEvent(
@@ -733,6 +768,8 @@ class Correlator:
                 runbook,
                 ended_at,
                 target,
+                share,
+                deadline,
             )
             for listener in self._listeners:
                 try:

@@ -3,6 +3,10 @@
 SLA time runs while the incident is active (open or acknowledged) and its status is not a pause status,
 and stops inside the service's maintenance windows. The response clock ends at acknowledgement, the
 resolution clock at resolution. Deadlines are recomputed whenever the clock starts or stops.
+
+A target is "at risk" once a share of it is used (`notify.publish.sla_at_risk`, per priority): its at-risk
+instant is the deadline of that share of the target, under the same maintenance and pause rules, so it moves
+with the deadline whenever the clock starts or stops.
 """
 
 from __future__ import annotations
@@ -36,8 +40,16 @@ def paused_by(incident: Incident, now: float, windows: Sequence[MaintenanceWindo
     return "maintenance" if in_maintenance(windows, now) else None
 
 
-def update(incident: Incident, now: float, windows: Sequence[MaintenanceWindow], pause: Sequence[str]) -> None:
-    """Start or stop the clock to match the incident's status, and recompute its deadlines."""
+def update(
+    incident: Incident,
+    now: float,
+    windows: Sequence[MaintenanceWindow],
+    pause: Sequence[str],
+    *,
+    share: float | None,
+) -> None:
+    """Start or stop the clock to match the incident's status, and recompute its deadlines (and at-risk
+    instants at `share` of each target; None: none)."""
     sla = incident.sla
     if running(incident, pause):
         if sla.since is None:
@@ -45,10 +57,15 @@ def update(incident: Incident, now: float, windows: Sequence[MaintenanceWindow],
     elif sla.since is not None:
         sla.counted += counted(windows, sla.since, now)
         sla.since = None
-    recompute(incident, windows)
+    recompute(incident, windows, share=share)
 
 
-def recompute(incident: Incident, windows: Sequence[MaintenanceWindow]) -> None:
+def recompute(incident: Incident, windows: Sequence[MaintenanceWindow], *, share: float | None) -> None:
+    _recompute_deadlines(incident, windows)
+    recompute_risk(incident, windows, share)
+
+
+def _recompute_deadlines(incident: Incident, windows: Sequence[MaintenanceWindow]) -> None:
     sla = incident.sla
     if sla.since is None:
         if incident.status.active:  # paused: no deadline while the clock stands still
@@ -59,6 +76,18 @@ def recompute(incident: Incident, windows: Sequence[MaintenanceWindow]) -> None:
     if incident.status is IncidentStatus.OPEN and incident.acknowledged_at is None:
         sla.respond_by = _due(windows, sla, sla.respond_target)
     sla.resolve_by = _due(windows, sla, sla.resolve_target)
+
+
+def recompute_risk(incident: Incident, windows: Sequence[MaintenanceWindow], share: float | None) -> None:
+    """The at-risk instants: when `share` of each target that still runs will be used (None while paused)."""
+    sla = incident.sla
+    sla.respond_risk_by = sla.resolve_risk_by = None
+    if share is None or sla.since is None:
+        return
+    if incident.status is IncidentStatus.OPEN and incident.acknowledged_at is None and sla.respond_target:
+        sla.respond_risk_by = _due(windows, sla, share * sla.respond_target)
+    if sla.resolve_target:
+        sla.resolve_risk_by = _due(windows, sla, share * sla.resolve_target)
 
 
 def _due(windows: Sequence[MaintenanceWindow], sla: SlaClock, target: float | None) -> float | None:
@@ -84,9 +113,33 @@ def breaches_due(incident: Incident, now: float) -> list[str]:
     return out
 
 
-def next_deadline(incident: Incident) -> float | None:
+def at_risk_due(incident: Incident, now: float) -> list[str]:
+    """Targets whose at-risk instant passed by `now`, not yet recorded as at risk, and not missed either."""
+    return [t for t, at in _risks(incident) if at is not None and now >= at]
+
+
+def risk_by(sla: SlaClock, target: str) -> float | None:
+    return sla.respond_risk_by if target == RESPOND else sla.resolve_risk_by
+
+
+def deadline_of(sla: SlaClock, target: str) -> float | None:
+    return sla.respond_by if target == RESPOND else sla.resolve_by
+
+
+def _risks(incident: Incident) -> list[tuple[str, float | None]]:
     sla = incident.sla
-    due = []
+    out: list[tuple[str, float | None]] = []
+    if incident.status is IncidentStatus.OPEN and incident.acknowledged_at is None:
+        out.append((RESPOND, sla.respond_risk_by))
+    if incident.status.active:
+        out.append((RESOLVE, sla.resolve_risk_by))
+    return [(t, at) for t, at in out if t not in sla.at_risk and t not in sla.breaches]
+
+
+def next_deadline(incident: Incident) -> float | None:
+    """The earliest deadline or at-risk instant still to be recorded."""
+    sla = incident.sla
+    due = [at for _, at in _risks(incident)]
     if incident.status is IncidentStatus.OPEN and incident.acknowledged_at is None and RESPOND not in sla.breaches:
         due.append(sla.respond_by)
     if incident.status.active and RESOLVE not in sla.breaches:

@@ -47,6 +47,7 @@ def sla_json(sla: SlaClock) -> str:
             "counted": sla.counted,
             "since": sla.since,
             "breaches": sorted(sla.breaches),
+            "at_risk": sorted(sla.at_risk),
         }
     )
 
@@ -112,6 +113,7 @@ def _from_row(r: tuple[Any, ...], respond_by: float | None, resolve_by: float | 
             respond_by=respond_by,
             resolve_by=resolve_by,
             breaches=set(sla.get("breaches", [])),
+            at_risk=set(sla.get("at_risk", [])),
         ),
         flapping=set(json.loads(r[16])),
         problem_id=r[17],

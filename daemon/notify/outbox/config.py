@@ -26,6 +26,8 @@ class EventKind(StrEnum):
     """The incident's signature belongs to an open problem (a recurrence)."""
     INCIDENT_KNOWN_ERROR = "incident_known_error"
     """The incident matches a problem in known_error state."""
+    SLA_AT_RISK = "sla_at_risk"
+    """A share of an SLA target is used (`notify.publish.sla_at_risk`): with `target`, `share`, `deadline`."""
     SLA_BREACHED = "sla_breached"
     PROBLEM_OPENED = "problem_opened"
     PROBLEM_KNOWN_ERROR = "problem_known_error"

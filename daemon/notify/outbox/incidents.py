@@ -17,6 +17,7 @@ KIND_OF = {
     IncidentEventKind.PRIORITY_RAISED: EventKind.INCIDENT_PRIORITY_RAISED,
     IncidentEventKind.RESOLVED: EventKind.INCIDENT_RESOLVED,
     IncidentEventKind.CLOSED: EventKind.INCIDENT_CLOSED,
+    IncidentEventKind.SLA_AT_RISK: EventKind.SLA_AT_RISK,
     IncidentEventKind.SLA_BREACHED: EventKind.SLA_BREACHED,
     IncidentEventKind.REPEATED: EventKind.INCIDENT_REPEATED,
     IncidentEventKind.KNOWN_ERROR: EventKind.INCIDENT_KNOWN_ERROR,
@@ -52,6 +53,8 @@ class IncidentNotices:
             ("runbook", event.runbook),
             ("ended_at", event.ended_at),
             ("target", event.target),
+            ("share", event.share),
+            ("deadline", event.deadline),
         ):
             if value is not None:
                 data[name] = value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from daemon.alerts.table import AlertTable
@@ -50,14 +51,21 @@ class Stack:
     """The in-memory stages over a real SQLite file, as daemon.app wires them."""
 
     def __init__(
-        self, path: Path, alerts: AlertsConfig | None = None, rules: CorrelationRules | RuleSet | None = None
+        self,
+        path: Path,
+        alerts: AlertsConfig | None = None,
+        rules: CorrelationRules | RuleSet | None = None,
+        *,
+        at_risk_share: Callable[[str], float | None] = lambda priority: None,
     ) -> None:
         self.db = Database(path / "itsmd.db")
         self.db.open()
         self.writer = GroupCommitWriter(self.db, flush_interval=0.05)
         self.counters = CounterStore(self.writer)
         self.table = AlertTable(self.writer, alerts or AlertsConfig(), load_stored=lambda fps: {})
-        self.correlator = Correlator(self.writer, ruleset(rules), self.table, self.counters)
+        self.correlator = Correlator(
+            self.writer, ruleset(rules), self.table, self.counters, at_risk_share=at_risk_share
+        )
 
     def close(self) -> None:
         self.writer.shutdown_thread()
