@@ -205,15 +205,21 @@ def _problem_action(action: str) -> Handler:
     return problem_action
 
 
+async def require_open_problem(request: web.Request, problem_id: int) -> None:
+    """Problems in memory are the ones not resolved; a resolved one is in the store only (409), else 404."""
+    if request.app[keys.PIPELINE].correlator.problems.get(problem_id) is not None:
+        return
+    if await request.app[keys.READER].run(problem_exists, problem_id):
+        raise Conflict("invalid_transition", f"problem {problem_id} is resolved; allowed: none")
+    raise NotFound("not_found", f"no problem {problem_id}")
+
+
 async def _act_on_problem(request: web.Request, action: str) -> web.Response:
     problem_id = _id(request, "problem")
     body = await _body(request, ProblemBody)
     pipeline = request.app[keys.PIPELINE]
     problems = pipeline.correlator.problems
-    if problems.get(problem_id) is None:
-        if await request.app[keys.READER].run(problem_exists, problem_id):
-            raise Conflict("invalid_transition", f"problem {problem_id} is resolved; allowed: none")
-        raise NotFound("not_found", f"no problem {problem_id}")
+    await require_open_problem(request, problem_id)
     problems.transition(
         problem_id,
         action,

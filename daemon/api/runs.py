@@ -176,11 +176,18 @@ async def start_run(request: web.Request) -> web.Response:
     if body.dry_run:
         plan = engine.plan(body.runbook, body.params)
         return web.json_response({"dry_run": True, "runbook": body.runbook, "plan": plan})
+    run = await start_by_hand(request, body, principal_of(request).name)
+    return web.json_response(run_json(request, run), status=201)
+
+
+async def start_by_hand(request: web.Request, body: StartRun, actor: str) -> Run:
+    """A run a principal starts (the API and the console both): an emergency needs a reason, the service and
+    incident must exist, the reason (and the body's `by`, as on whose behalf) go on its change, and it is
+    answered once durable."""
     if body.emergency and not body.reason.strip():
         raise InvalidInput("reason_required", "an emergency change needs a reason: say why it cannot wait")
     await _check_refers(request, body)
-    actor = principal_of(request).name
-    run = engine.start(
+    run = request.app[keys.ENGINE].start(
         body.runbook,
         body.params,
         mode=RunMode.LIVE,
@@ -194,7 +201,7 @@ async def start_run(request: web.Request) -> web.Response:
         now = request.app[keys.CLOCK].now()
         request.app[keys.CHANGES].annotate(run.id, now, actor, body.reason, on_behalf_of=body.by)
     await _durable(request)
-    return web.json_response(run_json(request, run), status=201)
+    return run
 
 
 async def _check_refers(request: web.Request, body: StartRun) -> None:

@@ -12,14 +12,15 @@ from aiohttp import web
 
 from daemon.api import keys
 from daemon.api.errors import status_of
+from daemon.api.manage import require_open_problem
 from daemon.console.auth import require_session, require_write
 from daemon.console.pages import _answer, _durable
 from daemon.console.record_views import problem_row, when
 from daemon.console.render import page
-from daemon.errors import Conflict, InvalidInput, NotFound, RequestError
+from daemon.errors import InvalidInput, RequestError
 from daemon.model import ProblemStatus
 from daemon.problems.manager import ACTIONS, allowed_actions
-from daemon.problems.store import problem_exists, read_problem, read_problems
+from daemon.problems.store import read_problem, read_problems
 
 PAGE_SIZE = 100
 STATUS_FILTERS = (*(s.value for s in ProblemStatus), "all")
@@ -97,10 +98,7 @@ async def act_on_problem(request: web.Request) -> web.StreamResponse:
     try:
         if action not in ACTIONS:
             raise InvalidInput("invalid_body", f"unknown action {action[:40]!r}; known: {', '.join(ACTIONS)}")
-        if problems.get(problem_id) is None:
-            if await request.app[keys.READER].run(problem_exists, problem_id):
-                raise Conflict("invalid_transition", f"problem {problem_id} is resolved; allowed: none")
-            raise NotFound("not_found", f"no problem {problem_id}")
+        await require_open_problem(request, problem_id)
         problems.transition(
             problem_id,
             action,

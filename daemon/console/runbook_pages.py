@@ -18,14 +18,13 @@ from pydantic import ValidationError
 
 from daemon.api import keys
 from daemon.api.errors import status_of
-from daemon.api.runs import StartRun, _check_refers
+from daemon.api.runs import StartRun, start_by_hand
 from daemon.console.auth import require_session, require_write
 from daemon.console.html_pattern import browser_pattern
 from daemon.console.render import page
 from daemon.console.session import Session
 from daemon.errors import InvalidInput, RequestError
 from daemon.runbook.library import LoadedRunbook
-from daemon.runbook.model import RunMode
 
 MAX_VALUE = 1024
 
@@ -164,26 +163,9 @@ async def start_runbook(request: web.Request) -> web.StreamResponse:
             raise InvalidInput("invalid_body", f"incident_id: {incident[:20]!r} is not an incident number")
         if body.dry_run:
             return _render(request, session, loaded, values, plan=_readable(engine.plan(body.runbook, body.params)))
-        if body.emergency and not body.reason.strip():
-            raise InvalidInput("reason_required", "an emergency change needs a reason: say why it cannot wait")
-        await _check_refers(request, body)
-        actor = session.principal.name
-        run = engine.start(
-            body.runbook,
-            body.params,
-            mode=RunMode.LIVE,
-            trigger="manual",
-            requested_by=actor,
-            incident_id=body.incident_id,
-            service=body.service,
-            emergency=body.emergency,
-        )
+        run = await start_by_hand(request, body, session.principal.name)
     except RequestError as exc:
         return _render(request, session, loaded, values, error=exc.message, status=status_of(exc))
-    if body.reason:
-        request.app[keys.CHANGES].annotate(run.id, request.app[keys.CLOCK].now(), actor, body.reason)
-    writer = request.app[keys.WRITER]
-    await writer.durable(writer.changed(), request.app[keys.CONFIG].config.runbooks.durable_timeout)
     session.flash.append(f"run {run.id} of {run.runbook} started: {run.status.value}")
     raise web.HTTPSeeOther(location=f"/runs/{run.id}")
 
