@@ -574,7 +574,7 @@ async def _restore_records(db: Database, correlator: Correlator, problems: Probl
     longest = max(r.recurrence.window for r in correlator.ruleset.rules)
     history = await asyncio.to_thread(recent_signatures, db.conn, now - longest)
     open_problems, next_problem_id = await asyncio.to_thread(load_problems, db.conn)
-    correlator.restore(incidents, next_incident_id)
+    correlator.restore(incidents, next_incident_id, now)
     problems.restore(open_problems, next_problem_id, history)
     return len(incidents), len(open_problems)
 

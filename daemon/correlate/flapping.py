@@ -38,6 +38,18 @@ class FlapTracker:
             return True
         return False
 
+    def rearm(self, fingerprint: str, now: float, settings: Flapping) -> None:
+        """Mark an alert flapping that was stored as flapping, whose changes were not stored (a restart).
+
+        As if `leave + 1` changes happened `now`: it stops once a whole window passes with no more than `leave`
+        new changes, and changes from now on count as they would have before the restart.
+        """
+        if fingerprint in self._flapping:
+            return
+        self._changes[fingerprint] = [now] * (settings.leave + 1)
+        self._settings[fingerprint] = settings
+        self._flapping.add(fingerprint)
+
     def settle(self, now: float) -> list[str]:
         """Alerts that stop flapping by `now` (and forget alerts that went quiet)."""
         stopped = []

@@ -144,13 +144,18 @@ class Correlator:
     def subscribe(self, listener: IncidentListener) -> None:
         self._listeners.append(listener)
 
-    def restore(self, incidents: Sequence[Incident], next_id: int) -> None:
+    def restore(self, incidents: Sequence[Incident], next_id: int, now: float) -> None:
         for incident in sorted(incidents, key=lambda i: i.id):
             self._by_id[incident.id] = incident
             self._by_key[incident.key] = incident
             # Derived, not stored: from the stored clock, as the deadlines were.
             sla.recompute_risk(incident, self._windows(incident), self._share(incident))
+            # The changes a flapping mark was counted from are not stored; without a tracker entry nothing
+            # would ever stop it, and an incident held by it would stay open for good.
+            for fingerprint in incident.flapping:
+                self.flaps.rearm(fingerprint, now, self.ruleset.rule_named(incident.rule).flapping)
         self._next_id = next_id
+        self._due(self.flaps.next_change())
 
     # -- reads ----------------------------------------------------------------------------------------
 

@@ -128,8 +128,8 @@ def _from_row(r: tuple[Any, ...], respond_by: float | None, resolve_by: float | 
 def load_incidents(conn: sqlite3.Connection) -> tuple[list[Incident], int]:
     """Every incident not yet closed, with its attached alerts; and the next free id.
 
-    Flapping marks are not restored: the state changes they were counted from are not stored, so after a
-    restart an alert has to flap again to be marked.
+    Flapping marks are kept; the state changes they were counted from are not stored, so the correlator's
+    restore re-arms them (they end one flapping window after the restart unless the alert keeps flapping).
     """
     incidents: dict[int, Incident] = {}
     for r in conn.execute(
@@ -137,7 +137,6 @@ def load_incidents(conn: sqlite3.Connection) -> tuple[list[Incident], int]:
         (IncidentStatus.CLOSED.value,),
     ):
         incident = _from_row(r[:-2], r[-2], r[-1])
-        incident.flapping.clear()
         incidents[incident.id] = incident
     if incidents:
         marks = ",".join("?" * len(incidents))

@@ -6,6 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from daemon.alerts.table import AlertTable
+from daemon.audit.chain import ORIGIN
+from daemon.audit.log import AuditLog
+from daemon.audit.store import stored_head
 from daemon.catalogue.services import Catalogue, Service
 from daemon.config import AlertsConfig
 from daemon.correlate.incidents import Correlator
@@ -63,8 +66,10 @@ class Stack:
         self.writer = GroupCommitWriter(self.db, flush_interval=0.05)
         self.counters = CounterStore(self.writer)
         self.table = AlertTable(self.writer, alerts or AlertsConfig(), load_stored=lambda fps: {})
+        # On a folder used before (a restart), the audit chain goes on from its stored head, as in the daemon.
+        audit = AuditLog(self.writer, head=stored_head(self.db.conn) or ORIGIN)
         self.correlator = Correlator(
-            self.writer, ruleset(rules), self.table, self.counters, at_risk_share=at_risk_share
+            self.writer, ruleset(rules), self.table, self.counters, audit=audit, at_risk_share=at_risk_share
         )
 
     def close(self) -> None:

@@ -64,3 +64,26 @@ def test_only_the_changes_it_needs_are_kept_also_after_a_reload() -> None:
     tighter = Flapping(window=600.0, enter=2, leave=0)
     flaps.record("a", T0 + 10, tighter)
     assert flaps.next_change() == T0 + 10 + 600  # +8..+10 held; stops when +10 leaves the window
+
+
+def test_rearmed_after_a_restart_it_stops_one_window_later_unless_it_keeps_flapping() -> None:
+    flaps = FlapTracker()
+    flaps.rearm("a", T0, SETTINGS)
+    flaps.rearm("b", T0, SETTINGS)
+    assert flaps.is_flapping("a") and len(flaps) == 2
+    assert flaps.next_change() == T0 + 600
+    # "b" keeps changing after the restart: two changes within the window keep it above leave=1.
+    flaps.record("b", T0 + 500, SETTINGS)
+    flaps.record("b", T0 + 550, SETTINGS)
+    assert flaps.settle(T0 + 599) == []
+    assert flaps.settle(T0 + 600) == ["a"]
+    assert flaps.is_flapping("b") and flaps.next_change() == T0 + 500 + 600
+    assert flaps.settle(T0 + 1100) == ["b"]
+
+
+def test_rearming_an_alert_flapping_now_changes_nothing() -> None:
+    flaps = FlapTracker()
+    for i in range(4):
+        flaps.record("a", T0 + i, SETTINGS)
+    flaps.rearm("a", T0 + 100, SETTINGS)
+    assert flaps.next_change() == T0 + 2 + 600

@@ -263,6 +263,47 @@ async def test_a_flapping_incident_ends_when_its_last_alert_ended_not_when_the_h
         h.stack.close()
 
 
+async def test_a_flapping_hold_ends_after_a_restart_one_window_after_it(tmp_path: Path) -> None:
+    rules = CorrelationRules(flapping=Flapping(window=900.0, enter=4, leave=1))
+    h = Harness(tmp_path, rules)
+    t = T0
+    for _ in range(3):  # fire, resolve, fire, resolve, ...: flapping from the 4th change on, then held
+        h.at(t)
+        h.feed(incoming(starts_at=t, alertname="ApiDown", service="api", severity="critical"))
+        h.at(t + 60)
+        h.feed(
+            incoming(firing=False, starts_at=t, ends_at=t + 50, alertname="ApiDown", service="api", severity="critical")
+        )
+        t += 120
+    last_end = t - 120 + 50
+    assert h.incident().flapping and h.incident().status.active and not h.incident().firing
+    await h.stack.writer.flush()
+    h.stack.close()
+
+    restart = h.clock.now() + 30
+    again = Harness(tmp_path, rules)
+    try:
+        again.at(restart)
+        again.stack.correlator.restore(*load_incidents(again.stack.db.conn), restart)
+        incident = again.incident()
+        # The changes it was counted from are gone: it flaps until a whole window passes without one.
+        assert incident.flapping and again.stack.correlator.is_flapping(next(iter(incident.flapping)))
+        while incident.status.active:  # the scheduler's wake-ups: SLA deadlines, then the flapping's end
+            due = again.stack.correlator.next_due()
+            assert due is not None, "nothing wakes the scheduler: the hold never ends"
+            assert due <= restart + 900
+            again.at(max(due, again.clock.now()))
+            again.stack.correlator.run_due(again.clock.now())
+        assert again.clock.now() == restart + 900
+        assert incident.status is IncidentStatus.RESOLVED and incident.flapping == set()
+        assert incident.resolved_at == last_end  # the last alert's end, not the restart or the hold's end
+        timeline = await again.timeline()
+        assert [kind for kind, _ in timeline].count("flapping_stopped") == 1
+        assert timeline[-1] == ("resolved", {"by": "alerts", "after": "flapping stopped", "ended_at": last_end})
+    finally:
+        again.stack.close()
+
+
 async def test_an_expired_alert_the_sender_revives_reopens_its_incident(h: Harness) -> None:
     h.feed(down())
     h.at(T0 + 600)

@@ -126,7 +126,7 @@ async def test_not_sent_again_after_a_restart_and_still_due_after_one(tmp_path: 
     second = open_stack(tmp_path)
     try:
         again = listen(second)
-        second.correlator.restore(*load_incidents(second.db.conn))
+        second.correlator.restore(*load_incidents(second.db.conn), T0 + 450)
         # Incident 1's moment is recorded; incident 2's is computed from the stored clock.
         assert second.correlator.next_due() == T0 + 900
         second.correlator.run_due(T0 + 960)

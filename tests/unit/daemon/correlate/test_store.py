@@ -42,7 +42,7 @@ async def test_priority_status_sla_and_links_survive_a_restart(tmp_path: Path) -
         assert incident.suspected_change == 42
         assert incident.firing == {alert.fingerprint: (T0, T0)}
         assert incident.signature == '{alertname="Down",service="api"}'
-        r.correlator.restore([incident], next_id)
+        r.correlator.restore([incident], next_id, T0)
         assert r.correlator.next_due() == T0 + 4 * 3600
     finally:
         r.close()
