@@ -7,8 +7,8 @@ starts, and journaled again with its outcome; so after a crash the journal tells
 and `recover()` resumes, rolls back or holds the run by the runbook's policy. No run stays `running`.
 
 The engine composes the parts, each in its own module: `run_state` (the runs and their journal),
-`approvals` (the approval desk), `build` (rendering and plans), `params`, `runner` (admission and the
-steps, rollback, cleanup) and `recovery` (start-up after a crash).
+`approvals` (the approval desk), `build` (rendering and plans), `params`, `admission` (run-level approval,
+the lock), `runner` (the steps, rollback, cleanup) and `recovery` (start-up after a crash).
 """
 
 from __future__ import annotations
