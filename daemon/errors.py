@@ -7,9 +7,9 @@
     │   ├── Forbidden            the caller may not do this to this record
     │   ├── NotFound             no such record, runbook, drill or action
     │   ├── Conflict             not allowed in the record's state; the message names what is
-    │   │                        (runbook.engine.InvalidRunTransition, drills.runner.DrillBusy)
+    │   │                        (runbook.errors.InvalidRunTransition, drills.runner.DrillBusy)
     │   ├── TooLarge             a body or count over its limit
-    │   ├── Unprocessable        well-formed but refers to something unusable (runbook.engine.RunRefused;
+    │   ├── Unprocessable        well-formed but refers to something unusable (runbook.errors.RunRefused;
     │   │                        its UnknownRunbook is also a NotFound)
     │   ├── RateLimited          over the per-client rate; retry_after says when to retry
     │   ├── UpstreamFailed       a server itsmd reads through answered wrongly
