@@ -65,16 +65,24 @@ class FlapTracker:
         return stopped
 
     def next_change(self) -> float | None:
-        """When the earliest flapping alert will have few enough changes left to stop."""
+        """When the earliest flapping alert will have few enough changes left to stop (a scan of them all: for
+        the scheduler's wake-ups, not for every change)."""
         due: float | None = None
         for fingerprint in self._flapping:
-            changes, settings = self._changes[fingerprint], self._settings[fingerprint]
-            if len(changes) <= settings.leave:
-                return 0.0
-            # Stops once the change at index len - 1 - leave has left the window.
-            at = changes[len(changes) - 1 - settings.leave] + settings.window
-            due = at if due is None else min(due, at)
+            at = self.stops_at(fingerprint)
+            if at is not None:
+                due = at if due is None else min(due, at)
         return due
+
+    def stops_at(self, fingerprint: str) -> float | None:
+        """When this alert will have few enough changes left to stop flapping (None: it does not flap)."""
+        if fingerprint not in self._flapping:
+            return None
+        changes, settings = self._changes[fingerprint], self._settings[fingerprint]
+        if len(changes) <= settings.leave:
+            return 0.0
+        # Stops once the change at index len - 1 - leave has left the window.
+        return changes[len(changes) - 1 - settings.leave] + settings.window
 
     def _trim(self, fingerprint: str, now: float) -> int:
         changes = self._changes[fingerprint]

@@ -404,8 +404,9 @@ class Correlator:
         elif self.flaps.is_flapping(fingerprint) and fingerprint not in incident.flapping:
             incident.flapping.add(fingerprint)
             self._mark(incident)
-        if self.flaps.is_flapping(fingerprint):
-            self._due(self.flaps.next_change())
+        # This alert's own stop: the scheduler keeps the earliest it was told of, so scanning every flapping
+        # alert here (once per change) would make a flapping storm quadratic.
+        self._due(self.flaps.stops_at(fingerprint))
 
     # -- people ---------------------------------------------------------------------------------------
 

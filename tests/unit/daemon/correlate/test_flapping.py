@@ -87,3 +87,16 @@ def test_rearming_an_alert_flapping_now_changes_nothing() -> None:
         flaps.record("a", T0 + i, SETTINGS)
     flaps.rearm("a", T0 + 100, SETTINGS)
     assert flaps.next_change() == T0 + 2 + 600
+
+
+def test_each_alert_says_when_it_stops_and_the_earliest_is_the_next_change() -> None:
+    settings = Flapping(window=600, enter=3, leave=1)
+    tracker = FlapTracker()
+    for t in (0.0, 10.0, 20.0):
+        tracker.record("a", t, settings)
+    for t in (100.0, 110.0, 120.0):
+        tracker.record("b", t, settings)
+    # Each stops once its change at index len - 1 - leave (the second to last) has left the window.
+    assert (tracker.stops_at("a"), tracker.stops_at("b")) == (10.0 + 600, 110.0 + 600)
+    assert tracker.next_change() == 610.0
+    assert tracker.stops_at("never-seen") is None
