@@ -15,7 +15,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -32,17 +32,7 @@ Kind = Literal[
     "ItsmdKnownErrorMatched",
     "ItsmdDrillFailed",
 ]
-KINDS: tuple[Kind, ...] = (
-    "ItsmdIncidentOpen",
-    "ItsmdSlaAtRisk",
-    "ItsmdSlaBreached",
-    "ItsmdApprovalPending",
-    "ItsmdRunFailed",
-    "ItsmdBreakerOpen",
-    "ItsmdProblemCandidate",
-    "ItsmdKnownErrorMatched",
-    "ItsmdDrillFailed",
-)
+KINDS: tuple[Kind, ...] = get_args(Kind)
 MARK_LABEL = "itsmd_publisher"
 """Every alert itsmd publishes carries this label (value: `publish.instance`); ingest recognises it."""
 
