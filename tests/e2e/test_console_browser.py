@@ -95,16 +95,21 @@ def _dialog(dialog: Dialog) -> None:
     dialog.dismiss()
 
 
-def open_page(browser: Browser, stack: Stack, token: str, *, dark: bool = False) -> Page:
+def logged_in(browser: Browser, base: str, token: str, path: str, *, dark: bool = False) -> Page:
+    """A new browser context that asked for `path`, was sent to the login page, gave `token` and is back."""
     context = browser.new_context(viewport={"width": 1280, "height": 860}, color_scheme="dark" if dark else "light")
     page = context.new_page()
     page.on("dialog", _dialog)
-    page.goto(f"{stack.itsmd_url}/incidents")
-    expect(page).to_have_url(re.compile(r".*/login\?next=(%2F|/)incidents$"))
+    page.goto(f"{base}{path}")
+    expect(page).to_have_url(re.compile(r".*/login\?next="))
     page.fill("#token", token)
     page.click("button[type=submit]")
-    expect(page).to_have_url(f"{stack.itsmd_url}/incidents")
+    expect(page).to_have_url(f"{base}{path}")
     return page
+
+
+def open_page(browser: Browser, stack: Stack, token: str, *, dark: bool = False) -> Page:
+    return logged_in(browser, stack.itsmd_url, token, "/incidents", dark=dark)
 
 
 def incident_ids(stack: Stack) -> dict[str, int]:

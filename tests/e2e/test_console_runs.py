@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
 from .client import get_json, wait_until
 from .procs import ManagedProcess
 from .stack import free_ports, itsmd_process
-from .test_console_browser import DIALOGS, _dialog, browser
+from .test_console_browser import DIALOGS, browser, logged_in
 
 pytestmark = pytest.mark.e2e
 __all__ = ["browser"]  # the module-scoped Chromium fixture of the incident console's test
@@ -79,18 +79,6 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("run-screenshots")
     print(f"screenshots in {folder}")
     return folder
-
-
-def logged_in(browser: Browser, base: str, token: str, path: str, *, dark: bool = False) -> Page:
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme="dark" if dark else "light")
-    page = context.new_page()
-    page.on("dialog", _dialog)
-    page.goto(f"{base}{path}")
-    expect(page).to_have_url(re.compile(r".*/login\?next="))
-    page.fill("#token", token)
-    page.click("button[type=submit]")
-    expect(page).to_have_url(f"{base}{path}")
-    return page
 
 
 def test_ann_starts_bob_approves_and_the_run_progresses_live(itsmd: str, browser: Browser, shots: Path) -> None:

@@ -17,14 +17,6 @@ from tests.unit.daemon.notify.outbox.receiver_server import Receiver
 
 
 @pytest.fixture
-async def hook() -> AsyncIterator[Receiver]:
-    r = Receiver()
-    await r.start()
-    yield r
-    await r.stop()
-
-
-@pytest.fixture
 async def daemon(tmp_path: Path, hook: Receiver, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Daemon]:
     monkeypatch.setenv(SECRET_ENV, SECRET)
     config = write_config(

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -13,14 +12,6 @@ from daemon.notify.outbox.delivery import Deliverer
 from daemon.notify.outbox.store import State
 from tests.unit.daemon.notify.outbox.harness import SECRET, Harness, documented_verify, event, receiver
 from tests.unit.daemon.notify.outbox.receiver_server import Receiver
-
-
-@pytest.fixture
-async def hook() -> AsyncIterator[Receiver]:
-    r = Receiver()
-    await r.start()
-    yield r
-    await r.stop()
 
 
 async def test_a_delivery_is_signed_and_carries_its_event_id(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,14 +16,6 @@ from tests.unit.daemon.notify.outbox.receiver_server import Receiver
 
 ALERT = {"labels": {"alertname": "TargetDown", "service": "api", "instance": "a"}, "annotations": {}}
 TICKET = {"system": "jira", "key": "OPS-1234", "url": "https://jira.example.com/browse/OPS-1234"}
-
-
-@pytest.fixture
-async def hook() -> AsyncIterator[Receiver]:
-    r = Receiver()
-    await r.start()
-    yield r
-    await r.stop()
 
 
 def _config(tmp_path: Path, hook: Receiver) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -24,14 +23,6 @@ RUNBOOK = """
       - name: noop
         exec: {argv: ["true"]}
     """
-
-
-@pytest.fixture
-async def hook() -> AsyncIterator[Receiver]:
-    r = Receiver()
-    await r.start()
-    yield r
-    await r.stop()
 
 
 async def test_a_run_tells_its_approval_asked_and_decided_and_its_end(

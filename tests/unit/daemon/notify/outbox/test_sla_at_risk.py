@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -21,14 +20,6 @@ from tests.unit.daemon.notify.outbox.receiver_server import Receiver
 from tests.unit.daemon.records import Stack, incoming
 
 T0 = 1_800_000_000.0
-
-
-@pytest.fixture
-async def hook() -> AsyncIterator[Receiver]:
-    r = Receiver()
-    await r.start()
-    yield r
-    await r.stop()
 
 
 async def test_sla_at_risk_arrives_as_a_webhook_with_target_share_and_deadline(
