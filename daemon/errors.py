@@ -17,7 +17,8 @@
     ├── Overloaded           too many changes wait for the store; the sender should retry later (503)
     └── StorageError         the store cannot be used
         ├── StoreUnavailable     writes fail for now (disk full, read-only); retry later
-        └── IncompatibleStore    the file is not an itsmd database, or is newer than this build
+        ├── IncompatibleStore    the file is not an itsmd database, or is newer than this build
+        └── Fenced               this replica's leadership epoch is gone: its writes are refused
 
 Domain code raises these classes and never picks an HTTP status: daemon/api/errors.py maps each class to its
 status in one table and answers JSON {status, reason, error}; StoreUnavailable and Overloaded become 503 with
@@ -114,3 +115,8 @@ class StoreUnavailable(StorageError):
 
 class IncompatibleStore(StorageError):
     """The database file is not one this build can use; itsmd refuses to start."""
+
+
+class Fenced(StorageError):
+    """A write carried a leadership epoch that is no longer the lease's: another replica leads now. The
+    writer does not retry it; the replica steps down."""

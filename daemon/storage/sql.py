@@ -1,0 +1,85 @@
+"""What the record modules of daemon/storage see of a database: a dialect, reads by column name, and batches.
+
+    Backend             one database (SQLite file or PostgreSQL): open/migrate, write a Batch, hand out readers
+    └── Sql             a connection for reads in the caller's thread; rows come back as mappings by name
+
+Record modules (daemon/storage/<record>.py) own their SQL. They write `?` placeholders in both dialects (the
+PostgreSQL implementation rewrites them to psycopg's `%s`), name the conflict target of every upsert
+(`ON CONFLICT (id) DO UPDATE SET ...`, which both dialects accept), and branch on `sql.dialect` only where
+the two really differ (JSON array parameters, case-insensitive matching). Engine packages never import this
+module's connections or write SQL: they call the record modules.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from daemon.storage.database import Batch
+
+Row = Mapping[str, Any]
+
+
+class Dialect(enum.Enum):
+    SQLITE = "sqlite"
+    POSTGRES = "postgres"
+
+
+class Sql(Protocol):
+    """A connection for reads. Not shared between threads; close() when done with it."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Every row of a query, each a mapping of column name to value."""
+        ...
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        """The first row, or None."""
+        ...
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The first column of the first row, or None when there is no row."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    """One database. Blocking: callers run it in threads (the writer in its own)."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    @property
+    def description(self) -> str:
+        """Where it is, for logs and errors: a path, or host/dbname without the password."""
+        ...
+
+    def open(self) -> None:
+        """Connect, check the database is itsmd's and not newer than this build, migrate it.
+        StorageError when unreachable, IncompatibleStore when foreign or newer."""
+        ...
+
+    def close(self) -> None: ...
+
+    def write(self, batch: Batch) -> None:
+        """One transaction: all of the batch or nothing, raised. Fenced when a fence is set and no longer
+        holds (another replica leads)."""
+        ...
+
+    @property
+    def primary(self) -> Sql:
+        """The writer's own connection, for loads before the writer runs (and by nothing else)."""
+        ...
+
+    def reader(self, *, read_only: bool = True) -> Sql:
+        """A new connection for reads in the calling thread."""
+        ...
+
+    def checkpoint(self) -> None:
+        """Housekeeping off the commit path (SQLite: WAL checkpoint; PostgreSQL: nothing)."""
+        ...
