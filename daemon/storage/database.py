@@ -17,6 +17,8 @@ from daemon.errors import IncompatibleStore, StorageError
 from daemon.model import Alert, AlertStatus
 from daemon.storage import rows
 from daemon.storage.schema import APPLICATION_ID, LATEST, MIGRATIONS
+from daemon.storage.sql import Dialect, Sql
+from daemon.storage.sqlite_sql import SqliteSql
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,25 @@ class Database:
         self.path = path
         self._synchronous = synchronous.upper()
         self._conn: sqlite3.Connection | None = None
+
+    fence_epoch: int | None = None
+    """Single node: nothing to fence (the PostgreSQL backend checks it)."""
+
+    @property
+    def dialect(self) -> Dialect:
+        return Dialect.SQLITE
+
+    @property
+    def description(self) -> str:
+        return str(self.path)
+
+    @property
+    def primary(self) -> Sql:
+        """The writer's connection for loads before the writer runs."""
+        return SqliteSql(self.conn, owned=False)
+
+    def reader(self, *, read_only: bool = True) -> Sql:
+        return SqliteSql(connect(self.path, read_only=read_only))
 
     @property
     def conn(self) -> sqlite3.Connection:
