@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
@@ -36,7 +35,6 @@ from daemon.clock import Clock, SystemClock
 from daemon.config import Config, LoadedConfig
 from daemon.correlate.incidents import Correlator
 from daemon.correlate.metrics import IncidentCollector
-from daemon.correlate.store import load_incidents, recent_signatures
 from daemon.drills.metrics import DrillCollector
 from daemon.drills.runner import DrillRunner
 from daemon.drills.schedule import DrillSchedule
@@ -54,7 +52,6 @@ from daemon.notify.publish.publisher import Publisher, PublisherCollector
 from daemon.notify.publish.states import Links, Sources
 from daemon.pipeline import Pipeline
 from daemon.problems.manager import Problems
-from daemon.problems.store import load_problems
 from daemon.report.produce import MonthlyReports
 from daemon.runbook.actions import ACTIONS
 from daemon.runbook.config import secret_text
@@ -65,8 +62,13 @@ from daemon.runbook.library import RunbookLibrary
 from daemon.runbook.metrics import RunbookMetrics, step_action
 from daemon.runbook.triggers import Triggers
 from daemon.scheduler.scheduler import Scheduler
-from daemon.storage.database import Database, connect, load_alerts
-from daemon.storage.queries import Reader
+from daemon.storage.alerts import load_active_alerts, load_alerts
+from daemon.storage.counters import load_counters
+from daemon.storage.database import Database
+from daemon.storage.incidents import load_incidents, recent_signatures
+from daemon.storage.problems import load_problems
+from daemon.storage.reader import Reader
+from daemon.storage.sql import Backend
 from daemon.storage.writer import GroupCommitWriter
 from daemon.tasks import TaskRegistry
 from integrations.alertmanager.client import AlertmanagerClient
@@ -149,18 +151,19 @@ def _end_finder(cfg: Config, session: aiohttp.ClientSession) -> EndFinder:
 class StoredAlerts:
     """Reads back alerts resolved so long ago that they left memory, for the alert table: it asks for the
     fingerprints of a request it does not hold (new alerts too), so one blocking indexed read per request, on a
-    read-only connection of its own."""
+    reader connection of its own."""
 
-    def __init__(self, db: Database) -> None:
-        self._conn = connect(db.path, read_only=True)
+    def __init__(self, backend: Backend) -> None:
+        self._sql = backend.reader()
 
     def close(self) -> None:
-        self._conn.close()
+        self._sql.close()
 
     def __call__(self, fingerprints: Sequence[str]) -> dict[str, Alert]:
         try:
-            return load_alerts(self._conn, fingerprints)
-        except sqlite3.Error as exc:
+            return load_alerts(self._sql, fingerprints)
+        # The backend's errors: StorageError, or its driver's (sqlite3.Error, psycopg.Error), which share no base.
+        except Exception as exc:
             log.warning("could not read %d stored alerts, starting them afresh: %s", len(fingerprints), exc)
             return {}
 
@@ -179,13 +182,12 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     audit = await open_audit(db, writer, loaded.audit_key_file, clock.now())
     problems = Problems(writer, counters, audit)
     now = clock.now()
-    snapshot = await asyncio.to_thread(
-        db.load,
-        now=now,
-        alert_retention=cfg.alerts.resolved_retention,
+    stored_counters = await asyncio.to_thread(load_counters, db.primary)
+    active_alerts = await asyncio.to_thread(
+        load_active_alerts, db.primary, now=now, retention=cfg.alerts.resolved_retention
     )
     # Counters first: the correlator makes its series exist at 0 and must see the stored values.
-    counters.restore(snapshot.counters)
+    counters.restore(stored_counters)
     correlator = Correlator(
         writer,
         loaded.rules,
@@ -196,7 +198,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         # The thresholds of the published ItsmdSlaAtRisk: one setting for both (notify is not reloaded).
         at_risk_share=cfg.notify.publish.at_risk_share,
     )
-    alerts.restore(snapshot.active_alerts, now)
+    alerts.restore(active_alerts, now)
     restored = await _restore_records(db, correlator, problems, now)
     availability = await _availability(app, db, correlator, now)
 
@@ -219,7 +221,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         max_pending=cfg.ingest.max_pending_changes,
         end_finder=_end_finder(cfg, auto.session),
     )
-    reader = Reader(loaded.db_path)
+    reader = Reader(db)
 
     reloader = reload.Reloader(
         cfg.rules_dir,
@@ -570,10 +572,10 @@ def _start_background(
 
 async def _restore_records(db: Database, correlator: Correlator, problems: Problems, now: float) -> tuple[int, int]:
     """Incidents not closed, problems not resolved, and the recurrence history; (incidents, problems)."""
-    incidents, next_incident_id = await asyncio.to_thread(load_incidents, db.conn)
+    incidents, next_incident_id = await asyncio.to_thread(load_incidents, db.primary)
     longest = max(r.recurrence.window for r in correlator.ruleset.rules)
-    history = await asyncio.to_thread(recent_signatures, db.conn, now - longest)
-    open_problems, next_problem_id = await asyncio.to_thread(load_problems, db.conn)
+    history = await asyncio.to_thread(recent_signatures, db.primary, now - longest)
+    open_problems, next_problem_id = await asyncio.to_thread(load_problems, db.primary)
     correlator.restore(incidents, next_incident_id, now)
     problems.restore(open_problems, next_problem_id, history)
     return len(incidents), len(open_problems)

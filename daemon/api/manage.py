@@ -21,12 +21,12 @@ from daemon.api.routes import Answer, Body, Ok, Query, Route
 from daemon.audit import read_events
 from daemon.correlate import assignment
 from daemon.correlate.incidents import ACTIONS as INCIDENT_ACTIONS
-from daemon.correlate.store import incident_exists
 from daemon.errors import Conflict, InvalidInput, NotFound, TooLarge
 from daemon.explain import explain, incident_answer
 from daemon.model import ProblemStatus
 from daemon.problems.manager import ACTIONS as PROBLEM_ACTIONS
-from daemon.problems.store import problem_exists, read_problem, read_problems
+from daemon.storage.incidents import incident_exists
+from daemon.storage.problems import problem_exists, read_problem, read_problems
 from integrations.alertmanager.fingerprint import without_empty
 
 M = TypeVar("M", bound=BaseModel)

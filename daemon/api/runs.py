@@ -21,7 +21,7 @@ from daemon.ingest.handlers import validation_problem
 from daemon.runbook.journal import load_run
 from daemon.runbook.metrics import step_action
 from daemon.runbook.model import Run, RunMode, RunStatus, StepRecord
-from daemon.storage.queries import rfc3339
+from daemon.storage.timestamps import rfc3339
 
 Json = dict[str, Any]
 MAX_BODY_BYTES = 64 * 1024

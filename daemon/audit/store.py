@@ -10,7 +10,7 @@ from typing import Any
 
 from daemon.audit.chain import Head
 from daemon.storage.database import Statement
-from daemon.storage.queries import rfc3339
+from daemon.storage.timestamps import rfc3339
 
 INSERT = Statement(
     "INSERT INTO audit_events (seq, at, actor, record_type, record_id, action, before, after, mac) "

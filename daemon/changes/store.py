@@ -16,7 +16,7 @@ from typing import Any
 
 from daemon.changes.model import Change, ChangeOutcome, ChangeType
 from daemon.storage.database import Statement
-from daemon.storage.queries import rfc3339
+from daemon.storage.timestamps import rfc3339
 
 COLUMNS = (
     "id, run_id, runbook, runbook_version, mode, change_type, risk, service, incident_id, requested_by, "

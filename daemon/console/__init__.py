@@ -33,9 +33,9 @@ from daemon.console.live import LiveHub
 from daemon.console.render import TLS, page
 from daemon.console.security import secure
 from daemon.console.session import NEW_SESSION, Sessions, set_cookie
-from daemon.correlate import store as incident_store
-from daemon.problems import store as problem_store
 from daemon.runbook import journal
+from daemon.storage import incidents as incident_store
+from daemon.storage import problems as problem_store
 from daemon.storage.database import Statement
 
 LIVE = web.AppKey("console_live", LiveHub)

@@ -19,9 +19,9 @@ from daemon.config import AlertsConfig
 from daemon.correlate.metrics import RESOLUTION_DURATION, WITHDRAWN, pairs
 from daemon.correlate.rules import CorrelationRules, Flapping
 from daemon.correlate.ruleset import RuleSet
-from daemon.correlate.store import load_incidents
 from daemon.model import Alert, Incident, IncidentStatus, IncomingAlert, Source
 from daemon.pipeline import Pipeline
+from daemon.storage.incidents import load_incidents
 from tests.unit.daemon.records import Stack, incoming
 
 T0 = 1_800_000_000.0
@@ -219,7 +219,7 @@ async def test_a_restart_keeps_the_ends_of_alerts_already_ended(h: Harness) -> N
     h.at(T0 + 1200)
     h.feed(down(instance="a", firing=False, ends_at=T0 + 1190))
     await h.stack.writer.flush()
-    (restored,), _ = load_incidents(h.stack.db.conn)
+    (restored,), _ = load_incidents(h.stack.db.primary)
     assert (restored.ended_at, restored.end_source) == (T0 + 1190, None)
     assert list(restored.firing) == [down(instance="b").fingerprint]
 
@@ -284,7 +284,7 @@ async def test_a_flapping_hold_ends_after_a_restart_one_window_after_it(tmp_path
     again = Harness(tmp_path, rules)
     try:
         again.at(restart)
-        again.stack.correlator.restore(*load_incidents(again.stack.db.conn), restart)
+        again.stack.correlator.restore(*load_incidents(again.stack.db.primary), restart)
         incident = again.incident()
         # The changes it was counted from are gone: it flaps until a whole window passes without one.
         assert incident.flapping and again.stack.correlator.is_flapping(next(iter(incident.flapping)))

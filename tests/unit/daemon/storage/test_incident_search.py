@@ -4,13 +4,13 @@ every alert of every incident, whatever the labels hold (the SQL narrowing only 
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 from daemon.clock import ManualClock
 from daemon.correlate.matchers import match_all, parse_matcher
-from daemon.storage.database import connect
+from daemon.storage.database import Database
 from daemon.storage.incident_search import STATUSES, IncidentQuery, search_incidents
+from daemon.storage.sql import Sql
 from tests.unit.daemon.ingest.conftest import running, write_config
 
 TRICKY = [
@@ -37,15 +37,15 @@ MATCHERS = [
 ]
 
 
-def expected(conn: sqlite3.Connection, texts: list[str], statuses: tuple[str, ...]) -> tuple[list[int], dict[str, int]]:
+def expected(sql: Sql, texts: list[str], statuses: tuple[str, ...]) -> tuple[list[int], dict[str, int]]:
     matchers = tuple(parse_matcher(t) for t in texts)
-    status_of = dict(conn.execute("SELECT id, status FROM incidents"))
+    status_of = {r["id"]: r["status"] for r in sql.rows("SELECT id, status FROM incidents")}
     hits = {
-        incident
-        for incident, labels in conn.execute(
+        r["incident_id"]
+        for r in sql.rows(
             "SELECT l.incident_id, a.labels FROM incident_alerts l JOIN alerts a ON a.fingerprint = l.fingerprint"
         )
-        if match_all(matchers, json.loads(labels))
+        if match_all(matchers, json.loads(r["labels"]))
     }
     counts = dict.fromkeys(STATUSES, 0)
     for incident in hits:
@@ -60,16 +60,16 @@ async def test_matcher_search_finds_what_evaluating_every_alert_finds(tmp_path: 
             assert (await d.v2(body))[0] == 200
         status, _ = await d.post("/api/v1/incidents/2/acknowledge", {"by": "test"})
         assert status == 200
-    conn = connect(tmp_path / "data" / "itsmd.db", read_only=True)
+    sql = Database(tmp_path / "data" / "itsmd.db").reader()
     try:
-        assert conn.execute("SELECT count(*) FROM incidents").fetchone()[0] >= 5
+        assert sql.scalar("SELECT count(*) FROM incidents") >= 5
         for texts in MATCHERS:
             for statuses in (("open", "acknowledged"), ("acknowledged",), ()):
                 query = IncidentQuery(statuses=statuses, matchers=tuple(parse_matcher(t) for t in texts), limit=100)
-                found = search_incidents(conn, query)
-                ids, counts = expected(conn, texts, statuses)
+                found = search_incidents(sql, query)
+                ids, counts = expected(sql, texts, statuses)
                 assert [i["id"] for i in found.incidents] == ids, texts
                 assert found.total == len(ids) and found.by_status == counts, texts
-        assert expected(conn, ['alertname="Down"'], ())[0]  # the comparison is not of empty sets only
+        assert expected(sql, ['alertname="Down"'], ())[0]  # the comparison is not of empty sets only
     finally:
-        conn.close()
+        sql.close()
