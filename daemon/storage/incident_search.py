@@ -121,24 +121,34 @@ def _pair_text(m: Matcher) -> str | None:
 def _matching_incidents(sql: Sql, matchers: tuple[Matcher, ...]) -> set[int]:
     """Ids of the incidents with an alert that matches every matcher."""
     texts = [text for text in map(_pair_text, matchers) if text is not None]
-    contains = "strpos(a.labels, ?) > 0" if sql.dialect is Dialect.POSTGRES else "instr(a.labels, ?) > 0"
-    narrow = "".join(f" AND {contains}" for _ in texts)
     decided: dict[str, bool] = {}
-    fingerprints = []
-    for r in sql.rows(f"SELECT a.fingerprint, a.labels FROM alerts a WHERE 1 = 1{narrow}", texts):
-        labels = r["labels"]
+
+    def matches(labels: str) -> bool:
         hit = decided.get(labels)
         if hit is None:
             hit = decided[labels] = match_all(matchers, _labels(labels))
-        if hit:
-            fingerprints.append(r["fingerprint"])
+        return hit
+
+    if not texts:
+        # Nothing to narrow by: every link's alert, skipping the alerts of incidents already matched (most of
+        # an incident's alerts, so most of the matching work).
+        found: set[int] = set()
+        for r in sql.rows(
+            "SELECT l.incident_id, a.labels FROM incident_alerts l JOIN alerts a ON a.fingerprint = l.fingerprint"
+        ):
+            if r["incident_id"] not in found and matches(r["labels"]):
+                found.add(r["incident_id"])
+        return found
+    # Narrowed: the few candidate alerts first, then their incidents.
+    contains = "strpos(a.labels, ?) > 0" if sql.dialect is Dialect.POSTGRES else "instr(a.labels, ?) > 0"
+    narrow = " AND ".join(contains for _ in texts)
+    candidates = sql.rows(f"SELECT a.fingerprint, a.labels FROM alerts a WHERE {narrow}", texts)
+    fingerprints = [r["fingerprint"] for r in candidates if matches(r["labels"])]
     if not fingerprints:
         return set()
     clause, arg = _in_array(sql, "l.fingerprint", fingerprints)
-    return {
-        r["incident_id"]
-        for r in sql.rows(f"SELECT DISTINCT l.incident_id FROM incident_alerts l WHERE {clause}", [arg])
-    }
+    linked = sql.rows(f"SELECT DISTINCT l.incident_id FROM incident_alerts l WHERE {clause}", [arg])
+    return {r["incident_id"] for r in linked}
 
 
 def search_incidents(sql: Sql, q: IncidentQuery) -> IncidentPage:
