@@ -60,7 +60,7 @@ from daemon.runbook.actions import ACTIONS
 from daemon.runbook.config import secret_text
 from daemon.runbook.digest import load_key as load_digest_key
 from daemon.runbook.engine import Engine
-from daemon.runbook.journal import load_runs
+from daemon.storage.runs import load_runs
 from daemon.runbook.library import RunbookLibrary
 from daemon.runbook.metrics import RunbookMetrics, step_action
 from daemon.runbook.triggers import Triggers
@@ -491,7 +491,7 @@ async def _automation(
     )
     now = clock.now()
     runs_snapshot = await asyncio.to_thread(
-        load_runs, db.conn, now=now, breaker_lookback=engine.breaker_lookback(), history=cfg.runbooks.history
+        load_runs, db.primary, now=now, breaker_lookback=engine.breaker_lookback(), history=cfg.runbooks.history
     )
     ledger.restore(await asyncio.to_thread(load_changes, db.conn, now=now, window=cfg.runbooks.change_suspect_window))
     ledger.ensure_series(correlator.ruleset.catalogue.names())

@@ -35,7 +35,7 @@ from daemon.console.security import secure
 from daemon.console.session import NEW_SESSION, Sessions, set_cookie
 from daemon.correlate import store as incident_store
 from daemon.problems import store as problem_store
-from daemon.runbook import journal
+from daemon.storage import runs as run_store
 from daemon.storage.database import Statement
 
 LIVE = web.AppKey("console_live", LiveHub)
@@ -61,8 +61,8 @@ TOPICS: dict[Statement, str] = {
     incident_store.INCIDENT: "incidents",
     incident_store.TIMELINE: "incidents",
     incident_store.LINK: "incidents",
-    journal.UPSERT_RUN: "runs",
-    journal.UPSERT_STEP: "runs",
+    run_store.UPSERT_RUN: "runs",
+    run_store.UPSERT_STEP: "runs",
     problem_store.UPSERT: "problems",
     problem_store.LINK: "problems",
     change_store.UPSERT: "changes",

@@ -23,7 +23,7 @@ from daemon.console.record_views import run_row, run_view
 from daemon.console.render import page
 from daemon.console.session import Session
 from daemon.errors import RequestError
-from daemon.runbook.journal import load_run
+from daemon.storage.runs import load_run
 from daemon.runbook.model import Run, RunStatus
 
 PAGE_SIZE = 100

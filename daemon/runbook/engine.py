@@ -31,7 +31,7 @@ from daemon.runbook.config import RunbooksConfig
 from daemon.runbook.digest import new_key
 from daemon.runbook.errors import InvalidRunTransition, RunRefused, UnknownRunbook
 from daemon.runbook.guards import Breaker, LockId, Locks
-from daemon.runbook.journal import RunsSnapshot
+from daemon.storage.runs import RunsSnapshot
 from daemon.runbook.library import LoadedRunbook, RunbookLibrary
 from daemon.runbook.model import (
     Run,
