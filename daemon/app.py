@@ -31,7 +31,6 @@ from daemon.audit.start import open_audit
 from daemon.availability.tracker import AvailabilityCollector, AvailabilityTracker
 from daemon.changes.ledger import ChangeLedger
 from daemon.changes.model import ChangePolicy
-from daemon.changes.store import load_changes
 from daemon.clock import Clock, SystemClock
 from daemon.config import Config, LoadedConfig
 from daemon.correlate.incidents import Correlator
@@ -60,13 +59,14 @@ from daemon.runbook.actions import ACTIONS
 from daemon.runbook.config import secret_text
 from daemon.runbook.digest import load_key as load_digest_key
 from daemon.runbook.engine import Engine
-from daemon.storage.runs import load_runs
 from daemon.runbook.library import RunbookLibrary
 from daemon.runbook.metrics import RunbookMetrics, step_action
 from daemon.runbook.triggers import Triggers
 from daemon.scheduler.scheduler import Scheduler
+from daemon.storage.changes import load_changes
 from daemon.storage.database import Database, connect, load_alerts
 from daemon.storage.queries import Reader
+from daemon.storage.runs import load_runs
 from daemon.storage.writer import GroupCommitWriter
 from daemon.tasks import TaskRegistry
 from integrations.alertmanager.client import AlertmanagerClient
@@ -493,7 +493,9 @@ async def _automation(
     runs_snapshot = await asyncio.to_thread(
         load_runs, db.primary, now=now, breaker_lookback=engine.breaker_lookback(), history=cfg.runbooks.history
     )
-    ledger.restore(await asyncio.to_thread(load_changes, db.conn, now=now, window=cfg.runbooks.change_suspect_window))
+    ledger.restore(
+        await asyncio.to_thread(load_changes, db.primary, now=now, window=cfg.runbooks.change_suspect_window)
+    )
     ledger.ensure_series(correlator.ruleset.catalogue.names())
     # The ledger hears of a run before anything else does, so a run's change exists before its first step.
     engine.subscribe(ledger.on_run_event)

@@ -14,7 +14,6 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from daemon.api.auth import AUTHENTICATOR
-from daemon.changes import store as change_store
 from daemon.clock import Clock
 from daemon.config import Config
 from daemon.console import (
@@ -35,6 +34,7 @@ from daemon.console.security import secure
 from daemon.console.session import NEW_SESSION, Sessions, set_cookie
 from daemon.correlate import store as incident_store
 from daemon.problems import store as problem_store
+from daemon.storage import changes as change_store
 from daemon.storage import runs as run_store
 from daemon.storage.database import Statement
 

@@ -19,10 +19,10 @@ from daemon.runbook.check import load_runbook
 from daemon.runbook.config import RunbooksConfig
 from daemon.runbook.digest import load_key as load_digest_key
 from daemon.runbook.engine import Engine
-from daemon.storage.runs import load_runs
 from daemon.runbook.library import RunbookLibrary
 from daemon.runbook.model import Run, RunEvent, RunStatus
 from daemon.storage.database import Database
+from daemon.storage.runs import load_runs
 from daemon.storage.writer import GroupCommitWriter
 from daemon.tasks import TaskRegistry
 
