@@ -40,7 +40,6 @@ from daemon.drills.metrics import DrillCollector
 from daemon.drills.runner import DrillRunner
 from daemon.drills.schedule import DrillSchedule
 from daemon.drills.spec import Drill
-from daemon.drills.store import load_drill_state
 from daemon.ingest import handlers
 from daemon.ingest.ratelimit import RateLimiter
 from daemon.metrics.collector import ItsmdCollector
@@ -65,6 +64,7 @@ from daemon.runbook.triggers import Triggers
 from daemon.scheduler.scheduler import Scheduler
 from daemon.storage.changes import load_changes
 from daemon.storage.database import Database, connect, load_alerts
+from daemon.storage.drills import load_drill_state
 from daemon.storage.queries import Reader
 from daemon.storage.runs import load_runs
 from daemon.storage.writer import GroupCommitWriter
@@ -517,7 +517,7 @@ async def _automation(
         incidents=correlator.incidents,
         prometheus=prometheus,
     )
-    drill_runner.restore(await asyncio.to_thread(load_drill_state, db.conn))
+    drill_runner.restore(await asyncio.to_thread(load_drill_state, db.primary))
     app[keys.DRILLS] = drill_runner
     return Automation(engine, metrics, session, recovering, drill_runner)
 

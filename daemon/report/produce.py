@@ -18,12 +18,12 @@ from zoneinfo import ZoneInfo
 
 from daemon.catalogue.services import Catalogue
 from daemon.clock import Clock
-from daemon.drills.store import drill_results
 from daemon.errors import StorageError
 from daemon.report import period as periods
 from daemon.report.build import build_report
 from daemon.report.render import render
 from daemon.storage.database import connect
+from daemon.storage.drills import drill_results
 
 log = logging.getLogger(__name__)
 
