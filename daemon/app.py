@@ -62,6 +62,7 @@ from daemon.runbook.library import RunbookLibrary
 from daemon.runbook.metrics import RunbookMetrics, step_action
 from daemon.runbook.triggers import Triggers
 from daemon.scheduler.scheduler import Scheduler
+from daemon.storage.backends import backend_for
 from daemon.storage.changes import load_changes
 from daemon.storage.database import Database, connect, load_alerts
 from daemon.storage.drills import load_drill_state
@@ -375,7 +376,7 @@ async def _availability(app: web.Application, db: Database, correlator: Correlat
     tracker = AvailabilityTracker(
         lambda: correlator.ruleset.catalogue, app[CLOCK], app[keys.CONFIG].config.availability.windows
     )
-    await asyncio.to_thread(tracker.load, db.conn, now)
+    await asyncio.to_thread(tracker.load, db.primary, now)
     correlator.subscribe(tracker.on_incident_event)
     app[AVAILABILITY] = tracker
     return tracker
@@ -388,7 +389,7 @@ def _scheduler(loaded: LoadedConfig, correlator: Correlator, clock: Clock) -> Sc
     if cfg.dir is None:
         return scheduler
     job = MonthlyReports(
-        loaded.db_path,
+        backend_for(loaded),
         lambda: correlator.ruleset.catalogue,
         cfg.dir,
         clock,
