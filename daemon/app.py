@@ -30,7 +30,6 @@ from daemon.audit.start import open_audit
 from daemon.availability.tracker import AvailabilityCollector, AvailabilityTracker
 from daemon.changes.ledger import ChangeLedger
 from daemon.changes.model import ChangePolicy
-from daemon.changes.store import load_changes
 from daemon.clock import Clock, SystemClock
 from daemon.config import Config, LoadedConfig
 from daemon.correlate.incidents import Correlator
@@ -39,7 +38,6 @@ from daemon.drills.metrics import DrillCollector
 from daemon.drills.runner import DrillRunner
 from daemon.drills.schedule import DrillSchedule
 from daemon.drills.spec import Drill
-from daemon.drills.store import load_drill_state
 from daemon.ingest import handlers
 from daemon.ingest.ratelimit import RateLimiter
 from daemon.metrics.collector import ItsmdCollector
@@ -57,17 +55,20 @@ from daemon.runbook.actions import ACTIONS
 from daemon.runbook.config import secret_text
 from daemon.runbook.digest import load_key as load_digest_key
 from daemon.runbook.engine import Engine
-from daemon.runbook.journal import load_runs
 from daemon.runbook.library import RunbookLibrary
 from daemon.runbook.metrics import RunbookMetrics, step_action
 from daemon.runbook.triggers import Triggers
 from daemon.scheduler.scheduler import Scheduler
 from daemon.storage.alerts import load_active_alerts, load_alerts
+from daemon.storage.backends import backend_for
+from daemon.storage.changes import load_changes
 from daemon.storage.counters import load_counters
 from daemon.storage.database import Database
+from daemon.storage.drills import load_drill_state
 from daemon.storage.incidents import load_incidents, recent_signatures
 from daemon.storage.problems import load_problems
 from daemon.storage.reader import Reader
+from daemon.storage.runs import load_runs
 from daemon.storage.sql import Backend
 from daemon.storage.writer import GroupCommitWriter
 from daemon.tasks import TaskRegistry
@@ -377,7 +378,7 @@ async def _availability(app: web.Application, db: Database, correlator: Correlat
     tracker = AvailabilityTracker(
         lambda: correlator.ruleset.catalogue, app[CLOCK], app[keys.CONFIG].config.availability.windows
     )
-    await asyncio.to_thread(tracker.load, db.conn, now)
+    await asyncio.to_thread(tracker.load, db.primary, now)
     correlator.subscribe(tracker.on_incident_event)
     app[AVAILABILITY] = tracker
     return tracker
@@ -390,7 +391,7 @@ def _scheduler(loaded: LoadedConfig, correlator: Correlator, clock: Clock) -> Sc
     if cfg.dir is None:
         return scheduler
     job = MonthlyReports(
-        loaded.db_path,
+        backend_for(loaded),
         lambda: correlator.ruleset.catalogue,
         cfg.dir,
         clock,
@@ -493,9 +494,11 @@ async def _automation(
     )
     now = clock.now()
     runs_snapshot = await asyncio.to_thread(
-        load_runs, db.conn, now=now, breaker_lookback=engine.breaker_lookback(), history=cfg.runbooks.history
+        load_runs, db.primary, now=now, breaker_lookback=engine.breaker_lookback(), history=cfg.runbooks.history
     )
-    ledger.restore(await asyncio.to_thread(load_changes, db.conn, now=now, window=cfg.runbooks.change_suspect_window))
+    ledger.restore(
+        await asyncio.to_thread(load_changes, db.primary, now=now, window=cfg.runbooks.change_suspect_window)
+    )
     ledger.ensure_series(correlator.ruleset.catalogue.names())
     # The ledger hears of a run before anything else does, so a run's change exists before its first step.
     engine.subscribe(ledger.on_run_event)
@@ -517,7 +520,7 @@ async def _automation(
         incidents=correlator.incidents,
         prometheus=prometheus,
     )
-    drill_runner.restore(await asyncio.to_thread(load_drill_state, db.conn))
+    drill_runner.restore(await asyncio.to_thread(load_drill_state, db.primary))
     app[keys.DRILLS] = drill_runner
     return Automation(engine, metrics, session, recovering, drill_runner)
 

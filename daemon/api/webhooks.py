@@ -15,7 +15,7 @@ from daemon.api.rest import BAD_QUERY, PAGING, _page
 from daemon.api.routes import Ok, Query, Route
 from daemon.errors import InvalidInput
 from daemon.notify.outbox.outbox import Outbox
-from daemon.notify.outbox.store import dead_letters
+from daemon.storage.outbox import dead_letters
 from daemon.storage.timestamps import rfc3339
 
 OUTBOX = web.AppKey("outbox", Outbox)

@@ -1,6 +1,7 @@
 """`itsmd audit verify --data-dir DIR [--config FILE] [--key-file F]`: check the whole audit chain.
 
-Reads the store file read-only, so it works with the daemon running or stopped. One line per finding, then
+Reads the store read-only (the backend the config names; with --data-dir alone, the SQLite file in it), so
+it works with the daemon running or stopped. One line per finding, then
 `OK: N events, head seq S` (exit 0) or `FAILED: ...` (exit 1); exit 2 when it cannot check (no key file,
 no store, a wrong config).
 """
@@ -8,7 +9,6 @@ no store, a wrong config).
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -16,7 +16,10 @@ from daemon.audit.chain import anchor_path, load_key
 from daemon.audit.verify import check
 from daemon.config import load_config
 from daemon.errors import ConfigError, StorageError
-from daemon.storage.database import connect
+from daemon.storage.backends import backend_for
+from daemon.storage.database import Database
+from daemon.storage.reading import reading
+from daemon.storage.sql import Backend
 
 DB_FILE = "itsmd.db"
 KEY_FILE = "audit.key"
@@ -36,15 +39,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def main(args: argparse.Namespace) -> int:
+    backend: Backend
     if args.config is not None:
         try:
             loaded = load_config(args.config, data_dir=args.data_dir)
         except ConfigError as exc:
             print(f"itsmd audit verify: invalid configuration:\n{exc}", file=sys.stderr)
             return 2
-        db_path, key_file = loaded.db_path, loaded.audit_key_file
+        backend, key_file = backend_for(loaded), loaded.audit_key_file
     elif args.data_dir is not None:
-        db_path, key_file = args.data_dir / DB_FILE, args.data_dir / KEY_FILE
+        backend, key_file = Database(args.data_dir / DB_FILE), args.data_dir / KEY_FILE
     else:
         print("itsmd audit verify: give --data-dir or --config", file=sys.stderr)
         return 2
@@ -52,22 +56,16 @@ def main(args: argparse.Namespace) -> int:
     if not key_file.is_file():
         print(f"itsmd audit verify: no key file {key_file} (--key-file)", file=sys.stderr)
         return 2
-    if not db_path.is_file():
-        print(f"itsmd audit verify: no store {db_path} (--data-dir)", file=sys.stderr)
+    if isinstance(backend, Database) and not backend.path.is_file():
+        print(f"itsmd audit verify: no store {backend.path} (--data-dir)", file=sys.stderr)
         return 2
     try:
         key = load_key(key_file)
-        conn = connect(db_path, read_only=True)
-    except (StorageError, sqlite3.Error) as exc:
+        with reading(backend) as sql:
+            report = check(sql, key, anchor_path(key_file))
+    except StorageError as exc:
         print(f"itsmd audit verify: {exc}", file=sys.stderr)
         return 2
-    try:
-        report = check(conn, key, anchor_path(key_file))
-    except sqlite3.Error as exc:
-        print(f"itsmd audit verify: cannot read {db_path}: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        conn.close()
     for finding in report.findings:
         print(finding)
     if report.ok:

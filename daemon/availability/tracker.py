@@ -8,7 +8,6 @@ kept only in memory. The collector computes everything at scrape time from the l
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -19,7 +18,6 @@ from daemon.availability.episodes import (
     History,
     MaintenanceCache,
     episodes_of,
-    load_histories,
     metric_service,
     policy_counts,
 )
@@ -28,6 +26,8 @@ from daemon.catalogue.services import Catalogue
 from daemon.clock import Clock
 from daemon.correlate.events import IncidentEvent, IncidentEventKind
 from daemon.durations import format_duration
+from daemon.storage.availability import load_histories
+from daemon.storage.sql import Sql
 
 
 @dataclass
@@ -72,9 +72,9 @@ class AvailabilityTracker:
                 self._incidents[h.incident_id] = state
         self.ledger.restore(episodes, now)
 
-    def load(self, conn: sqlite3.Connection, now: float) -> None:
+    def load(self, sql: Sql, now: float) -> None:
         """Read the stored history (call before the writer starts, in a thread)."""
-        self.restore(load_histories(conn), now)
+        self.restore(load_histories(sql), now)
 
     # -- events ---------------------------------------------------------------------------------------
 

@@ -9,44 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from daemon.storage import alerts, incidents
 from daemon.storage.incidents import ANY, AssignmentFilter
-from daemon.storage.sql import Backend, Dialect, Row, Sql
+from daemon.storage.sql import Backend, Sql
 
 T = TypeVar("T")
 Json = dict[str, Any]
-
-
-class _Bridged:
-    """TRANSITION (issue 14), to be deleted when the last read takes `Sql`: the read functions of runs,
-    changes, drills, audit, outbox and availability still call sqlite3's `execute` on what they are given (their
-    conversion is another branch's), so on SQLite anything not of `Sql` is the connection's."""
-
-    def __init__(self, sql: Sql) -> None:
-        self._inner = sql
-
-    @property
-    def dialect(self) -> Dialect:
-        return self._inner.dialect
-
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return self._inner.rows(sql, params)
-
-    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        return self._inner.one(sql, params)
-
-    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self._inner.scalar(sql, params)
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(getattr(self._inner, "connection"), name)  # noqa: B009 - SqliteSql only
 
 
 class Reader:
@@ -60,7 +32,7 @@ class Reader:
     def _sql(self) -> Sql:
         sql: Sql | None = getattr(self._local, "sql", None)
         if sql is None:
-            sql = _Bridged(self._backend.reader())
+            sql = self._backend.reader()
             self._local.sql = sql
             with self._lock:
                 self._opened.append(sql)

@@ -21,6 +21,7 @@ from daemon.correlate.rules import CorrelationRules, Flapping
 from daemon.correlate.ruleset import RuleSet
 from daemon.model import Alert, Incident, IncidentStatus, IncomingAlert, Source
 from daemon.pipeline import Pipeline
+from daemon.storage.availability import load_histories
 from daemon.storage.incidents import load_incidents
 from tests.unit.daemon.records import Stack, incoming
 
@@ -105,7 +106,7 @@ async def test_lost_resolve_ends_at_last_seen_without_prometheus(h: Harness) -> 
     assert kind == "resolved"
     assert resolved == {"by": "expiry", "ended_at": T0 + 600, "end_estimated": True, "end_source": "last_seen"}
     # The stored history (restart, report) reads the same outage.
-    episodes = stored_episodes(h.stack.db.conn, catalogue())
+    episodes = stored_episodes(load_histories(h.stack.db.primary), catalogue())
     assert [(e.start, e.end) for e in episodes] == [(T0, T0 + 600)]
 
 
@@ -257,7 +258,7 @@ async def test_a_flapping_incident_ends_when_its_last_alert_ended_not_when_the_h
         # T0+120; that episode ran to the last alert's end, not to the end of the hold.
         assert h.downtime() == 50 + (last_end - (T0 + 120))
         assert h.mttr_sum() == 50
-        episodes = stored_episodes(h.stack.db.conn, catalogue())
+        episodes = stored_episodes(load_histories(h.stack.db.primary), catalogue())
         assert [(e.start, e.end) for e in episodes] == [(T0, T0 + 50), (T0 + 120, last_end)]
     finally:
         h.stack.close()
