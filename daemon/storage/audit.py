@@ -27,6 +27,15 @@ TRIGGERS = {
     "audit_events BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END",
 }
 """The append-only triggers as SQLite schema version 2 creates them (whitespace aside)."""
+_PG_RAISE = "AS $$ BEGIN RAISE EXCEPTION 'audit events are append-only'; END $$"
+PG_TRIGGERS = {
+    f"audit_events_append_only_{event}": f"CREATE TRIGGER audit_events_append_only_{event} BEFORE {event.upper()} "
+    f"ON audit_events FOR EACH {each} EXECUTE FUNCTION audit_events_append_only() {_PG_RAISE}"
+    for event, each in (("update", "ROW"), ("delete", "ROW"), ("truncate", "STATEMENT"))
+}
+"""The append-only triggers of PostgreSQL schema version 1 as trigger_sql shows them: each with the body of
+the function it calls, since replacing the function disarms a trigger as surely as dropping it. TRUNCATE
+has a trigger of its own: it would empty the table without firing the row triggers."""
 _PAGE = 1000
 """Chained events read per query while checking: a whole chain is never held in memory."""
 
@@ -138,19 +147,24 @@ def schema_version(sql: Sql) -> int | None:
 
 
 def expected_triggers(dialect: Dialect) -> dict[str, str]:
-    """The append-only triggers a store must have, by name, SQL with whitespace collapsed. PostgreSQL: none
-    checked yet (its DDL and the form to compare with belong to the PostgreSQL schema)."""
-    return dict(TRIGGERS) if dialect is Dialect.SQLITE else {}
+    """The append-only triggers a store must have, by name, SQL with whitespace collapsed."""
+    return dict(TRIGGERS) if dialect is Dialect.SQLITE else dict(PG_TRIGGERS)
 
 
 def trigger_sql(sql: Sql) -> dict[str, str]:
-    """The triggers on audit_events, by name, their SQL with whitespace collapsed."""
+    """The triggers on audit_events, by name, their SQL with whitespace collapsed. PostgreSQL: the table
+    unqualified, then the body of the trigger's function, and ` DISABLED` when the trigger does not fire
+    (ALTER TABLE ... DISABLE TRIGGER, or enabled for replication sessions only)."""
     if sql.dialect is Dialect.SQLITE:
         rows = sql.rows("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_events'")
     else:
         rows = sql.rows(
-            "SELECT tgname AS name, pg_get_triggerdef(oid) AS sql FROM pg_trigger "
-            "WHERE tgrelid = 'audit_events'::regclass AND NOT tgisinternal"
+            "SELECT t.tgname AS name, replace(pg_get_triggerdef(t.oid), ' ON ' || quote_ident(n.nspname) || '.', "
+            "' ON ') || ' AS $$ ' || p.prosrc || ' $$' "
+            "|| CASE WHEN t.tgenabled IN ('O', 'A') THEN '' ELSE ' DISABLED' END AS sql "
+            "FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_proc p ON p.oid = t.tgfoid "
+            "WHERE t.tgrelid = 'audit_events'::regclass AND NOT t.tgisinternal"
         )
     return {r["name"]: " ".join((r["sql"] or "").split()) for r in rows}
 

@@ -80,6 +80,8 @@ class PgSql:
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         cur = self._execute(sql, params)
+        if cur.description is None:  # BEGIN, COMMIT, SET: no rows, as SQLite's cursor has none
+            return []
         try:
             return list(cur.fetchall())
         except psycopg.Error as exc:
@@ -87,6 +89,8 @@ class PgSql:
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         cur = self._execute(sql, params)
+        if cur.description is None:
+            return None
         try:
             return cur.fetchone()
         except psycopg.Error as exc:
