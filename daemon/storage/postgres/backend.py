@@ -20,7 +20,7 @@ from daemon.errors import Fenced, StorageError
 from daemon.storage import alerts as alert_records
 from daemon.storage.database import Batch
 from daemon.storage.postgres import schema
-from daemon.storage.postgres.sql import PgConnection, PgSql, driver_error, rewrite
+from daemon.storage.postgres.sql import PgConnection, PgSql, driver_error, nul_free_text, rewrite
 from daemon.storage.sql import Dialect, Sql
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,7 @@ class PostgresBackend:
 
     def _connect(self) -> PgConnection:
         conn: PgConnection = psycopg.connect(self._dsn, **self._kwargs())
+        nul_free_text(conn)
         return conn
 
     def _connect_writer(self) -> PgConnection:
@@ -264,3 +265,4 @@ class PostgresBackend:
 def _read_only(conn: PgConnection) -> None:
     # Readers cannot write by accident; reader(read_only=False) lifts it for the one checkout.
     conn.execute("SET default_transaction_read_only = on")
+    nul_free_text(conn)  # looking for a text with NUL finds it as it was written

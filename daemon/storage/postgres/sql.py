@@ -12,11 +12,34 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
+from psycopg.types.string import StrBinaryDumper, StrDumperUnknown
 
 from daemon.errors import StorageError, StoreUnavailable
 from daemon.storage.sql import Dialect, Row
 
 PgConnection = psycopg.Connection[dict[str, Any]]
+
+
+NUL_STANDIN = "\ufffd"
+"""What a NUL in text becomes in PostgreSQL, whose text cannot hold one (SQLite's can). Text from alerts and
+from commands' output may carry one: refused, it would fail its whole batch on every retry, and with it every
+acknowledged write behind it."""
+
+
+class _NulFreeText(StrDumperUnknown):
+    def dump(self, obj: str) -> bytes | bytearray | memoryview | None:
+        return super().dump(obj.replace("\x00", NUL_STANDIN) if "\x00" in obj else obj)
+
+
+class _NulFreeBinary(StrBinaryDumper):
+    def dump(self, obj: str) -> bytes | bytearray | memoryview | None:
+        return super().dump(obj.replace("\x00", NUL_STANDIN) if "\x00" in obj else obj)
+
+
+def nul_free_text(conn: PgConnection) -> None:
+    """Text parameters and COPY rows of this connection with NUL_STANDIN for NUL: written and looked for alike."""
+    conn.adapters.register_dumper(str, _NulFreeText)
+    conn.adapters.register_dumper(str, _NulFreeBinary)
 
 
 @functools.lru_cache(maxsize=4096)
