@@ -55,6 +55,8 @@ from daemon.notify.publish.states import Links, Sources
 from daemon.pipeline import Pipeline
 from daemon.problems.manager import Problems
 from daemon.problems.store import load_problems
+from daemon.replica.metrics import ReplicaCollector
+from daemon.replica.state import REPLICA, ReplicaState, fence
 from daemon.report.produce import MonthlyReports
 from daemon.runbook.actions import ACTIONS
 from daemon.runbook.config import secret_text
@@ -92,7 +94,11 @@ INCIDENT_TIMERS = "incidents"
 """The scheduler job that wakes the correlator for SLA deadlines, flapping and closes."""
 
 
-def create_app(loaded: LoadedConfig, *, clock: Clock | None = None) -> web.Application:
+def create_app(
+    loaded: LoadedConfig, *, clock: Clock | None = None, replica: ReplicaState | None = None
+) -> web.Application:
+    """The whole daemon; `replica` is this process as the leader of replicas (its epoch fences the store),
+    None for a single node."""
     clock = clock or SystemClock()
     authenticator = auth.Authenticator(loaded.config.auth, clock)
     app = web.Application(
@@ -100,6 +106,7 @@ def create_app(loaded: LoadedConfig, *, clock: Clock | None = None) -> web.Appli
         middlewares=[json_errors, auth.middleware(authenticator)],
     )
     app[keys.CONFIG] = loaded
+    app[REPLICA] = replica or ReplicaState.single_node(loaded.config)
     app[keys.HEALTH] = keys.Health()
     app[CLOCK] = clock
     app[auth.AUTHENTICATOR] = authenticator
@@ -170,8 +177,9 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     cfg = loaded.config
     clock = app[CLOCK]
     db = Database(loaded.db_path, synchronous=cfg.storage.synchronous)
+    fence(db, app[REPLICA])
     await asyncio.to_thread(db.open)
-    writer = GroupCommitWriter(db, flush_interval=cfg.storage.flush_interval)
+    writer = GroupCommitWriter(db, flush_interval=cfg.storage.flush_interval, on_fenced=app[REPLICA].on_fenced)
     writer.add_commit_listener(app[console.LIVE].on_commit)
     counters = CounterStore(writer)
     stored_alerts = StoredAlerts(db)
@@ -237,6 +245,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         DrillCollector(counters, auto.drills),
         AvailabilityCollector(availability),
         AuditCollector(audit),
+        ReplicaCollector(app[REPLICA]),
         app[auth.AUTHENTICATOR],
         *notices.collectors,
     )
@@ -274,7 +283,12 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     finally:
         app[keys.HEALTH].draining = True
         await _shut_down(
-            cfg.shutdown_timeout, auto=auto, scheduler=scheduler, tasks=tasks, writer=writer, hooks=notices.webhooks
+            app[REPLICA].shutdown_deadline(cfg.shutdown_timeout),
+            auto=auto,
+            scheduler=scheduler,
+            tasks=tasks,
+            writer=writer,
+            hooks=notices.webhooks,
         )
         await audit.anchor()  # the writer has drained: the head of its last commit
         reader.close()
