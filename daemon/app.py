@@ -55,6 +55,7 @@ from daemon.notify.publish.states import Links, Sources
 from daemon.pipeline import Pipeline
 from daemon.problems.manager import Problems
 from daemon.problems.store import load_problems
+from daemon.replica.inbox import InboxCollector, InboxConsumer
 from daemon.replica.metrics import ReplicaCollector
 from daemon.replica.state import REPLICA, ReplicaState, fence
 from daemon.report.produce import MonthlyReports
@@ -83,6 +84,8 @@ LIBRARY = web.AppKey("runbook_library", RunbookLibrary)
 ACTION_HTTP_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10.0)
 """Each action bounds its own requests by the step timeout; the session only bounds connecting."""
 SCHEDULER = web.AppKey("scheduler", Scheduler)
+INBOX_DSN = web.AppKey("inbox_dsn", str)
+INBOX = web.AppKey("inbox", InboxConsumer)
 AVAILABILITY = web.AppKey("availability", AvailabilityTracker)
 AVAILABILITY_COMPACT = 600.0
 """How often old outages are folded into totals; any interval works, it only bounds memory."""
@@ -95,10 +98,15 @@ INCIDENT_TIMERS = "incidents"
 
 
 def create_app(
-    loaded: LoadedConfig, *, clock: Clock | None = None, replica: ReplicaState | None = None
+    loaded: LoadedConfig,
+    *,
+    clock: Clock | None = None,
+    inbox_dsn: str | None = None,
+    replica: ReplicaState | None = None,
 ) -> web.Application:
-    """The whole daemon; `replica` is this process as the leader of replicas (its epoch fences the store),
-    None for a single node."""
+    """`inbox_dsn` (PostgreSQL with replicas): this replica leads, and applies what followers committed to the
+    inbox there (daemon/replica/inbox.py). `replica`: this process as the leader of replicas (its epoch fences
+    the store); None for a single node."""
     clock = clock or SystemClock()
     authenticator = auth.Authenticator(loaded.config.auth, clock)
     app = web.Application(
@@ -109,6 +117,8 @@ def create_app(
     app[REPLICA] = replica or ReplicaState.single_node(loaded.config)
     app[keys.HEALTH] = keys.Health()
     app[CLOCK] = clock
+    if inbox_dsn is not None:
+        app[INBOX_DSN] = inbox_dsn
     app[auth.AUTHENTICATOR] = authenticator
     app[LIBRARY] = load_library(loaded)
     ingest = loaded.config.ingest
@@ -176,9 +186,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     loaded = app[keys.CONFIG]
     cfg = loaded.config
     clock = app[CLOCK]
-    db = Database(loaded.db_path, synchronous=cfg.storage.synchronous)
-    fence(db, app[REPLICA])
-    await asyncio.to_thread(db.open)
+    db = await _open_store(app)
     writer = GroupCommitWriter(db, flush_interval=cfg.storage.flush_interval, on_fenced=app[REPLICA].on_fenced)
     writer.add_commit_listener(app[console.LIVE].on_commit)
     counters = CounterStore(writer)
@@ -248,6 +256,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         ReplicaCollector(app[REPLICA]),
         app[auth.AUTHENTICATOR],
         *notices.collectors,
+        *_inbox(app, pipeline),
     )
     scheduler = _scheduler(loaded, correlator, clock)
     _expose(
@@ -267,6 +276,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     _schedule_drills(app, scheduler, reloader, auto.drills, correlator.ruleset.drills)
     # After the writer runs: recovery journals what it decides and waits for that to be durable.
     await auto.engine.recover()
+    _start_inbox(app, tasks)
     app[keys.HEALTH].started = True
     log.info(
         "store open at %s: %d alerts in memory (%d firing), %d incidents and %d problems in memory, "
@@ -295,6 +305,15 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         stored_alerts.close()
         await asyncio.to_thread(db.close)
         log.info("store closed")
+
+
+async def _open_store(app: web.Application) -> Database:
+    """The store, fenced with the leader's epoch when this process leads replicas."""
+    loaded = app[keys.CONFIG]
+    db = Database(loaded.db_path, synchronous=loaded.config.storage.synchronous)
+    fence(db, app[REPLICA])
+    await asyncio.to_thread(db.open)
+    return db
 
 
 @dataclass
@@ -352,7 +371,7 @@ async def _shut_down(
     await auto.engine.close(deadline)
     await scheduler.shutdown()
     auto.drills.close()
-    await tasks.cancel("sweep", "checkpoint", "reload", "availability")
+    await tasks.cancel("inbox", "sweep", "checkpoint", "reload", "availability")
     await hooks.close(tasks)
     writer.close()
     if await tasks.wait("writer", deadline):
@@ -382,6 +401,21 @@ def _expose(
     app[reload.RELOADER] = reloader
     app[SCHEDULER] = scheduler
     app[webhooks.OUTBOX] = outbox
+
+
+def _inbox(app: web.Application, pipeline: Pipeline) -> list[Collector]:
+    """The consumer of the followers' inbox when create_app was given its database; its metrics."""
+    dsn = app.get(INBOX_DSN)
+    if dsn is None:
+        return []
+    app[INBOX] = consumer = InboxConsumer(dsn, pipeline, app[keys.CONFIG].config.ingest)
+    return [InboxCollector(consumer)]
+
+
+def _start_inbox(app: web.Application, tasks: TaskRegistry) -> None:
+    """Like a direct request, an inbox row is applied only once recovery is done."""
+    if INBOX in app:
+        tasks.start("inbox", app[INBOX].run())
 
 
 async def _availability(app: web.Application, db: Database, correlator: Correlator, now: float) -> AvailabilityTracker:

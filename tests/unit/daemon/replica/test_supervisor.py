@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +18,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from daemon.config import Config, LoadedConfig
 from daemon.correlate.ruleset import RuleSet
 from daemon.errors import StoreUnavailable
-from daemon.replica.interim_follower import create_follower_app
+from daemon.replica.follower import create_follower_app
 from daemon.replica.lease import Lease
 from daemon.replica.metrics import ReplicaCollector
+from daemon.replica.proxy import SERVED_BY
 from daemon.replica.state import REPLICA, ReplicaState, fence
 from daemon.replica.supervisor import Supervisor
 from daemon.storage.database import Batch
@@ -89,6 +91,18 @@ async def role(request: web.Request) -> web.Response:
     return web.json_response({"role": "leader", "name": request.app[REPLICA].name})
 
 
+def follower_app(dsn: str, renew: float) -> Callable[[ReplicaState], web.Application]:
+    return lambda state: create_follower_app(
+        LOADED, state, dsn=dsn, lease_ttl=renew, collectors=(ReplicaCollector(state),)
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @dataclass
 class Replica:
     supervisor: Supervisor
@@ -109,12 +123,14 @@ class Replica:
             return None
 
     async def serves(self, http: aiohttp.ClientSession, role: str) -> bool:
-        """The app of this role answers (the leader app has /role, the follower app refuses it)."""
+        """The app of this role answers: the leader app has /role; the follower app forwards it to the leader
+        (saying so in X-Itsmd-Served-By) or refuses it when no leader can be reached."""
         try:
             async with http.get(f"{self.url}/role") as resp:
-                return resp.status == (200 if role == "leader" else 503)
+                served = "leader" if resp.status == 200 and SERVED_BY not in resp.headers else "follower"
         except aiohttp.ClientConnectionError:
             return False
+        return served == role
 
 
 @pytest.fixture
@@ -124,19 +140,20 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-async def replicas(tmp_path: Path, lease_dsn: str) -> AsyncIterator[Callable[..., Awaitable[Replica]]]:
+async def replicas(tmp_path: Path, replica_dsn: str) -> AsyncIterator[Callable[..., Awaitable[Replica]]]:
     started: list[Replica] = []
 
     async def start(name: str, *, lease: float = 3.0, renew: float = 0.2, margin: float = 0.5) -> Replica:
-        state = ReplicaState(name=name, url=f"http://{name}")
-        ls = Lease(lease_dsn, holder=name, url=state.url, duration=lease, margin=margin, timeout=1.0)
+        port = free_port()
+        state = ReplicaState(name=name, url=f"http://127.0.0.1:{port}")
+        ls = Lease(replica_dsn, holder=name, url=state.url, duration=lease, margin=margin, timeout=1.0)
         sup = Supervisor(
             ls,
             state,
-            leader_app=leader_app(tmp_path, lease_dsn),
-            follower_app=lambda st: create_follower_app(LOADED, st),
+            leader_app=leader_app(tmp_path, replica_dsn),
+            follower_app=follower_app(replica_dsn, renew),
             host="127.0.0.1",
-            port=0,
+            port=port,
             renew=renew,
             shutdown_timeout=5.0,
         )
@@ -185,10 +202,9 @@ async def test_one_of_two_leads_and_serves_the_leader_app(
     async with http.post(f"{leader.url}/write") as resp:
         assert resp.status == 200, await resp.text()
     async with http.post(f"{follower.url}/write") as resp:
-        assert resp.status == 503
-        body = await resp.json()
-    assert body["reason"] == "not_leader"
-    assert body["leader"] == leader.supervisor.state.url
+        assert resp.status == 200, await resp.text()  # forwarded to the leader
+        assert resp.headers[SERVED_BY] == follower.supervisor.state.name
+        assert (await resp.json())["written_by"] == leader.supervisor.state.name
     async with http.get(f"{follower.url}/metrics") as resp:
         info = parse_metrics(await resp.text())
     name = follower.supervisor.state.name
@@ -222,13 +238,13 @@ async def _is_follower_app(http: aiohttp.ClientSession, replica: Replica) -> boo
 
 
 async def test_a_leader_whose_lease_was_taken_steps_down_to_follower(
-    replicas: Callable[..., Awaitable[Replica]], http: aiohttp.ClientSession, lease_dsn: str
+    replicas: Callable[..., Awaitable[Replica]], http: aiohttp.ClientSession, replica_dsn: str
 ) -> None:
     a = await replicas("a")
     await eventually(lambda: _is_leader(http, a))
     async with http.get(f"{a.url}/role") as resp:
         assert resp.status == 200
-    take_over(lease_dsn, "elsewhere")
+    take_over(replica_dsn, "elsewhere")
     await eventually(lambda: _is_follower_app(http, a))
     assert await a.leader_metric(http) == 0
     assert a.supervisor.state.role == "follower"
@@ -241,12 +257,12 @@ async def _sees(replica: Replica, url: str) -> bool:
 
 
 async def test_a_fenced_write_makes_the_leader_step_down_before_its_renew(
-    replicas: Callable[..., Awaitable[Replica]], http: aiohttp.ClientSession, lease_dsn: str
+    replicas: Callable[..., Awaitable[Replica]], http: aiohttp.ClientSession, replica_dsn: str
 ) -> None:
     # Renewing only every 20 s: what ends this leadership is the store refusing the write.
     a = await replicas("a", lease=60.0, renew=20.0)
     await eventually(lambda: _is_leader(http, a))
-    take_over(lease_dsn, "elsewhere")
+    take_over(replica_dsn, "elsewhere")
     async with http.post(f"{a.url}/write") as resp:
         assert resp.status == 503
         assert "not the leader" in (await resp.json())["error"]
@@ -255,11 +271,11 @@ async def test_a_fenced_write_makes_the_leader_step_down_before_its_renew(
 
 
 async def test_a_frozen_leader_steps_down_at_its_local_deadline(
-    replicas: Callable[..., Awaitable[Replica]], http: aiohttp.ClientSession, lease_dsn: str
+    replicas: Callable[..., Awaitable[Replica]], http: aiohttp.ClientSession, replica_dsn: str
 ) -> None:
     a = await replicas("a", lease=3.0, renew=0.2)
     await eventually(lambda: _is_leader(http, a))
-    with psycopg.connect(lease_dsn) as conn:
+    with psycopg.connect(replica_dsn) as conn:
         # The renews hang on this row lock, as they would for a leader that cannot reach its database...
         conn.execute("SELECT 1 FROM leader_lease WHERE id = 1 FOR UPDATE")
         # ...so the local deadline (lease - margin after the last renew) passes and it steps down.
@@ -269,10 +285,9 @@ async def test_a_frozen_leader_steps_down_at_its_local_deadline(
 
 
 async def test_losing_the_lease_while_the_leader_app_starts_keeps_the_follower(
-    tmp_path: Path, lease_dsn: str, http: aiohttp.ClientSession
+    tmp_path: Path, replica_dsn: str, http: aiohttp.ClientSession
 ) -> None:
-    started = asyncio.Event()
-    go_on = asyncio.Event()
+    started, go_on, cleaned = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
     def slow_leader(state: ReplicaState) -> web.Application:
         app = web.Application()
@@ -281,17 +296,18 @@ async def test_losing_the_lease_while_the_leader_app_starts_keeps_the_follower(
             started.set()
             await go_on.wait()
             yield
+            cleaned.set()
 
         app.cleanup_ctx.append(loading)
         return app
 
     state = ReplicaState(name="a", url="http://a")
-    lease = Lease(lease_dsn, holder="a", url="http://a", duration=3.0, margin=0.5, timeout=1.0)
+    lease = Lease(replica_dsn, holder="a", url="http://a", duration=3.0, margin=0.5, timeout=1.0)
     sup = Supervisor(
         lease,
         state,
         leader_app=slow_leader,
-        follower_app=lambda st: create_follower_app(LOADED, st),
+        follower_app=follower_app(replica_dsn, 0.2),
         host="127.0.0.1",
         port=0,
         renew=0.2,
@@ -301,12 +317,14 @@ async def test_losing_the_lease_while_the_leader_app_starts_keeps_the_follower(
     task = asyncio.create_task(sup.run(stop))
     try:
         await asyncio.wait_for(started.wait(), 10)
-        take_over(lease_dsn, "elsewhere")
+        take_over(replica_dsn, "elsewhere")
         await eventually(_not_leading(lease))
         go_on.set()
-        await eventually(lambda: _async(state.role == "follower"))
+        await asyncio.wait_for(cleaned.wait(), 10)  # set up, then taken down without serving
         async with http.get(f"http://127.0.0.1:{sup.port}/anything") as resp:
-            assert resp.status == 503  # the follower app, never the leader's
+            assert resp.status == 503  # the follower app (the leader it forwards to is unreachable), never a 404
+            assert (await resp.json())["reason"] == "no_leader"
+        assert state.role == "follower"
     finally:
         go_on.set()
         stop.set()
