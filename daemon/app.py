@@ -42,6 +42,7 @@ from daemon.drills.runner import DrillRunner
 from daemon.drills.schedule import DrillSchedule
 from daemon.drills.spec import Drill
 from daemon.drills.store import load_drill_state
+from daemon.errors import StorageError
 from daemon.ingest import handlers
 from daemon.ingest.ratelimit import RateLimiter
 from daemon.metrics.collector import ItsmdCollector
@@ -68,6 +69,7 @@ from daemon.runbook.library import RunbookLibrary
 from daemon.runbook.metrics import RunbookMetrics, step_action
 from daemon.runbook.triggers import Triggers
 from daemon.scheduler.scheduler import Scheduler
+from daemon.storage.backends import backend_for
 from daemon.storage.database import Database, connect, load_alerts
 from daemon.storage.queries import Reader
 from daemon.storage.writer import GroupCommitWriter
@@ -182,11 +184,23 @@ class StoredAlerts:
             return {}
 
 
+async def _open_store(loaded: LoadedConfig, replica: ReplicaState) -> Database:
+    backend = backend_for(loaded)
+    fence(backend, replica)  # the leader of replicas writes under its epoch only
+    await asyncio.to_thread(backend.open)
+    if not isinstance(backend, Database):
+        # The record modules still read the SQLite file directly until issue 14 moves them onto Sql: until
+        # then a PostgreSQL database is checked and migrated, and the daemon refuses to run on it.
+        await asyncio.to_thread(backend.close)
+        raise StorageError(f"{backend.description} is ready, but this build runs on storage.backend: sqlite only")
+    return backend
+
+
 async def _components(app: web.Application) -> AsyncIterator[None]:
     loaded = app[keys.CONFIG]
     cfg = loaded.config
     clock = app[CLOCK]
-    db = await _open_store(app)
+    db = await _open_store(loaded, app[REPLICA])
     writer = GroupCommitWriter(db, flush_interval=cfg.storage.flush_interval, on_fenced=app[REPLICA].on_fenced)
     writer.add_commit_listener(app[console.LIVE].on_commit)
     counters = CounterStore(writer)
@@ -305,15 +319,6 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         stored_alerts.close()
         await asyncio.to_thread(db.close)
         log.info("store closed")
-
-
-async def _open_store(app: web.Application) -> Database:
-    """The store, fenced with the leader's epoch when this process leads replicas."""
-    loaded = app[keys.CONFIG]
-    db = Database(loaded.db_path, synchronous=loaded.config.storage.synchronous)
-    fence(db, app[REPLICA])
-    await asyncio.to_thread(db.open)
-    return db
 
 
 @dataclass
