@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 from daemon.clock import ManualClock
 from daemon.config import load_config
 from daemon.replica.follower import create_follower_app
+from daemon.storage.postgres.backend import PostgresBackend
 from tests.unit.daemon.ingest.conftest import epoch, write_config
 
 LEASE_DDL = """
@@ -117,3 +118,12 @@ def clock() -> ManualClock:
 @pytest.fixture
 def config_path(tmp_path: Path) -> Path:
     return write_config(tmp_path / "etc")
+
+
+@pytest.fixture
+def store_dsn(postgres_dsn: str) -> str:
+    """A fresh database migrated by the PostgreSQL backend: its schema, its lease row at epoch 0."""
+    backend = PostgresBackend(postgres_dsn)
+    backend.open()
+    backend.close()
+    return postgres_dsn

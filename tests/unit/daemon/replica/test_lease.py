@@ -24,12 +24,12 @@ class FakeMonotonic:
 
 
 @pytest.fixture
-async def leases(replica_dsn: str) -> AsyncIterator[Callable[..., Lease]]:
+async def leases(store_dsn: str) -> AsyncIterator[Callable[..., Lease]]:
     made: list[Lease] = []
 
     def make(name: str, *, duration: float = LEASE, monotonic: Callable[[], float] | None = None) -> Lease:
         lease = Lease(
-            replica_dsn,
+            store_dsn,
             holder=name,
             url=f"http://{name}:9797",
             duration=duration,
@@ -60,21 +60,21 @@ async def test_only_one_of_two_acquires(leases: Callable[..., Lease]) -> None:
     assert (row.epoch, row.holder, row.url, row.live) == (1, "a", "http://a:9797", True)
 
 
-async def test_takeover_only_after_expiry_with_a_higher_epoch(leases: Callable[..., Lease], replica_dsn: str) -> None:
+async def test_takeover_only_after_expiry_with_a_higher_epoch(leases: Callable[..., Lease], store_dsn: str) -> None:
     a, b = leases("a"), leases("b")
     assert await a.acquire() == 1
     assert await b.acquire() is None
-    expire_now(replica_dsn)
+    expire_now(store_dsn)
     assert await b.acquire() == 2
-    expire_now(replica_dsn)
+    expire_now(store_dsn)
     assert await a.acquire() == 3
     assert (await a.current()).holder == "a"
 
 
-async def test_the_old_holders_renew_fails_after_takeover(leases: Callable[..., Lease], replica_dsn: str) -> None:
+async def test_the_old_holders_renew_fails_after_takeover(leases: Callable[..., Lease], store_dsn: str) -> None:
     a, b = leases("a"), leases("b")
     await a.acquire()
-    expire_now(replica_dsn)
+    expire_now(store_dsn)
     assert await b.acquire() == 2
     assert await a.renew() is False
     assert not a.held()
@@ -83,13 +83,13 @@ async def test_the_old_holders_renew_fails_after_takeover(leases: Callable[..., 
     assert (await b.current()).epoch == 2  # the failed renew changed nothing
 
 
-async def test_renew_extends_the_lease_in_database_time(leases: Callable[..., Lease], replica_dsn: str) -> None:
+async def test_renew_extends_the_lease_in_database_time(leases: Callable[..., Lease], store_dsn: str) -> None:
     a, b = leases("a", duration=1.0), leases("b")
     await a.acquire()
-    with psycopg.connect(replica_dsn) as conn:
+    with psycopg.connect(store_dsn) as conn:
         before = conn.execute("SELECT expires_at FROM leader_lease").fetchone()
     assert await a.renew()
-    with psycopg.connect(replica_dsn) as conn:
+    with psycopg.connect(store_dsn) as conn:
         after = conn.execute("SELECT expires_at FROM leader_lease").fetchone()
     assert before is not None and after is not None and after[0] > before[0]
     assert await b.acquire() is None
@@ -106,11 +106,11 @@ async def test_release_lets_the_other_acquire_at_once(leases: Callable[..., Leas
 
 
 async def test_release_of_a_lease_taken_over_leaves_the_successor_alone(
-    leases: Callable[..., Lease], replica_dsn: str
+    leases: Callable[..., Lease], store_dsn: str
 ) -> None:
     a, b, c = leases("a"), leases("b"), leases("c")
     await a.acquire()
-    expire_now(replica_dsn)
+    expire_now(store_dsn)
     await b.acquire()
     await a.release()
     assert await c.acquire() is None
@@ -127,20 +127,18 @@ async def test_a_frozen_holder_loses_leadership_at_its_local_deadline(leases: Ca
     assert await a.renew() is False  # it does not renew what it no longer believes in
 
 
-async def test_a_frozen_holder_loses_the_lease_to_another_replica(
-    leases: Callable[..., Lease], replica_dsn: str
-) -> None:
+async def test_a_frozen_holder_loses_the_lease_to_another_replica(leases: Callable[..., Lease], store_dsn: str) -> None:
     a, b = leases("a", duration=1.0), leases("b")
     assert await a.acquire() == 1
-    with psycopg.connect(replica_dsn) as conn:  # wait out the lease in database time, as a frozen holder would
+    with psycopg.connect(store_dsn) as conn:  # wait out the lease in database time, as a frozen holder would
         conn.execute("SELECT pg_sleep(1.1)")
     assert await b.acquire() == 2
     assert await a.renew() is False
 
 
-async def test_an_unreachable_database_is_unavailable_and_keeps_the_local_belief(replica_dsn: str) -> None:
+async def test_an_unreachable_database_is_unavailable_and_keeps_the_local_belief(store_dsn: str) -> None:
     clock = FakeMonotonic()
-    lease = Lease(replica_dsn, holder="a", url="u", duration=5.0, margin=1.0, timeout=2.0, monotonic=clock)
+    lease = Lease(store_dsn, holder="a", url="u", duration=5.0, margin=1.0, timeout=2.0, monotonic=clock)
     try:
         await lease.acquire()
         lease._dsn = "host=127.0.0.1 port=1 user=postgres dbname=nothing"

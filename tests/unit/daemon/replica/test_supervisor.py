@@ -25,18 +25,18 @@ from daemon.replica.proxy import SERVED_BY
 from daemon.replica.state import REPLICA, ReplicaState, fence
 from daemon.replica.supervisor import Supervisor
 from daemon.storage.database import Batch
+from daemon.storage.postgres.backend import PostgresBackend
 from daemon.storage.writer import GroupCommitWriter
 from tests.unit.daemon.ingest.conftest import eventually, parse_metrics, series
-from tests.unit.daemon.replica.fencing import LeaseFencedDatabase
 
 LOADED = LoadedConfig(path=Path("itsmd.yaml"), config=Config(), rules=RuleSet())
 WRITES = web.AppKey("writes", GroupCommitWriter)
 PENDING = web.AppKey("pending", list[float])
 
 
-def leader_app(tmp_path: Path, dsn: str) -> Callable[[ReplicaState], web.Application]:
+def leader_app(dsn: str) -> Callable[[ReplicaState], web.Application]:
     """A small leader: /metrics like the daemon's, and POST /write that commits one counter through a real
-    group-commit writer on a store fenced by the lease."""
+    group-commit writer on the PostgreSQL backend, fenced by this replica's epoch."""
 
     def make(state: ReplicaState) -> web.Application:
         app = web.Application()
@@ -45,7 +45,7 @@ def leader_app(tmp_path: Path, dsn: str) -> Callable[[ReplicaState], web.Applica
         registry.register(ReplicaCollector(state))
 
         async def components(app: web.Application) -> AsyncIterator[None]:
-            db = LeaseFencedDatabase(tmp_path / f"{state.name}.db", dsn)
+            db = PostgresBackend(dsn)
             fence(db, state)
             await asyncio.to_thread(db.open)
             writer = GroupCommitWriter(db, flush_interval=0.05, on_fenced=state.on_fenced)
@@ -140,18 +140,18 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-async def replicas(tmp_path: Path, replica_dsn: str) -> AsyncIterator[Callable[..., Awaitable[Replica]]]:
+async def replicas(store_dsn: str) -> AsyncIterator[Callable[..., Awaitable[Replica]]]:
     started: list[Replica] = []
 
     async def start(name: str, *, lease: float = 3.0, renew: float = 0.2, margin: float = 0.5) -> Replica:
         port = free_port()
         state = ReplicaState(name=name, url=f"http://127.0.0.1:{port}")
-        ls = Lease(replica_dsn, holder=name, url=state.url, duration=lease, margin=margin, timeout=1.0)
+        ls = Lease(store_dsn, holder=name, url=state.url, duration=lease, margin=margin, timeout=1.0)
         sup = Supervisor(
             ls,
             state,
-            leader_app=leader_app(tmp_path, replica_dsn),
-            follower_app=follower_app(replica_dsn, renew),
+            leader_app=leader_app(store_dsn),
+            follower_app=follower_app(store_dsn, renew),
             host="127.0.0.1",
             port=port,
             renew=renew,
@@ -238,13 +238,13 @@ async def _is_follower_app(http: aiohttp.ClientSession, replica: Replica) -> boo
 
 
 async def test_a_leader_whose_lease_was_taken_steps_down_to_follower(
-    replicas: Callable[..., Awaitable[Replica]], http: aiohttp.ClientSession, replica_dsn: str
+    replicas: Callable[..., Awaitable[Replica]], http: aiohttp.ClientSession, store_dsn: str
 ) -> None:
     a = await replicas("a")
     await eventually(lambda: _is_leader(http, a))
     async with http.get(f"{a.url}/role") as resp:
         assert resp.status == 200
-    take_over(replica_dsn, "elsewhere")
+    take_over(store_dsn, "elsewhere")
     await eventually(lambda: _is_follower_app(http, a))
     assert await a.leader_metric(http) == 0
     assert a.supervisor.state.role == "follower"
@@ -257,12 +257,12 @@ async def _sees(replica: Replica, url: str) -> bool:
 
 
 async def test_a_fenced_write_makes_the_leader_step_down_before_its_renew(
-    replicas: Callable[..., Awaitable[Replica]], http: aiohttp.ClientSession, replica_dsn: str
+    replicas: Callable[..., Awaitable[Replica]], http: aiohttp.ClientSession, store_dsn: str
 ) -> None:
     # Renewing only every 20 s: what ends this leadership is the store refusing the write.
     a = await replicas("a", lease=60.0, renew=20.0)
     await eventually(lambda: _is_leader(http, a))
-    take_over(replica_dsn, "elsewhere")
+    take_over(store_dsn, "elsewhere")
     async with http.post(f"{a.url}/write") as resp:
         assert resp.status == 503
         assert "not the leader" in (await resp.json())["error"]
@@ -271,11 +271,11 @@ async def test_a_fenced_write_makes_the_leader_step_down_before_its_renew(
 
 
 async def test_a_frozen_leader_steps_down_at_its_local_deadline(
-    replicas: Callable[..., Awaitable[Replica]], http: aiohttp.ClientSession, replica_dsn: str
+    replicas: Callable[..., Awaitable[Replica]], http: aiohttp.ClientSession, store_dsn: str
 ) -> None:
     a = await replicas("a", lease=3.0, renew=0.2)
     await eventually(lambda: _is_leader(http, a))
-    with psycopg.connect(replica_dsn) as conn:
+    with psycopg.connect(store_dsn) as conn:
         # The renews hang on this row lock, as they would for a leader that cannot reach its database...
         conn.execute("SELECT 1 FROM leader_lease WHERE id = 1 FOR UPDATE")
         # ...so the local deadline (lease - margin after the last renew) passes and it steps down.
@@ -285,7 +285,7 @@ async def test_a_frozen_leader_steps_down_at_its_local_deadline(
 
 
 async def test_losing_the_lease_while_the_leader_app_starts_keeps_the_follower(
-    tmp_path: Path, replica_dsn: str, http: aiohttp.ClientSession
+    store_dsn: str, http: aiohttp.ClientSession
 ) -> None:
     started, go_on, cleaned = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
@@ -302,12 +302,12 @@ async def test_losing_the_lease_while_the_leader_app_starts_keeps_the_follower(
         return app
 
     state = ReplicaState(name="a", url="http://a")
-    lease = Lease(replica_dsn, holder="a", url="http://a", duration=3.0, margin=0.5, timeout=1.0)
+    lease = Lease(store_dsn, holder="a", url="http://a", duration=3.0, margin=0.5, timeout=1.0)
     sup = Supervisor(
         lease,
         state,
         leader_app=slow_leader,
-        follower_app=follower_app(replica_dsn, 0.2),
+        follower_app=follower_app(store_dsn, 0.2),
         host="127.0.0.1",
         port=0,
         renew=0.2,
@@ -317,7 +317,7 @@ async def test_losing_the_lease_while_the_leader_app_starts_keeps_the_follower(
     task = asyncio.create_task(sup.run(stop))
     try:
         await asyncio.wait_for(started.wait(), 10)
-        take_over(replica_dsn, "elsewhere")
+        take_over(store_dsn, "elsewhere")
         await eventually(_not_leading(lease))
         go_on.set()
         await asyncio.wait_for(cleaned.wait(), 10)  # set up, then taken down without serving
