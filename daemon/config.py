@@ -504,6 +504,25 @@ class Config(_Strict):
         parse_listen(value)
         return value
 
+    @model_validator(mode="after")
+    def _replicas_reachable(self) -> Config:
+        problem = unreachable_replica(self)
+        if problem is not None:
+            raise_problems([Finding(("replica", "advertise_url"), problem, uses=(("listen",), ("storage",)))])
+        return self
+
+
+def unreachable_replica(config: Config) -> str | None:
+    """Why the other replicas could not reach this one at the URL it would advertise, or None."""
+    if config.storage.backend != "postgres" or config.replica.advertise_url is not None:
+        return None
+    if is_wildcard(parse_listen(config.listen)[0]):
+        return (
+            f"is needed with storage.backend postgres when listening on {config.listen}: the other replicas "
+            "send the leader's requests there, and a wildcard address names no machine"
+        )
+    return None
+
 
 def parse_listen(value: str) -> tuple[str, int]:
     """Split HOST:PORT (IPv6 as [::1]:PORT); raises ValueError with the expected form."""

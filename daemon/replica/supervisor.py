@@ -25,10 +25,15 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from daemon.errors import StoreUnavailable
+from daemon.app import create_app
+from daemon.config import LoadedConfig
+from daemon.errors import StorageError, StoreUnavailable
 from daemon.reload import RELOADER
+from daemon.replica.follower import create_follower_app
 from daemon.replica.lease import Lease
-from daemon.replica.state import STEP_DOWN_DEADLINE, ReplicaState
+from daemon.replica.metrics import ReplicaCollector
+from daemon.replica.state import STEP_DOWN_DEADLINE, ReplicaState, identity
+from daemon.runbook.config import secret_text
 
 log = logging.getLogger(__name__)
 
@@ -191,8 +196,18 @@ class Supervisor:
         self._runner = runner
         if self.port == 0:
             self.port = int(runner.addresses[0][1])
+            self._adopt_port()
         self._listening.set()
         log.info("replica %s serves as %s on port %d", self.state.name, self.state.role, self.port)
+
+    def _adopt_port(self) -> None:
+        """Listening on port 0 (tests): the name and URL made from the listen address get the bound port,
+        before the lease ever names them."""
+        state, lease = self.state, self._lease
+        if state.url.endswith(":0"):
+            state.url = lease.url = f"{state.url.removesuffix(':0')}:{self.port}"
+        if state.name.endswith(":0") and lease.holder == state.name:
+            state.name = lease.holder = f"{state.name.removesuffix(':0')}:{self.port}"
 
     async def _close(self, deadline: float) -> None:
         runner, self._runner = self._runner, None
@@ -217,3 +232,39 @@ async def _first(*events: asyncio.Event) -> None:
     finally:
         for task in waits:
             task.cancel()
+
+
+def for_config(loaded: LoadedConfig, host: str, port: int, ssl_context: ssl.SSLContext | None) -> Supervisor:
+    """The supervisor of this process as a replica on storage.backend postgres: the full daemon when it
+    leads, the follower app (daemon/replica/follower.py) when it follows."""
+    cfg = loaded.config
+    if cfg.storage.dsn is None:  # the config check makes this impossible
+        raise StorageError("storage.backend postgres without a dsn")
+    dsn = secret_text(cfg.storage.dsn)
+    name, url = identity(cfg)
+    state = ReplicaState(name=name, url=url)
+    replica = cfg.replica
+    lease = Lease(
+        dsn,
+        holder=name,
+        url=url,
+        duration=replica.lease,
+        margin=replica.renew / 2,
+        timeout=replica.renew,
+    )
+
+    def follower(st: ReplicaState) -> web.Application:
+        collectors = (ReplicaCollector(st),)
+        return create_follower_app(loaded, st, dsn=dsn, lease_ttl=replica.renew, collectors=collectors)
+
+    return Supervisor(
+        lease,
+        state,
+        leader_app=lambda st: create_app(loaded, inbox_dsn=dsn, replica=st),
+        follower_app=follower,
+        host=host,
+        port=port,
+        renew=replica.renew,
+        shutdown_timeout=cfg.shutdown_timeout,
+        ssl_context=ssl_context,
+    )
