@@ -169,17 +169,22 @@ class Supervisor:
     async def _keep(self, lost: asyncio.Event) -> None:
         """Renew every interval; set `lost` once leadership is over."""
         lease = self._lease
-        while True:
-            await asyncio.sleep(max(0.0, min(self._renew, lease.remaining())))
-            # First on every wake-up: a process frozen past its deadline must not act on what it was.
-            if not lease.held():
-                break
-            try:
-                if not await lease.renew():
+        try:
+            while True:
+                await asyncio.sleep(max(0.0, min(self._renew, lease.remaining())))
+                # First on every wake-up: a process frozen past its deadline must not act on what it was.
+                if not lease.held():
                     break
-            except StoreUnavailable as exc:
-                log.warning("lease renew failed, leading until the local deadline at most: %s", exc)
-        lost.set()
+                try:
+                    if not await lease.renew():
+                        break
+                except StoreUnavailable as exc:
+                    log.warning("lease renew failed, leading until the local deadline at most: %s", exc)
+        except Exception:
+            log.exception("the lease keeper failed: stepping down")
+            lease.forget()
+        finally:
+            lost.set()  # also when cancelled: the term is over either way
 
     async def _setup(self, app: web.Application) -> web.AppRunner:
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=self._shutdown_timeout)
