@@ -79,9 +79,7 @@ class Follower:
 
     async def post(self, path: str, body: Json | bytes, **headers: str) -> tuple[int, Json, dict[str, str]]:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        async with self.client.post(
-            path, data=data, headers={"Content-Type": "application/json", **headers}
-        ) as resp:
+        async with self.client.post(path, data=data, headers={"Content-Type": "application/json", **headers}) as resp:
             return resp.status, await resp.json(), dict(resp.headers)
 
 
