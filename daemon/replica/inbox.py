@@ -156,6 +156,10 @@ class InboxConsumer:
                 await listener
             await self._disconnect()
 
+    async def close(self) -> None:
+        """Close the reading connection (run() closes its own when cancelled)."""
+        await self._disconnect()
+
     async def _listen(self) -> None:
         """Set the wake event on every notice; reconnect after a failure (the poll covers the gap)."""
         while True:
