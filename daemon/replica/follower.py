@@ -241,7 +241,7 @@ def create_follower_app(
         client = session()
         app[WRITER] = writer
         app[POOL] = pool
-        app[PROXY] = Proxy(state, LeaderLookup(pool, lease_ttl, monotonic=time.monotonic), client)
+        app[PROXY] = Proxy(state, LeaderLookup(pool, lease_ttl, monotonic=time.monotonic), client, authenticator)
         task = asyncio.create_task(writer.run(), name="inbox-writer")
         app[keys.HEALTH].started = True
         try:

@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from daemon.clock import ManualClock
-from tests.unit.daemon.ingest.conftest import eventually, running
+from tests.unit.daemon.ingest.conftest import eventually, running, write_config
 from tests.unit.daemon.replica.conftest import Follower, Me, follower, inbox_rows, set_leader, sql
 
 Json = Any
@@ -201,3 +201,22 @@ async def test_the_itsmd_leader_answers_through_a_follower(
                 assert (await resp.json())["status"] == "error"
             async with f.client.get("/metrics") as resp:
                 assert "itsmd_alerts_firing" not in await resp.text()
+
+
+@pytest.mark.parametrize(("cidr", "forwarded"), [("10.0.0.0/8", False), ("127.0.0.1/32", True)])
+async def test_sso_proxy_headers_only_from_a_trusted_peer(
+    tmp_path: Path, replica_dsn: str, leader: Leader, cidr: str, forwarded: bool
+) -> None:
+    config = write_config(
+        tmp_path / "etc", f"auth:\n  proxy:\n    trusted_cidrs: ['{cidr}']\n    default_role: viewer\n"
+    )
+    set_leader(replica_dsn, "leader-a", leader.url)
+    async with follower(config, tmp_path / "data", replica_dsn) as f:
+        resp = await f.client.get("/api/v1/incidents", headers={"X-Forwarded-User": "mallory"})
+        body = await resp.json()
+        if forwarded:
+            assert resp.status == 200
+            assert body["headers"]["X-Forwarded-User"] == "mallory"
+        else:
+            assert (resp.status, body["reason"]) == (403, "untrusted_proxy")
+            assert "X-Itsmd-Leader" not in resp.headers
