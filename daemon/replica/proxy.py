@@ -152,6 +152,7 @@ class Proxy:
         headers = end_to_end(request.headers)
         headers.popall("Host", None)
         headers.popall("Content-Length", None)  # the client sets it for the bytes it sends
+        headers.popall("Expect", None)  # the body is read already: nothing left to continue
         headers["X-Forwarded-Host"] = request.host
         headers["X-Forwarded-Proto"] = request.scheme
         peer = request.remote or ""

@@ -107,6 +107,14 @@ async def test_method_path_body_and_headers_reach_the_leader_and_back(proxied: F
     assert headers["X-Forwarded-Host"].startswith("127.0.0.1:")
 
 
+async def test_head_is_forwarded_without_a_body(proxied: Follower) -> None:
+    async with proxied.client.head("/api/v1/incidents") as resp:
+        assert resp.status == 200
+        assert resp.headers["X-Itsmd-Leader"] == "leader-a"
+        assert int(resp.headers["Content-Length"]) > 0  # the leader's length of the GET answer
+        assert await resp.read() == b""
+
+
 async def test_reads_of_ingest_paths_go_to_the_leader(proxied: Follower, replica_dsn: str) -> None:
     # GET /api/v2/alerts is Alertmanager's read: forwarded; POST on the same path is ingest: kept here.
     async with proxied.client.get("/api/v2/alerts?active=true") as resp:
