@@ -42,6 +42,7 @@ from daemon.drills.runner import DrillRunner
 from daemon.drills.schedule import DrillSchedule
 from daemon.drills.spec import Drill
 from daemon.drills.store import load_drill_state
+from daemon.errors import StorageError
 from daemon.ingest import handlers
 from daemon.ingest.ratelimit import RateLimiter
 from daemon.metrics.collector import ItsmdCollector
@@ -56,6 +57,8 @@ from daemon.pipeline import Pipeline
 from daemon.problems.manager import Problems
 from daemon.problems.store import load_problems
 from daemon.replica.inbox import InboxCollector, InboxConsumer
+from daemon.replica.metrics import ReplicaCollector
+from daemon.replica.state import REPLICA, ReplicaState, fence
 from daemon.report.produce import MonthlyReports
 from daemon.runbook.actions import ACTIONS
 from daemon.runbook.config import secret_text
@@ -66,6 +69,7 @@ from daemon.runbook.library import RunbookLibrary
 from daemon.runbook.metrics import RunbookMetrics, step_action
 from daemon.runbook.triggers import Triggers
 from daemon.scheduler.scheduler import Scheduler
+from daemon.storage.backends import backend_for
 from daemon.storage.database import Database, connect, load_alerts
 from daemon.storage.queries import Reader
 from daemon.storage.writer import GroupCommitWriter
@@ -95,9 +99,16 @@ INCIDENT_TIMERS = "incidents"
 """The scheduler job that wakes the correlator for SLA deadlines, flapping and closes."""
 
 
-def create_app(loaded: LoadedConfig, *, clock: Clock | None = None, inbox_dsn: str | None = None) -> web.Application:
+def create_app(
+    loaded: LoadedConfig,
+    *,
+    clock: Clock | None = None,
+    inbox_dsn: str | None = None,
+    replica: ReplicaState | None = None,
+) -> web.Application:
     """`inbox_dsn` (PostgreSQL with replicas): this replica leads, and applies what followers committed to the
-    inbox there (daemon/replica/inbox.py)."""
+    inbox there (daemon/replica/inbox.py). `replica`: this process as the leader of replicas (its epoch fences
+    the store); None for a single node."""
     clock = clock or SystemClock()
     authenticator = auth.Authenticator(loaded.config.auth, clock)
     app = web.Application(
@@ -105,6 +116,7 @@ def create_app(loaded: LoadedConfig, *, clock: Clock | None = None, inbox_dsn: s
         middlewares=[json_errors, auth.middleware(authenticator)],
     )
     app[keys.CONFIG] = loaded
+    app[REPLICA] = replica or ReplicaState.single_node(loaded.config)
     app[keys.HEALTH] = keys.Health()
     app[CLOCK] = clock
     if inbox_dsn is not None:
@@ -172,13 +184,24 @@ class StoredAlerts:
             return {}
 
 
+async def _open_store(loaded: LoadedConfig, replica: ReplicaState) -> Database:
+    backend = backend_for(loaded)
+    fence(backend, replica)  # the leader of replicas writes under its epoch only
+    await asyncio.to_thread(backend.open)
+    if not isinstance(backend, Database):
+        # The record modules still read the SQLite file directly until issue 14 moves them onto Sql: until
+        # then a PostgreSQL database is checked and migrated, and the daemon refuses to run on it.
+        await asyncio.to_thread(backend.close)
+        raise StorageError(f"{backend.description} is ready, but this build runs on storage.backend: sqlite only")
+    return backend
+
+
 async def _components(app: web.Application) -> AsyncIterator[None]:
     loaded = app[keys.CONFIG]
     cfg = loaded.config
     clock = app[CLOCK]
-    db = Database(loaded.db_path, synchronous=cfg.storage.synchronous)
-    await asyncio.to_thread(db.open)
-    writer = GroupCommitWriter(db, flush_interval=cfg.storage.flush_interval)
+    db = await _open_store(loaded, app[REPLICA])
+    writer = GroupCommitWriter(db, flush_interval=cfg.storage.flush_interval, on_fenced=app[REPLICA].on_fenced)
     writer.add_commit_listener(app[console.LIVE].on_commit)
     counters = CounterStore(writer)
     stored_alerts = StoredAlerts(db)
@@ -244,6 +267,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         DrillCollector(counters, auto.drills),
         AvailabilityCollector(availability),
         AuditCollector(audit),
+        ReplicaCollector(app[REPLICA]),
         app[auth.AUTHENTICATOR],
         *notices.collectors,
         *_inbox(app, pipeline),
@@ -283,7 +307,12 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     finally:
         app[keys.HEALTH].draining = True
         await _shut_down(
-            cfg.shutdown_timeout, auto=auto, scheduler=scheduler, tasks=tasks, writer=writer, hooks=notices.webhooks
+            app[REPLICA].shutdown_deadline(cfg.shutdown_timeout),
+            auto=auto,
+            scheduler=scheduler,
+            tasks=tasks,
+            writer=writer,
+            hooks=notices.webhooks,
         )
         await audit.anchor()  # the writer has drained: the head of its last commit
         reader.close()

@@ -22,6 +22,7 @@ from daemon.app import create_app
 from daemon.clock import ManualClock
 from daemon.config import load_config
 from daemon.replica.follower import create_follower_app
+from daemon.storage.postgres.backend import PostgresBackend
 from tests.unit.daemon.ingest.conftest import Daemon, epoch, write_config
 
 LEASE_DDL = """
@@ -132,3 +133,12 @@ def clock() -> ManualClock:
 @pytest.fixture
 def config_path(tmp_path: Path) -> Path:
     return write_config(tmp_path / "etc")
+
+
+@pytest.fixture
+def store_dsn(postgres_dsn: str) -> str:
+    """A fresh database migrated by the PostgreSQL backend: its schema, its lease row at epoch 0."""
+    backend = PostgresBackend(postgres_dsn)
+    backend.open()
+    backend.close()
+    return postgres_dsn
