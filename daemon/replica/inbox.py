@@ -110,7 +110,9 @@ class InboxConsumer:
                 await self._pipeline.writer.durable(seq, self._pipeline.commit_timeout)
                 break
             except StoreUnavailable as exc:
+                # A fenced writer answers at once: the pause keeps this from spinning until the app is stopped.
                 log.warning("inbox: waiting for the store to commit up to seq %d: %s", cursor, exc)
+                await asyncio.sleep(self._poll)
         self.committed = max(self.committed, cursor)
 
     async def housekeeping(self) -> None:

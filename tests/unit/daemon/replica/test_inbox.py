@@ -210,3 +210,17 @@ async def test_a_follower_s_alerts_reach_the_itsmd_leader(
             async with f.client.get("/api/v1/alerts?status=all") as resp:
                 assert resp.headers["X-Itsmd-Leader"] == "leader-a"
                 assert len((await resp.json())["alerts"]) == 3
+
+
+async def test_on_the_schema_the_postgresql_backend_migrates(config_path: Path, tmp_path: Path, store_dsn: str) -> None:
+    """The tables as daemon/storage/postgres creates them, not this package's copy of their DDL."""
+    async with follower(config_path, tmp_path / "follower", store_dsn) as f:
+        status, _, _ = await f.post("/api/v2/alerts", json.loads(posted("A")))
+        assert status == 200
+    leader = Leader(tmp_path / "leader", store_dsn)
+    leader.start_writer()
+    await leader.catch_up()
+    assert leader.alerts() == {"A": "firing"}
+    await leader.consumer.housekeeping()
+    assert inbox_rows(store_dsn) == []
+    await leader.close()
