@@ -110,7 +110,9 @@ class InboxConsumer:
                 await self._pipeline.writer.durable(seq, self._pipeline.commit_timeout)
                 break
             except StoreUnavailable as exc:
+                # A fenced writer answers at once: the pause keeps this from spinning until the app is stopped.
                 log.warning("inbox: waiting for the store to commit up to seq %d: %s", cursor, exc)
+                await asyncio.sleep(self._poll)
         self.committed = max(self.committed, cursor)
 
     async def housekeeping(self) -> None:
@@ -155,6 +157,10 @@ class InboxConsumer:
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
             await self._disconnect()
+
+    async def close(self) -> None:
+        """Close the reading connection (run() closes its own when cancelled)."""
+        await self._disconnect()
 
     async def _listen(self) -> None:
         """Set the wake event on every notice; reconnect after a failure (the poll covers the gap)."""

@@ -21,7 +21,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from psycopg_pool import AsyncConnectionPool
 from yarl import URL
 
-from daemon.errors import Unavailable
+from daemon.api.auth import Authenticator, peer_address
+from daemon.errors import Forbidden, Unavailable
 from daemon.storage import leader as lease
 
 log = logging.getLogger(__name__)
@@ -105,10 +106,29 @@ def session() -> aiohttp.ClientSession:
 
 
 class Proxy:
-    def __init__(self, replica: Replica, lookup: LeaderLookup, client: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, replica: Replica, lookup: LeaderLookup, client: aiohttp.ClientSession, authenticator: Authenticator
+    ) -> None:
         self._replica = replica
         self._lookup = lookup
         self._client = client
+        self._authenticator = authenticator
+
+    def _check_proxy_headers(self, request: web.Request) -> None:
+        """The leader sees this follower as the TCP peer, so the follower must be in its auth.proxy.trusted_cidrs
+        for users named by the SSO proxy to get through; then only the follower may refuse those headers from
+        anyone else, with the leader's own answer (403 untrusted_proxy)."""
+        proxy = self._authenticator.config.proxy
+        if proxy is None:
+            return
+        sent = [h for h in (proxy.user_header, proxy.email_header, proxy.groups_header) if h in request.headers]
+        peer = peer_address(request)
+        if sent and (peer is None or not any(peer in network for network in proxy.trusted_cidrs)):
+            raise Forbidden(
+                "untrusted_proxy",
+                f"{', '.join(sent)} is only accepted from the trusted proxy (auth.proxy.trusted_cidrs); "
+                f"this connection comes from {peer or 'an unknown address'}",
+            )
 
     def _retry_after(self) -> float:
         return max(self._lookup.ttl, 1.0)
@@ -126,11 +146,13 @@ class Proxy:
         return found
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        self._check_proxy_headers(request)
         leader = await self.leader()
         target = URL(leader.url.rstrip("/") + request.raw_path, encoded=True)
         headers = end_to_end(request.headers)
         headers.popall("Host", None)
         headers.popall("Content-Length", None)  # the client sets it for the bytes it sends
+        headers.popall("Expect", None)  # the body is read already: nothing left to continue
         headers["X-Forwarded-Host"] = request.host
         headers["X-Forwarded-Proto"] = request.scheme
         peer = request.remote or ""

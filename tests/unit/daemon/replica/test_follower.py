@@ -14,6 +14,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from daemon.clock import ManualClock
+from tests.postgres import ADMIN_DSN
 from tests.unit.daemon.ingest.conftest import (
     MAX_BODY_BYTES,
     PROM_FIRING_UA,
@@ -24,7 +25,6 @@ from tests.unit.daemon.ingest.conftest import (
     series,
     write_config,
 )
-from tests.postgres import ADMIN_DSN
 from tests.unit.daemon.replica.conftest import INBOX_DDL, Follower, follower, inbox_rows, sql
 
 WEBHOOK = "am_webhook_firing_grouped_checkout_3_alerts.json"
@@ -37,7 +37,7 @@ async def test_a_webhook_is_in_the_inbox_when_the_follower_answers(
 ) -> None:
     body = json.dumps(capture(WEBHOOK)).encode()
     async with follower(config_path, tmp_path / "data", replica_dsn) as f:
-        status, answer, headers = await f.post("/webhook/alertmanager", body)
+        status, answer, _ = await f.post("/webhook/alertmanager", body)
         # Read right after the answer, on another connection: the row is committed, not just sent.
         rows = inbox_rows(replica_dsn)
         assert (status, answer) == (200, {"status": "success", "accepted": 3})
