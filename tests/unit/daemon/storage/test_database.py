@@ -12,6 +12,10 @@ from daemon.storage.database import Batch, Database, Statement
 from daemon.storage.schema import APPLICATION_ID, LATEST
 from tests.unit.daemon.records import Stack, incoming
 
+pytestmark = pytest.mark.sqlite_only(
+    reason="the SQLite backend's own tests (daemon/storage/database.py: its file, PRAGMAs, migrations)"
+)
+
 T0 = 1_800_000_000.0
 
 
