@@ -42,6 +42,7 @@ from daemon.drills.runner import DrillRunner
 from daemon.drills.schedule import DrillSchedule
 from daemon.drills.spec import Drill
 from daemon.drills.store import load_drill_state
+from daemon.errors import StorageError
 from daemon.ingest import handlers
 from daemon.ingest.ratelimit import RateLimiter
 from daemon.metrics.collector import ItsmdCollector
@@ -65,6 +66,7 @@ from daemon.runbook.library import RunbookLibrary
 from daemon.runbook.metrics import RunbookMetrics, step_action
 from daemon.runbook.triggers import Triggers
 from daemon.scheduler.scheduler import Scheduler
+from daemon.storage.backends import backend_for
 from daemon.storage.database import Database, connect, load_alerts
 from daemon.storage.queries import Reader
 from daemon.storage.writer import GroupCommitWriter
@@ -165,12 +167,22 @@ class StoredAlerts:
             return {}
 
 
+async def _open_store(loaded: LoadedConfig) -> Database:
+    backend = backend_for(loaded)
+    await asyncio.to_thread(backend.open)
+    if not isinstance(backend, Database):
+        # The record modules still read the SQLite file directly until issue 14 moves them onto Sql: until
+        # then a PostgreSQL database is checked and migrated, and the daemon refuses to run on it.
+        await asyncio.to_thread(backend.close)
+        raise StorageError(f"{backend.description} is ready, but this build runs on storage.backend: sqlite only")
+    return backend
+
+
 async def _components(app: web.Application) -> AsyncIterator[None]:
     loaded = app[keys.CONFIG]
     cfg = loaded.config
     clock = app[CLOCK]
-    db = Database(loaded.db_path, synchronous=cfg.storage.synchronous)
-    await asyncio.to_thread(db.open)
+    db = await _open_store(loaded)
     writer = GroupCommitWriter(db, flush_interval=cfg.storage.flush_interval)
     writer.add_commit_listener(app[console.LIVE].on_commit)
     counters = CounterStore(writer)

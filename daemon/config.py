@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, IPvAnyNetwork, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    IPvAnyNetwork,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from daemon.correlate.rules import CorrelationRules
 from daemon.correlate.ruleset import RuleSet, check_rules
@@ -68,11 +77,51 @@ class AlertsConfig(_Strict):
     """How often alerts are checked for expiry."""
 
 
+class PoolConfig(_Strict):
+    """Reader connections to PostgreSQL (the writer has one of its own besides)."""
+
+    min: int = Field(default=1, ge=0)
+    max: int = Field(default=4, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PoolConfig:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        return self
+
+
 class StorageConfig(_Strict):
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    """sqlite: the embedded file data_dir/itsmd.db (no server). postgres: a PostgreSQL 15+ database named by
+    dsn_env or dsn_file (a libpq connection string or postgresql:// URI, password included)."""
+    dsn_env: EnvSecret | None = None
+    dsn_file: FileSecret | None = None
+    pool: PoolConfig = PoolConfig()
+    connect_timeout: PositiveDuration = 5.0
+    """postgres: how long connecting (at start, and again after the server went away) may take."""
     synchronous: Literal["normal", "full"] = "normal"
-    """normal survives a killed process (kill -9); full also survives power loss, at about half the speed."""
+    """sqlite: normal survives a killed process (kill -9); full also survives power loss, at about half the speed.
+    postgres: the server's synchronous_commit decides."""
     flush_interval: PositiveDuration = 1.0
     """Last-seen times and counters are written at most this long after they change."""
+
+    @field_validator("dsn_env", "dsn_file")
+    @classmethod
+    def _dsn_only_with_postgres(cls, value: Secret | None, info: ValidationInfo) -> Secret | None:
+        if value is not None and info.data.get("backend", "sqlite") != "postgres":
+            raise ValueError("only for backend: postgres (the SQLite file needs no connection string)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_dsn(self) -> StorageConfig:
+        dsn = _one_source(self.dsn_env, self.dsn_file, "dsn")
+        if self.backend == "postgres" and dsn is None:
+            raise ValueError("backend postgres needs dsn_env or dsn_file (where its connection string is)")
+        return self
+
+    @property
+    def dsn(self) -> Secret | None:
+        return self.dsn_env or self.dsn_file
 
 
 def _one_source(env: Secret | None, file: Secret | None, name: str) -> Secret | None:

@@ -16,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from daemon.errors import StoreUnavailable
-from daemon.storage.database import Batch, Database
+from daemon.errors import StorageError, StoreUnavailable
+from daemon.storage.database import Batch
+from daemon.storage.sql import Backend
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ CommitListener = Callable[[Batch], None]
 
 
 class GroupCommitWriter:
-    def __init__(self, db: Database, *, flush_interval: float = 1.0, max_backoff: float = 5.0) -> None:
+    def __init__(self, db: Backend, *, flush_interval: float = 1.0, max_backoff: float = 5.0) -> None:
         self._db = db
         self._flush_interval = flush_interval
         self._max_backoff = max_backoff
@@ -142,7 +142,8 @@ class GroupCommitWriter:
                     log.error(
                         "store write failed, holding the batch until it recovers: %s",
                         exc,
-                        exc_info=not isinstance(exc, sqlite3.Error | OSError),
+                        # Store errors are expected (disk full, server gone): their message says it all.
+                        exc_info=not isinstance(exc, StorageError | OSError),
                     )
                 self.healthy = False
                 self.last_error = f"store write failed: {exc}"

@@ -122,7 +122,7 @@ def test_module_statements_run_in_order_and_newer_rows_win(tmp_path: Path) -> No
         assert db.conn.execute("SELECT note FROM child ORDER BY rowid").fetchall() == [("first",), ("second",)]
         failing = Batch()
         failing.append(child, (99, "orphan"))
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(StorageError, match="FOREIGN KEY"):
             db.write(failing)  # the foreign key holds, and nothing of the batch is kept
         assert db.conn.execute("SELECT count(*) FROM child").fetchone()[0] == 2
     finally:
