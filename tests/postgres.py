@@ -17,6 +17,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from daemon.storage.database import Database
+from daemon.storage.postgres.backend import PostgresBackend
+from daemon.storage.sql import Backend
+
 ADMIN_DSN = os.environ.get("ITSMD_TEST_PG_ADMIN_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 
 
@@ -99,9 +103,6 @@ def _tables(conn: psycopg.Connection[tuple[Any, ...]]) -> list[str]:
 def _prepare(db: _Database) -> _Database:
     """Empty the database, let the backend migrate it as a daemon would at its first start, and note what the
     migration left there."""
-    # Here, not at the top: tests/postgres.py is imported by every test session, the backend only on PostgreSQL.
-    from daemon.storage.postgres.backend import PostgresBackend  # noqa: PLC0415
-
     with psycopg.connect(db.dsn, autocommit=True, connect_timeout=5) as conn:
         for (schema,) in conn.execute(
             "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'"
@@ -175,6 +176,14 @@ def storage_section(data_dir: Path) -> dict[str, str]:
     if not ON_POSTGRES:
         return {}
     return {"backend": "postgres", "dsn_env": dsn_env_for(data_dir)}
+
+
+def backend_for_test(data_dir: Path) -> Backend:
+    """The store of `data_dir` on the backend under test, not opened yet: its SQLite file, or the database
+    standing in for it (the same one for the same folder within a test)."""
+    if not ON_POSTGRES:
+        return Database(data_dir / "itsmd.db")
+    return PostgresBackend(os.environ[dsn_env_for(data_dir)])
 
 
 def release(keep: frozenset[Path] = frozenset()) -> None:
