@@ -162,8 +162,9 @@ async def running(config: Path, data_dir: Path, clock: ManualClock) -> AsyncIter
     """The app from `config` on `data_dir`, up (ready) until the block ends, then stopped cleanly."""
     app = create_app(load_test_config(config, data_dir=data_dir), clock=clock)
     client: TestClient[Any, Any] = TestClient(TestServer(app))
-    await client.start_server()
     try:
+        # Inside the try: an app that fails to start must not leave its client session to the next test.
+        await client.start_server()
         async with client.get("/-/ready") as resp:
             assert resp.status == 200, await resp.text()
         yield Daemon(client, clock)
