@@ -284,10 +284,15 @@ def _verify_copied_chain(pg: psycopg.Connection[Any], key: bytes, anchor_file: P
         return f"{events} audit events, no chain started"
     start = pg.execute("SELECT record_type, record_id, action, after FROM audit_events WHERE seq = 1").fetchone()
     if start is not None and tuple(start[:3]) == audit_store.CHAIN_STARTED:
-        sealed = json.loads(start[3])
-        digest = audit_store.unchained_digest(conn, sealed["unchained_through_id"])  # type: ignore[arg-type]
-        if digest != (sealed["unchained_events"], sealed["unchained_sha256"]):
-            problems.append("audit: the events sealed when the chain started differ in the copy")
+        try:
+            sealed = json.loads(start[3])
+            through = sealed["unchained_through_id"]
+            sealed_as = (sealed["unchained_events"], sealed["unchained_sha256"])
+        except (TypeError, ValueError, KeyError):
+            problems.append("audit: the copy's chain start does not say what it sealed")
+        else:
+            if audit_store.unchained_digest(conn, through) != sealed_as:  # type: ignore[arg-type]
+                problems.append("audit: the events sealed when the chain started differ in the copy")
     else:
         problems.append("audit: the copy's event seq 1 does not start the chain")
     prev, expected = "", 1
