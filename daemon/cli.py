@@ -1,5 +1,5 @@
 """Command line: `itsmd run`, `itsmd check`, `itsmd schema`, `itsmd runbook`, `itsmd drill`, `itsmd report`,
-`itsmd audit`, and `itsmd incidents|problems|changes|runs` against a running daemon.
+`itsmd audit`, `itsmd migrate`, and `itsmd incidents|problems|changes|runs` against a running daemon.
 Thin: parsing, logging, signals; the app does the rest."""
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from daemon.reload import RELOADER
 from daemon.replica.supervisor import for_config as supervisor_for
 from daemon.report import cli as report_cli
 from daemon.runbook import cli_run
+from daemon.storage import migrate_cli
 from daemon.storage.backends import backend_for
 
 log = logging.getLogger("itsmd")
@@ -62,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     records_cli.add_parsers(sub)
     kit.add_parser(sub)
     audit_cli.add_parser(sub)
+    migrate_cli.add_parser(sub)
     return parser
 
 
@@ -86,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return records_cli.main(args)
     if args.command == "audit":
         return audit_cli.main(args)
+    if args.command == "migrate":
+        return migrate_cli.main(args)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

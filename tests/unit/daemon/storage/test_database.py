@@ -14,6 +14,10 @@ from daemon.storage.incidents import load_incidents
 from daemon.storage.schema import APPLICATION_ID, LATEST
 from tests.unit.daemon.records import Stack, incoming
 
+pytestmark = pytest.mark.sqlite_only(
+    reason="the SQLite backend's own tests (daemon/storage/database.py: its file, PRAGMAs, migrations)"
+)
+
 T0 = 1_800_000_000.0
 
 
