@@ -90,6 +90,9 @@ class Lease:
         self._conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
         self._epoch: int | None = None
         self._deadline = 0.0
+        self.reachable = True
+        """The last statement on the lease's connection succeeded: this replica reaches its database (every
+        renew interval, as leader and as follower)."""
 
     @property
     def epoch(self) -> int | None:
@@ -174,11 +177,14 @@ class Lease:
 
     async def _run(self, sql: LiteralString, params: tuple[Any, ...], *, fetch: bool) -> dict[str, Any] | None:
         try:
-            return await asyncio.wait_for(self._query(sql, params, fetch), self._timeout)
+            found = await asyncio.wait_for(self._query(sql, params, fetch), self._timeout)
         except (psycopg.Error, OSError, TimeoutError) as exc:
+            self.reachable = False
             # A connection that timed out or failed mid-statement is in an unknown state: start afresh.
             await self._drop()
             raise StoreUnavailable(f"lease: {str(exc).strip() or type(exc).__name__}") from exc
+        self.reachable = True
+        return found
 
     async def _query(self, sql: LiteralString, params: tuple[Any, ...], fetch: bool) -> dict[str, Any] | None:
         conn = await self._connection()

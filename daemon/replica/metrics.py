@@ -31,3 +31,9 @@ class ReplicaCollector(Collector):
         role = "leader" if leading else "follower"
         info.add_metric([state.name, role, "" if state.epoch is None else str(state.epoch)], 1)
         yield info
+        yield GaugeMetricFamily(
+            "itsmd_replica_database_up",
+            "1 while this replica reaches its database (checked with the lease every renew interval); a single "
+            "node: 1 while its store is open.",
+            value=int(state.database_up()),
+        )

@@ -48,6 +48,8 @@ class ReplicaState:
     since: float = field(default_factory=time.time)
     held: Callable[[], bool] = _always
     on_fenced: Callable[[], None] = _nothing
+    database_up: Callable[[], bool] = _always
+    """This replica reaches its database (the lease's connection); a single node's store is its open file."""
     stepping_down: bool = False
     """The leader app is being stopped because leadership ended: its shutdown gets the short deadline."""
 

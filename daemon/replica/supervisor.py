@@ -255,6 +255,7 @@ def for_config(loaded: LoadedConfig, host: str, port: int, ssl_context: ssl.SSLC
         margin=replica.renew / 2,
         timeout=replica.renew,
     )
+    state.database_up = lambda: lease.reachable
 
     def follower(st: ReplicaState) -> web.Application:
         collectors = (ReplicaCollector(st),)

@@ -150,3 +150,25 @@ async def test_an_unreachable_database_is_unavailable_and_keeps_the_local_belief
         assert not lease.held()
     finally:
         await lease.close()
+
+
+async def test_reachable_says_whether_the_last_lease_statement_reached_the_database(
+    leases: Callable[..., Lease], store_dsn: str
+) -> None:
+    lease = leases("a")
+    assert await lease.acquire() == 1
+    assert lease.reachable
+    name = psycopg.conninfo.conninfo_to_dict(store_dsn)["dbname"]
+    admin = psycopg.conninfo.make_conninfo(store_dsn, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+    try:
+        with pytest.raises(StoreUnavailable):
+            await lease.renew()
+        assert not lease.reachable
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    assert await lease.renew()
+    assert lease.reachable
