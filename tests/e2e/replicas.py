@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import re
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import yaml
+from psycopg.rows import dict_row
 
 from tests.postgres import create_database, drop_database
 
@@ -82,7 +83,11 @@ class ReplicaStack(Stack):
         prometheus = yaml.safe_load((self.etc / "prometheus.yml").read_text())
         prometheus["alerting"]["alertmanagers"] = [
             {"api_version": "v2", "static_configs": [{"targets": [f"{HOST}:{self.am_port}"]}]},
-            {"api_version": "v2", "timeout": "5s", "static_configs": [{"targets": [f"{HOST}:{p}" for p in self.ports]}]},
+            {
+                "api_version": "v2",
+                "timeout": "5s",
+                "static_configs": [{"targets": [f"{HOST}:{p}" for p in self.ports]}],
+            },
         ]
         _write_yaml(self.etc / "prometheus.yml", prometheus)
         alertmanager = yaml.safe_load((self.etc / "alertmanager.yml").read_text())
@@ -167,9 +172,6 @@ class ReplicaStack(Stack):
 
 
 def lease_row(dsn: str) -> dict[str, Any]:
-    import psycopg
-    from psycopg.rows import dict_row
-
     with psycopg.connect(dsn, row_factory=dict_row) as conn:
         row = conn.execute("SELECT epoch, holder, url FROM leader_lease WHERE id = 1").fetchone()
     assert row is not None
@@ -177,15 +179,9 @@ def lease_row(dsn: str) -> dict[str, Any]:
 
 
 def query(dsn: str, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-    import psycopg
-    from psycopg.rows import dict_row
-
+    """A read on the replicas' database, beside them (what they stored, not what they say)."""
     with psycopg.connect(dsn, row_factory=dict_row) as conn:
-        return [dict(r) for r in conn.execute(sql, params).fetchall()]  # type: ignore[arg-type]
-
-
-def monotonic() -> float:
-    return time.monotonic()
+        return [dict(r) for r in conn.execute(sql.encode(), params).fetchall()]
 
 
 __all__ = [
@@ -199,7 +195,7 @@ __all__ = [
     "RENEW",
     "SERVICE",
     "ReplicaStack",
-    "lease_row",
     "leader_gauge",
+    "lease_row",
     "query",
 ]

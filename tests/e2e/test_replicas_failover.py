@@ -20,8 +20,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from .client import get_json, wait_until
-from .replicas import LEASE, RENEW, SERVICE, ReplicaStack, lease_row, leader_gauge, query
+from .client import get_json, request, wait_until
+from .replicas import LEASE, RENEW, SERVICE, ReplicaStack, leader_gauge, lease_row, query
 from .stack import module_stack
 
 CYCLES = int(os.environ.get("ITSMD_FAILOVER_CYCLES", "10"))
@@ -50,6 +50,7 @@ def test_an_outage_opens_one_incident_not_one_per_replica(replicas: ReplicaStack
         wait_until(
             lambda: _open_incidents(replicas, SERVICE), timeout=60, what="an incident", describe=replicas.describe
         )
+
         # Every replica must have taken the alert in (Prometheus sends to all three, Alertmanager's webhook too)
         # before the count means anything.
         def every_replica_received() -> bool:
@@ -63,7 +64,9 @@ def test_an_outage_opens_one_incident_not_one_per_replica(replicas: ReplicaStack
         assert len(incidents) == 1, incidents
         # The same answer through every replica (followers proxy reads to the leader).
         ids = {
-            tuple(i["id"] for i in get_json(f"{url}/api/v1/incidents?status=open")["incidents"] if i["service"] == SERVICE)
+            tuple(
+                i["id"] for i in get_json(f"{url}/api/v1/incidents?status=open")["incidents"] if i["service"] == SERVICE
+            )
             for url in replicas.urls
         }
         assert ids == {(incidents[0]["id"],)}
@@ -83,8 +86,6 @@ def _metric(url: str, name: str) -> float:
 
 
 def get_json_text(url: str) -> str:
-    from .client import request
-
     resp = request("GET", url, timeout=5.0)
     assert resp.status == 200, resp.status
     return resp.text()
@@ -92,7 +93,7 @@ def get_json_text(url: str) -> str:
 
 def _received(url: str) -> float:
     """Alerts this replica accepted: into its inbox as a follower, or directly as the leader."""
-    return _metric(url, "itsmd_inbox_received_total") + _metric(url, "itsmd_alerts_received_total")
+    return _metric(url, "itsmd_inbox_accepted_alerts_total") + _metric(url, "itsmd_alerts_received_total")
 
 
 def _pending(url: str) -> float:
