@@ -192,111 +192,116 @@ async def _open_store(loaded: LoadedConfig, replica: ReplicaState) -> Backend:
     return backend
 
 
-async def _components(app: web.Application) -> AsyncIterator[None]:
+async def _components(app: web.Application) -> AsyncIterator[None]:  # noqa: PLR0915 (the stages, in start order)
     loaded = app[keys.CONFIG]
     cfg = loaded.config
     clock = app[CLOCK]
     db = await _open_store(loaded, app[REPLICA])
-    writer = GroupCommitWriter(db, flush_interval=cfg.storage.flush_interval, on_fenced=app[REPLICA].on_fenced)
-    writer.add_commit_listener(app[console.LIVE].on_commit)
-    counters = CounterStore(writer)
-    stored_alerts = StoredAlerts(db)
-    alerts = AlertTable(writer, cfg.alerts, load_stored=stored_alerts, clock=clock)
-    audit = await open_audit(db, writer, loaded.audit_key_file, clock.now())
-    problems = Problems(writer, counters, audit)
-    now = clock.now()
-    stored_counters = await asyncio.to_thread(load_counters, db.primary)
-    active_alerts = await asyncio.to_thread(
-        load_active_alerts, db.primary, now=now, retention=cfg.alerts.resolved_retention
-    )
-    # Counters first: the correlator makes its series exist at 0 and must see the stored values.
-    counters.restore(stored_counters)
-    correlator = Correlator(
-        writer,
-        loaded.rules,
-        alerts,
-        counters,
-        audit=audit,
-        problems=problems,
-        # The thresholds of the published ItsmdSlaAtRisk: one setting for both (notify is not reloaded).
-        at_risk_share=cfg.notify.publish.at_risk_share,
-    )
-    alerts.restore(active_alerts, now)
-    restored = await _restore_records(db, correlator, problems, now)
-    availability = await _availability(app, db, correlator, now)
+    try:
+        writer = GroupCommitWriter(db, flush_interval=cfg.storage.flush_interval, on_fenced=app[REPLICA].on_fenced)
+        writer.add_commit_listener(app[console.LIVE].on_commit)
+        counters = CounterStore(writer)
+        stored_alerts = StoredAlerts(db)
+        alerts = AlertTable(writer, cfg.alerts, load_stored=stored_alerts, clock=clock)
+        audit = await open_audit(db, writer, loaded.audit_key_file, clock.now())
+        problems = Problems(writer, counters, audit)
+        now = clock.now()
+        stored_counters = await asyncio.to_thread(load_counters, db.primary)
+        active_alerts = await asyncio.to_thread(
+            load_active_alerts, db.primary, now=now, retention=cfg.alerts.resolved_retention
+        )
+        # Counters first: the correlator makes its series exist at 0 and must see the stored values.
+        counters.restore(stored_counters)
+        correlator = Correlator(
+            writer,
+            loaded.rules,
+            alerts,
+            counters,
+            audit=audit,
+            problems=problems,
+            # The thresholds of the published ItsmdSlaAtRisk: one setting for both (notify is not reloaded).
+            at_risk_share=cfg.notify.publish.at_risk_share,
+        )
+        alerts.restore(active_alerts, now)
+        restored = await _restore_records(db, correlator, problems, now)
+        availability = await _availability(app, db, correlator, now)
 
-    tasks = TaskRegistry()
-    auto = await _automation(
-        app, db=db, writer=writer, counters=counters, correlator=correlator, tasks=tasks, audit=audit
-    )
-    notices = await _notifications(
-        db, cfg, auto=auto, correlator=correlator, problems=problems, writer=writer, counters=counters, clock=clock
-    )
-    _ensure_series(counters)
-    ingest_duration = PersistedHistogram(counters, "itsmd_ingest_duration_seconds", INGEST_BUCKETS)
-    pipeline = Pipeline(
-        alerts,
-        correlator,
-        writer,
-        counters,
-        clock,
-        commit_timeout=cfg.ingest.commit_timeout,
-        max_pending=cfg.ingest.max_pending_changes,
-        end_finder=_end_finder(cfg, auto.session),
-    )
-    reader = Reader(db)
+        tasks = TaskRegistry()
+        auto = await _automation(
+            app, db=db, writer=writer, counters=counters, correlator=correlator, tasks=tasks, audit=audit
+        )
+        notices = await _notifications(
+            db, cfg, auto=auto, correlator=correlator, problems=problems, writer=writer, counters=counters, clock=clock
+        )
+        _ensure_series(counters)
+        ingest_duration = PersistedHistogram(counters, "itsmd_ingest_duration_seconds", INGEST_BUCKETS)
+        pipeline = Pipeline(
+            alerts,
+            correlator,
+            writer,
+            counters,
+            clock,
+            commit_timeout=cfg.ingest.commit_timeout,
+            max_pending=cfg.ingest.max_pending_changes,
+            end_finder=_end_finder(cfg, auto.session),
+        )
+        reader = Reader(db)
 
-    reloader = reload.Reloader(
-        cfg.rules_dir,
-        correlator,
-        clock,
-        runbooks=(cfg.runbooks.dir, app[LIBRARY]),
-        auth=(loaded.path, app[auth.AUTHENTICATOR]),
-    )
-    reloader.runbook_listeners.append(lambda _: auto.metrics.ensure_runbooks())
-    registry = _registry(
-        pipeline,
-        ingest_duration,
-        reloader,
-        auto.metrics,
-        DrillCollector(counters, auto.drills),
-        AvailabilityCollector(availability),
-        AuditCollector(audit),
-        ReplicaCollector(app[REPLICA]),
-        app[auth.AUTHENTICATOR],
-        *notices.collectors,
-        *_inbox(app, pipeline),
-    )
-    scheduler = _scheduler(loaded, correlator, clock)
-    _expose(
-        app,
-        pipeline=pipeline,
-        ingest_duration=ingest_duration,
-        reader=reader,
-        registry=registry,
-        reloader=reloader,
-        scheduler=scheduler,
-        outbox=notices.webhooks.outbox,
-    )
+        reloader = reload.Reloader(
+            cfg.rules_dir,
+            correlator,
+            clock,
+            runbooks=(cfg.runbooks.dir, app[LIBRARY]),
+            auth=(loaded.path, app[auth.AUTHENTICATOR]),
+        )
+        reloader.runbook_listeners.append(lambda _: auto.metrics.ensure_runbooks())
+        registry = _registry(
+            pipeline,
+            ingest_duration,
+            reloader,
+            auto.metrics,
+            DrillCollector(counters, auto.drills),
+            AvailabilityCollector(availability),
+            AuditCollector(audit),
+            ReplicaCollector(app[REPLICA]),
+            app[auth.AUTHENTICATOR],
+            *notices.collectors,
+            *_inbox(app, pipeline),
+        )
+        scheduler = _scheduler(loaded, correlator, clock)
+        _expose(
+            app,
+            pipeline=pipeline,
+            ingest_duration=ingest_duration,
+            reader=reader,
+            registry=registry,
+            reloader=reloader,
+            scheduler=scheduler,
+            outbox=notices.webhooks.outbox,
+        )
 
-    _start_background(tasks, pipeline, scheduler, reloader, cfg.alerts.sweep_interval, availability=availability)
-    tasks.every("audit-anchor", AUDIT_ANCHOR_INTERVAL, audit.anchor)
-    notices.start(tasks, clock)
-    _schedule_drills(app, scheduler, reloader, auto.drills, correlator.ruleset.drills)
-    # After the writer runs: recovery journals what it decides and waits for that to be durable.
-    await auto.engine.recover()
-    _start_inbox(app, tasks)
-    app[keys.HEALTH].started = True
-    log.info(
-        "store open at %s: %d alerts in memory (%d firing), %d incidents and %d problems in memory, "
-        "%d runbooks, %d runs recovered",
-        loaded.db_path,
-        len(alerts),
-        alerts.firing_count,
-        *restored,
-        len(app[LIBRARY].runbooks),
-        auto.recovering,
-    )
+        _start_background(tasks, pipeline, scheduler, reloader, cfg.alerts.sweep_interval, availability=availability)
+        tasks.every("audit-anchor", AUDIT_ANCHOR_INTERVAL, audit.anchor)
+        notices.start(tasks, clock)
+        _schedule_drills(app, scheduler, reloader, auto.drills, correlator.ruleset.drills)
+        # After the writer runs: recovery journals what it decides and waits for that to be durable.
+        await auto.engine.recover()
+        _start_inbox(app, tasks)
+        app[keys.HEALTH].started = True
+        log.info(
+            "store open at %s: %d alerts in memory (%d firing), %d incidents and %d problems in memory, "
+            "%d runbooks, %d runs recovered",
+            loaded.db_path,
+            len(alerts),
+            alerts.firing_count,
+            *restored,
+            len(app[LIBRARY].runbooks),
+            auto.recovering,
+        )
+    except BaseException:
+        # Nothing started keeps the store: a replica whose leader app fails goes on without a leaked session.
+        await asyncio.to_thread(db.close)
+        raise
     try:
         yield
     finally:
@@ -504,7 +509,7 @@ async def _automation(
 ) -> Automation:
     """Build the engine and its listeners and load their state; call before the writer starts."""
     cfg, clock, library = app[keys.CONFIG].config, app[CLOCK], app[LIBRARY]
-    digest_key = await asyncio.to_thread(load_digest_key, cfg.data_dir)
+    digest_key = await asyncio.to_thread(load_digest_key, app[keys.CONFIG].digest_key_file)
     session = aiohttp.ClientSession(timeout=ACTION_HTTP_TIMEOUT)
     prometheus, alertmanager = integrations(cfg, session)
     engine = Engine(

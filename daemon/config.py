@@ -505,6 +505,29 @@ class Config(_Strict):
         return value
 
     @model_validator(mode="after")
+    def _replicas_share_keys(self) -> Config:
+        if self.storage.backend != "postgres":
+            return self
+        for section, key, what in (
+            ("audit", self.audit.key_file, "the audit chain's"),
+            ("runbooks", self.runbooks.digest_key_file, "the step output digests'"),
+        ):
+            if key is None:
+                field = "key_file" if section == "audit" else "digest_key_file"
+                raise_problems(
+                    [
+                        Finding(
+                            (section, field),
+                            f"is needed with storage.backend postgres: every replica writes with {what} key, so "
+                            "all of them must read the same one (a file each replica mounts, same content), not "
+                            "one each in their data_dir",
+                            uses=(("storage",),),
+                        )
+                    ]
+                )
+        return self
+
+    @model_validator(mode="after")
     def _replicas_reachable(self) -> Config:
         problem = unreachable_replica(self)
         if problem is not None:
@@ -564,6 +587,10 @@ class LoadedConfig:
     def audit_key_file(self) -> Path:
         return self.config.audit.key_file or self.config.data_dir / "audit.key"
 
+    @property
+    def digest_key_file(self) -> Path:
+        return self.config.runbooks.digest_key_file or self.config.data_dir / "digest.key"
+
 
 def load_config(path: Path, *, listen: str | None = None, data_dir: Path | None = None) -> LoadedConfig:
     """Read, validate and resolve a config file and the rule files it points to; ConfigError lists the problems
@@ -600,7 +627,10 @@ def check_config(path: Path) -> tuple[Config | None, list[ConfigProblem]]:
     updates: dict[str, object] = {"data_dir": base / config.data_dir}
     if config.rules_dir is not None:
         updates["rules_dir"] = base / config.rules_dir
-    updates["runbooks"] = config.runbooks.model_copy(update={"dir": base / config.runbooks.dir})
+    runbooks: dict[str, object] = {"dir": base / config.runbooks.dir}
+    if config.runbooks.digest_key_file is not None:
+        runbooks["digest_key_file"] = base / config.runbooks.digest_key_file
+    updates["runbooks"] = config.runbooks.model_copy(update=runbooks)
     if config.reports.dir is not None:
         updates["reports"] = config.reports.model_copy(update={"dir": base / config.reports.dir})
     if config.audit.key_file is not None:

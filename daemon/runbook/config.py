@@ -46,6 +46,9 @@ class RunbooksConfig(_Strict):
     """How long a step waits for its journal entry to be committed before it gives up (store failing)."""
     history: int = Field(default=500, gt=0)
     """Finished runs kept in memory for the API, besides the active ones."""
+    digest_key_file: Path | None = None
+    """The key of the step output digests (made at first start, mode 0600). Default: digest.key in data_dir.
+    Replicas (storage.backend postgres) must set it to one key all of them read."""
     secrets: dict[str, SecretSource] = Field(default_factory=dict)
     """Named secrets runbooks may use; their values never appear in output, plans or the journal."""
 

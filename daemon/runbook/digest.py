@@ -33,9 +33,9 @@ def new_key() -> bytes:
     return secrets.token_hex(32).encode("ascii")
 
 
-def load_key(data_dir: Path) -> bytes:
-    """The data directory's digest key, created (atomically, mode 0600) if there is none yet."""
-    path = data_dir / KEY_FILE
+def load_key(path: Path) -> bytes:
+    """The digest key in this file (runbooks.digest_key_file, default data_dir/digest.key), created
+    (atomically, mode 0600) if there is none yet."""
     if not path.exists():
         _create(path)
     try:
@@ -59,7 +59,8 @@ def load_key(data_dir: Path) -> bytes:
 
 
 def _create(path: Path) -> None:
-    tmp = path.with_name(f".{KEY_FILE}.{os.getpid()}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="ascii") as f:

@@ -104,6 +104,9 @@ class ReplicaStack(Stack):
                     "rules_dir": "rules",
                     "alerts": {"webhook_stale_after": "4h15m", "resolve_timeout": "5m"},
                     "storage": {"backend": "postgres", "dsn_env": DSN_ENV},
+                    # One key of each kind for all replicas, as a secret every replica mounts.
+                    "audit": {"key_file": str(self.itsmd_dir / "keys" / "audit.key")},
+                    "runbooks": {"digest_key_file": str(self.itsmd_dir / "keys" / "digest.key")},
                     "replica": {"name": f"r{i}", "advertise_url": url, "lease": f"{LEASE:g}s", "renew": f"{RENEW:g}s"},
                 },
             )

@@ -134,6 +134,9 @@ def _on_test_backend(config: Path, data_dir: Path) -> None:
     document = yaml.safe_load(config.read_text()) or {}
     if "backend" not in (document.get("storage") or {}):
         document["storage"] = {**(document.get("storage") or {}), **storage}
+        # One replica: its keys where a single node keeps them (replicas must name shared ones).
+        document.setdefault("audit", {}).setdefault("key_file", str(data_dir / "audit.key"))
+        document.setdefault("runbooks", {}).setdefault("digest_key_file", str(data_dir / "digest.key"))
         _write_yaml(config, document)
 
 

@@ -23,7 +23,10 @@ def _restored(process_state_restored: None) -> None:
     """`run` changes the switch interval and signal handlers: put them back after each test."""
 
 
-POSTGRES = "storage:\n  backend: postgres\n  dsn_file: dsn\n"
+POSTGRES = (
+    "storage:\n  backend: postgres\n  dsn_file: dsn\n"
+    "audit:\n  key_file: keys/audit.key\nrunbooks:\n  digest_key_file: keys/digest.key\n"
+)
 
 
 @pytest.mark.parametrize(
@@ -83,14 +86,15 @@ async def test_a_single_node_always_leads(tmp_path: Path) -> None:
 
 
 def test_a_replica_whose_leader_app_cannot_start_exits_and_releases_the_lease(
-    tmp_path: Path, store_dsn: str, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, store_dsn: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Until the record modules run on PostgreSQL, the leader app refuses it: the replica takes the lease,
+    # A leader app that cannot start (here: a digest key file that is no key): the replica takes the lease,
     # fails to lead, says why, and gives the lease up at once rather than leaving it to expire.
     write(tmp_path / "dsn", store_dsn)
+    write(tmp_path / "keys" / "digest.key", "not a key\n")
     config = write(tmp_path / "itsmd.yaml", f"{POSTGRES}replica:\n  name: a\n  lease: 1h\n")
     assert main(["run", "--config", str(config), "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path)]) == 1
-    assert "cannot start" in caplog.text
+    assert "the digest key must be 64 lowercase hex characters" in capsys.readouterr().err
     with psycopg.connect(store_dsn) as conn:
         row = conn.execute("SELECT epoch, holder, expires_at <= clock_timestamp() FROM leader_lease").fetchone()
     assert row is not None

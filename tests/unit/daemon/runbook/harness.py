@@ -17,6 +17,7 @@ from daemon.clock import ManualClock
 from daemon.metrics.counters import CounterStore
 from daemon.runbook.check import load_runbook
 from daemon.runbook.config import RunbooksConfig
+from daemon.runbook.digest import KEY_FILE
 from daemon.runbook.digest import load_key as load_digest_key
 from daemon.runbook.engine import Engine
 from daemon.runbook.library import RunbookLibrary
@@ -74,7 +75,7 @@ class Harness:
         self.sleeper = ManualSleeper(self.clock)
         self.db = Database(folder / "itsmd.db")
         folder.mkdir(parents=True, exist_ok=True)
-        self.digest_key = load_digest_key(folder)
+        self.digest_key = load_digest_key(folder / KEY_FILE)
         self.escalations: list[tuple[int, str]] = []
         self.events: list[tuple[int, str, RunStatus]] = []
         self._changed = asyncio.Event()

@@ -136,7 +136,9 @@ def target_config(tmp_path: Path, data: Path, dsn: str, monkeypatch: pytest.Monk
     """A config on PostgreSQL whose data folder (audit key and anchor) is the source's."""
     monkeypatch.setenv(DSN_ENV, dsn)
     return write(
-        tmp_path / "pg" / "itsmd.yaml", f"data_dir: {data}\nstorage:\n  backend: postgres\n  dsn_env: {DSN_ENV}\n"
+        tmp_path / "pg" / "itsmd.yaml",
+        f"data_dir: {data}\nstorage:\n  backend: postgres\n  dsn_env: {DSN_ENV}\n"
+        f"audit:\n  key_file: {data}/audit.key\nrunbooks:\n  digest_key_file: {data}/digest.key\n",
     )
 
 

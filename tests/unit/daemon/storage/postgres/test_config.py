@@ -22,6 +22,10 @@ from tests.unit.daemon.storage.postgres.test_backend import closed_port
 REPO = Path(__file__).resolve().parents[5]
 
 
+KEYS = "audit:\n  key_file: keys/audit.key\nrunbooks:\n  digest_key_file: keys/digest.key\n"
+"""Replicas share their keys: a PostgreSQL config names them."""
+
+
 def test_sqlite_stays_the_default(tmp_path: Path) -> None:
     loaded = load_config(write(tmp_path / "itsmd.yaml", "{}\n"))
     assert loaded.config.storage.backend == "sqlite"
@@ -34,7 +38,8 @@ def test_postgres_with_the_dsn_from_the_environment(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("ITSMD_TEST_DSN", "host=db.example port=5433 dbname=itsmd user=itsmd password=s3cret-pw")
     config = write(
         tmp_path / "itsmd.yaml",
-        "storage:\n  backend: postgres\n  dsn_env: ITSMD_TEST_DSN\n  pool: {min: 2, max: 8}\n  connect_timeout: 3s\n",
+        "storage:\n  backend: postgres\n  dsn_env: ITSMD_TEST_DSN\n  pool: {min: 2, max: 8}\n  connect_timeout: 3s\n"
+        "audit:\n  key_file: keys/audit.key\nrunbooks:\n  digest_key_file: keys/digest.key\n",
     )
     loaded = load_config(config)
     assert (loaded.config.storage.pool.min, loaded.config.storage.pool.max) == (2, 8)
@@ -47,7 +52,7 @@ def test_postgres_with_the_dsn_from_the_environment(tmp_path: Path, monkeypatch:
 
 def test_postgres_with_the_dsn_from_a_file(tmp_path: Path) -> None:
     write(tmp_path / "secrets" / "dsn", "postgresql://itsmd:pw@10.0.0.5/itsmd_prod\n")
-    config = write(tmp_path / "itsmd.yaml", "storage:\n  backend: postgres\n  dsn_file: secrets/dsn\n")
+    config = write(tmp_path / "itsmd.yaml", "storage:\n  backend: postgres\n  dsn_file: secrets/dsn\n" + KEYS)
     backend = backend_for(load_config(config))
     assert isinstance(backend, PostgresBackend)
     assert backend.description == "postgresql://itsmd@10.0.0.5/itsmd_prod"
@@ -128,7 +133,7 @@ def _errors(stderr: str) -> list[str]:
 
 
 def test_run_against_an_unreachable_database_exits_with_one_line(tmp_path: Path) -> None:
-    config = write(tmp_path / "itsmd.yaml", "storage:\n  backend: postgres\n  dsn_env: ITSMD_TEST_DSN\n")
+    config = write(tmp_path / "itsmd.yaml", "storage:\n  backend: postgres\n  dsn_env: ITSMD_TEST_DSN\n" + KEYS)
     port = closed_port()
     dsn = f"host=127.0.0.1 port={port} dbname=itsmd user=itsmd password=never-shown-pw connect_timeout=2"
     done = _run(config, tmp_path / "data", {"ITSMD_TEST_DSN": dsn})
@@ -142,7 +147,7 @@ def test_run_against_an_unreachable_database_exits_with_one_line(tmp_path: Path)
 def test_run_against_a_foreign_database_exits_with_one_line(tmp_path: Path, postgres_dsn: str) -> None:
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
-    config = write(tmp_path / "itsmd.yaml", "storage:\n  backend: postgres\n  dsn_file: dsn\n")
+    config = write(tmp_path / "itsmd.yaml", "storage:\n  backend: postgres\n  dsn_file: dsn\n" + KEYS)
     write(tmp_path / "dsn", postgres_dsn)
     done = _run(config, tmp_path / "data", {})
     assert done.returncode == 1
