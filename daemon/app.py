@@ -38,7 +38,6 @@ from daemon.drills.metrics import DrillCollector
 from daemon.drills.runner import DrillRunner
 from daemon.drills.schedule import DrillSchedule
 from daemon.drills.spec import Drill
-from daemon.errors import StorageError
 from daemon.ingest import handlers
 from daemon.ingest.ratelimit import RateLimiter
 from daemon.metrics.collector import ItsmdCollector
@@ -64,7 +63,6 @@ from daemon.storage.alerts import load_active_alerts, load_alerts
 from daemon.storage.backends import backend_for
 from daemon.storage.changes import load_changes
 from daemon.storage.counters import load_counters
-from daemon.storage.database import Database
 from daemon.storage.drills import load_drill_state
 from daemon.storage.incidents import load_incidents, recent_signatures
 from daemon.storage.problems import load_problems
@@ -170,14 +168,9 @@ class StoredAlerts:
             return {}
 
 
-async def _open_store(loaded: LoadedConfig) -> Database:
+async def _open_store(loaded: LoadedConfig) -> Backend:
     backend = backend_for(loaded)
     await asyncio.to_thread(backend.open)
-    if not isinstance(backend, Database):
-        # The record modules still read the SQLite file directly until issue 14 moves them onto Sql: until
-        # then a PostgreSQL database is checked and migrated, and the daemon refuses to run on it.
-        await asyncio.to_thread(backend.close)
-        raise StorageError(f"{backend.description} is ready, but this build runs on storage.backend: sqlite only")
     return backend
 
 
@@ -276,7 +269,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     log.info(
         "store open at %s: %d alerts in memory (%d firing), %d incidents and %d problems in memory, "
         "%d runbooks, %d runs recovered",
-        loaded.db_path,
+        db.description,
         len(alerts),
         alerts.firing_count,
         *restored,
@@ -316,7 +309,7 @@ class Notifications:
 
 
 async def _notifications(
-    db: Database,
+    db: Backend,
     cfg: Config,
     *,
     auto: Automation,
@@ -384,7 +377,7 @@ def _expose(
     app[webhooks.OUTBOX] = outbox
 
 
-async def _availability(app: web.Application, db: Database, correlator: Correlator, now: float) -> AvailabilityTracker:
+async def _availability(app: web.Application, db: Backend, correlator: Correlator, now: float) -> AvailabilityTracker:
     """The availability tracker, loaded from the stored incident history; call before the writer starts."""
     tracker = AvailabilityTracker(
         lambda: correlator.ruleset.catalogue, app[CLOCK], app[keys.CONFIG].config.availability.windows
@@ -461,7 +454,7 @@ class Automation:
 async def _automation(
     app: web.Application,
     *,
-    db: Database,
+    db: Backend,
     writer: GroupCommitWriter,
     counters: CounterStore,
     correlator: Correlator,
@@ -584,7 +577,7 @@ def _start_background(
     scheduler.start()
 
 
-async def _restore_records(db: Database, correlator: Correlator, problems: Problems, now: float) -> tuple[int, int]:
+async def _restore_records(db: Backend, correlator: Correlator, problems: Problems, now: float) -> tuple[int, int]:
     """Incidents not closed, problems not resolved, and the recurrence history; (incidents, problems)."""
     incidents, next_incident_id = await asyncio.to_thread(load_incidents, db.primary)
     longest = max(r.recurrence.window for r in correlator.ruleset.rules)
