@@ -291,7 +291,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:  # noqa: PLR
         log.info(
             "store open at %s: %d alerts in memory (%d firing), %d incidents and %d problems in memory, "
             "%d runbooks, %d runs recovered",
-            loaded.db_path,
+            db.description,
             len(alerts),
             alerts.firing_count,
             *restored,
