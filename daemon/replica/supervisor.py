@@ -66,7 +66,7 @@ class Supervisor:
         self._ssl = ssl_context
         self._runner: web.AppRunner | None = None
         self._listening = asyncio.Event()
-        self._unwatched_failure = False
+        self._lease_unreadable = False
 
     @property
     def app(self) -> web.Application | None:
@@ -108,13 +108,13 @@ class Supervisor:
                 row = await self._lease.current()
                 self.state.saw_leader(row.epoch, row.holder if row.live else None, row.url if row.live else None)
         except StoreUnavailable as exc:
-            if not self._unwatched_failure:
+            if not self._lease_unreadable:
                 log.warning("cannot read the lease, trying again every %.0fs: %s", self._renew, exc)
-            self._unwatched_failure = True
+            self._lease_unreadable = True
             return None
-        if self._unwatched_failure:
+        if self._lease_unreadable:
             log.info("the lease can be read again")
-        self._unwatched_failure = False
+        self._lease_unreadable = False
         return epoch
 
     async def _lead(self, epoch: int, stop: asyncio.Event) -> None:
@@ -129,12 +129,10 @@ class Supervisor:
         keeper = asyncio.create_task(self._keep(lost), name="itsmd-lease-keeper")
         try:
             leader = await self._start_leader(lost)
-            if leader is None:
-                pass
-            elif lost.is_set() or stop.is_set():
+            if leader is not None and (lost.is_set() or stop.is_set()):  # set up, never served
                 self.state.stepping_down = lost.is_set()
                 await self._cleanup(leader, STEP_DOWN_DEADLINE if lost.is_set() else self._shutdown_timeout)
-            else:
+            elif leader is not None:
                 await self._close(STEP_DOWN_DEADLINE)  # the follower: its requests are short
                 self.state.lead()
                 await self._serve(leader)
