@@ -38,7 +38,7 @@ def backend(postgres_dsn: str) -> Iterator[PostgresBackend]:
 def alert(n: int, *, status: AlertStatus = AlertStatus.FIRING, incident: int | None = None) -> Alert:
     return Alert(
         fingerprint=f"fp{n:05d}",
-        labels={"alertname": "Down", "instance": f"h{n}", "odd": "50% 'quoted' ?"},
+        labels={"alertname": "Down", "instance": f"h{n}", "odd": "50% 'quoted' ?", "raw": "tab\there\nnew \\N"},
         annotations={"summary": "it is down"},
         status=status,
         starts_at=T0 + n,
