@@ -130,6 +130,21 @@ class ServerProcess:
             time.sleep(0.05)
         raise ServerError(f"{self.name} not ready after {timeout:.0f} s ({path}):\n{self.log_tail()}")
 
+    def wait_metric(self, name: str, value: float, timeout: float = 60.0) -> float:
+        """Poll ``GET /metrics`` until metric ``name`` reads ``value`` (e.g. itsmd_leader 1); returns the seconds."""
+        start = time.monotonic()
+        seen: float | None = None
+        while time.monotonic() - start < timeout:
+            if not self.alive():
+                raise ServerError(
+                    f"{self.name} exited with {self._returncode()} before {name} was {value:g}:\n{self.log_tail()}"
+                )
+            seen = scrape_counter(self.url("/metrics"), name)
+            if seen == value:
+                return time.monotonic() - start
+            time.sleep(0.05)
+        raise ServerError(f"{self.name}: {name} still {seen} after {timeout:.0f} s, not {value:g}:\n{self.log_tail()}")
+
     def _returncode(self) -> int | None:
         return None if self._proc is None else self._proc.poll()
 
