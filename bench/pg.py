@@ -60,9 +60,23 @@ def prepare_workdir(workdir: Path) -> TempDatabase:
     return db
 
 
+def database_of(workdir: Path) -> str | None:
+    """The database `prepare_workdir` made for ``workdir``, if any."""
+    name_file = workdir / _NAME_FILE
+    return name_file.read_text(encoding="utf-8").strip() if name_file.is_file() else None
+
+
+def session_pids(name: str) -> list[int]:
+    """Server processes of the sessions open on database ``name`` now (one per connection): their CPU is what
+    PostgreSQL spends on the daemon's queries, WAL flushes by the backends included."""
+    with psycopg.connect(ADMIN_DSN, connect_timeout=5, autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (name,)).fetchall()
+    return [int(r[0]) for r in rows]
+
+
 def cleanup_workdir(workdir: Path) -> None:
     """Drop the database `prepare_workdir` made for ``workdir``, if it made one."""
-    name_file = workdir / _NAME_FILE
-    if name_file.is_file():
-        drop_database(name_file.read_text(encoding="utf-8").strip())
-        name_file.unlink()
+    name = database_of(workdir)
+    if name is not None:
+        drop_database(name)
+        (workdir / _NAME_FILE).unlink()

@@ -24,6 +24,7 @@ class CaseResult:
     wrk: WrkResult | None = None
     peak_rss_bytes: int | None = None
     server_cpu_s: float | None = None  # CPU the server used during the measured run
+    pg_cpu_s: float | None = None  # CPU of the PostgreSQL sessions on the case's database during the run
     other_cpu_s: float | None = None  # CPU the rest of the machine (not server, not wrk) used meanwhile
     exit_code: int | None = None  # after SIGTERM at the end (0 or -15 is a clean stop)
     alerts_sent: int | None = None  # by wrk, warm-up and measured run (including requests left in flight)
@@ -65,6 +66,8 @@ class CaseResult:
             d["peak_rss_mib"] = round(self.peak_rss_bytes / _MIB, 1)
         if self.server_cpu_s is not None and self.wrk is not None:
             d["server_cpu_pct"] = round(100 * self.server_cpu_s / self.wrk.duration_s, 1)
+        if self.pg_cpu_s is not None and self.wrk is not None:
+            d["pg_cpu_pct"] = round(100 * self.pg_cpu_s / self.wrk.duration_s, 1)
         if self.other_cpu_s is not None and self.wrk is not None:
             d["other_cpu_pct"] = round(100 * self.other_cpu_s / self.wrk.duration_s, 1)
         if self.exit_code is not None:
@@ -109,7 +112,7 @@ RATIOS: tuple[tuple[str, str], ...] = (
 _COLUMNS = (
     ("target", "<", 17), ("req/s", ">", 9), ("alerts/s", ">", 10), ("p50 ms", ">", 8), ("p99 ms", ">", 8),
     ("non-2xx", ">", 8), ("sock err", ">", 8), ("RSS MiB", ">", 8), ("srv CPU", ">", 8), ("wrk CPU", ">", 8),
-    ("other CPU", ">", 9), ("counted", ">", 8),
+    ("pg CPU", ">", 7), ("other CPU", ">", 9), ("counted", ">", 8),
 )  # fmt: skip
 
 
@@ -128,7 +131,8 @@ def _cells(r: CaseResult) -> list[str]:
     share = r.counted_share
     counted = "-" if share is None else f"{100 * share:.0f}%"
     other = f"{100 * r.other_cpu_s / w.duration_s:.0f}%" if r.other_cpu_s is not None else "-"
-    return [r.target, *rates, f"{w.non2xx:,}", f"{w.socket_errors:,}", rss, cpu, wrk_cpu, other, counted]
+    pg_cpu = f"{100 * r.pg_cpu_s / w.duration_s:.0f}%" if r.pg_cpu_s is not None else "-"
+    return [r.target, *rates, f"{w.non2xx:,}", f"{w.socket_errors:,}", rss, cpu, wrk_cpu, pg_cpu, other, counted]
 
 
 def ratio(results: Iterable[CaseResult], target: str, versus: str) -> float | None:

@@ -27,12 +27,13 @@ from typing import Any
 
 import psycopg
 
-from bench import report, workloads
+from bench import pg, report, workloads
 from bench.report import CaseResult
 from bench.server import (
     ServerError,
     ServerProcess,
     cpu_seconds,
+    cpu_seconds_of,
     free_port,
     machine_busy_seconds,
     peak_rss_bytes,
@@ -126,7 +127,8 @@ def run_case(
             server = stack.enter_context(
                 ServerProcess(target.name, argv, port=port, log_path=workdir / "server.log", cwd=REPO_ROOT)
             )
-            return _measure(target, workload, pool_file, args, server=server, companion=companion)
+            database = pg.database_of(workdir)
+            return _measure(target, workload, pool_file, args, server=server, companion=companion, database=database)
     except (ServerError, OSError, psycopg.Error) as exc:  # before the measured server ran: no figures
         _log(f"{workload.name} / {target.name}: FAILED: {exc}")
         return CaseResult(workload.name, target.name, "failed", str(exc))
@@ -146,6 +148,7 @@ def _measure(
     *,
     server: ServerProcess,
     companion: ServerProcess | None,
+    database: str | None,
 ) -> CaseResult:
     try:
         took = _start(server, target, target.leader, args.ready_timeout)
@@ -157,6 +160,8 @@ def _measure(
                            change_fraction=0.0, tag="warm", seed=args.seed)  # fmt: skip
             sent += warm.sent_alerts
         pids = [server.pid] + ([companion.pid] if companion is not None else [])
+        # The sessions open when the run starts (the daemon's pools and listeners hold theirs for the case).
+        pg_before = cpu_seconds_of(pg.session_pids(database)) if database is not None else {}
         cpu_before, busy_before = sum(cpu_seconds(p) for p in pids), machine_busy_seconds()
         result = run_wrk(url, pool_file, duration_s=args.duration, connections=args.connections,
                          change_fraction=workload.change_fraction, tag="run", seed=args.seed)  # fmt: skip
@@ -164,7 +169,9 @@ def _measure(
             if proc is not None and not proc.alive():
                 raise ServerError(f"{proc.name} died during the run:\n{proc.log_tail()}")
         cpu_used = sum(cpu_seconds(p) for p in pids) - cpu_before
-        other_cpu = machine_busy_seconds() - busy_before - cpu_used - result.wrk_cpu_s
+        pg_after = cpu_seconds_of(list(pg_before))
+        pg_cpu = sum(pg_after[p] - pg_before[p] for p in pg_after) if database is not None else None
+        other_cpu = machine_busy_seconds() - busy_before - cpu_used - result.wrk_cpu_s - (pg_cpu or 0.0)
         rss = peak_rss_bytes(server.pid)
         sent += result.sent_alerts
         counted = None
@@ -172,7 +179,7 @@ def _measure(
             counted = _inbox_applied(companion, target.received_metric)
         elif target.received_metric:
             counted = scrape_counter(server.url("/metrics"), target.received_metric)
-    except (ServerError, WrkError, OSError, subprocess.SubprocessError) as exc:
+    except (ServerError, WrkError, OSError, subprocess.SubprocessError, psycopg.Error) as exc:
         _log(f"{workload.name} / {target.name}: FAILED: {exc}")
         return CaseResult(workload.name, target.name, "failed", str(exc), exit_code=server.stop())
     code = server.stop()
@@ -185,6 +192,7 @@ def _measure(
         wrk=result,
         peak_rss_bytes=rss,
         server_cpu_s=cpu_used,
+        pg_cpu_s=pg_cpu,
         other_cpu_s=max(0.0, other_cpu),
         exit_code=code,
         alerts_sent=sent,

@@ -42,6 +42,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
+def cpu_seconds_of(pids: list[int]) -> dict[int, float]:
+    """`cpu_seconds` of each process in ``pids`` still there (a process that ended is left out)."""
+    out: dict[int, float] = {}
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            out[pid] = cpu_seconds(pid)
+    return out
+
+
 def machine_busy_seconds() -> float:
     """CPU time all cores have spent busy since boot (``/proc/stat``: all but idle and iowait; guest is in user)."""
     user, nice, system, _idle, _iowait, irq, softirq, steal = (
@@ -169,6 +178,7 @@ __all__ = [
     "ServerError",
     "ServerProcess",
     "cpu_seconds",
+    "cpu_seconds_of",
     "free_port",
     "machine_busy_seconds",
     "peak_rss_bytes",
