@@ -348,6 +348,8 @@ async def run(args: argparse.Namespace, cluster: Cluster, dsn: str) -> int:
             _log(f"FAILED: {exc}")
             for r in cluster.replicas:
                 _log(f"--- {r.name} log tail:\n{r.log_tail()}")
+                if r.frozen:  # so that a leader can apply the inbox before the check
+                    r.signal(signal.SIGCONT)
         finally:
             stop.set()
             await load_task
@@ -364,7 +366,12 @@ async def run(args: argparse.Namespace, cluster: Cluster, dsn: str) -> int:
     print(_stats("2xx all live s", [r.all_live_s for r in rounds]))
     print(_stats("2xx new leader s", [r.new_leader_2xx_s for r in rounds]))
     print("\n".join(_totals(load.outcomes, seconds, load)))
-    verdict = "OK" if not check.missing and not check.duplicated and not check.inbox_pending else "LOST"
+    if check.duplicated or (check.missing and not check.inbox_pending):
+        verdict = "LOST OR DUPLICATED"
+    elif check.inbox_pending:
+        verdict = "INCOMPLETE: inbox not applied within 60 s, the missing ones may be in it"
+    else:
+        verdict = "OK"
     print(
         f"stored check ({verdict}): acknowledged {check.acked:,}, stored {check.stored:,}, acknowledged but not "
         f"stored {len(check.missing)}{' ' + ', '.join(check.missing[:10]) if check.missing else ''}, stored more "
