@@ -123,7 +123,10 @@ def _row(cells: Sequence[str]) -> str:
 def _cells(r: CaseResult) -> list[str]:
     w = r.wrk
     if w is None:
-        return [r.target, f"{r.status}: {r.reason.splitlines()[0] if r.reason else ''}"[:90]]
+        lines = r.reason.splitlines()
+        # The first line says what went wrong, the last (of the server's log tail) usually why.
+        why = lines[0] + (f" ... {lines[-1].strip()}" if len(lines) > 1 else "") if lines else ""
+        return [r.target, f"{r.status}: {why}"[:240]]
     rss = f"{r.peak_rss_bytes / _MIB:.1f}" if r.peak_rss_bytes is not None else "-"
     cpu = f"{100 * r.server_cpu_s / w.duration_s:.0f}%" if r.server_cpu_s is not None else "-"
     wrk_cpu = f"{100 * w.wrk_cpu_s / w.duration_s:.0f}%"
@@ -149,7 +152,7 @@ def workload_table(workload: str, summary: str, results: Sequence[CaseResult]) -
         lines.append(_row(cells) if len(cells) == len(_COLUMNS) else "  ".join((f"{cells[0]:<17}", *cells[1:])))
         if r.exit_code not in (None, 0, -15):
             lines.append(f"   ! {r.target} exited {r.exit_code} when stopped with SIGTERM")
-    present = {r.target for r in results}
+    present = {r.target for r in results if r.status == "ok"}
     for subject, versus in RATIOS:
         if subject in present and versus in present:
             q = ratio(results, subject, versus)
