@@ -104,6 +104,7 @@ class Replica:
 @dataclass
 class Round:
     number: int
+    killed_at: float  # time.monotonic()
     killed: str
     new_leader: str
     leader_s: float
@@ -229,6 +230,7 @@ async def _round(
     live_failures = [o for o in in_round if o.replica != leader.name]
     return Round(
         number,
+        killed_at,
         leader.name,
         new.name,
         leader_s,
@@ -289,6 +291,19 @@ async def _check(load: Load, dsn: str, within: float = 60.0) -> Check:
         unacked_stored=len(set(stored) - acked),
         inbox_pending=pending,
     )
+
+
+def _missing_detail(check: Check, load: Load, rounds: list[Round], started: float) -> list[str]:
+    """Who acknowledged the alerts that are not stored, and when, against the kills: where to look."""
+    kills = ", ".join(f"{r.number}: {r.killed_at - started:.1f} s ({r.killed} -> {r.new_leader})" for r in rounds)
+    lines = [f"  kills at (round: s since the load started): {kills}"] if check.missing else []
+    for instance in check.missing[:20]:
+        replica, done = load.acked_by[int(instance.removeprefix("fo-"))]
+        before = [r for r in rounds if r.killed_at <= done]
+        leader = before[-1].new_leader if before else "r1"  # from the kill on, or its successor once it led
+        role = "the leader" if replica == leader else f"a follower ({leader} leading or taking over)"
+        lines.append(f"  not stored: {instance}, first acknowledged by {replica}, {role}, at {done - started:.2f} s")
+    return lines
 
 
 def _stats(name: str, values: list[float | None]) -> str:
@@ -378,6 +393,8 @@ async def run(args: argparse.Namespace, cluster: Cluster, dsn: str) -> int:
         f"than once {len(check.duplicated)}, stored but never acknowledged {check.unacked_stored} (in flight when a "
         f"replica died, or answered after the client gave up), inbox rows not applied {check.inbox_pending}"
     )
+    for line in _missing_detail(check, load, rounds, started):
+        print(line)
     if args.json:
         doc: dict[str, Any] = {"args": vars(args) | {"json": str(args.json)}, "error": error,
                                "rounds": [r.__dict__ | {"non2xx_live": dict(r.non2xx_live),

@@ -72,6 +72,7 @@ class Load:
     seed: int = 1
     outcomes: list[Outcome] = field(default_factory=list)
     acked: set[int] = field(default_factory=set)
+    acked_by: dict[int, tuple[str, float]] = field(default_factory=dict)  # the first 2xx: replica, answer time
     _acked_list: list[int] = field(default_factory=list)
     _starts: dict[int, str] = field(default_factory=dict)
     _next_id: int = 0
@@ -129,6 +130,7 @@ class Load:
                 for n in ids:
                     if n not in self.acked:
                         self.acked.add(n)
+                        self.acked_by[n] = (name, outcome.done)
                         self._acked_list.append(n)
 
     async def run(self, stop: asyncio.Event) -> None:
