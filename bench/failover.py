@@ -300,8 +300,14 @@ def _missing_detail(check: Check, load: Load, rounds: list[Round], started: floa
     for instance in check.missing[:20]:
         replica, done = load.acked_by[int(instance.removeprefix("fo-"))]
         before = [r for r in rounds if r.killed_at <= done]
-        leader = before[-1].new_leader if before else "r1"  # from the kill on, or its successor once it led
-        role = "the leader" if replica == leader else f"a follower ({leader} leading or taking over)"
+        if before and done < before[-1].killed_at + before[-1].leader_s:
+            role = f"a follower, no leader ({before[-1].killed} killed {done - before[-1].killed_at:.2f} s before)"
+        else:
+            leader = before[-1].new_leader if before else "r1"
+            role = "the leader" if replica == leader else f"a follower ({leader} leading)"
+        after = [r for r in rounds if r.killed_at > done]
+        if after:
+            role += f", {after[0].killed_at - done:.2f} s before {after[0].killed} was killed"
         lines.append(f"  not stored: {instance}, first acknowledged by {replica}, {role}, at {done - started:.2f} s")
     return lines
 
