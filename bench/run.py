@@ -1,15 +1,18 @@
-"""Drive the same Alertmanager v2 payloads at itsmd, a bare-aiohttp ceiling and the real Alertmanager.
+"""Drive the same Alertmanager v2 payloads at itsmd (SQLite and PostgreSQL), a bare-aiohttp ceiling and the
+real Alertmanager.
 
     .venv/bin/python -m bench.run [--duration S] [--connections N] [--only WORKLOAD] [--json FILE]
 
-For each workload and each server: start the server (fresh folder), wait for ``GET /-/ready`` = 200, warm up
-(not counted), run wrk for ``--duration`` seconds, read the server's CPU time and peak RSS, stop it. Every
-subprocess and temp folder is removed on exit, Ctrl-C and SIGTERM included.
+For each workload and each server: start the server (fresh folder; a fresh PostgreSQL database for the itsmd-pg
+targets), wait until it serves the role measured (``itsmd_leader`` on /metrics, replicas only) and for
+``GET /-/ready`` = 200, warm up (not counted), run wrk for ``--duration`` seconds, read the server's CPU time and
+peak RSS, stop it. Every subprocess, temp folder and database is removed on exit, Ctrl-C and SIGTERM included.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import signal
@@ -22,12 +25,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import report, workloads
+import psycopg
+
+from bench import pg, report, workloads
 from bench.report import CaseResult
 from bench.server import (
     ServerError,
     ServerProcess,
     cpu_seconds,
+    cpu_seconds_of,
     free_port,
     machine_busy_seconds,
     peak_rss_bytes,
@@ -72,6 +78,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _start(server: ServerProcess, target: Target, leader: int | None, timeout: float) -> float:
+    """Wait until the server serves the role the case measures (replicas), then until ready; the seconds."""
+    took = 0.0
+    if leader is not None:
+        took += server.wait_metric("itsmd_leader", leader, timeout)
+    return took + server.wait_ready(target.ready_path, timeout)
+
+
+def _inbox_applied(leader: ServerProcess, metric: str, timeout: float = 30.0) -> float | None:
+    """The leader's received-alerts counter once its inbox consumer has caught up with what the follower took
+    (nothing pending and the counter still for half a second), or its value when ``timeout`` ran out."""
+    deadline = time.monotonic() + timeout
+    last = scrape_counter(leader.url("/metrics"), metric)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = scrape_counter(leader.url("/metrics"), metric)
+        if now == last and scrape_counter(leader.url("/metrics"), "itsmd_inbox_pending") == 0:
+            return now
+        last = now
+    return last
+
+
 def run_case(
     target: Target, workload: workloads.Workload, pool_file: Path, workdir: Path, args: argparse.Namespace
 ) -> CaseResult:
@@ -80,35 +108,81 @@ def run_case(
         _log(f"{workload.name} / {target.name}: skipped ({why_not})")
         return CaseResult(workload.name, target.name, "skipped", why_not)
     workdir.mkdir()
-    port = free_port()
-    argv = target.command(workdir, port)
-    server = ServerProcess(target.name, argv, port=port, log_path=workdir / "server.log", cwd=REPO_ROOT)
-    with server:
-        try:
-            took = server.wait_ready(target.ready_path, args.ready_timeout)
-            _log(f"{workload.name} / {target.name}: ready in {took:.2f} s (pid {server.pid}, port {port})")
-            url = server.url(target.post_path)
-            sent = 0
-            if args.warmup >= 1:
-                warm = run_wrk(url, pool_file, duration_s=args.warmup, connections=args.connections,
-                               change_fraction=0.0, tag="warm", seed=args.seed)  # fmt: skip
-                sent += warm.sent_alerts
-            cpu_before, busy_before = cpu_seconds(server.pid), machine_busy_seconds()
-            result = run_wrk(url, pool_file, duration_s=args.duration, connections=args.connections,
-                             change_fraction=workload.change_fraction, tag="run", seed=args.seed)  # fmt: skip
-            if not server.alive():
-                raise ServerError(f"{target.name} died during the run:\n{server.log_tail()}")
-            cpu_used = cpu_seconds(server.pid) - cpu_before
-            other_cpu = machine_busy_seconds() - busy_before - cpu_used - result.wrk_cpu_s
-            rss = peak_rss_bytes(server.pid)
-            sent += result.sent_alerts
-            counted = None
-            if target.received_metric:
-                counted = scrape_counter(server.url("/metrics"), target.received_metric)
-        except (ServerError, WrkError, OSError, subprocess.SubprocessError) as exc:
-            _log(f"{workload.name} / {target.name}: FAILED: {exc}")
-            return CaseResult(workload.name, target.name, "failed", str(exc), exit_code=server.stop())
-        code = server.stop()
+    try:
+        if target.prepare is not None:
+            target.prepare(workdir)
+        with contextlib.ExitStack() as stack:
+            companion = None
+            if target.companion is not None:
+                cport = free_port()
+                cargv = target.companion(workdir, cport)
+                log_path = workdir / "leader.log"
+                companion = stack.enter_context(
+                    ServerProcess(f"{target.name} leader", cargv, port=cport, log_path=log_path, cwd=REPO_ROOT)
+                )
+                took = _start(companion, target, 1, args.ready_timeout)
+                _log(f"{workload.name} / {target.name}: leader ready in {took:.2f} s (pid {companion.pid})")
+            port = free_port()
+            argv = target.command(workdir, port)
+            server = stack.enter_context(
+                ServerProcess(target.name, argv, port=port, log_path=workdir / "server.log", cwd=REPO_ROOT)
+            )
+            database = pg.database_of(workdir)
+            return _measure(target, workload, pool_file, args, server=server, companion=companion, database=database)
+    except (ServerError, OSError, psycopg.Error) as exc:  # before the measured server ran: no figures
+        _log(f"{workload.name} / {target.name}: FAILED: {exc}")
+        return CaseResult(workload.name, target.name, "failed", str(exc))
+    finally:
+        if target.cleanup is not None:
+            try:
+                target.cleanup(workdir)
+            except (OSError, psycopg.Error) as exc:
+                _log(f"{workload.name} / {target.name}: cleanup failed: {exc}")
+
+
+def _measure(
+    target: Target,
+    workload: workloads.Workload,
+    pool_file: Path,
+    args: argparse.Namespace,
+    *,
+    server: ServerProcess,
+    companion: ServerProcess | None,
+    database: str | None,
+) -> CaseResult:
+    try:
+        took = _start(server, target, target.leader, args.ready_timeout)
+        _log(f"{workload.name} / {target.name}: ready in {took:.2f} s (pid {server.pid}, port {server.port})")
+        url = server.url(target.post_path)
+        sent = 0
+        if args.warmup >= 1:
+            warm = run_wrk(url, pool_file, duration_s=args.warmup, connections=args.connections,
+                           change_fraction=0.0, tag="warm", seed=args.seed)  # fmt: skip
+            sent += warm.sent_alerts
+        pids = [server.pid] + ([companion.pid] if companion is not None else [])
+        # The sessions open when the run starts (the daemon's pools and listeners hold theirs for the case).
+        pg_before = cpu_seconds_of(pg.session_pids(database)) if database is not None else {}
+        cpu_before, busy_before = sum(cpu_seconds(p) for p in pids), machine_busy_seconds()
+        result = run_wrk(url, pool_file, duration_s=args.duration, connections=args.connections,
+                         change_fraction=workload.change_fraction, tag="run", seed=args.seed)  # fmt: skip
+        for proc in (server, companion):
+            if proc is not None and not proc.alive():
+                raise ServerError(f"{proc.name} died during the run:\n{proc.log_tail()}")
+        cpu_used = sum(cpu_seconds(p) for p in pids) - cpu_before
+        pg_after = cpu_seconds_of(list(pg_before))
+        pg_cpu = sum(pg_after[p] - pg_before[p] for p in pg_after) if database is not None else None
+        other_cpu = machine_busy_seconds() - busy_before - cpu_used - result.wrk_cpu_s - (pg_cpu or 0.0)
+        rss = peak_rss_bytes(server.pid)
+        sent += result.sent_alerts
+        counted = None
+        if target.received_metric and companion is not None:
+            counted = _inbox_applied(companion, target.received_metric)
+        elif target.received_metric:
+            counted = scrape_counter(server.url("/metrics"), target.received_metric)
+    except (ServerError, WrkError, OSError, subprocess.SubprocessError, psycopg.Error) as exc:
+        _log(f"{workload.name} / {target.name}: FAILED: {exc}")
+        return CaseResult(workload.name, target.name, "failed", str(exc), exit_code=server.stop())
+    code = server.stop()
     rates = f"{result.requests_per_s:,.0f} req/s, {result.ok_alerts_per_s:,.0f} alerts/s"
     _log(f"{workload.name} / {target.name}: {rates}, {result.non2xx} non-2xx")
     return CaseResult(
@@ -118,6 +192,7 @@ def run_case(
         wrk=result,
         peak_rss_bytes=rss,
         server_cpu_s=cpu_used,
+        pg_cpu_s=pg_cpu,
         other_cpu_s=max(0.0, other_cpu),
         exit_code=code,
         alerts_sent=sent,

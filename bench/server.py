@@ -42,6 +42,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
+def cpu_seconds_of(pids: list[int]) -> dict[int, float]:
+    """`cpu_seconds` of each process in ``pids`` still there (a process that ended is left out)."""
+    out: dict[int, float] = {}
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            out[pid] = cpu_seconds(pid)
+    return out
+
+
 def machine_busy_seconds() -> float:
     """CPU time all cores have spent busy since boot (``/proc/stat``: all but idle and iowait; guest is in user)."""
     user, nice, system, _idle, _iowait, irq, softirq, steal = (
@@ -130,6 +139,21 @@ class ServerProcess:
             time.sleep(0.05)
         raise ServerError(f"{self.name} not ready after {timeout:.0f} s ({path}):\n{self.log_tail()}")
 
+    def wait_metric(self, name: str, value: float, timeout: float = 60.0) -> float:
+        """Poll ``GET /metrics`` until metric ``name`` reads ``value`` (e.g. itsmd_leader 1); returns the seconds."""
+        start = time.monotonic()
+        seen: float | None = None
+        while time.monotonic() - start < timeout:
+            if not self.alive():
+                raise ServerError(
+                    f"{self.name} exited with {self._returncode()} before {name} was {value:g}:\n{self.log_tail()}"
+                )
+            seen = scrape_counter(self.url("/metrics"), name)
+            if seen == value:
+                return time.monotonic() - start
+            time.sleep(0.05)
+        raise ServerError(f"{self.name}: {name} still {seen} after {timeout:.0f} s, not {value:g}:\n{self.log_tail()}")
+
     def _returncode(self) -> int | None:
         return None if self._proc is None else self._proc.poll()
 
@@ -154,6 +178,7 @@ __all__ = [
     "ServerError",
     "ServerProcess",
     "cpu_seconds",
+    "cpu_seconds_of",
     "free_port",
     "machine_busy_seconds",
     "peak_rss_bytes",

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-#: Stands in for the unique ``instance`` label of ``all-new`` alerts until Lua replaces it.
-_UID_SLOT = "\x00uid\x00"
+#: Stands in for the unique ``instance`` label of ``all-new`` alerts until Lua replaces it. Characters JSON
+#: leaves as they are: a NUL here came out of json.dumps as ``\u0000``, was never found, and every "new" alert
+#: was the same one.
+_UID_SLOT = "@@uid@@"
 #: Lua long-bracket quotes; the fragments are JSON and never contain the closing one.
 _OPEN, _CLOSE = "[==[", "]==]"
 
@@ -139,6 +141,8 @@ def _template(
     pre = '{"annotations":' + _dumps(annotations) + ',"endsAt":"'
     post = '","generatorURL":' + _dumps(url) + ',"labels":' + _dumps(labels) + "}"
     head, sep, tail = post.partition(_UID_SLOT)
+    if _UID_SLOT in tail:
+        raise ValueError(f"the unique id slot is in the labels twice: {post!r}")
     return AlertTemplate(pre=pre, starts_at=_rfc3339(starts_at), post=head, post2=tail if sep else None)
 
 
