@@ -79,6 +79,10 @@ class Alert:
     incident_id: int | None = None
     pending_seq: int = 0
     """Write batch holding this alert's latest durable change (memory only)."""
+    touched_at: float | None = None
+    """When a re-send first changed last-seen data that is not on disk yet (memory only; None: nothing)."""
+    expiry_slot: int | None = None
+    """The expiry wheel's bucket that holds this firing alert (memory only; daemon/alerts/expiry.py)."""
 
 
 @dataclass(slots=True)

@@ -12,9 +12,11 @@ staleness period after a start before it can expire. An expired alert ends at th
 from __future__ import annotations
 
 import sys
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 
 from daemon.alerts.evidence import EndEvidence, last_seen
+from daemon.alerts.expiry import ExpiryWheel
 from daemon.alerts.transitions import Ended, Fired, Transition
 from daemon.clock import Clock, SystemClock
 from daemon.config import AlertsConfig
@@ -25,6 +27,7 @@ from daemon.storage.writer import GroupCommitWriter
 
 # Timestamps from JSON round-trip through floats; closer than this is the same instant.
 _SAME_INSTANT = 0.0005
+_MAX_FOUND = 10_000
 SEEN_WRITE_DELAY = 30.0
 """A re-send's last-seen data (last_seen, times_seen, expires_at) reaches disk at most this long after it (plus
 one flush interval). Writing it on the next flush cost one row update per re-send as soon as the active set
@@ -60,13 +63,24 @@ class AlertTable:
         so it does not grow with every alert ever seen."""
         self._alerts: dict[str, Alert] = {}
         self._firing: dict[str, Alert] = {}
+        self._resting: dict[str, Alert] = {}
+        """The alerts in memory that are not firing: what forget_resolved looks at, not every alert held."""
+        self._wheel = ExpiryWheel()
         self._by_labels: dict[int, Alert] = {}
         """The alerts in memory by a hash of their label set (see fingerprint_of)."""
+        self._found: dict[str, Alert] = {}
+        """What fingerprint_of found since the last apply, so apply does not look the same alerts up again in
+        `_alerts`: at 100k alerts each lookup there misses the CPU cache. Only alerts in `_alerts`: emptied
+        by every apply and by forget_resolved, the only place that drops alerts from memory."""
         self._dirty: dict[str, Alert] = {}
         """Alerts whose whole row must be written."""
-        self._touched_alerts: dict[str, float] = {}
-        """Alerts of which only last-seen data changed, with when that was first unwritten; in that order, so
-        the due ones are at the front."""
+        self._touched_times: deque[float] = deque()
+        self._touched_alerts: deque[Alert] = deque()
+        """Alerts of which only last-seen data changed, and when that was first unwritten (`touched_at`), in
+        that order, so the due ones are at the front. Whether an alert is in it is the alert's own
+        `touched_at`: a re-send reads no table of its own for that (at 100k active alerts such a table, as
+        large as the active set, missed the CPU cache on every re-send). An entry whose `touched_at` differs
+        was written whole meanwhile and is skipped."""
         writer.add_collector(self._collect)
 
     # -- start-up -------------------------------------------------------------------------------------
@@ -78,6 +92,8 @@ class AlertTable:
                 # Last-seen times are flushed lazily: give every alert a full period after a start.
                 alert.expires_at = max(alert.expires_at or 0.0, now + self._stale_after(alert.sources))
                 self._firing[alert.fingerprint] = alert
+                self._resting.pop(alert.fingerprint, None)
+                self._wheel.add(alert)
 
     # -- reads ----------------------------------------------------------------------------------------
 
@@ -92,6 +108,9 @@ class AlertTable:
         in memory, where a bounded cache of computed fingerprints misses once the active set outgrows it."""
         alert = self._by_labels.get(_labels_hash(labels))
         if alert is not None and alert.labels == labels:
+            if len(self._found) >= _MAX_FOUND:
+                self._found.clear()  # a request refused after parsing left its alerts here: only a cache
+            self._found[alert.fingerprint] = alert
             return alert.fingerprint
         return None
 
@@ -118,24 +137,34 @@ class AlertTable:
         """Apply one request's alerts; returns what changed and the batch to wait for (0: nothing new)."""
         out: list[Transition] = []
         wait_for = 0
-        unknown = [i.fingerprint for i in batch if i.fingerprint not in self._alerts]
-        if unknown:
+        found, alerts = self._found, self._alerts
+        held = [found.get(i.fingerprint) or alerts.get(i.fingerprint) for i in batch]
+        found.clear()
+        if None in held:
             # One indexed read for the whole request: new alerts are unknown too and must not cost one each.
-            for stored in self._load_stored(unknown).values():
+            for stored in self._load_stored(
+                [i.fingerprint for i, a in zip(batch, held, strict=True) if a is None]
+            ).values():
                 self._hold(stored)
-        for incoming in batch:
-            alert = self._alerts.get(incoming.fingerprint)
+            held = [self._alerts.get(i.fingerprint) if a is None else a for i, a in zip(batch, held, strict=True)]
+        # One expiry for the whole request where the sender gives none: one float object shared by its alerts,
+        # not one each, which a later re-send would free again at a random place of a large heap.
+        fallback = now + self._stale_after(source)
+        for incoming, known in zip(batch, held, strict=True):
+            # None: unknown when the request came, or created by an earlier alert of it
+            alert = known or self._alerts.get(incoming.fingerprint)
             if alert is None:
-                alert = self._create(incoming, source, now, out)
+                alert = self._create(incoming, source, now, out, fallback)
             else:
-                self._update(alert, incoming, source, now, out)
+                self._update(alert, incoming, source, now, out=out, fallback=fallback)
             if alert.pending_seq > wait_for and alert.pending_seq > self._writer.committed_seq:
                 wait_for = alert.pending_seq
         return out, wait_for
 
     def due(self, now: float) -> list[Alert]:
-        """Firing alerts whose sender stopped refreshing them by `now`."""
-        return [a for a in self._firing.values() if a.expires_at is not None and a.expires_at <= now]
+        """Firing alerts whose sender stopped refreshing them by `now` (found in the expiry wheel, without a
+        look at every firing alert)."""
+        return self._wheel.due(now, self._firing)
 
     def expire(
         self, now: float, ends: Mapping[str, EndEvidence] | None = None, *, episodes: Mapping[str, float] | None = None
@@ -157,16 +186,18 @@ class AlertTable:
     def forget_resolved(self, now: float) -> int:
         """Drop long-resolved alerts from memory; they stay on disk and come back if seen again."""
         cutoff = now - self._settings.resolved_retention
+        self._found.clear()
         gone = [
             fp
-            for fp, a in self._alerts.items()
+            for fp, a in self._resting.items()
             if a.status is not AlertStatus.FIRING
             and (a.ends_at or a.last_seen) < cutoff
             and fp not in self._dirty
-            and fp not in self._touched_alerts
+            and a.touched_at is None
         ]
         for fp in gone:
             alert = self._alerts.pop(fp)
+            del self._resting[fp]
             key = _labels_hash(alert.labels)
             if self._by_labels.get(key) is alert:
                 del self._by_labels[key]
@@ -183,21 +214,26 @@ class AlertTable:
             return self._settings.webhook_stale_after
         return self._settings.resolve_timeout
 
-    def _expiry(self, incoming: IncomingAlert, source: Source, now: float) -> float:
+    @staticmethod
+    def _expiry(incoming: IncomingAlert, source: Source, fallback: float) -> float:
         if source is Source.PROMETHEUS and incoming.ends_at is not None:
             return incoming.ends_at
-        return now + self._stale_after(source)
+        return fallback
 
     def _hold(self, alert: Alert) -> None:
         alert.labels = _interned(alert.labels)
         alert.annotations = _interned(alert.annotations)
         alert.generator_url = sys.intern(alert.generator_url)
         self._alerts[alert.fingerprint] = alert
+        if alert.status is not AlertStatus.FIRING:
+            self._resting[alert.fingerprint] = alert
         # A label set that hashes like another one's (64 bits: practically never) is left out: its fingerprint
         # is computed each time, which is only slower.
         self._by_labels.setdefault(_labels_hash(alert.labels), alert)
 
-    def _create(self, incoming: IncomingAlert, source: Source, now: float, out: list[Transition]) -> Alert:
+    def _create(
+        self, incoming: IncomingAlert, source: Source, now: float, out: list[Transition], fallback: float
+    ) -> Alert:
         alert = Alert(
             fingerprint=incoming.fingerprint,
             labels=incoming.labels,
@@ -212,13 +248,23 @@ class AlertTable:
         )
         self._hold(alert)
         if incoming.firing:
-            alert.expires_at = self._expiry(incoming, source, now)
+            alert.expires_at = self._expiry(incoming, source, fallback)
             self._firing[alert.fingerprint] = alert
+            self._wheel.add(alert)
             out.append(Fired(alert))
         self._changed(alert)
         return alert
 
-    def _update(self, alert: Alert, incoming: IncomingAlert, source: Source, now: float, out: list[Transition]) -> None:
+    def _update(
+        self,
+        alert: Alert,
+        incoming: IncomingAlert,
+        source: Source,
+        now: float,
+        *,
+        out: list[Transition],
+        fallback: float,
+    ) -> None:
         alert.last_seen = now
         alert.times_seen += 1
         durable = False
@@ -231,14 +277,15 @@ class AlertTable:
             if newer:
                 if alert.status is AlertStatus.FIRING:
                     self._end(alert, AlertStatus.RESOLVED, incoming.starts_at, out)
-                self._fire(alert, incoming, source, now, out)
+                self._fire(alert, incoming, source, fallback, out)
                 durable = True
             elif same and alert.status is AlertStatus.FIRING:
-                alert.expires_at = max(alert.expires_at or 0.0, self._expiry(incoming, source, now))
+                # Only later: the expiry wheel finds the alert at its old expiry and moves it on then.
+                alert.expires_at = max(alert.expires_at or 0.0, self._expiry(incoming, source, fallback))
                 alert.ends_at = None
             elif same and alert.status is AlertStatus.EXPIRED:
                 # Our expiry was a guess and the sender proves the alert still fires.
-                self._fire(alert, incoming, source, now, out, revived=True)
+                self._fire(alert, incoming, source, fallback, out, revived=True)
                 durable = True
             # Otherwise a late re-send of an episode that already ended: nothing to change.
         else:
@@ -265,7 +312,7 @@ class AlertTable:
         alert: Alert,
         incoming: IncomingAlert,
         source: Source,
-        now: float,
+        fallback: float,
         out: list[Transition],
         *,
         revived: bool = False,
@@ -274,9 +321,11 @@ class AlertTable:
         alert.starts_at = incoming.starts_at
         alert.ends_at = None
         alert.generator_url = sys.intern(incoming.generator_url)
-        alert.expires_at = self._expiry(incoming, source, now)
+        alert.expires_at = self._expiry(incoming, source, fallback)
         alert.state_changes += 1
         self._firing[alert.fingerprint] = alert
+        self._resting.pop(alert.fingerprint, None)
+        self._wheel.add(alert)
         out.append(Fired(alert, revived=revived))
 
     def _end(
@@ -304,32 +353,34 @@ class AlertTable:
         alert.expires_at = None
         alert.state_changes += 1
         self._firing.pop(alert.fingerprint, None)
+        self._wheel.forget(alert)
+        self._resting[alert.fingerprint] = alert
 
     def _changed(self, alert: Alert) -> None:
         self._dirty[alert.fingerprint] = alert
         alert.pending_seq = self._writer.changed()
 
     def _touched(self, alert: Alert, now: float) -> None:
-        if alert.fingerprint not in self._touched_alerts:
-            self._touched_alerts[alert.fingerprint] = now
+        if alert.touched_at is None:
+            alert.touched_at = now
+            self._touched_times.append(now)
+            self._touched_alerts.append(alert)
             self._writer.touched()
 
     def _collect(self, batch: Batch, lazy: bool) -> None:
         for fp, alert in self._dirty.items():
             batch.alerts[fp] = alert_row(alert)
-            self._touched_alerts.pop(fp, None)  # the whole row carries the last-seen data too
+            alert.touched_at = None  # the whole row carries the last-seen data too
         self._dirty.clear()
         if not lazy:
             return
         # At shutdown everything goes; otherwise what has waited SEEN_WRITE_DELAY (a clock set back only delays).
         cutoff = float("inf") if self._writer.closing else self._clock.now() - SEEN_WRITE_DELAY
-        due = []
-        for fp, since in self._touched_alerts.items():
-            if since > cutoff:
-                break
-            due.append(fp)
-        for fp in due:
-            del self._touched_alerts[fp]
-            batch.alert_touches[fp] = alert_touch_row(self._alerts[fp])
-        if self._touched_alerts:
+        times, alerts = self._touched_times, self._touched_alerts
+        while times and times[0] <= cutoff:
+            since, alert = times.popleft(), alerts.popleft()
+            if alert.touched_at is not None and alert.touched_at == since:
+                alert.touched_at = None
+                batch.alert_touches[alert.fingerprint] = alert_touch_row(alert)
+        if times:
             self._writer.touched()  # keeps the periodic flush coming for the rest

@@ -110,10 +110,32 @@ def _epoch(value: datetime | str | None, where: str) -> float | None:
     return ts
 
 
+class _Epochs:
+    """_epoch for one request, remembering the last time it read: the alerts of a group or of one Prometheus
+    send mostly carry the same startsAt and endsAt. They then share one float object (held as their expiry
+    by the alert table), which a later re-send frees once rather than once per alert at random places of a
+    large heap; and the conversion runs once."""
+
+    __slots__ = ("_seconds", "_value")
+
+    def __init__(self) -> None:
+        self._value: datetime | str | None = None
+        self._seconds: float | None = None
+
+    def __call__(self, value: datetime | str | None, where: str) -> float | None:
+        if value is None or value.__class__ is not datetime:
+            return _epoch(value, where)
+        if value != self._value or self._value is None:
+            self._seconds = _epoch(value, where)
+            self._value = value
+        return self._seconds
+
+
 def from_webhook(
     payload: WebhookPayload, lookup: Lookup, now: float, limits: IngestConfig = DEFAULT_LIMITS
 ) -> list[IncomingAlert]:
     _check_count(len(payload["alerts"]), limits)
+    starts, ends = _Epochs(), _Epochs()
     out = []
     for i, raw in enumerate(payload["alerts"]):
         where = f"alerts[{i}]"
@@ -133,7 +155,7 @@ def from_webhook(
                 )
             if known is not None and known.labels != labels:
                 raise InvalidInput("fingerprint_mismatch", f"{where}.fingerprint: {fp!r} belongs to other labels")
-        starts_at = _epoch(raw["startsAt"], f"{where}.startsAt")
+        starts_at = starts(raw["startsAt"], f"{where}.startsAt")
         out.append(
             IncomingAlert(
                 fingerprint=fp,
@@ -141,7 +163,7 @@ def from_webhook(
                 annotations=annotations,
                 firing=raw["status"] == "firing",
                 starts_at=now if starts_at is None else starts_at,
-                ends_at=_epoch(raw.get("endsAt"), f"{where}.endsAt"),
+                ends_at=ends(raw.get("endsAt"), f"{where}.endsAt"),
                 generator_url=raw.get("generatorURL") or "",
             )
         )
@@ -158,13 +180,14 @@ def from_postable(
     """Alerts as Prometheus posts them: resolved means endsAt is not in the future. `known` gives the
     fingerprint of an alert already held with these labels, so a re-send skips computing it."""
     _check_count(len(alerts), limits)
+    starts, ends = _Epochs(), _Epochs()
     out = []
     for i, raw in enumerate(alerts):
         labels = _checked_labels(raw["labels"], f"[{i}]", limits)
         annotations = raw.get("annotations") or {}
         _check_values(annotations, f"[{i}].annotations", limits.max_annotation_value_bytes)
-        starts_at = _epoch(raw.get("startsAt"), f"[{i}].startsAt")
-        ends_at = _epoch(raw.get("endsAt"), f"[{i}].endsAt")
+        starts_at = starts(raw.get("startsAt"), f"[{i}].startsAt")
+        ends_at = ends(raw.get("endsAt"), f"[{i}].endsAt")
         out.append(
             IncomingAlert(
                 fingerprint=known(labels) or fingerprint(labels),

@@ -321,3 +321,43 @@ async def test_a_resend_reaches_disk_after_the_write_delay_and_at_shutdown(tmp_p
     finally:
         writer.shutdown_thread()
         db.close()
+
+
+async def test_an_alert_found_by_its_labels_then_forgotten_is_read_back_not_updated_in_limbo(tmp_path: Path) -> None:
+    """fingerprint_of hands what it found to the next apply; forgetting in between must not leave apply a
+    record that is no longer in memory."""
+    s = Stack(tmp_path)
+    s.table = AlertTable(
+        s.writer, AlertsConfig(resolved_retention=3600.0), load_stored=lambda fps: load_alerts(s.db.conn, fps)
+    )
+    try:
+        a = incoming(alertname="A")
+        s.table.apply([a], Source.PROMETHEUS, T0)
+        s.table.apply([incoming(alertname="A", firing=False, ends_at=T0 + 1)], Source.PROMETHEUS, T0 + 1)
+        await s.writer.flush()
+        before = s.table.get(a.fingerprint)
+        assert s.table.fingerprint_of(a.labels) == a.fingerprint  # a request is parsed ...
+        assert s.table.forget_resolved(T0 + 10_000) == 1  # ... the sweep runs before it is applied
+        s.table.apply([incoming(alertname="A", starts_at=T0 + 10_000)], Source.PROMETHEUS, T0 + 10_000)
+        now_held = s.table.get(a.fingerprint)
+        assert now_held is not None and now_held is not before
+        assert now_held.status is AlertStatus.FIRING and now_held.first_seen == T0  # the stored record, fired anew
+        assert s.table.firing() == [now_held]
+    finally:
+        s.close()
+
+
+def test_expiry_finds_alerts_of_new_episodes_and_revivals_and_not_ended_ones(stack: Stack) -> None:
+    a, b = incoming(instance="a"), incoming(instance="b")
+    stack.table.apply([a, b], Source.ALERTMANAGER, T0)
+    stack.table.apply([incoming(instance="b", firing=False, ends_at=T0 + 5)], Source.ALERTMANAGER, T0 + 5)
+    # A new episode of b, sooner to expire than a (stale after 600 s on this stack).
+    stack.table.apply([incoming(instance="b", starts_at=T0 + 300)], Source.ALERTMANAGER, T0 + 300)
+    assert [x.fingerprint for x in stack.table.due(T0 + 600)] == [a.fingerprint]
+    [ended] = stack.table.expire(T0 + 600)
+    assert ended.alert.fingerprint == a.fingerprint
+    assert stack.table.due(T0 + 899) == []
+    assert [x.fingerprint for x in stack.table.due(T0 + 900)] == [b.fingerprint]
+    stack.table.apply([incoming(instance="a")], Source.ALERTMANAGER, T0 + 901)  # a revived: the sender re-sent it
+    assert stack.table.due(T0 + 1500) == [stack.table.get(b.fingerprint)]
+    assert {x.fingerprint for x in stack.table.due(T0 + 1501)} == {a.fingerprint, b.fingerprint}

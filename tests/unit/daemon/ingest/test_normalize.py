@@ -332,3 +332,23 @@ def test_postable_takes_a_known_alerts_fingerprint_and_computes_the_others() -> 
     a, b = from_postable(raw, NOW, known=known)
     assert (a.fingerprint, b.fingerprint) == ("00000000000000aa", fingerprint({"alertname": "B"}))
     assert asked == [{"alertname": "A"}, {"alertname": "B"}]
+
+
+def test_postable_times_are_each_alerts_own_when_they_differ_and_shared_when_equal() -> None:
+    alerts = postable(
+        [
+            {"labels": {"alertname": "A"}, "startsAt": "2030-01-01T00:00:00Z", "endsAt": "2030-01-01T00:04:00Z"},
+            {"labels": {"alertname": "B"}, "startsAt": "2030-01-01T00:00:00Z", "endsAt": "2030-01-01T00:04:00Z"},
+            {"labels": {"alertname": "C"}, "startsAt": "2030-01-01T01:00:00+01:00", "endsAt": "2030-01-01T00:05:00Z"},
+            {"labels": {"alertname": "D"}, "startsAt": "2030-01-01T00:00:01Z"},
+        ]
+    )
+    base = datetime(2030, 1, 1, tzinfo=UTC).timestamp()
+    assert [(a.starts_at - base, a.ends_at) for a in alerts] == [
+        (0.0, base + 240),
+        (0.0, base + 240),
+        (0.0, base + 300),  # the same instant written in another zone
+        (1.0, None),
+    ]
+    # One float for equal times: a re-send of a group replaces one object, not one per alert.
+    assert alerts[0].ends_at is alerts[1].ends_at
