@@ -328,7 +328,7 @@ async def test_an_alert_found_by_its_labels_then_forgotten_is_read_back_not_upda
     record that is no longer in memory."""
     s = Stack(tmp_path)
     s.table = AlertTable(
-        s.writer, AlertsConfig(resolved_retention=3600.0), load_stored=lambda fps: load_alerts(s.db.conn, fps)
+        s.writer, AlertsConfig(resolved_retention=3600.0), load_stored=lambda fps: load_alerts(s.db.primary, fps)
     )
     try:
         a = incoming(alertname="A")
