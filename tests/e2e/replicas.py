@@ -96,20 +96,26 @@ class ReplicaStack(Stack):
         ]
         _write_yaml(self.etc / "alertmanager.yml", alertmanager)
         for i, (port, url) in enumerate(zip(self.ports, self.urls, strict=True)):
-            _write_yaml(
-                self.configs[i],
-                {
-                    "listen": f"{HOST}:{port}",
-                    "data_dir": str(self.data / f"r{i}"),
-                    "rules_dir": "rules",
-                    "alerts": {"webhook_stale_after": "4h15m", "resolve_timeout": "5m"},
-                    "storage": {"backend": "postgres", "dsn_env": DSN_ENV},
-                    # One key of each kind for all replicas, as a secret every replica mounts.
-                    "audit": {"key_file": str(self.itsmd_dir / "keys" / "audit.key")},
-                    "runbooks": {"digest_key_file": str(self.itsmd_dir / "keys" / "digest.key")},
-                    "replica": {"name": f"r{i}", "advertise_url": url, "lease": f"{LEASE:g}s", "renew": f"{RENEW:g}s"},
-                },
-            )
+            config: dict[str, Any] = {
+                "listen": f"{HOST}:{port}",
+                "data_dir": str(self.data / f"r{i}"),
+                "rules_dir": "rules",
+                "alerts": {"webhook_stale_after": "4h15m", "resolve_timeout": "5m"},
+                "storage": {"backend": "postgres", "dsn_env": DSN_ENV},
+                # One key of each kind for all replicas, as a secret every replica mounts.
+                "audit": {"key_file": str(self.itsmd_dir / "keys" / "audit.key")},
+                "runbooks": {"digest_key_file": str(self.itsmd_dir / "keys" / "digest.key")},
+                "replica": {"name": f"r{i}", "advertise_url": url, "lease": f"{LEASE:g}s", "renew": f"{RENEW:g}s"},
+            }
+            for section, settings in self.extra_config(i).items():
+                current = config.get(section)
+                config[section] = {**current, **settings} if isinstance(current, dict) else settings
+            _write_yaml(self.configs[i], config)
+
+    def extra_config(self, i: int) -> dict[str, Any]:
+        """Settings a subclass adds to replica i's config: each section is merged one level deep into the
+        section written here (so `runbooks: {dir: runbooks}` keeps the shared digest key)."""
+        return {}
 
     def processes(self) -> Iterator[ManagedProcess]:
         yield from (self.prometheus, self.alertmanager, *self.replicas, self.target)
