@@ -445,7 +445,8 @@ class ReplicaConfig(_Strict):
     """Where the other replicas reach this one (followers send the leader's requests there); default: the
     listen address. Required when listening on all addresses (0.0.0.0, ::)."""
     lease: PositiveDuration = 6.0
-    """How long leadership lasts without a renew: a leader that dies is replaced after at most this long."""
+    """How long leadership lasts without a renew: a leader that dies is replaced after at most this long. Also
+    how long the server lets the leader's store writer sit idle inside a transaction (docs/storage.md)."""
     renew: PositiveDuration = 2.0
     """How often the leader renews and the followers try to take over; less than half of lease."""
 

@@ -9,6 +9,12 @@ replica believes it leads only until `start of its last successful renew (monoto
 database's expiry is at least that late, since the statement ran after it was sent. A replica that was
 frozen (SIGSTOP, a long GC, a stalled VM) sees that deadline passed before it does anything else.
 
+A frozen old leader can hold the row: its writer's fence (`FOR SHARE`, daemon/storage/postgres/backend.py)
+lasts until its transaction ends, and a client stopped mid-COPY or mid-pipeline is ended by no server timeout
+(docs/storage.md, "Fencing a frozen leader"). So the takeover waits for the row only briefly; when the lease
+has expired and the row is still share-locked, it terminates those sessions (their batches roll back, none
+was acknowledged) and tries once more.
+
 Not an advisory lock: a session lock lives as long as a TCP connection that may be half-open for minutes,
 and says nothing to the store's own writer connection.
 """
@@ -23,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, LiteralString
 
 import psycopg
+from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 
 from daemon.errors import StoreUnavailable
@@ -42,6 +49,16 @@ _RENEW: LiteralString = (
 _RELEASE: LiteralString = (
     "UPDATE leader_lease SET expires_at = clock_timestamp() WHERE id = 1 AND epoch = %s AND holder = %s"
 )
+# The sessions inside a fenced write transaction (the fence's FOR SHARE holds RowShareLock on the table until
+# the transaction ends), ended only while the lease is expired: they belong to a leader that lost it.
+_END_FENCED: LiteralString = (
+    "SELECT count(*) FILTER (WHERE pg_terminate_backend(l.pid, %s)) AS ended FROM pg_locks l "
+    "WHERE l.locktype = 'relation' AND l.relation = 'leader_lease'::regclass AND l.mode = 'RowShareLock' "
+    "AND l.granted AND l.pid <> pg_backend_pid() "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND EXISTS (SELECT 1 FROM leader_lease WHERE id = 1 AND expires_at < clock_timestamp())"
+)
+_LOCK_WAIT: LiteralString = "SELECT set_config('lock_timeout', %s, true)"
 _CURRENT: LiteralString = (
     "SELECT epoch, holder, url, expires_at IS NOT NULL AND expires_at > clock_timestamp() AS live "
     "FROM leader_lease WHERE id = 1"
@@ -57,6 +74,10 @@ class LeaseRow:
     url: str | None
     live: bool
     """Not expired: its holder leads (or believes so until its own deadline)."""
+
+
+class _RowLocked(Exception):
+    """The takeover's lock wait ran out: another session holds the lease row."""
 
 
 class Lease:
@@ -86,6 +107,8 @@ class Lease:
         self.duration = duration
         self._margin = margin
         self._timeout = timeout
+        self.lock_wait = timeout / 4
+        """How long a takeover waits for the lease row before ending the sessions that hold it."""
         self._monotonic = monotonic
         self._conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
         self._epoch: int | None = None
@@ -116,9 +139,20 @@ class Lease:
         return self._epoch is not None
 
     async def acquire(self) -> int | None:
-        """Take the lease if it is free or expired; the new epoch, or None while another replica holds it."""
+        """Take the lease if it is free or expired; the new epoch, or None while another replica holds it
+        (or the row stays locked by another session even after ending an old leader's writers)."""
+        params = (self.holder, self.url, self.duration)
         sent = self._monotonic()
-        row = await self._one(_ACQUIRE, (self.holder, self.url, self.duration))
+        try:
+            row = await self._run(_ACQUIRE, params, fetch=True, lock_wait=True)
+        except _RowLocked:
+            ended = await self._end_fenced()
+            sent = self._monotonic()
+            try:
+                row = await self._run(_ACQUIRE, params, fetch=True, lock_wait=True)
+            except _RowLocked:
+                log.info("the lease row is still locked after ending %d session(s): trying again later", ended)
+                return None
         if row is None:
             return None
         self._epoch = int(row["epoch"])
@@ -154,6 +188,19 @@ class Lease:
         else:
             log.info("released lease epoch %d", epoch)
 
+    async def _end_fenced(self) -> int:
+        """Terminate the sessions holding the expired lease's row in a fenced write (a frozen leader's)."""
+        wait_ms = max(1, int(self.lock_wait * 1000))
+        row = await self._one(_END_FENCED, (wait_ms,))
+        ended = int(row["ended"]) if row is not None else 0
+        if ended:
+            log.warning(
+                "the expired lease's row was held by %d write transaction(s) of the old leader (frozen?): "
+                "terminated them, their batches roll back",
+                ended,
+            )
+        return ended
+
     def forget(self) -> None:
         """Stop believing in the lease without telling the database (it was lost another way: Fenced)."""
         self._epoch = None
@@ -175,9 +222,16 @@ class Lease:
     async def _execute(self, sql: LiteralString, params: tuple[Any, ...]) -> None:
         await self._run(sql, params, fetch=False)
 
-    async def _run(self, sql: LiteralString, params: tuple[Any, ...], *, fetch: bool) -> dict[str, Any] | None:
+    async def _run(
+        self, sql: LiteralString, params: tuple[Any, ...], *, fetch: bool, lock_wait: bool = False
+    ) -> dict[str, Any] | None:
         try:
-            found = await asyncio.wait_for(self._query(sql, params, fetch), self._timeout)
+            found = await asyncio.wait_for(self._query(sql, params, fetch, lock_wait), self._timeout)
+        except pg_errors.LockNotAvailable as exc:
+            # Only a statement run with lock_wait gets here; its transaction was rolled back, the
+            # connection is fine and the database reachable.
+            self.reachable = True
+            raise _RowLocked() from exc
         except (psycopg.Error, OSError, TimeoutError) as exc:
             self.reachable = False
             # A connection that timed out or failed mid-statement is in an unknown state: start afresh.
@@ -186,10 +240,19 @@ class Lease:
         self.reachable = True
         return found
 
-    async def _query(self, sql: LiteralString, params: tuple[Any, ...], fetch: bool) -> dict[str, Any] | None:
+    async def _query(
+        self, sql: LiteralString, params: tuple[Any, ...], fetch: bool, lock_wait: bool
+    ) -> dict[str, Any] | None:
         conn = await self._connection()
-        cur = await conn.execute(sql, params)
-        return await cur.fetchone() if fetch else None
+        if not lock_wait:
+            cur = await conn.execute(sql, params)
+            return await cur.fetchone() if fetch else None
+        # A renew keeps waiting up to the statement timeout (its own writer's commits hold the row
+        # legitimately); only the takeover gives up early, to deal with a holder that never lets go.
+        async with conn.transaction():
+            await conn.execute(_LOCK_WAIT, (f"{max(1, int(self.lock_wait * 1000))}ms",))
+            cur = await conn.execute(sql, params)
+            return await cur.fetchone() if fetch else None
 
     async def _connection(self) -> psycopg.AsyncConnection[dict[str, Any]]:
         if self._conn is None or self._conn.closed:

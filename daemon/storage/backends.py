@@ -18,5 +18,6 @@ def backend_for(loaded: LoadedConfig) -> Backend:
             pool_min=storage.pool.min,
             pool_max=storage.pool.max,
             connect_timeout=storage.connect_timeout,
+            idle_limit=loaded.config.replica.lease,
         )
     return Database(loaded.db_path, synchronous=storage.synchronous)

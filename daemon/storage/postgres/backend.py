@@ -45,6 +45,7 @@ _COUNTERS = (
     "ON CONFLICT (name, labels) DO UPDATE SET value = excluded.value"
 )
 _FENCE = "SELECT epoch FROM leader_lease WHERE id = 1 FOR SHARE"
+_IDLE_LIMIT = "SELECT set_config('idle_in_transaction_session_timeout', %s, false)"
 
 
 class _LostBeforeCommit(Exception):
@@ -59,9 +60,21 @@ class PostgresBackend:
     fence_epoch: int | None = None
     """The leadership epoch this replica writes under; None: a single node, nothing to check."""
 
-    def __init__(self, dsn: str, *, pool_min: int = 1, pool_max: int = 4, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        pool_min: int = 1,
+        pool_max: int = 4,
+        connect_timeout: float = 5.0,
+        idle_limit: float | None = None,
+    ) -> None:
+        """`idle_limit`: how long the server lets the writer's session sit inside a transaction waiting for its
+        next statement before ending it (the replica's lease: a frozen leader's fenced transaction must not
+        hold the lease row past the lease); None: the server's setting."""
         self._dsn = dsn
         self._timeout = connect_timeout
+        self._idle_limit = idle_limit
         self._pool_min = pool_min
         self._pool_max = pool_max
         try:
@@ -107,11 +120,18 @@ class PostgresBackend:
     def _connect_writer(self) -> PgConnection:
         conn = self._connect()
         try:
-            conn.execute(_STAGE_ALERTS)
+            self._prepare_writer(conn)
         except BaseException:
             conn.close()
             raise
         return conn
+
+    def _prepare_writer(self, conn: PgConnection) -> None:
+        conn.execute(_STAGE_ALERTS)
+        if self._idle_limit is not None:
+            # After the migration (which may rightly take long), on the writer only. No statement_timeout: it
+            # does not end a session waiting for a stopped client's COPY data or pipeline (docs/storage.md).
+            conn.execute(_IDLE_LIMIT, (f"{max(1, math.ceil(self._idle_limit * 1000))}ms",))
 
     def open(self) -> None:
         if self._params is None:
@@ -123,7 +143,7 @@ class PostgresBackend:
             raise StorageError(f"cannot connect to PostgreSQL {self.description}: {reason}") from exc
         try:
             schema.migrate(conn, self.description)
-            conn.execute(_STAGE_ALERTS)
+            self._prepare_writer(conn)
         except psycopg.Error as exc:
             conn.close()
             raise driver_error(exc, f"{self.description}: migrating", self._scrub) from exc

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import psycopg
 import pytest
+from psycopg.pq import ExecStatus
 
 from daemon.errors import StoreUnavailable
 from daemon.replica.lease import Lease
@@ -172,3 +174,69 @@ async def test_reachable_says_whether_the_last_lease_statement_reached_the_datab
             conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
     assert await lease.renew()
     assert lease.reachable
+
+
+# --- A frozen old leader's writer holding the lease row ------------------------------------------------------
+
+
+def frozen_writer(dsn: str, stopped: str) -> tuple[psycopg.Connection[Any], int]:
+    """The old leader's writer as SIGSTOP leaves it: inside a fenced transaction (FOR SHARE on the lease row),
+    stopped `mid-copy` (COPY FROM STDIN begun, some data sent), `mid-pipeline` (statements sent, no Sync) or
+    `idle` (between statements). The client never continues; the connection stays open."""
+    conn = psycopg.connect(dsn, autocommit=True)
+    pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
+    conn.execute("CREATE TEMP TABLE frozen_in (a text)")
+    conn.execute("BEGIN")
+    conn.execute("SELECT epoch FROM leader_lease WHERE id = 1 FOR SHARE")
+    pg = conn.pgconn
+    if stopped == "mid-copy":
+        pg.send_query(b"COPY frozen_in (a) FROM STDIN")
+        result = pg.get_result()
+        assert result is not None and result.status == ExecStatus.COPY_IN
+        pg.put_copy_data(b"a row\n")
+        pg.flush()
+    elif stopped == "mid-pipeline":
+        pg.enter_pipeline_mode()
+        pg.send_query_params(b"INSERT INTO frozen_in (a) VALUES ($1)", [b"a row"])
+        pg.flush()
+    return conn, pid
+
+
+def session_state(dsn: str, pid: int) -> str | None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+@pytest.mark.parametrize("stopped", ["mid-copy", "mid-pipeline", "idle"])
+async def test_a_takeover_ends_a_frozen_leaders_fenced_transaction(
+    leases: Callable[..., Lease], store_dsn: str, stopped: str
+) -> None:
+    a, b = leases("a"), leases("b")
+    assert await a.acquire() == 1
+    expire_now(store_dsn)
+    conn, pid = frozen_writer(store_dsn, stopped)
+    try:
+        assert session_state(store_dsn, pid) in ("active", "idle in transaction")
+        # One acquire, bounded by its timeout: no waiting for the frozen client, which no server timeout ends
+        # while it is mid-COPY or mid-pipeline.
+        assert await b.acquire() == 2
+        assert b.reachable
+        assert session_state(store_dsn, pid) is None
+        assert await a.renew() is False
+    finally:
+        conn.close()
+
+
+async def test_a_live_lease_is_not_taken_from_a_writer_holding_its_row(
+    leases: Callable[..., Lease], store_dsn: str
+) -> None:
+    a, b = leases("a"), leases("b")
+    assert await a.acquire() == 1
+    conn, pid = frozen_writer(store_dsn, "mid-copy")
+    try:
+        assert await b.acquire() is None  # the lease is not expired: its holder's writer is left alone
+        assert session_state(store_dsn, pid) == "active"
+        assert b.reachable
+    finally:
+        conn.close()
