@@ -24,9 +24,17 @@ TRIGGERS = {
     "audit_events_append_only_update": "CREATE TRIGGER audit_events_append_only_update BEFORE UPDATE ON "
     "audit_events BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END",
     "audit_events_append_only_delete": "CREATE TRIGGER audit_events_append_only_delete BEFORE DELETE ON "
-    "audit_events BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END",
+    "audit_events WHEN NOT EXISTS (SELECT 1 FROM audit_cuts c WHERE OLD.id <= c.through_id) "
+    "BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END",
 }
-"""The append-only triggers as schema version 2 creates them (whitespace aside)."""
+"""The append-only triggers as schema version 10 leaves them (whitespace aside): nothing may change an event,
+and only events up to an archive cut (audit_cuts, itself append-only) may be deleted."""
+CUT_TRIGGERS = {
+    "audit_cuts_append_only_update": "CREATE TRIGGER audit_cuts_append_only_update BEFORE UPDATE ON audit_cuts "
+    "BEGIN SELECT RAISE(ABORT, 'audit cuts are append-only'); END",
+    "audit_cuts_append_only_delete": "CREATE TRIGGER audit_cuts_append_only_delete BEFORE DELETE ON audit_cuts "
+    "BEGIN SELECT RAISE(ABORT, 'audit cuts are append-only'); END",
+}
 
 
 def read_events(
@@ -90,11 +98,11 @@ def chained(conn: sqlite3.Connection, from_seq: int) -> Iterator[tuple[Any, ...]
     )
 
 
-def trigger_sql(conn: sqlite3.Connection) -> dict[str, str]:
-    """The triggers on audit_events, by name, their SQL with whitespace collapsed."""
+def trigger_sql(conn: sqlite3.Connection, table: str = "audit_events") -> dict[str, str]:
+    """The triggers on a table (audit_events, audit_cuts), by name, their SQL with whitespace collapsed."""
     return {
         name: " ".join((sql or "").split())
         for name, sql in conn.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_events'"
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (table,)
         )
     }

@@ -14,10 +14,11 @@ from __future__ import annotations
 import hmac
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from daemon.audit import store
+from daemon.audit import archive, store
 from daemon.audit.chain import ORIGIN, Head, event_mac, read_anchor
 from daemon.errors import StorageError
 
@@ -50,8 +51,17 @@ class Report:
         return not self.findings
 
 
-def check(conn: sqlite3.Connection, key: bytes, anchor_file: Path, *, tail: int | None = None) -> Report:
-    """The whole chain, or its newest `tail` events (the sealed events are then not re-hashed)."""
+def check(
+    conn: sqlite3.Connection,
+    key: bytes,
+    anchor_file: Path,
+    *,
+    tail: int | None = None,
+    archives: Sequence[Path] = (),
+) -> Report:
+    """The whole chain, or its newest `tail` events (the sealed events are then not re-hashed). The stored
+    chain starts after the newest archive cut; `archives` (the files `itsmd audit archive` wrote, oldest
+    first) are checked against their cuts."""
     findings: list[Finding] = []
     anchor: Head | None = None
     anchor_read = True
@@ -65,6 +75,7 @@ def check(conn: sqlite3.Connection, key: bytes, anchor_file: Path, *, tail: int 
     conn.execute("BEGIN")
     try:
         report = _check(conn, key, tail, findings)
+        _check_archives(conn, key, archives, findings)
         if report.head.seq > 0 and anchor is None and anchor_read:
             findings.append(Finding(f"no anchor file {anchor_file}: the newest events could be deleted unnoticed"))
         if anchor is not None:
@@ -87,14 +98,44 @@ def _check(conn: sqlite3.Connection, key: bytes, tail: int | None, findings: lis
         if events:
             findings.append(Finding(f"the chain has not started: none of the {events} events has a mac"))
         return report
-    through_id = _check_start(conn, full=tail is None, findings=findings)
+    done = archive.cuts(conn)
+    for cut in done:
+        if not hmac.compare_digest(archive.cut_mac(key, cut), cut.mac):
+            findings.append(Finding(f"the archive cut through seq {cut.through_seq} was forged or edited"))
+    if done:
+        # Seq 1 and the sealed events are in an archive file: checked with it (--archive).
+        last = done[-1]
+        through_id: int | None = last.through_id
+        first, first_prev = last.through_seq + 1, last.through_mac
+    else:
+        through_id = _check_start(conn, full=tail is None, findings=findings)
+        first, first_prev = 1, ""
     for (row_id,) in conn.execute(
         "SELECT id FROM audit_events WHERE seq IS NULL AND id > ? ORDER BY id", (through_id or 0,)
     ):
         findings.append(Finding("no sequence number or mac, written after the chain started: inserted", id=row_id))
-    start = 1 if tail is None else max(1, report.head.seq - tail + 1)
-    _check_links(conn, key, start, findings)
+    start = first if tail is None else max(first, report.head.seq - tail + 1)
+    _check_links(conn, key, start, findings, first_prev if start == first else None)
     return report
+
+
+def _check_archives(conn: sqlite3.Connection, key: bytes, archives: Sequence[Path], findings: list[Finding]) -> None:
+    found = store.trigger_sql(conn, "audit_cuts")
+    for name, sql in store.CUT_TRIGGERS.items():
+        if found.get(name) != sql:
+            findings.append(Finding(f"trigger {name} is missing or replaced: archive cuts could be changed"))
+    if not archives:
+        return
+    done = archive.cuts(conn)
+    if len(archives) != len(done):
+        findings.append(
+            Finding(f"{len(archives)} archive file(s) given for {len(done)} cut(s): give all, oldest first")
+        )
+        return
+    prev = ""
+    for path, cut in zip(archives, done, strict=True):
+        findings.extend(Finding(text) for text in archive.check_archive(path, key, cut, prev))
+        prev = cut.through_mac
 
 
 def _check_triggers(conn: sqlite3.Connection, findings: list[Finding]) -> None:
@@ -132,9 +173,14 @@ def _check_start(conn: sqlite3.Connection, *, full: bool, findings: list[Finding
     return through_id if isinstance(through_id, int) else None
 
 
-def _check_links(conn: sqlite3.Connection, key: bytes, start: int, findings: list[Finding]) -> None:
+def _check_links(
+    conn: sqlite3.Connection, key: bytes, start: int, findings: list[Finding], prev: str | None = None
+) -> None:
+    """`prev`: the mac before `start` when it is not stored (the archive cut's)."""
     prev_mac: str | None = ""
-    if start > 1:
+    if prev is not None:
+        prev_mac = prev
+    elif start > 1:
         r = conn.execute("SELECT mac FROM audit_events WHERE seq = ?", (start - 1,)).fetchone()
         prev_mac = r[0] if r is not None else None
     expected = start
