@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-MONTHS_PER_RUN = 3
-"""Months frozen per run: the first run on years of history spreads the work over a few runs."""
+MONTHS_PER_RUN = 12
+"""Months frozen per run: the first run on years of history spreads the work over a few runs (nothing of a
+month not frozen yet is pruned meanwhile)."""
 VACUUM_PAGES = 2000
 """Free pages given back per incremental vacuum step (8 MiB at 4 KiB pages): each step is a short write."""
 
@@ -55,6 +56,7 @@ class Housekeeping:
         windows: Sequence[float],
         report_time_zone: str = "UTC",
         commit_timeout: float = 30.0,
+        months_per_run: int = MONTHS_PER_RUN,
     ) -> None:
         self._backend = backend
         self._writer = writer
@@ -64,6 +66,7 @@ class Housekeeping:
         self._keep = max(windows, default=86400.0)
         self._tz = report_time_zone
         self._commit_timeout = commit_timeout
+        self._months_per_run = months_per_run
         self._pending: Batch | None = None
         self._lock = asyncio.Lock()
         self.deleted: dict[str, int] = {kind.name: 0 for kind in retention.KINDS}
@@ -162,7 +165,7 @@ class Housekeeping:
             if month.end + frozen.FREEZE_AFTER > now:
                 return month.start
             if name not in done:
-                if frozen_now >= MONTHS_PER_RUN:
+                if frozen_now >= self._months_per_run:
                     return month.start
                 build = functools.partial(_build, catalogue=catalogue, month=month, now=now, tz=self._tz)
                 body = await self._read(build)
@@ -176,9 +179,10 @@ class Housekeeping:
             name = datetime.fromtimestamp(month.end, zone).strftime("%Y-%m")
 
     async def _prune(self, kind: retention.Kind, now: float, hold: float) -> None:
-        cut = min(now - self.config.period(kind.name), hold)
-        # Alerts take a second cut: incidents resolved since the hold still need their alerts.
-        params: tuple[Any, ...] = (cut, hold) if kind is retention.ALERTS else (cut,)
+        cut = now - self.config.period(kind.name)
+        # Records wait for the hold (rolled up, their month frozen). Alerts are needed only through their
+        # incidents: those resolved since the hold (or not closed) keep theirs.
+        params: tuple[Any, ...] = (cut, hold) if kind is retention.ALERTS else (min(cut, hold),)
         params = (*params, self.config.batch_size)
         for _ in range(self.config.max_batches):
             if self._closing:

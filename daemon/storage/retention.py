@@ -137,14 +137,14 @@ def enable_incremental_vacuum(conn: sqlite3.Connection) -> bool:
 
     auto_vacuum can only change by rebuilding the file, so a store made before this version is VACUUMed
     once, at the first start of this version, before anything is served (it takes about as long as copying
-    the file). A new store has no tables yet: the setting applies to the tables made next, at no cost.
-    True when it changed something."""
+    the file; a new store is empty, so it costs nothing there). True when it changed something."""
     if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
         return False
     conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
     if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
         log.info("switching the store to incremental vacuum: a one-time VACUUM of the whole file")
-        conn.execute("VACUUM")
+    # Even an empty file needs it once its header is written (journal_mode = WAL writes it).
+    conn.execute("VACUUM")
     return True
 
 
