@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
@@ -31,17 +30,14 @@ from daemon.audit.start import open_audit
 from daemon.availability.tracker import AvailabilityCollector, AvailabilityTracker
 from daemon.changes.ledger import ChangeLedger
 from daemon.changes.model import ChangePolicy
-from daemon.changes.store import load_changes
 from daemon.clock import Clock, SystemClock
 from daemon.config import Config, LoadedConfig
 from daemon.correlate.incidents import Correlator
 from daemon.correlate.metrics import IncidentCollector
-from daemon.correlate.store import load_incidents, recent_signatures
 from daemon.drills.metrics import DrillCollector
 from daemon.drills.runner import DrillRunner
 from daemon.drills.schedule import DrillSchedule
 from daemon.drills.spec import Drill
-from daemon.drills.store import load_drill_state
 from daemon.housekeeping.job import Housekeeping
 from daemon.housekeeping.metrics import HousekeepingCollector
 from daemon.ingest import handlers
@@ -56,19 +52,26 @@ from daemon.notify.publish.publisher import Publisher, PublisherCollector
 from daemon.notify.publish.states import Links, Sources
 from daemon.pipeline import Pipeline
 from daemon.problems.manager import Problems
-from daemon.problems.store import load_problems
 from daemon.report.produce import MonthlyReports
 from daemon.runbook.actions import ACTIONS
 from daemon.runbook.config import secret_text
 from daemon.runbook.digest import load_key as load_digest_key
 from daemon.runbook.engine import Engine
-from daemon.runbook.journal import load_runs
 from daemon.runbook.library import RunbookLibrary
 from daemon.runbook.metrics import RunbookMetrics, step_action
 from daemon.runbook.triggers import Triggers
 from daemon.scheduler.scheduler import Scheduler
-from daemon.storage.database import Database, connect, load_alerts
-from daemon.storage.queries import Reader
+from daemon.storage.alerts import load_active_alerts, load_alerts
+from daemon.storage.backends import backend_for
+from daemon.storage.changes import load_changes
+from daemon.storage.counters import load_counters
+from daemon.storage.database import Database
+from daemon.storage.drills import load_drill_state
+from daemon.storage.incidents import load_incidents, recent_signatures
+from daemon.storage.problems import load_problems
+from daemon.storage.reader import Reader
+from daemon.storage.runs import load_runs
+from daemon.storage.sql import Backend
 from daemon.storage.writer import GroupCommitWriter
 from daemon.tasks import TaskRegistry
 from integrations.alertmanager.client import AlertmanagerClient
@@ -153,18 +156,19 @@ def _end_finder(cfg: Config, session: aiohttp.ClientSession) -> EndFinder:
 class StoredAlerts:
     """Reads back alerts resolved so long ago that they left memory, for the alert table: it asks for the
     fingerprints of a request it does not hold (new alerts too), so one blocking indexed read per request, on a
-    read-only connection of its own."""
+    reader connection of its own."""
 
-    def __init__(self, db: Database) -> None:
-        self._conn = connect(db.path, read_only=True)
+    def __init__(self, backend: Backend) -> None:
+        self._sql = backend.reader()
 
     def close(self) -> None:
-        self._conn.close()
+        self._sql.close()
 
     def __call__(self, fingerprints: Sequence[str]) -> dict[str, Alert]:
         try:
-            return load_alerts(self._conn, fingerprints)
-        except sqlite3.Error as exc:
+            return load_alerts(self._sql, fingerprints)
+        # The backend's errors: StorageError, or its driver's (sqlite3.Error, psycopg.Error), which share no base.
+        except Exception as exc:
             log.warning("could not read %d stored alerts, starting them afresh: %s", len(fingerprints), exc)
             return {}
 
@@ -183,13 +187,12 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     audit = await open_audit(db, writer, loaded.audit_key_file, clock.now())
     problems = Problems(writer, counters, audit)
     now = clock.now()
-    snapshot = await asyncio.to_thread(
-        db.load,
-        now=now,
-        alert_retention=cfg.alerts.resolved_retention,
+    stored_counters = await asyncio.to_thread(load_counters, db.primary)
+    active_alerts = await asyncio.to_thread(
+        load_active_alerts, db.primary, now=now, retention=cfg.alerts.resolved_retention
     )
     # Counters first: the correlator makes its series exist at 0 and must see the stored values.
-    counters.restore(snapshot.counters)
+    counters.restore(stored_counters)
     correlator = Correlator(
         writer,
         loaded.rules,
@@ -200,7 +203,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         # The thresholds of the published ItsmdSlaAtRisk: one setting for both (notify is not reloaded).
         at_risk_share=cfg.notify.publish.at_risk_share,
     )
-    alerts.restore(snapshot.active_alerts, now)
+    alerts.restore(active_alerts, now)
     restored = await _restore_records(db, correlator, problems, now)
     availability = await _availability(app, db, correlator, now)
 
@@ -223,8 +226,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         max_pending=cfg.ingest.max_pending_changes,
         end_finder=_end_finder(cfg, auto.session),
     )
-    reader = Reader(loaded.db_path)
-    housekeeping = _housekeeping(app, db, writer, correlator)
+    reader = Reader(db)
 
     reloader = reload.Reloader(
         cfg.rules_dir,
@@ -242,11 +244,11 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         DrillCollector(counters, auto.drills),
         AvailabilityCollector(availability),
         AuditCollector(audit),
-        HousekeepingCollector(housekeeping),
+        HousekeepingCollector(_housekeeping(app, db, writer, correlator)),
         app[auth.AUTHENTICATOR],
         *notices.collectors,
     )
-    scheduler = _scheduler(loaded, correlator, clock, housekeeping)
+    scheduler = _scheduler(loaded, correlator, clock, app[HOUSEKEEPING])
     _expose(
         app,
         pipeline=pipeline,
@@ -412,7 +414,7 @@ def _scheduler(loaded: LoadedConfig, correlator: Correlator, clock: Clock, house
     if cfg.dir is None:
         return scheduler
     job = MonthlyReports(
-        loaded.db_path,
+        backend_for(loaded),
         lambda: correlator.ruleset.catalogue,
         cfg.dir,
         clock,
@@ -515,9 +517,11 @@ async def _automation(
     )
     now = clock.now()
     runs_snapshot = await asyncio.to_thread(
-        load_runs, db.conn, now=now, breaker_lookback=engine.breaker_lookback(), history=cfg.runbooks.history
+        load_runs, db.primary, now=now, breaker_lookback=engine.breaker_lookback(), history=cfg.runbooks.history
     )
-    ledger.restore(await asyncio.to_thread(load_changes, db.conn, now=now, window=cfg.runbooks.change_suspect_window))
+    ledger.restore(
+        await asyncio.to_thread(load_changes, db.primary, now=now, window=cfg.runbooks.change_suspect_window)
+    )
     ledger.ensure_series(correlator.ruleset.catalogue.names())
     # The ledger hears of a run before anything else does, so a run's change exists before its first step.
     engine.subscribe(ledger.on_run_event)
@@ -539,7 +543,7 @@ async def _automation(
         incidents=correlator.incidents,
         prometheus=prometheus,
     )
-    drill_runner.restore(await asyncio.to_thread(load_drill_state, db.conn))
+    drill_runner.restore(await asyncio.to_thread(load_drill_state, db.primary))
     app[keys.DRILLS] = drill_runner
     return Automation(engine, metrics, session, recovering, drill_runner)
 
@@ -594,10 +598,10 @@ def _start_background(
 
 async def _restore_records(db: Database, correlator: Correlator, problems: Problems, now: float) -> tuple[int, int]:
     """Incidents not closed, problems not resolved, and the recurrence history; (incidents, problems)."""
-    incidents, next_incident_id = await asyncio.to_thread(load_incidents, db.conn)
+    incidents, next_incident_id = await asyncio.to_thread(load_incidents, db.primary)
     longest = max(r.recurrence.window for r in correlator.ruleset.rules)
-    history = await asyncio.to_thread(recent_signatures, db.conn, now - longest)
-    open_problems, next_problem_id = await asyncio.to_thread(load_problems, db.conn)
+    history = await asyncio.to_thread(recent_signatures, db.primary, now - longest)
+    open_problems, next_problem_id = await asyncio.to_thread(load_problems, db.primary)
     correlator.restore(incidents, next_incident_id, now)
     problems.restore(open_problems, next_problem_id, history)
     return len(incidents), len(open_problems)

@@ -19,8 +19,8 @@ from daemon.alerts.transitions import Ended, Fired, Transition
 from daemon.clock import Clock, SystemClock
 from daemon.config import AlertsConfig
 from daemon.model import Alert, AlertStatus, IncomingAlert, Source
+from daemon.storage.alerts import alert_row, alert_touch_row
 from daemon.storage.database import Batch
-from daemon.storage.rows import alert_row, alert_touch_row
 from daemon.storage.writer import GroupCommitWriter
 
 # Timestamps from JSON round-trip through floats; closer than this is the same instant.

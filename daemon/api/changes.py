@@ -8,9 +8,9 @@ from daemon.api import answers, keys
 from daemon.api.principals import Role
 from daemon.api.rest import BAD_QUERY, PAGING, _page, _whole
 from daemon.api.routes import Ok, Query, Route
-from daemon.changes import store
 from daemon.changes.model import ChangeOutcome
 from daemon.errors import InvalidInput, NotFound
+from daemon.storage import changes as store
 
 CHANGE_STATUSES = ("all", "open", "closed")
 MAX_SERVICE = 256
@@ -30,9 +30,7 @@ async def list_changes(request: web.Request) -> web.Response:
     if service is not None and not 0 < len(service) <= MAX_SERVICE:
         raise InvalidInput("invalid_query", f"service must be 1..{MAX_SERVICE} characters")
     changes = await request.app[keys.READER].run(
-        lambda conn: store.list_changes(
-            conn, service=service, outcome=outcome, state=status, limit=limit, offset=offset
-        )
+        lambda sql: store.list_changes(sql, service=service, outcome=outcome, state=status, limit=limit, offset=offset)
     )
     return web.json_response({"changes": changes})
 

@@ -20,7 +20,7 @@ from daemon.api.runs import ACTOR_PATTERN, WRITE_REFUSALS, _Body, _body
 from daemon.drills.model import DrillRun
 from daemon.drills.spec import Drill
 from daemon.errors import NotFound
-from daemon.storage.queries import rfc3339
+from daemon.storage.timestamps import rfc3339
 
 Json = dict[str, Any]
 

@@ -15,7 +15,7 @@ from daemon.ingest.ratelimit import RateLimiter
 from daemon.metrics.counters import CounterStore, PersistedHistogram
 from daemon.pipeline import Pipeline
 from daemon.runbook.engine import Engine
-from daemon.storage.queries import Reader
+from daemon.storage.reader import Reader
 from daemon.storage.writer import GroupCommitWriter
 
 

@@ -18,15 +18,15 @@ from daemon.api import answers, keys
 from daemon.api.principals import Role, principal_of
 from daemon.api.rest import BAD_QUERY, PAGING, _page, _whole, live_sla
 from daemon.api.routes import Answer, Body, Ok, Query, Route
-from daemon.audit import read_events
 from daemon.correlate import assignment
 from daemon.correlate.incidents import ACTIONS as INCIDENT_ACTIONS
-from daemon.correlate.store import incident_exists
 from daemon.errors import Conflict, InvalidInput, NotFound, TooLarge
 from daemon.explain import explain, incident_answer
 from daemon.model import ProblemStatus
 from daemon.problems.manager import ACTIONS as PROBLEM_ACTIONS
-from daemon.problems.store import problem_exists, read_problem, read_problems
+from daemon.storage.audit import read_events
+from daemon.storage.incidents import incident_exists
+from daemon.storage.problems import problem_exists, read_problem, read_problems
 from integrations.alertmanager.fingerprint import without_empty
 
 M = TypeVar("M", bound=BaseModel)

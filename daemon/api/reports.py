@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
 from daemon.api import answers, keys
 from daemon.api.principals import Role
 from daemon.api.routes import Ok, Query, Route
 from daemon.errors import InvalidInput
-from daemon.report.produce import CONTENT_TYPES, produce
+from daemon.report import period as periods
+from daemon.report.produce import CONTENT_TYPES, report_text
 from daemon.report.render import FORMATS
 
 MAX_SERVICE = 128
@@ -26,15 +25,11 @@ async def get_report(request: web.Request) -> web.Response:
         raise InvalidInput("invalid_query", f"service must be 1..{MAX_SERVICE} characters")
     loaded = request.app[keys.CONFIG]
     catalogue = request.app[keys.PIPELINE].correlator.ruleset.catalogue
-    text = await asyncio.to_thread(
-        produce,
-        loaded.db_path,
-        catalogue,
-        request.match_info["period"],
-        now=request.app[keys.CLOCK].now(),
-        time_zone=loaded.config.reports.time_zone,
-        service=service,
-        fmt=fmt,
+    time_zone = loaded.config.reports.time_zone
+    period = periods.month(request.match_info["period"], time_zone)
+    now = request.app[keys.CLOCK].now()
+    text = await request.app[keys.READER].run(
+        lambda sql: report_text(sql, catalogue, period, now=now, time_zone=time_zone, service=service, fmt=fmt)
     )
     return web.Response(text=text, content_type=CONTENT_TYPES[fmt], charset="utf-8")
 

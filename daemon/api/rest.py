@@ -12,7 +12,7 @@ from daemon.api.principals import Role, principal_of
 from daemon.api.routes import Ok, Query, Route
 from daemon.correlate.assignment import list_filter
 from daemon.errors import InvalidInput, NotFound
-from daemon.storage.queries import rfc3339
+from daemon.storage.timestamps import rfc3339
 
 INCIDENT_STATUSES = {
     "active": "open,acknowledged",

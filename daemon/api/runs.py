@@ -18,10 +18,10 @@ from daemon.api.rest import BAD_QUERY, PAGING, _page, _whole
 from daemon.api.routes import Answer, Body, Ok, Query, Route
 from daemon.errors import InvalidInput, NotFound, TooLarge, Unprocessable
 from daemon.ingest.handlers import validation_problem
-from daemon.runbook.journal import load_run
 from daemon.runbook.metrics import step_action
 from daemon.runbook.model import Run, RunMode, RunStatus, StepRecord
-from daemon.storage.queries import rfc3339
+from daemon.storage.runs import load_run
+from daemon.storage.timestamps import rfc3339
 
 Json = dict[str, Any]
 MAX_BODY_BYTES = 64 * 1024

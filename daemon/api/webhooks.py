@@ -15,8 +15,8 @@ from daemon.api.rest import BAD_QUERY, PAGING, _page
 from daemon.api.routes import Ok, Query, Route
 from daemon.errors import InvalidInput
 from daemon.notify.outbox.outbox import Outbox
-from daemon.notify.outbox.store import dead_letters
-from daemon.storage.queries import rfc3339
+from daemon.storage.outbox import dead_letters
+from daemon.storage.timestamps import rfc3339
 
 OUTBOX = web.AppKey("outbox", Outbox)
 

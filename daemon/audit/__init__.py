@@ -3,6 +3,5 @@ incident or problem, and of every approval decision on a runbook run (record typ
 the record's fields before and after."""
 
 from daemon.audit.log import SYSTEM, AuditLog
-from daemon.audit.store import read_events
 
-__all__ = ["SYSTEM", "AuditLog", "read_events"]
+__all__ = ["SYSTEM", "AuditLog"]

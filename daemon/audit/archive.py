@@ -1,14 +1,19 @@
 """`itsmd audit archive --before DATE --out FILE`: move old audit events to a file, the chain verifiable across.
 
 Housekeeping never prunes the audit trail; this command is the one way it shrinks, and the one way past the
-append-only triggers. In one transaction it
+append-only triggers. It
   1. picks the cut: the newest chained event before DATE (never the head: the daemon links the next event to
-     it), and with it every older row (events sealed before the chain included);
+     it), and with it every older row after the previous cut (events sealed before the chain included);
   2. writes those events to FILE as JSON lines (a header, then one event a line, oldest first) and syncs it;
-  3. records the cut in audit_cuts: the last archived event's seq, mac and id, the number of events, the
-     file's SHA-256, and a keyed mac over all of that (a cut row cannot be forged without the key);
-  4. deletes the archived rows: the delete trigger lets through only rows up to a recorded cut.
-The file is written before the transaction commits: a failure leaves an extra file and nothing deleted.
+  3. in one transaction through the backend, records the cut in audit_cuts (the last archived event's seq,
+     mac and id, the number of events, the file's SHA-256, and a keyed mac over all of that: a cut row cannot
+     be forged without the key) and deletes the archived rows (the delete trigger lets through only rows up to
+     a recorded cut).
+The events it read cannot change before that transaction (they are append-only and the daemon only adds
+newer ones); another archive running at the same time can, so the cut is recorded only if no other cut was
+recorded since it read (daemon/storage/audit_cuts.py), and the command reads the cuts back to see whether
+its own is there. The file is written before the transaction: a failure leaves an extra file and nothing
+deleted.
 
 `itsmd audit verify` then checks the stored chain from the newest cut on (its first event links to the cut's
 mac); given the archive files (`--archive FILE`, oldest first) it checks each one's own chain, that it ends
@@ -22,14 +27,15 @@ import hashlib
 import hmac
 import json
 import os
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daemon.audit import store
 from daemon.audit.chain import event_mac
 from daemon.errors import InvalidInput, StorageError
+from daemon.storage import audit, audit_cuts
+from daemon.storage.database import Batch
+from daemon.storage.sql import Backend, Row, Sql
 
 FORMAT = "itsmd-audit-archive/1"
 CUT_FORMAT = "itsmd-audit-cut/1"
@@ -61,16 +67,9 @@ def cut_mac(key: bytes, cut: Cut) -> str:
     return hmac.digest(key, json.dumps(cut.fields(), separators=(",", ":")).encode(), "sha256").hex()
 
 
-def cuts(conn: sqlite3.Connection) -> list[Cut]:
-    """Recorded cuts, oldest first (empty on a store before schema version 10)."""
-    try:
-        rows = conn.execute(
-            "SELECT through_seq, through_mac, through_id, at, events, archive_sha256, mac FROM audit_cuts "
-            "ORDER BY through_seq"
-        ).fetchall()
-    except sqlite3.OperationalError:
-        return []
-    return [Cut(*r) for r in rows]
+def cuts(sql: Sql) -> list[Cut]:
+    """Recorded cuts, oldest first (none on a store before SQLite schema version 10)."""
+    return [Cut(*(r[name] for name in audit_cuts.CUT_COLUMNS)) for r in audit_cuts.cuts(sql)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,49 +78,46 @@ class Archived:
     through_seq: int
 
 
-def archive(conn: sqlite3.Connection, key: bytes, before: float, out: Path, *, now: float) -> Archived:
-    """Archive the events before `before` to `out` (which must not exist). InvalidInput when there is nothing
-    to archive; StorageError when the file cannot be written."""
+def archive(backend: Backend, key: bytes, before: float, out: Path, *, now: float) -> Archived:
+    """Archive the events before `before` to `out` (which must not exist) through an opened backend.
+    InvalidInput when there is nothing to archive; StorageError when the file cannot be written or another
+    archive recorded its cut first."""
     if out.exists():
         raise InvalidInput("archive_exists", f"{out} exists: archives are never overwritten")
-    conn.execute("BEGIN IMMEDIATE")
+    sql = backend.reader()
     try:
-        done = cuts(conn)
+        done = cuts(sql)
         after_id = done[-1].through_id if done else 0
         prev_mac = done[-1].through_mac if done else ""
-        head = store.stored_head(conn)
-        r = conn.execute(
-            "SELECT id, seq, mac FROM audit_events WHERE seq IS NOT NULL AND at < ? AND seq < ? AND id > ? "
-            "ORDER BY seq DESC LIMIT 1",
-            (before, head.seq if head is not None else 0, after_id),
-        ).fetchone()
+        head = audit.newest_chained(sql)
+        r = audit_cuts.newest_before(sql, before, below_seq=head["seq"] if head is not None else 0, after_id=after_id)
         if r is None:
             raise InvalidInput("nothing_to_archive", "no chained event before that date (the newest is never archived)")
-        through_id, through_seq, through_mac = r
-        rows = conn.execute(
-            f"SELECT {store.EVENT_COLUMNS} FROM audit_events WHERE id > ? AND id <= ? ORDER BY id",  # noqa: S608
-            (after_id, through_id),
-        ).fetchall()
-        digest = _write(out, rows, prev_mac=prev_mac, through_seq=through_seq)
-        cut = Cut(through_seq, through_mac, through_id, now, len(rows), digest, "")
-        cut = dataclasses.replace(cut, mac=cut_mac(key, cut))
-        conn.execute(
-            "INSERT INTO audit_cuts (through_seq, through_mac, through_id, at, events, archive_sha256, mac) "
-            "VALUES (?,?,?,?,?,?,?)",
-            (cut.through_seq, cut.through_mac, cut.through_id, cut.at, cut.events, cut.archive_sha256, cut.mac),
-        )
-        conn.execute("DELETE FROM audit_events WHERE id > ? AND id <= ?", (after_id, through_id))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+        through_id, through_seq, through_mac = r["id"], r["seq"], r["mac"]
+        rows = audit_cuts.events_between(sql, after_id, through_id)
+    finally:
+        sql.close()
+    digest = _write(out, rows, prev_mac=prev_mac, through_seq=through_seq)
+    cut = Cut(through_seq, through_mac, through_id, now, len(rows), digest, "")
+    cut = dataclasses.replace(cut, mac=cut_mac(key, cut))
+    batch = Batch()
+    batch.append(audit_cuts.RECORD_CUT, (*dataclasses.astuple(cut), after_id))
+    batch.append(audit_cuts.DELETE_ARCHIVED, (after_id, through_id))
+    backend.write(batch)
+    sql = backend.reader()
+    try:
+        recorded = cut in cuts(sql)
+    finally:
+        sql.close()
+    if not recorded:
+        raise StorageError(f"another archive recorded a cut meanwhile: {out} is not part of the chain, delete it")
     return Archived(len(rows), through_seq)
 
 
-def _write(out: Path, rows: list[tuple[Any, ...]], *, prev_mac: str, through_seq: int) -> str:
-    names = [c.strip() for c in store.EVENT_COLUMNS.split(",")]
+def _write(out: Path, rows: list[Row], *, prev_mac: str, through_seq: int) -> str:
+    names = [c.strip() for c in audit.EVENT_COLUMNS.split(",")]
     lines = [json.dumps({"format": FORMAT, "prev_mac": prev_mac, "through_seq": through_seq})]
-    lines += [json.dumps(dict(zip(names, r, strict=True)), separators=(",", ":")) for r in rows]
+    lines += [json.dumps({name: r[name] for name in names}, separators=(",", ":")) for r in rows]
     data = ("\n".join(lines) + "\n").encode()
     try:
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -38,6 +38,8 @@ class Head:
 
 ORIGIN = Head(0, "")
 """Before the first event: the first event's previous mac is empty."""
+CHAIN_STARTED = ("audit", "chain", "chain_started")
+"""record_type, record_id and action of the first event of every chain (sequence number 1)."""
 
 
 Fields = tuple[int, float, str, str, str, str, str | None, str | None]

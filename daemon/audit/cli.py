@@ -1,18 +1,19 @@
 """`itsmd audit verify|archive`: check the whole audit chain; archive its old events to a file.
 
-`verify --data-dir DIR [--config FILE] [--key-file F] [--archive FILE ...]` reads the store file read-only,
-so it works with the daemon running or stopped. One line per finding, then `OK: N events, head seq S`
+Both use the backend the config names (with --data-dir alone, the SQLite file in it).
+
+`verify --data-dir DIR [--config FILE] [--key-file F] [--archive FILE ...]` reads the store read-only, so
+it works with the daemon running or stopped. One line per finding, then `OK: N events, head seq S`
 (exit 0) or `FAILED: ...` (exit 1); exit 2 when it cannot check (no key file, no store, a wrong config).
 
 `archive --before DATE --out FILE` moves the events before DATE (YYYY-MM-DD or RFC 3339, UTC unless it says)
-to FILE and records the cut (daemon/audit/archive.py). It takes the store's write lock for one transaction,
-so it can run beside the daemon; exit 0 archived, 1 nothing to archive or the file exists, 2 cannot run.
+to FILE and records the cut (daemon/audit/archive.py). It writes one transaction through the backend, so it
+can run beside the daemon; exit 0 archived, 1 nothing to archive or the file exists, 2 cannot run.
 """
 
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
 import time
 from datetime import UTC, datetime
@@ -23,14 +24,17 @@ from daemon.audit.chain import anchor_path, load_key
 from daemon.audit.verify import check
 from daemon.config import load_config
 from daemon.errors import ConfigError, InvalidInput, StorageError
-from daemon.storage.database import connect
+from daemon.storage.backends import backend_for
+from daemon.storage.database import Database
+from daemon.storage.reading import DRIVER_ERRORS, reading
+from daemon.storage.sql import Backend
 
 DB_FILE = "itsmd.db"
 KEY_FILE = "audit.key"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("audit", help="check the audit trail's hash chain, archive old events")
+    p = sub.add_parser("audit", help="check the audit trail's hash chain; archive its old events")
     actions = p.add_subparsers(dest="audit_command", required=True)
     verify = actions.add_parser(
         "verify", help="check every audit event, the anchor and the triggers; exit 1 if anything is wrong"
@@ -55,16 +59,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         )
 
 
-def _paths(args: argparse.Namespace, name: str) -> tuple[Path, Path] | None:
+def _store(args: argparse.Namespace, name: str) -> tuple[Backend, Path] | None:
+    """The backend (not opened) and the key file; None (after saying why) when either is missing."""
+    backend: Backend
     if args.config is not None:
         try:
             loaded = load_config(args.config, data_dir=args.data_dir)
         except ConfigError as exc:
             print(f"itsmd audit {name}: invalid configuration:\n{exc}", file=sys.stderr)
             return None
-        db_path, key_file = loaded.db_path, loaded.audit_key_file
+        backend, key_file = backend_for(loaded), loaded.audit_key_file
     elif args.data_dir is not None:
-        db_path, key_file = args.data_dir / DB_FILE, args.data_dir / KEY_FILE
+        backend, key_file = Database(args.data_dir / DB_FILE), args.data_dir / KEY_FILE
     else:
         print(f"itsmd audit {name}: give --data-dir or --config", file=sys.stderr)
         return None
@@ -72,32 +78,26 @@ def _paths(args: argparse.Namespace, name: str) -> tuple[Path, Path] | None:
     if not key_file.is_file():
         print(f"itsmd audit {name}: no key file {key_file} (--key-file)", file=sys.stderr)
         return None
-    if not db_path.is_file():
-        print(f"itsmd audit {name}: no store {db_path} (--data-dir)", file=sys.stderr)
+    if isinstance(backend, Database) and not backend.path.is_file():
+        print(f"itsmd audit {name}: no store {backend.path} (--data-dir)", file=sys.stderr)
         return None
-    return db_path, key_file
+    return backend, key_file
 
 
 def main(args: argparse.Namespace) -> int:
     if args.audit_command == "archive":
         return _archive(args)
-    paths = _paths(args, "verify")
-    if paths is None:
+    found = _store(args, "verify")
+    if found is None:
         return 2
-    db_path, key_file = paths
+    backend, key_file = found
     try:
         key = load_key(key_file)
-        conn = connect(db_path, read_only=True)
-    except (StorageError, sqlite3.Error) as exc:
+        with reading(backend) as sql:
+            report = check(sql, key, anchor_path(key_file), archives=args.archive)
+    except StorageError as exc:
         print(f"itsmd audit verify: {exc}", file=sys.stderr)
         return 2
-    try:
-        report = check(conn, key, anchor_path(key_file), archives=args.archive)
-    except sqlite3.Error as exc:
-        print(f"itsmd audit verify: cannot read {db_path}: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        conn.close()
     for finding in report.findings:
         print(finding)
     if report.ok:
@@ -119,25 +119,28 @@ def _archive(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"itsmd audit archive: --before {args.before!r} is not a date (YYYY-MM-DD or RFC 3339)", file=sys.stderr)
         return 2
-    paths = _paths(args, "archive")
-    if paths is None:
+    found = _store(args, "archive")
+    if found is None:
         return 2
-    db_path, key_file = paths
+    backend, key_file = found
     try:
         key = load_key(key_file)
-        conn = connect(db_path)
-    except (StorageError, sqlite3.Error) as exc:
+        backend.open()
+    except StorageError as exc:
         print(f"itsmd audit archive: {exc}", file=sys.stderr)
         return 2
     try:
-        done = archive.archive(conn, key, before, args.out, now=time.time())
+        done = archive.archive(backend, key, before, args.out, now=time.time())
     except InvalidInput as exc:
         print(f"itsmd audit archive: {exc}", file=sys.stderr)
         return 1
-    except (StorageError, sqlite3.Error) as exc:
+    except StorageError as exc:
         print(f"itsmd audit archive: {exc}", file=sys.stderr)
         return 2
+    except DRIVER_ERRORS as exc:
+        print(f"itsmd audit archive: cannot write the store {backend.description}: {exc}", file=sys.stderr)
+        return 2
     finally:
-        conn.close()
+        backend.close()
     print(f"archived {done.events} events through seq {done.through_seq} to {args.out}")
     return 0

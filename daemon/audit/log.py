@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.audit.chain import KEY_BYTES, ORIGIN, Fields, Head, event_mac, write_anchor
-from daemon.audit.store import INSERT
+from daemon.storage.audit import INSERT
 from daemon.storage.database import Batch
 from daemon.storage.writer import GroupCommitWriter
 

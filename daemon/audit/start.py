@@ -10,16 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.audit.chain import Fields, Head, anchor_path, create_key, event_mac, load_key, read_anchor, write_anchor
+from daemon.audit.chain import (
+    CHAIN_STARTED,
+    Fields,
+    Head,
+    anchor_path,
+    create_key,
+    event_mac,
+    load_key,
+    read_anchor,
+    write_anchor,
+)
 from daemon.audit.log import SYSTEM, AuditLog, dump
-from daemon.audit.store import CHAIN_STARTED, INSERT, stored_head, unchained_digest
-from daemon.audit.verify import check
+from daemon.audit.verify import check, stored_head, unchained_digest
 from daemon.errors import StorageError
-from daemon.storage.database import Database
+from daemon.storage import audit as store
+from daemon.storage.database import Batch
+from daemon.storage.sql import Backend
 from daemon.storage.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
@@ -35,16 +45,17 @@ class _Opened:
     problems: list[str]
 
 
-async def open_audit(db: Database, writer: GroupCommitWriter, key_file: Path, now: float) -> AuditLog:
-    """The daemon's audit log; call before the writer starts (this uses the writer's connection)."""
-    opened = await asyncio.to_thread(_open, db.conn, key_file, now)
+async def open_audit(db: Backend, writer: GroupCommitWriter, key_file: Path, now: float) -> AuditLog:
+    """The daemon's audit log; call before the writer starts (this reads and writes on the writer's connection)."""
+    opened = await asyncio.to_thread(_open, db, key_file, now)
     audit = AuditLog(writer, key=opened.key, head=opened.head, anchor=anchor_path(key_file))
     audit.problems = opened.problems
     return audit
 
 
-def _open(conn: sqlite3.Connection, key_file: Path, now: float) -> _Opened:
-    head = stored_head(conn)
+def _open(db: Backend, key_file: Path, now: float) -> _Opened:
+    sql = db.primary
+    head = stored_head(sql)
     if key_file.exists():
         key = load_key(key_file)
     elif head is not None:
@@ -62,9 +73,9 @@ def _open(conn: sqlite3.Connection, key_file: Path, now: float) -> _Opened:
         problems.append(str(exc))
         anchor = None
     if head is None and anchor is None and not problems:
-        head = _start_chain(conn, key, now)
+        head = _start_chain(db, key, now)
         write_anchor(anchor_file, head)
-    report = check(conn, key, anchor_file, tail=TAIL)
+    report = check(sql, key, anchor_file, tail=TAIL)
     problems.extend(str(f) for f in report.findings if str(f) not in problems)
     start = report.head
     if anchor is not None and anchor.seq > start.seq:
@@ -87,20 +98,19 @@ def _open(conn: sqlite3.Connection, key_file: Path, now: float) -> _Opened:
     return _Opened(key, start, problems)
 
 
-def _start_chain(conn: sqlite3.Connection, key: bytes, now: float) -> Head:
+def _start_chain(db: Backend, key: bytes, now: float) -> Head:
     """The chain's first event; it seals (count and SHA-256) the events written before the chain existed.
-    Those were sealed now, not when they were written: what was done to them before cannot be told."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        through_id = conn.execute("SELECT max(id) FROM audit_events WHERE seq IS NULL").fetchone()[0]
-        count, digest = unchained_digest(conn, through_id)
-        sealed = {"unchained_events": count, "unchained_through_id": through_id, "unchained_sha256": digest}
-        row: Fields = (1, float(now), SYSTEM, *CHAIN_STARTED, None, dump(sealed))
-        mac = event_mac(key, row, "")
-        conn.execute(INSERT.sql, (*row, mac))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    Those were sealed now, not when they were written: what was done to them before cannot be told.
+    Nothing else writes yet (the writer has not started); a second start racing this one fails on the unique
+    sequence number rather than start a second chain."""
+    sql = db.primary
+    through_id = store.last_unchained_id(sql)
+    count, digest = unchained_digest(sql, through_id)
+    sealed = {"unchained_events": count, "unchained_through_id": through_id, "unchained_sha256": digest}
+    row: Fields = (1, float(now), SYSTEM, *CHAIN_STARTED, None, dump(sealed))
+    mac = event_mac(key, row, "")
+    batch = Batch()
+    batch.append(store.INSERT, (*row, mac))
+    db.write(batch)
     log.info("audit chain started; it seals the %d events written before it", count)
     return Head(1, mac)

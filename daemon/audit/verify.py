@@ -11,16 +11,19 @@ someone who holds the key file too.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from daemon.audit import archive, store
-from daemon.audit.chain import ORIGIN, Head, event_mac, read_anchor
+from daemon.audit import archive
+from daemon.audit.chain import CHAIN_STARTED, ORIGIN, Head, event_mac, read_anchor
 from daemon.errors import StorageError
+from daemon.storage import audit as store
+from daemon.storage import audit_cuts
+from daemon.storage.sql import Sql
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +54,25 @@ class Report:
         return not self.findings
 
 
-def check(
-    conn: sqlite3.Connection,
-    key: bytes,
-    anchor_file: Path,
-    *,
-    tail: int | None = None,
-    archives: Sequence[Path] = (),
-) -> Report:
+def stored_head(sql: Sql) -> Head | None:
+    """The chained event of the highest sequence number, or None before the chain started."""
+    r = store.newest_chained(sql)
+    return None if r is None else Head(r["seq"], r["mac"] or "")
+
+
+def unchained_digest(sql: Sql, through_id: int | None) -> tuple[int, str]:
+    """Count and SHA-256 of the events without a mac (written before the chain) up to id `through_id`."""
+    digest = hashlib.sha256()
+    count = 0
+    if through_id is not None:
+        for r in store.unchained(sql, through_id):
+            fields = [r[name] for name in store.UNCHAINED_COLUMNS]
+            digest.update(json.dumps(fields, separators=(",", ":")).encode() + b"\n")
+            count += 1
+    return count, digest.hexdigest()
+
+
+def check(sql: Sql, key: bytes, anchor_file: Path, *, tail: int | None = None, archives: Sequence[Path] = ()) -> Report:
     """The whole chain, or its newest `tail` events (the sealed events are then not re-hashed). The stored
     chain starts after the newest archive cut; `archives` (the files `itsmd audit archive` wrote, oldest
     first) are checked against their cuts."""
@@ -72,33 +86,30 @@ def check(
     except StorageError as exc:
         findings.append(Finding(str(exc)))
         anchor_read = False
-    conn.execute("BEGIN")
-    try:
-        report = _check(conn, key, tail, findings)
-        _check_archives(conn, key, archives, findings)
+    with store.snapshot(sql):
+        report = _check(sql, key, tail, findings)
+        _check_archives(sql, key, archives, findings)
         if report.head.seq > 0 and anchor is None and anchor_read:
             findings.append(Finding(f"no anchor file {anchor_file}: the newest events could be deleted unnoticed"))
         if anchor is not None:
-            _check_anchor(conn, anchor, anchor_file, report)
-    finally:
-        conn.execute("COMMIT")
+            _check_anchor(sql, anchor, anchor_file, report)
     return report
 
 
-def _check(conn: sqlite3.Connection, key: bytes, tail: int | None, findings: list[Finding]) -> Report:
-    events = conn.execute("SELECT count(*) FROM audit_events").fetchone()[0]
+def _check(sql: Sql, key: bytes, tail: int | None, findings: list[Finding]) -> Report:
+    events = store.event_count(sql)
     report = Report(events, ORIGIN, findings)
-    if "mac" not in {r[1] for r in conn.execute("PRAGMA table_info(audit_events)")}:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if not store.has_chain(sql):
+        version = store.schema_version(sql)
         findings.append(Finding(f"schema version {version} has no audit chain: start itsmd once to upgrade it"))
         return report
-    _check_triggers(conn, findings)
-    report.head = store.stored_head(conn) or ORIGIN
+    _check_triggers(sql, findings)
+    report.head = stored_head(sql) or ORIGIN
     if report.head.seq == 0:
         if events:
             findings.append(Finding(f"the chain has not started: none of the {events} events has a mac"))
         return report
-    done = archive.cuts(conn)
+    done = archive.cuts(sql)
     for cut in done:
         if not hmac.compare_digest(archive.cut_mac(key, cut), cut.mac):
             findings.append(Finding(f"the archive cut through seq {cut.through_seq} was forged or edited"))
@@ -108,25 +119,23 @@ def _check(conn: sqlite3.Connection, key: bytes, tail: int | None, findings: lis
         through_id: int | None = last.through_id
         first, first_prev = last.through_seq + 1, last.through_mac
     else:
-        through_id = _check_start(conn, full=tail is None, findings=findings)
+        through_id = _check_start(sql, full=tail is None, findings=findings)
         first, first_prev = 1, ""
-    for (row_id,) in conn.execute(
-        "SELECT id FROM audit_events WHERE seq IS NULL AND id > ? ORDER BY id", (through_id or 0,)
-    ):
+    for row_id in store.unchained_ids_after(sql, through_id or 0):
         findings.append(Finding("no sequence number or mac, written after the chain started: inserted", id=row_id))
     start = first if tail is None else max(first, report.head.seq - tail + 1)
-    _check_links(conn, key, start, findings, first_prev if start == first else None)
+    _check_links(sql, key, start, findings, first_prev if start == first else None)
     return report
 
 
-def _check_archives(conn: sqlite3.Connection, key: bytes, archives: Sequence[Path], findings: list[Finding]) -> None:
-    found = store.trigger_sql(conn, "audit_cuts")
-    for name, sql in store.CUT_TRIGGERS.items():
-        if found.get(name) != sql:
+def _check_archives(sql: Sql, key: bytes, archives: Sequence[Path], findings: list[Finding]) -> None:
+    found = store.trigger_sql(sql, "audit_cuts")
+    for name, create in audit_cuts.expected_cut_triggers(sql.dialect).items():
+        if found.get(name) != create:
             findings.append(Finding(f"trigger {name} is missing or replaced: archive cuts could be changed"))
     if not archives:
         return
-    done = archive.cuts(conn)
+    done = archive.cuts(sql)
     if len(archives) != len(done):
         findings.append(
             Finding(f"{len(archives)} archive file(s) given for {len(done)} cut(s): give all, oldest first")
@@ -138,32 +147,32 @@ def _check_archives(conn: sqlite3.Connection, key: bytes, archives: Sequence[Pat
         prev = cut.through_mac
 
 
-def _check_triggers(conn: sqlite3.Connection, findings: list[Finding]) -> None:
-    found = store.trigger_sql(conn)
-    for name, sql in store.TRIGGERS.items():
+def _check_triggers(sql: Sql, findings: list[Finding]) -> None:
+    found = store.trigger_sql(sql)
+    for name, create in store.expected_triggers(sql.dialect).items():
         if name not in found:
             findings.append(Finding(f"trigger {name} is missing: the table no longer refuses changes"))
-        elif found[name] != sql:
+        elif found[name] != create:
             findings.append(Finding(f"trigger {name} was replaced: {found[name]}"))
 
 
-def _check_start(conn: sqlite3.Connection, *, full: bool, findings: list[Finding]) -> int | None:
+def _check_start(sql: Sql, *, full: bool, findings: list[Finding]) -> int | None:
     """The first event must start the chain; in a full check, the events it sealed must be unchanged.
     Returns the id of the newest sealed event (None: nothing was sealed)."""
-    r = conn.execute("SELECT id, record_type, record_id, action, after FROM audit_events WHERE seq = 1").fetchone()
+    r = store.chain_start(sql)
     if r is None:
         return None  # the gap at seq 1 is reported with the links
-    if tuple(r[1:4]) != store.CHAIN_STARTED:
-        findings.append(Finding("not the start of the chain: the first event was replaced", 1, r[0]))
+    if (r["record_type"], r["record_id"], r["action"]) != CHAIN_STARTED:
+        findings.append(Finding("not the start of the chain: the first event was replaced", 1, r["id"]))
         return None
     try:
-        sealed = json.loads(r[4])
+        sealed = json.loads(r["after"])
         count, through_id = sealed["unchained_events"], sealed["unchained_through_id"]
         digest = sealed["unchained_sha256"]
     except (TypeError, ValueError, KeyError):
-        findings.append(Finding("the chain's start does not say what it sealed", 1, r[0]))
+        findings.append(Finding("the chain's start does not say what it sealed", 1, r["id"]))
         return None
-    if full and store.unchained_digest(conn, through_id) != (count, digest):
+    if full and unchained_digest(sql, through_id) != (count, digest):
         findings.append(
             Finding(
                 f"the {count} events written before the chain (ids up to {through_id}), sealed when it started, "
@@ -173,19 +182,20 @@ def _check_start(conn: sqlite3.Connection, *, full: bool, findings: list[Finding
     return through_id if isinstance(through_id, int) else None
 
 
-def _check_links(
-    conn: sqlite3.Connection, key: bytes, start: int, findings: list[Finding], prev: str | None = None
-) -> None:
+def _check_links(sql: Sql, key: bytes, start: int, findings: list[Finding], prev: str | None = None) -> None:
     """`prev`: the mac before `start` when it is not stored (the archive cut's)."""
     prev_mac: str | None = ""
     if prev is not None:
         prev_mac = prev
     elif start > 1:
-        r = conn.execute("SELECT mac FROM audit_events WHERE seq = ?", (start - 1,)).fetchone()
-        prev_mac = r[0] if r is not None else None
+        r = store.event_of_seq(sql, start - 1)
+        prev_mac = r["mac"] if r is not None else None
     expected = start
     last: tuple[int, int] | None = None
-    for row_id, seq, at, actor, record_type, record_id, action, before, after, mac in store.chained(conn, start):
+    for e in store.chained(sql, start):
+        row_id, seq, mac = e["id"], e["seq"], e["mac"]
+        at, actor, record_type, record_id, action = e["at"], e["actor"], e["record_type"], e["record_id"], e["action"]
+        before, after = e["before"], e["after"]
         if not isinstance(seq, int):
             findings.append(Finding(f"sequence number {seq!r} is not a number: inserted or edited", id=row_id))
             continue
@@ -210,13 +220,13 @@ def _check_links(
         last = (seq, row_id)
 
 
-def _check_anchor(conn: sqlite3.Connection, anchor: Head, anchor_file: Path, report: Report) -> None:
+def _check_anchor(sql: Sql, anchor: Head, anchor_file: Path, report: Report) -> None:
     head = report.head
     if anchor.seq > head.seq:
         gap = f"events {head.seq + 1}..{anchor.seq} are" if anchor.seq > head.seq + 1 else "the event is"
         text = f"missing: {gap} deleted (the anchor {anchor_file} says the chain reached {anchor.seq})"
         report.findings.append(Finding(text, head.seq + 1))
         return
-    r = conn.execute("SELECT id, mac FROM audit_events WHERE seq = ?", (anchor.seq,)).fetchone()
-    if r is not None and r[1] != anchor.mac:
-        report.findings.append(Finding(f"differs from the anchor {anchor_file}: replaced", anchor.seq, r[0]))
+    r = store.event_of_seq(sql, anchor.seq)
+    if r is not None and r["mac"] != anchor.mac:
+        report.findings.append(Finding(f"differs from the anchor {anchor_file}: replaced", anchor.seq, r["id"]))

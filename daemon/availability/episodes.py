@@ -1,4 +1,4 @@
-"""Which incident time is downtime, and reading it back from the store.
+"""Which incident time is downtime, from the incident history the store holds.
 
 The one definition, shared by the live tracker, its restart and the service report:
 - an incident's history is a sequence of marks: opened, reopened, priority_raised, resolved (the timeline
@@ -15,8 +15,6 @@ The one definition, shared by the live tracker, its restart and the service repo
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -71,48 +69,11 @@ def policy_counts(catalogue: Catalogue, service: str) -> Callable[[str, Mapping[
     return catalogue.get(metric_service(catalogue, service)).downtime.counts
 
 
-def load_histories(conn: sqlite3.Connection, *, until: float | None = None) -> list[History]:
-    """Every incident's marks (oldest first) and the labels of the alert that opened it; bound parameters only.
-    `until`: ignore marks after this instant (a report of a past period)."""
-    histories: dict[int, History] = {}
-    openers: dict[int, str] = {}
-    marks = ",".join("?" * len(KINDS))
-    for incident_id, service, at, kind, detail in conn.execute(
-        "SELECT t.incident_id, i.service, t.at, t.kind, t.detail FROM timeline t "  # noqa: S608
-        f"JOIN incidents i ON i.id = t.incident_id WHERE t.kind IN ({marks}) AND t.at <= ? "
-        "ORDER BY t.incident_id, t.id",
-        (*KINDS, until if until is not None else float("inf")),
-    ):
-        h = histories.get(incident_id)
-        if h is None:
-            h = histories[incident_id] = History(incident_id, service)
-        data = json.loads(detail)
-        priority = data.get("priority") if kind == "opened" else data.get("to") if kind == "priority_raised" else None
-        ended = data.get("ended_at") if kind == "resolved" else None
-        # Recorded at `at`, ended earlier: after an expiry or a flapping hold.
-        when = float(ended) if isinstance(ended, int | float) and ended <= at else at
-        h.marks.append(Mark(when, kind, priority if isinstance(priority, str) else None))
-        if kind == "opened" and isinstance(data.get("alert"), str):
-            openers[incident_id] = data["alert"]
-    by_fingerprint: dict[str, list[int]] = {}
-    for incident_id, fingerprint in openers.items():
-        by_fingerprint.setdefault(fingerprint, []).append(incident_id)
-    fingerprints = list(by_fingerprint)
-    for i in range(0, len(fingerprints), 500):
-        chunk = fingerprints[i : i + 500]
-        for fingerprint, labels in conn.execute(
-            f"SELECT fingerprint, labels FROM alerts WHERE fingerprint IN ({','.join('?' * len(chunk))})",  # noqa: S608
-            chunk,
-        ):
-            for incident_id in by_fingerprint[fingerprint]:
-                histories[incident_id].labels = json.loads(labels)
-    return list(histories.values())
-
-
-def stored_episodes(conn: sqlite3.Connection, catalogue: Catalogue, *, until: float | None = None) -> list[Episode]:
-    """The downtime episodes of the whole stored history, services mapped as the metrics map them."""
+def stored_episodes(histories: Iterable[History], catalogue: Catalogue) -> list[Episode]:
+    """The downtime episodes of stored histories (daemon.storage.availability.load_histories), services mapped
+    as the metrics map them."""
     out: list[Episode] = []
-    for h in load_histories(conn, until=until):
+    for h in histories:
         service = metric_service(catalogue, h.service)
         h.service = service
         out.extend(episodes_of(h, policy_counts(catalogue, service)))

@@ -29,6 +29,7 @@ from daemon.clock import Clock
 from daemon.correlate.events import IncidentEvent, IncidentEventKind
 from daemon.durations import format_duration
 from daemon.storage import rollups
+from daemon.storage.availability import load_histories
 from daemon.storage.sql import Sql
 
 
@@ -53,7 +54,8 @@ class AvailabilityTracker:
         self._keep = keep
         self._incidents: dict[int, _Incident] = {}
         self.rows_read = 0
-        """Rows the last load() read: bounded by what is active, not by the history kept."""
+        """Rows the last load() read (about: marks, incidents, rollup sums): bounded by what is active, not by
+        the history kept."""
 
     # -- start ----------------------------------------------------------------------------------------
 
@@ -91,9 +93,10 @@ class AvailabilityTracker:
         Before the first rollup (a new store, or the first start of this version) that is all the history."""
         since = rollups.mark(sql, rollups.AVAILABILITY)
         folded = rollups.folded_totals(sql, since) if since is not None else {}
-        read = rollups.histories(sql, since=since)
-        self.rows_read = read.rows_read + len(folded)
-        self.restore(read.histories, now, folded=folded, since=since)
+        histories = load_histories(sql, since=since)
+        # Timeline marks, incidents and per-service rollup sums: bounded by what is active, not the years kept.
+        self.rows_read = sum(len(h.marks) for h in histories) + len(histories) + len(folded)
+        self.restore(histories, now, folded=folded, since=since)
 
     # -- events ---------------------------------------------------------------------------------------
 

@@ -23,12 +23,12 @@ from daemon.changes.model import (
     ChangeType,
     change_type_of,
 )
-from daemon.changes.store import EVENT, LINK, UPSERT, ChangeSnapshot, change_row, event_row
 from daemon.clock import Clock
 from daemon.correlate.events import IncidentEvent, IncidentEventKind
 from daemon.correlate.incidents import Correlator
 from daemon.metrics.counters import CounterStore
 from daemon.runbook.engine import Run, RunEvent
+from daemon.storage.changes import EVENT, LINK, UPSERT, ChangeSnapshot, change_row, event_row
 from daemon.storage.database import Batch
 from daemon.storage.writer import GroupCommitWriter
 

@@ -14,7 +14,6 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from daemon.api.auth import AUTHENTICATOR
-from daemon.changes import store as change_store
 from daemon.clock import Clock
 from daemon.config import Config
 from daemon.console import (
@@ -33,9 +32,10 @@ from daemon.console.live import LiveHub
 from daemon.console.render import TLS, page
 from daemon.console.security import secure
 from daemon.console.session import NEW_SESSION, Sessions, set_cookie
-from daemon.correlate import store as incident_store
-from daemon.problems import store as problem_store
-from daemon.runbook import journal
+from daemon.storage import changes as change_store
+from daemon.storage import incidents as incident_store
+from daemon.storage import problems as problem_store
+from daemon.storage import runs as run_store
 from daemon.storage.database import Statement
 
 LIVE = web.AppKey("console_live", LiveHub)
@@ -61,8 +61,8 @@ TOPICS: dict[Statement, str] = {
     incident_store.INCIDENT: "incidents",
     incident_store.TIMELINE: "incidents",
     incident_store.LINK: "incidents",
-    journal.UPSERT_RUN: "runs",
-    journal.UPSERT_STEP: "runs",
+    run_store.UPSERT_RUN: "runs",
+    run_store.UPSERT_STEP: "runs",
     problem_store.UPSERT: "problems",
     problem_store.LINK: "problems",
     change_store.UPSERT: "changes",

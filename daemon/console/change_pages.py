@@ -8,11 +8,12 @@ from typing import Any
 from aiohttp import web
 
 from daemon.api import keys
-from daemon.changes import store
 from daemon.changes.model import ChangeOutcome
 from daemon.console.auth import require_session
 from daemon.console.record_views import change_row, when
 from daemon.console.render import page
+from daemon.storage import changes as store
+from daemon.storage.sql import Sql
 
 PAGE_SIZE = 100
 STATES = ("all", "open", "closed")
@@ -36,8 +37,8 @@ async def list_changes(request: web.Request) -> web.StreamResponse:
         outcome = None
     service = q.get("service", "")[:MAX_SERVICE] or None
 
-    def read(conn: Any) -> list[dict[str, Any]]:
-        return store.list_changes(conn, service=service, outcome=outcome, state=state, limit=PAGE_SIZE, offset=0)
+    def read(sql: Sql) -> list[dict[str, Any]]:
+        return store.list_changes(sql, service=service, outcome=outcome, state=state, limit=PAGE_SIZE, offset=0)
 
     found = await request.app[keys.READER].run(read)
     return page(

@@ -6,8 +6,6 @@ Reads are the committed rows, as the API's; changes go through the problem manag
 
 from __future__ import annotations
 
-import sqlite3
-
 from aiohttp import web
 
 from daemon.api import keys
@@ -20,16 +18,11 @@ from daemon.console.render import page
 from daemon.errors import InvalidInput, RequestError
 from daemon.model import ProblemStatus
 from daemon.problems.manager import ACTIONS, allowed_actions
-from daemon.problems.store import read_problem, read_problems
+from daemon.storage.problems import read_problem, read_problems, status_counts
 
 PAGE_SIZE = 100
 STATUS_FILTERS = (*(s.value for s in ProblemStatus), "all")
 MAX_TEXT = 16000
-
-
-def _counts(conn: sqlite3.Connection) -> dict[str, int]:
-    found = dict(conn.execute("SELECT status, count(*) FROM problems GROUP BY status").fetchall())
-    return {s.value: int(found.get(s.value, 0)) for s in ProblemStatus}
 
 
 def _problem_id(request: web.Request) -> int:
@@ -48,7 +41,7 @@ async def list_problems(request: web.Request) -> web.StreamResponse:
         status = "all"
     reader = request.app[keys.READER]
     found = await reader.run(read_problems, None if status == "all" else status, PAGE_SIZE, 0)
-    counts = await reader.run(_counts)
+    counts = await reader.run(status_counts)
     return page(
         request,
         "problems.html.j2",

@@ -7,7 +7,6 @@ styles it here. The standalone HTML report is unchanged.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -17,7 +16,8 @@ from daemon.api import keys
 from daemon.console.auth import require_session
 from daemon.console.render import page
 from daemon.errors import RequestError
-from daemon.report.produce import produce
+from daemon.report import period as periods
+from daemon.report.produce import report_text
 from daemon.report.render import HTML_BODY
 
 MAX_MONTH = 16
@@ -32,14 +32,10 @@ async def show_report(request: web.Request) -> web.StreamResponse:
     body: Markup | None = None
     problem = ""
     try:
-        text = await asyncio.to_thread(
-            produce,
-            loaded.db_path,
-            catalogue,
-            month,
-            now=now,
-            time_zone=loaded.config.reports.time_zone,
-            fmt=HTML_BODY,
+        time_zone = loaded.config.reports.time_zone
+        period = periods.month(month, time_zone)
+        text = await request.app[keys.READER].run(
+            lambda sql: report_text(sql, catalogue, period, now=now, time_zone=time_zone, fmt=HTML_BODY)
         )
         # The report's own template escaped every value from config and alerts (autoescape, as here).
         body = Markup(text)  # noqa: S704

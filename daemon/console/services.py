@@ -8,7 +8,6 @@ the runner's and the schedule's (as GET /api/v1/drills). Nothing is recomputed h
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -22,6 +21,7 @@ from daemon.catalogue.services import Catalogue, Service
 from daemon.console.auth import require_session
 from daemon.console.render import page
 from daemon.durations import format_duration
+from daemon.storage.incidents import open_by_service
 
 Json = dict[str, Any]
 PRIORITIES = ("P1", "P2", "P3", "P4", "P5")
@@ -33,13 +33,6 @@ def _when(at: float | None) -> str:
 
 def _ratio(value: float) -> str:
     return f"{value * 100:.3f} %"
-
-
-def _open_by_service(conn: sqlite3.Connection) -> dict[str, int]:
-    rows = conn.execute(
-        "SELECT service, count(*) FROM incidents WHERE status IN ('open', 'acknowledged') GROUP BY service"
-    )
-    return {str(service): int(count) for service, count in rows}
 
 
 def _availability(tracker: AvailabilityTracker | None, service: str, now: float) -> list[Json]:
@@ -155,7 +148,7 @@ def service_views(request: web.Request, open_counts: dict[str, int], now: float)
 
 async def list_services(request: web.Request) -> web.StreamResponse:
     session = require_session(request)
-    open_counts: dict[str, int] = await request.app[keys.READER].run(_open_by_service)
+    open_counts: dict[str, int] = await request.app[keys.READER].run(open_by_service)
     now = request.app[keys.CLOCK].now()
     services = service_views(request, open_counts, now)
     windows = [a["window"] for a in services[0]["availability"]] if services else []

@@ -10,7 +10,7 @@ from daemon.api import keys
 from daemon.api.webhooks import OUTBOX
 from daemon.console.auth import require_session
 from daemon.console.render import page
-from daemon.notify.outbox.store import dead_letters
+from daemon.storage.outbox import dead_letters
 
 DEAD_LETTERS_SHOWN = 50
 

@@ -14,7 +14,7 @@ from daemon.catalogue.services import Catalogue
 from daemon.config import RESERVED_PRINCIPALS
 from daemon.errors import InvalidInput
 from daemon.model import Incident
-from daemon.storage.queries import AssignmentFilter
+from daemon.storage.incidents import AssignmentFilter
 
 ME = "me"
 """As an assignee or an assignee filter: the calling principal."""

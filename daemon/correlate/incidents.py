@@ -27,12 +27,12 @@ from daemon.correlate.metrics import IncidentMetrics
 from daemon.correlate.priority import rank
 from daemon.correlate.rules import CorrelationRules
 from daemon.correlate.ruleset import Classification, RuleSet
-from daemon.correlate.store import INCIDENT, LINK, TIMELINE, incident_row, timeline_row
 from daemon.errors import Conflict, NotFound
 from daemon.metrics.counters import CounterStore
 from daemon.model import Alert, Incident, IncidentStatus, ProblemStatus, TimelineEntry
 from daemon.problems.manager import Problems
 from daemon.storage.database import Batch
+from daemon.storage.incidents import INCIDENT, LINK, TIMELINE, incident_row, timeline_row
 from daemon.storage.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)

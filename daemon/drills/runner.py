@@ -25,7 +25,6 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from daemon.clock import Clock
 from daemon.drills.model import ENDED_OUTCOMES, DrillOutcome, DrillRun
 from daemon.drills.spec import Drill
-from daemon.drills.store import UPSERT, DrillState, drill_row
 from daemon.durations import format_duration
 from daemon.errors import Conflict, NotFound, RequestError, StoreUnavailable
 from daemon.metrics.counters import CounterStore
@@ -34,6 +33,7 @@ from daemon.runbook.actions.base import ActionUnavailable
 from daemon.runbook.engine import Engine, RunRefused
 from daemon.runbook.model import Run, RunEvent, RunMode, RunStatus
 from daemon.storage.database import Batch
+from daemon.storage.drills import UPSERT, DrillState, drill_row
 from daemon.storage.writer import GroupCommitWriter
 from daemon.tasks import TaskRegistry
 from integrations.prometheus.client import PrometheusClient, PrometheusError

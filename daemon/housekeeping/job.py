@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from daemon.availability.episodes import History
 from daemon.catalogue.services import Catalogue
 from daemon.clock import Clock
 from daemon.housekeeping import frozen
@@ -28,9 +29,10 @@ from daemon.housekeeping.rollup import day_floor, day_rows, next_mark
 from daemon.report import period as periods
 from daemon.report.build import build_report
 from daemon.storage import retention, rollups
+from daemon.storage.availability import load_histories
 from daemon.storage.database import Batch
+from daemon.storage.drills import drill_results
 from daemon.storage.sql import Backend, Sql
-from daemon.storage.sqlite_sql import SqliteSql
 from daemon.storage.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
@@ -128,18 +130,18 @@ class Housekeeping:
         """Extend the daily availability rollup as far as it may go; returns its mark."""
         catalogue = self._catalogue()
 
-        def read(sql: Sql) -> tuple[float | None, float | None, rollups.Histories]:
+        def read(sql: Sql) -> tuple[float | None, float | None, list[History]]:
             since = rollups.mark(sql, rollups.AVAILABILITY)
-            return since, rollups.first_incident_at(sql), rollups.histories(sql, since=since)
+            return since, rollups.first_incident_at(sql), load_histories(sql, since=since)
 
-        since, first, read_back = await self._read(read)
-        until = next_mark(now, self._keep, read_back.histories)
+        since, first, histories = await self._read(read)
+        until = next_mark(now, self._keep, histories)
         start = since if since is not None else day_floor(first) if first is not None else until
         if since is not None and until <= since:
             return since
         until = max(until, start)
         batch = Batch()
-        for row in day_rows(read_back.histories, catalogue, start, until):
+        for row in day_rows(histories, catalogue, start, until):
             batch.upsert(rollups.SET_DAY, row[:2], row)
         batch.upsert(rollups.SET_MARK, rollups.AVAILABILITY, (rollups.AVAILABILITY, until))
         await self._write(batch)
@@ -169,8 +171,6 @@ class Housekeeping:
                     return month.start
                 build = functools.partial(_build, catalogue=catalogue, month=month, now=now, tz=self._tz)
                 body = await self._read(build)
-                if body is None:
-                    return month.start  # this backend cannot build reports yet: keep the rows
                 batch = Batch()
                 batch.upsert(rollups.FREEZE_MONTH, (month.name, self._tz), (month.name, self._tz, now, body))
                 await self._write(batch)
@@ -200,14 +200,9 @@ class Housekeeping:
             await asyncio.sleep(self.config.pause)
 
 
-def _build(sql: Sql, *, catalogue: Catalogue, month: periods.Period, now: float, tz: str) -> str | None:
-    """The month's report as JSON, built from the rows (the report builder reads SQLite for now)."""
-    if not isinstance(sql, SqliteSql):
-        return None
-    from daemon.drills.store import drill_results  # noqa: PLC0415 (drills imports the report model)
-
-    conn = sql.connection
+def _build(sql: Sql, *, catalogue: Catalogue, month: periods.Period, now: float, tz: str) -> str:
+    """The month's report as JSON, built from the rows."""
     report = build_report(
-        conn, catalogue, month, now=now, time_zone=tz, drills=drill_results(conn, month.start, month.end)
+        sql, catalogue, month, now=now, time_zone=tz, drills=drill_results(sql, month.start, month.end)
     )
     return frozen.to_json(report)

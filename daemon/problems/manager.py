@@ -18,8 +18,8 @@ from daemon.correlate.rules import Recurrence
 from daemon.errors import Conflict, InvalidInput, NotFound
 from daemon.metrics.counters import CounterStore
 from daemon.model import Incident, Problem, ProblemStatus
-from daemon.problems.store import LINK, UPSERT, problem_row
 from daemon.storage.database import Batch
+from daemon.storage.problems import LINK, UPSERT, problem_row
 from daemon.storage.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)

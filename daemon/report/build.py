@@ -1,6 +1,7 @@
 """Build a service report (ISO/IEC 20000-1 9.4) for one period from the store alone.
 
-Reads a read-only SQLite connection with bound parameters, so it works with or without the daemon running.
+Reads through a reader's Sql (daemon.storage.reports and the record modules it names), so it works with or
+without the daemon running.
 Availability uses the same episodes and window arithmetic as the live metrics (availability/episodes.py,
 figures.py): the report of a month and itsmd_service_availability_ratio over that month agree.
 """
@@ -8,7 +9,6 @@ figures.py): the report of a month and itsmd_service_availability_ratio over tha
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -19,9 +19,12 @@ from daemon.catalogue.services import Catalogue
 from daemon.changes.model import NO_SERVICE
 from daemon.correlate.sla import RESOLVE, RESPOND
 from daemon.errors import NotFound
-from daemon.report.coverage import coverage, first_record
+from daemon.report.coverage import coverage
 from daemon.report.model import PRIORITIES, DayAvailability, DrillResult, Report, ServiceReport, SlaFigures
 from daemon.report.period import Period
+from daemon.storage import reports as store
+from daemon.storage.availability import load_histories
+from daemon.storage.sql import Sql
 
 OPEN_CHANGE = "in_progress"
 """Outcome shown for a change that has none yet."""
@@ -41,7 +44,7 @@ class _Counts:
 
 
 def build_report(
-    conn: sqlite3.Connection,
+    sql: Sql,
     catalogue: Catalogue,
     period: Period,
     *,
@@ -54,17 +57,17 @@ def build_report(
     if service is not None and service not in names:
         raise NotFound("unknown_service", f"no service {service!r} in the catalogue")
     chosen = [service] if service is not None else sorted(names)
-    covered = coverage(period, now=now, first=first_record(conn))
+    covered = coverage(period, now=now, first=store.first_record(sql))
     until = min(period.end, now)
     outages: dict[str, list[Interval]] = {}
-    for e in stored_episodes(conn, catalogue, until=until):
+    for e in stored_episodes(load_histories(sql, until=until), catalogue):
         outages.setdefault(e.service, []).append((e.start, e.end if e.end is not None else until))
     counts = {name: _Counts() for name in chosen}
     # Serviceless changes are counted under "none", the metrics' label, whichever services are chosen.
     counts.setdefault(NO_SERVICE, _Counts())
-    _incidents(conn, catalogue, period, counts)
-    _problems(conn, catalogue, period, counts)
-    _changes(conn, catalogue, period, counts)
+    _incidents(sql, catalogue, period, counts)
+    _problems(sql, catalogue, period, counts)
+    _changes(sql, catalogue, period, counts)
     maintenance = stored_lookup(catalogue)
     drills = drills or {}
     services = []
@@ -114,24 +117,22 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _incidents(conn: sqlite3.Connection, catalogue: Catalogue, period: Period, counts: dict[str, _Counts]) -> None:
+def _incidents(sql: Sql, catalogue: Catalogue, period: Period, counts: dict[str, _Counts]) -> None:
     """Incidents opened in the period: by priority, time to acknowledge and to resolve, SLA targets."""
-    for service, priority, opened, acked, resolved, status, sla, estimated in conn.execute(
-        "SELECT i.service, i.priority, i.opened_at, i.acknowledged_at, i.resolved_at, i.status, i.sla, "
-        "(SELECT t.detail->>'end_estimated' FROM timeline t WHERE t.incident_id = i.id AND t.kind = 'resolved' "
-        "ORDER BY t.id DESC LIMIT 1) FROM incidents i WHERE i.opened_at >= ? AND i.opened_at < ?",
-        (period.start, period.end),
-    ):
-        c = counts.get(metric_service(catalogue, service))
+    for r in store.incidents_opened(sql, period.start, period.end):
+        c = counts.get(metric_service(catalogue, r["service"]))
         if c is None:
             continue
+        priority, status = r["priority"], r["status"]
+        opened, acked, resolved = r["opened_at"], r["acknowledged_at"], r["resolved_at"]
         c.by_priority[priority] = c.by_priority.get(priority, 0) + 1
         if acked is not None:
             c.ack.append(acked - opened)
         if resolved is not None:
             c.repair.append(resolved - opened)
-            c.estimated_ends += 1 if estimated else 0
-        clock = json.loads(sla)
+            detail = r["resolved_detail"]
+            c.estimated_ends += 1 if detail is not None and json.loads(detail).get("end_estimated") else 0
+        clock = json.loads(r["sla"])
         breaches = set(clock.get("breaches", []))
         finished = resolved is not None or status == "closed"
         for target, done in ((RESPOND, acked is not None or finished), (RESOLVE, finished)):
@@ -143,32 +144,27 @@ def _incidents(conn: sqlite3.Connection, catalogue: Catalogue, period: Period, c
                 c.sla[target][0] += 1
 
 
-def _problems(conn: sqlite3.Connection, catalogue: Catalogue, period: Period, counts: dict[str, _Counts]) -> None:
+def _problems(sql: Sql, catalogue: Catalogue, period: Period, counts: dict[str, _Counts]) -> None:
     """Problems opened in the period, and the known errors on record at its end."""
-    for service, opened, status in conn.execute(
-        "SELECT service, opened_at, status FROM problems WHERE opened_at < ?", (period.end,)
-    ):
-        c = counts.get(metric_service(catalogue, service))
+    for r in store.problems_opened_before(sql, period.end):
+        c = counts.get(metric_service(catalogue, r["service"]))
         if c is None:
             continue
-        if opened >= period.start:
+        if r["opened_at"] >= period.start:
             c.problems_opened += 1
-        if status == "known_error":
+        if r["status"] == "known_error":
             c.known_errors += 1
 
 
-def _changes(conn: sqlite3.Connection, catalogue: Catalogue, period: Period, counts: dict[str, _Counts]) -> None:
+def _changes(sql: Sql, catalogue: Catalogue, period: Period, counts: dict[str, _Counts]) -> None:
     """Changes created in the period by outcome (drills and dry runs are not changes to the service), and
     those linked to an incident they are suspected of causing."""
-    for service, outcome, causing in conn.execute(
-        "SELECT c.service, c.outcome, EXISTS (SELECT 1 FROM change_incidents ci WHERE ci.change_id = c.id) "
-        "FROM changes c WHERE c.created_at >= ? AND c.created_at < ? AND c.mode = 'live'",
-        (period.start, period.end),
-    ):
+    for r in store.live_changes(sql, period.start, period.end):
+        service = r["service"]
         c = counts.get(metric_service(catalogue, service) if service else NO_SERVICE)
         if c is None:
             continue
-        key = outcome or OPEN_CHANGE
+        key = r["outcome"] or OPEN_CHANGE
         c.changes[key] = c.changes.get(key, 0) + 1
-        if causing:
+        if r["causing"]:
             c.causing += 1

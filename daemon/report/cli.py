@@ -1,6 +1,6 @@
 """`itsmd report --period 2026-10 [--service S] [--format html|md|json] [--config FILE] [--output FILE]`.
 
-Reads the store file read-only, so it works with the daemon running or stopped.
+Reads the store (the backend the config names) read-only, so it works with the daemon running or stopped.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from daemon.config import load_config
 from daemon.errors import ConfigError, RequestError, StorageError
 from daemon.report.produce import produce, write_atomically
 from daemon.report.render import FORMATS
+from daemon.storage.backends import backend_for
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,7 +37,7 @@ def main(args: argparse.Namespace) -> int:
     tz = args.time_zone or loaded.config.reports.time_zone
     try:
         text = produce(
-            loaded.db_path,
+            backend_for(loaded),
             loaded.rules.catalogue,
             args.period,
             now=time.time(),

@@ -8,24 +8,8 @@ the future, or entirely before the first record) has no data: no availability, n
 
 from __future__ import annotations
 
-import sqlite3
-
 from daemon.report.model import Coverage
 from daemon.report.period import Period
-
-# Every table whose rows carry the instant something was recorded; the earliest of them is the first record.
-_FIRST = (
-    "SELECT MIN(t) FROM ("
-    "SELECT MIN(first_seen) AS t FROM alerts UNION ALL SELECT MIN(opened_at) FROM incidents "
-    "UNION ALL SELECT MIN(at) FROM timeline UNION ALL SELECT MIN(at) FROM audit_events "
-    "UNION ALL SELECT MIN(created_at) FROM runs UNION ALL SELECT MIN(started_at) FROM drill_runs)"
-)
-
-
-def first_record(conn: sqlite3.Connection) -> float | None:
-    """The earliest instant the store recorded anything; None for an empty store."""
-    (at,) = conn.execute(_FIRST).fetchone()
-    return float(at) if at is not None else None
 
 
 def coverage(period: Period, *, now: float, first: float | None) -> Coverage:

@@ -1,7 +1,7 @@
-"""Producing a service report from a store file: for the CLI, the API and the monthly job.
+"""Producing a service report from the store: for the CLI, the API and the monthly job.
 
-Each call opens its own read-only connection, so a report never takes the writer's lock and works whether
-the daemon runs or not.
+The CLI and the job open a read-only reader of the backend per report; the API and the console read on the
+daemon's reader threads. A report never takes the writer's lock and works whether the daemon runs or not.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sqlite3
 import tempfile
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -18,14 +17,14 @@ from zoneinfo import ZoneInfo
 
 from daemon.catalogue.services import Catalogue
 from daemon.clock import Clock
-from daemon.drills.store import drill_results
-from daemon.errors import StorageError
 from daemon.housekeeping.frozen import frozen_report
 from daemon.report import period as periods
 from daemon.report.build import build_report
+from daemon.report.period import Period
 from daemon.report.render import render
-from daemon.storage.database import connect
-from daemon.storage.sqlite_sql import SqliteSql
+from daemon.storage.drills import drill_results
+from daemon.storage.reading import reading
+from daemon.storage.sql import Backend, Sql
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ CONTENT_TYPES = {"html": "text/html", "md": "text/markdown", "json": "applicatio
 
 
 def produce(
-    db_path: Path,
+    backend: Backend,
     catalogue: Catalogue,
     period_name: str,
     *,
@@ -44,37 +43,38 @@ def produce(
 ) -> str:
     """The rendered report. RequestError for a bad period or service; StorageError if the store is unreadable."""
     period = periods.month(period_name, time_zone)
-    if not db_path.is_file():
-        raise StorageError(f"no store at {db_path}")
-    try:
-        conn = connect(db_path, read_only=True)
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot open the store {db_path} read-only: {exc}") from exc
-    try:
-        # A month housekeeping froze stays as it was, whatever was pruned since (an unknown service is
-        # still refused by build_report).
-        known = service is None or service in catalogue.names()
-        try:
-            frozen = frozen_report(SqliteSql(conn, owned=False), period.name, time_zone, now=now, service=service)
-        except sqlite3.OperationalError:
-            frozen = None  # a store of an older version, read before the daemon migrated it: nothing frozen
-        report = (
-            frozen
-            if frozen is not None and known
-            else build_report(
-                conn,
-                catalogue,
-                period,
-                now=now,
-                time_zone=time_zone,
-                service=service,
-                drills=drill_results(conn, period.start, period.end),
-            )
+    with reading(backend) as sql:
+        return report_text(sql, catalogue, period, now=now, time_zone=time_zone, service=service, fmt=fmt)
+
+
+def report_text(
+    sql: Sql,
+    catalogue: Catalogue,
+    period: Period,
+    *,
+    now: float,
+    time_zone: str = "UTC",
+    service: str | None = None,
+    fmt: str = "json",
+) -> str:
+    """The rendered report of a period, read through `sql` (for the daemon's reader threads). A month
+    housekeeping froze is served as it was frozen, whatever was pruned since."""
+    # An unknown service is still refused by build_report, frozen month or not.
+    known = service is None or service in catalogue.names()
+    frozen = frozen_report(sql, period.name, time_zone, now=now, service=service) if known else None
+    report = (
+        frozen
+        if frozen is not None
+        else build_report(
+            sql,
+            catalogue,
+            period,
+            now=now,
+            time_zone=time_zone,
+            service=service,
+            drills=drill_results(sql, period.start, period.end),
         )
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot read the store {db_path}: {exc}") from exc
-    finally:
-        conn.close()
+    )
     return render(report, fmt)
 
 
@@ -103,7 +103,7 @@ class MonthlyReports:
 
     def __init__(
         self,
-        db_path: Path,
+        backend: Backend,
         catalogue: Callable[[], Catalogue],
         directory: Path,
         clock: Clock,
@@ -111,7 +111,7 @@ class MonthlyReports:
         time_zone: str,
         formats: Sequence[str],
     ) -> None:
-        self._db_path = db_path
+        self._backend = backend
         self._catalogue = catalogue
         self._dir = directory
         self._clock = clock
@@ -129,7 +129,7 @@ class MonthlyReports:
         self._dir.mkdir(parents=True, exist_ok=True)
         written = []
         for fmt in self._formats:
-            text = produce(self._db_path, catalogue, name, now=now, time_zone=self._tz, fmt=fmt)
+            text = produce(self._backend, catalogue, name, now=now, time_zone=self._tz, fmt=fmt)
             path = self._dir / f"itsmd-report-{name}.{fmt}"
             write_atomically(path, text)
             written.append(path)

@@ -31,7 +31,6 @@ from daemon.runbook.config import RunbooksConfig
 from daemon.runbook.digest import new_key
 from daemon.runbook.errors import InvalidRunTransition, RunRefused, UnknownRunbook
 from daemon.runbook.guards import Breaker, LockId, Locks
-from daemon.runbook.journal import RunsSnapshot
 from daemon.runbook.library import LoadedRunbook, RunbookLibrary
 from daemon.runbook.model import (
     Run,
@@ -46,6 +45,7 @@ from daemon.runbook.recovery import Recovery
 from daemon.runbook.redact import Redactor
 from daemon.runbook.run_state import RUNS_TOTAL, RunState
 from daemon.runbook.runner import StepRunner
+from daemon.storage.runs import RunsSnapshot
 from daemon.storage.writer import GroupCommitWriter
 from daemon.tasks import TaskRegistry
 

@@ -13,9 +13,9 @@ from daemon.errors import StoreUnavailable
 from daemon.metrics.counters import CounterStore
 from daemon.runbook.config import RunbooksConfig
 from daemon.runbook.guards import Locks
-from daemon.runbook.journal import UPSERT_RUN, UPSERT_STEP, run_row, step_row
 from daemon.runbook.model import Run, RunEvent, RunStatus, StepRecord
 from daemon.storage.database import Batch
+from daemon.storage.runs import UPSERT_RUN, UPSERT_STEP, run_row, step_row
 from daemon.storage.writer import GroupCommitWriter
 
 # The engine's logger name, as before the split: log configuration filters on it.

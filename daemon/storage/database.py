@@ -1,4 +1,4 @@
-"""The SQLite file: opening and checking it, migrating it, writing batches and loading state.
+"""The SQLite file: opening and checking it, migrating it, and writing batches (loads: the record modules).
 
 Blocking calls: the writer runs them in its own thread, the API readers in theirs.
 """
@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from daemon.errors import IncompatibleStore, StorageError
-from daemon.model import Alert, AlertStatus
-from daemon.storage import rows
+from daemon.storage.alerts import ALERT_COLUMNS, AlertRow
 from daemon.storage.schema import APPLICATION_ID, LATEST, MIGRATIONS
 from daemon.storage.sql import Dialect, Sql
 from daemon.storage.sqlite_sql import SqliteSql
@@ -38,7 +37,7 @@ class Statement:
 class Batch:
     """Everything one transaction writes. Rows are full states, so a batch can be retried or merged."""
 
-    alerts: dict[str, rows.AlertRow] = field(default_factory=dict)
+    alerts: dict[str, AlertRow] = field(default_factory=dict)
     alert_touches: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     counters: dict[tuple[str, str], float] = field(default_factory=dict)
     upserts: dict[Statement, dict[Hashable, tuple[Any, ...]]] = field(default_factory=dict)
@@ -76,22 +75,14 @@ class Batch:
 
 
 _ALERTS_FROM_JSON = (
-    f"INSERT OR REPLACE INTO alerts ({rows.ALERT_COLUMNS}) SELECT "
-    + ", ".join(f"value->>{i}" for i in range(len(rows.ALERT_COLUMNS.split(","))))
+    f"INSERT OR REPLACE INTO alerts ({ALERT_COLUMNS}) SELECT "
+    + ", ".join(f"value->>{i}" for i in range(len(ALERT_COLUMNS.split(","))))
     + " FROM json_each(?)"
 )
 _TOUCHES_FROM_JSON = (
     "UPDATE alerts SET last_seen = t.value->>0, times_seen = t.value->>1, sources = t.value->>2, "
     "expires_at = t.value->>3 FROM json_each(?) AS t WHERE alerts.fingerprint = t.value->>4"
 )
-
-
-@dataclass
-class Snapshot:
-    """What a starting daemon needs in memory of alerts and counters (incidents: daemon.correlate.store)."""
-
-    active_alerts: list[Alert]
-    counters: dict[tuple[str, str], float]
 
 
 def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
@@ -235,29 +226,3 @@ class Database:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         finally:
             conn.close()
-
-    def load(self, *, now: float, alert_retention: float) -> Snapshot:
-        conn = self.conn
-        # Alerts resolved long ago stay on disk only (load_alerts reads one back when it returns).
-        active = [
-            rows.alert_from_row(r)
-            for r in conn.execute(
-                f"SELECT {rows.ALERT_COLUMNS} FROM alerts WHERE status = ? OR coalesce(ends_at, last_seen) > ?",
-                (AlertStatus.FIRING.value, now - alert_retention),
-            )
-        ]
-        counters = {(n, labels): v for n, labels, v in conn.execute("SELECT name, labels, value FROM counters")}
-        return Snapshot(active, counters)
-
-
-def load_alerts(conn: sqlite3.Connection, fingerprints: Sequence[str]) -> dict[str, Alert]:
-    """The stored alerts among these fingerprints, in one statement on the primary key (any number of them)."""
-    found = conn.execute(
-        f"SELECT {rows.ALERT_COLUMNS} FROM alerts WHERE fingerprint IN (SELECT value FROM json_each(?))",
-        (json.dumps(list(fingerprints)),),
-    )
-    return {r[0]: rows.alert_from_row(r) for r in found}
-
-
-def load_alert(conn: sqlite3.Connection, fingerprint: str) -> Alert | None:
-    return load_alerts(conn, [fingerprint]).get(fingerprint)

@@ -15,8 +15,8 @@ import aiohttp
 
 from daemon.clock import Clock
 from daemon.notify.outbox import signing
+from daemon.notify.outbox.deliveries import Delivery
 from daemon.notify.outbox.outbox import Outbox
-from daemon.notify.outbox.store import Delivery
 from daemon.runbook.config import secret_text
 
 log = logging.getLogger(__name__)

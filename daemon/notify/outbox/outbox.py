@@ -20,9 +20,10 @@ from typing import Any, cast
 from daemon.clock import Clock
 from daemon.metrics.counters import CounterStore
 from daemon.notify.outbox.config import EventKind, WebhookReceiver
-from daemon.notify.outbox.store import DEAD_RETENTION, DELIVERED_RETENTION, PRUNE, UPSERT, Delivery, State
+from daemon.notify.outbox.deliveries import DEAD_RETENTION, DELIVERED_RETENTION, Delivery, State
 from daemon.notify.outbox.throttle import STORM_WINDOW, StormDetector, TokenBucket
 from daemon.storage.database import Batch
+from daemon.storage.outbox import PRUNE, UPSERT, delivery_row
 from daemon.storage.writer import GroupCommitWriter
 
 NOTIFICATIONS_TOTAL = "itsmd_notifications_total"
@@ -255,7 +256,7 @@ class Outbox:
 
     def _collect(self, batch: Batch, lazy: bool) -> None:
         for key, d in self._dirty.items():
-            batch.upsert(UPSERT, key, d.row())
+            batch.upsert(UPSERT, key, delivery_row(d))
             self._cut[key] = d.version
         self._dirty.clear()
         if self._prune_at is not None:

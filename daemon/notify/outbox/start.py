@@ -17,10 +17,10 @@ from daemon.notify.outbox.incidents import IncidentNotices
 from daemon.notify.outbox.metrics import OutboxCollector
 from daemon.notify.outbox.outbox import Outbox
 from daemon.notify.outbox.records import DrillNotices, ProblemNotices, RunNotices
-from daemon.notify.outbox.store import load_pending
 from daemon.problems.manager import Problems
 from daemon.runbook.engine import Engine
-from daemon.storage.database import Database
+from daemon.storage.outbox import load_pending
+from daemon.storage.sql import Backend
 from daemon.storage.writer import GroupCommitWriter
 from daemon.tasks import TaskRegistry
 
@@ -58,7 +58,7 @@ class Sources:
 
 
 async def open_webhooks(
-    db: Database,
+    db: Backend,
     *,
     writer: GroupCommitWriter,
     counters: CounterStore,
@@ -75,7 +75,7 @@ async def open_webhooks(
         receivers,
         team_of=lambda service: correlator.ruleset.catalogue.get(service).team,
     )
-    pending, next_seq = await asyncio.to_thread(load_pending, db.conn)
+    pending, next_seq = await asyncio.to_thread(load_pending, db.primary)
     outbox.restore(pending, next_seq)
     correlator.subscribe(IncidentNotices(outbox, correlator.get).on_incident_event)
     runs = RunNotices(outbox)

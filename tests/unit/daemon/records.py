@@ -8,7 +8,7 @@ from pathlib import Path
 from daemon.alerts.table import AlertTable
 from daemon.audit.chain import ORIGIN
 from daemon.audit.log import AuditLog
-from daemon.audit.store import stored_head
+from daemon.audit.verify import stored_head
 from daemon.catalogue.services import Catalogue, Service
 from daemon.config import AlertsConfig
 from daemon.correlate.incidents import Correlator
@@ -67,7 +67,7 @@ class Stack:
         self.counters = CounterStore(self.writer)
         self.table = AlertTable(self.writer, alerts or AlertsConfig(), load_stored=lambda fps: {})
         # On a folder used before (a restart), the audit chain goes on from its stored head, as in the daemon.
-        audit = AuditLog(self.writer, head=stored_head(self.db.conn) or ORIGIN)
+        audit = AuditLog(self.writer, head=stored_head(self.db.primary) or ORIGIN)
         self.correlator = Correlator(
             self.writer, ruleset(rules), self.table, self.counters, audit=audit, at_risk_share=at_risk_share
         )

@@ -11,7 +11,8 @@ from daemon.alerts.transitions import Ended, Fired
 from daemon.clock import ManualClock
 from daemon.config import AlertsConfig
 from daemon.model import Alert, AlertStatus, Source
-from daemon.storage.database import Database, load_alert, load_alerts
+from daemon.storage.alerts import load_active_alerts, load_alert, load_alerts
+from daemon.storage.database import Database
 from daemon.storage.writer import GroupCommitWriter
 from tests.unit.daemon.records import Stack, incoming
 
@@ -147,7 +148,7 @@ async def test_long_resolved_alerts_leave_memory_and_come_back_from_disk(tmp_pat
 
     def load(fps: Sequence[str]) -> dict[str, Alert]:
         asked.append(list(fps))
-        return load_alerts(s.db.conn, fps)
+        return load_alerts(s.db.primary, fps)
 
     s.table = AlertTable(s.writer, AlertsConfig(resolved_retention=3600.0), load_stored=load)
     try:
@@ -215,7 +216,7 @@ def test_unknown_fingerprints_of_a_request_are_looked_up_in_one_read(tmp_path: P
 
     def load(fps: Sequence[str]) -> dict[str, Alert]:
         asked.append(list(fps))
-        return load_alerts(s.db.conn, fps)
+        return load_alerts(s.db.primary, fps)
 
     s.table = AlertTable(s.writer, AlertsConfig(), load_stored=load)
     try:
@@ -241,12 +242,12 @@ async def test_a_long_resolved_alert_stays_on_disk_after_a_restart_and_comes_bac
 
     r = Stack(tmp_path)
     r.table = AlertTable(
-        r.writer, AlertsConfig(resolved_retention=3600.0), load_stored=lambda fps: load_alerts(r.db.conn, fps)
+        r.writer, AlertsConfig(resolved_retention=3600.0), load_stored=lambda fps: load_alerts(r.db.primary, fps)
     )
     try:
-        snap = r.db.load(now=T0 + 10_000, alert_retention=3600.0)
-        assert [a.fingerprint for a in snap.active_alerts] == [incoming(instance="new").fingerprint]
-        r.table.restore(snap.active_alerts, T0 + 10_000)
+        active = load_active_alerts(r.db.primary, now=T0 + 10_000, retention=3600.0)
+        assert [a.fingerprint for a in active] == [incoming(instance="new").fingerprint]
+        r.table.restore(active, T0 + 10_000)
         assert r.table.get(incoming(instance="old").fingerprint) is None
         again = incoming(instance="old", starts_at=T0 + 9_000)
         transitions, _ = r.table.apply([again], Source.PROMETHEUS, T0 + 10_001)
@@ -305,16 +306,16 @@ async def test_a_resend_reaches_disk_after_the_write_delay_and_at_shutdown(tmp_p
         clock.advance(10)
         table.apply([a, b], Source.PROMETHEUS, clock.now())
         await writer.flush()
-        assert load_alert(db.conn, a.fingerprint).times_seen == 1  # type: ignore[union-attr]
+        assert load_alert(db.primary, a.fingerprint).times_seen == 1  # type: ignore[union-attr]
         clock.advance(SEEN_WRITE_DELAY - 10)  # a's first unwritten re-send is due, b's is not
         await writer.flush()
-        stored_a, stored_b = load_alert(db.conn, a.fingerprint), load_alert(db.conn, b.fingerprint)
+        stored_a, stored_b = load_alert(db.primary, a.fingerprint), load_alert(db.primary, b.fingerprint)
         assert stored_a is not None and stored_b is not None
         assert (stored_a.times_seen, stored_a.last_seen) == (3, T0 + 20)
         assert stored_b.times_seen == 1
         writer.close()
         await writer.run()  # shutdown writes what is left, due or not
-        stored_b = load_alert(db.conn, b.fingerprint)
+        stored_b = load_alert(db.primary, b.fingerprint)
         assert stored_b is not None
         assert (stored_b.times_seen, stored_b.last_seen) == (2, T0 + 20)
     finally:

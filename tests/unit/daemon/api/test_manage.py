@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from daemon.clock import ManualClock
-from daemon.storage.queries import rfc3339
+from daemon.storage.timestamps import rfc3339
 from tests.unit.daemon.configfiles import write
 from tests.unit.daemon.ingest.conftest import Daemon, epoch, running, series
 

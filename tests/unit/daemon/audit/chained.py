@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from daemon.audit.start import open_audit
-from daemon.audit.store import TRIGGERS
+from daemon.storage.audit import TRIGGERS
 from daemon.storage.database import Database
 from daemon.storage.writer import GroupCommitWriter
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from daemon.audit import AuditLog, read_events
+from daemon.audit import AuditLog
 from daemon.audit.chain import load_key, read_anchor
 from daemon.audit.start import open_audit
 from daemon.audit.verify import check
+from daemon.storage.audit import read_events
 from daemon.storage.database import Database
 from daemon.storage.writer import GroupCommitWriter
 
@@ -32,18 +33,18 @@ async def test_events_are_written_with_their_changes_and_never_updated_or_delete
         )
         audit.record(11.0, "itsmd", "problem", 3, "opened", before=None, after={"status": "candidate"})
         await writer.flush()
-        [first, second] = read_events(db.conn, None, None, 10, 0)
+        [first, second] = read_events(db.primary, None, None, 10, 0)
         assert (first["actor"], first["before"], first["after"]) == (
             "alice",
             {"status": "open"},
             {"status": "acknowledged"},
         )
         assert (second["record_type"], second["record_id"], second["before"]) == ("problem", "3", None)
-        assert read_events(db.conn, "incident", "1", 10, 0) == [first]
+        assert read_events(db.primary, "incident", "1", 10, 0) == [first]
         for sql in ("UPDATE audit_events SET actor = 'mallory'", "DELETE FROM audit_events"):
             with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                 db.conn.execute(sql)
-        assert len(read_events(db.conn, None, None, 10, 0)) == 2
+        assert len(read_events(db.primary, None, None, 10, 0)) == 2
     finally:
         writer.shutdown_thread()
         db.close()
@@ -64,7 +65,7 @@ async def test_the_head_counts_only_committed_events_and_whole_seconds_verify(tm
         assert audit.committed_head.seq == 3
         await audit.anchor()
         assert read_anchor(tmp_path / "audit.head") == audit.committed_head
-        report = check(db.conn, load_key(tmp_path / "audit.key"), tmp_path / "audit.head")
+        report = check(db.primary, load_key(tmp_path / "audit.key"), tmp_path / "audit.head")
         assert (report.ok, report.events, report.head.seq) == (True, 3, 3)
     finally:
         writer.shutdown_thread()

@@ -8,12 +8,12 @@ import pytest
 
 from daemon.changes.ledger import CAUSING_INCIDENTS, CHANGES_TOTAL, ChangeLedger
 from daemon.changes.model import ChangeOutcome, ChangePolicy, ChangeType
-from daemon.changes.store import get_change, list_changes, load_changes
 from daemon.clock import ManualClock
 from daemon.correlate.events import IncidentEvent
 from daemon.correlate.rules import CorrelationRules
 from daemon.model import Incident, Source
 from daemon.runbook.model import Run, RunEvent, RunEventKind, RunMode, RunStatus
+from daemon.storage.changes import get_change, list_changes, load_changes
 from tests.unit.daemon.records import Stack, incoming
 
 T0 = 1_800_000_000.0
@@ -121,7 +121,7 @@ async def test_a_live_run_is_a_standard_change_closed_with_the_run_outcome(rig: 
     assert changes_total(rig, "api", "standard", "rolled_back") == 1
 
     await rig.stack.writer.flush()
-    stored = get_change(rig.stack.db.conn, change.id)
+    stored = get_change(rig.stack.db.primary, change.id)
     assert stored is not None
     assert stored["outcome"] == "rolled_back"
     assert stored["run_status"] == "rolled_back"
@@ -230,7 +230,7 @@ async def test_incident_opened_soon_after_a_change_on_its_service_is_linked_to_i
 
     await rig.stack.writer.flush()
     conn = rig.stack.db.conn
-    stored = get_change(conn, change.id)
+    stored = get_change(rig.stack.db.primary, change.id)
     assert stored is not None
     assert [i["incident_id"] for i in stored["suspected_incidents"]] == [incident.id]
     assert stored["events"][-1]["kind"] == "suspected_cause"
@@ -298,10 +298,10 @@ async def test_open_and_recent_changes_come_back_after_a_restart(rig: Rig, tmp_p
     rig.move(held, RunStatus.HELD)
     await rig.stack.writer.flush()
 
-    snapshot = load_changes(rig.stack.db.conn, now=T0 + WINDOW * 2, window=WINDOW)
+    snapshot = load_changes(rig.stack.db.primary, now=T0 + WINDOW * 2, window=WINDOW)
     assert [c.run_id for c in snapshot.changes] == [held.id]
     assert snapshot.next_id == 3
-    recent = load_changes(rig.stack.db.conn, now=T0 + 1, window=WINDOW)
+    recent = load_changes(rig.stack.db.primary, now=T0 + 1, window=WINDOW)
     assert [c.run_id for c in recent.changes] == [done.id, held.id]
 
     rig.ledger.restore(snapshot)
@@ -321,7 +321,7 @@ async def test_list_filters_by_service_outcome_and_state(rig: Rig) -> None:
     await rig.stack.writer.flush()
 
     def ids(service: str | None = None, outcome: str | None = None, state: str = "all") -> list[int]:
-        found = list_changes(rig.stack.db.conn, service=service, outcome=outcome, state=state, limit=10, offset=0)
+        found = list_changes(rig.stack.db.primary, service=service, outcome=outcome, state=state, limit=10, offset=0)
         return [c["id"] for c in found]
 
     assert ids() == [2, 1]

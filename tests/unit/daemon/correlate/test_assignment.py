@@ -15,12 +15,11 @@ from daemon.catalogue.services import Catalogue, Service
 from daemon.correlate.assignment import assignee_named, list_filter
 from daemon.correlate.rules import CorrelationRules
 from daemon.correlate.ruleset import RuleSet
-from daemon.correlate.store import load_incidents
 from daemon.errors import RequestError
 from daemon.model import IncidentStatus, Source
 from daemon.storage.database import Database
 from daemon.storage.incident_search import IncidentQuery, search_incidents
-from daemon.storage.queries import AssignmentFilter
+from daemon.storage.incidents import AssignmentFilter, load_incidents
 from daemon.storage.schema import APPLICATION_ID, MIGRATIONS
 from tests.unit.daemon.records import Stack, incoming
 
@@ -94,7 +93,7 @@ async def test_assign_and_unassign_are_recorded_and_survive_a_restart(tmp_path: 
 
     r = Stack(tmp_path, rules=RULES)
     try:
-        [incident], _ = load_incidents(r.db.conn)
+        [incident], _ = load_incidents(r.db.primary)
         assert (incident.assignee, incident.team) == ("alice", "dba")
     finally:
         r.close()
@@ -187,15 +186,13 @@ def test_a_version_7_store_migrates_and_its_incidents_count_for_their_services_t
     db = Database(path)
     db.open()
     try:
-        incidents, _ = load_incidents(db.conn)
+        incidents, _ = load_incidents(db.primary)
         assert [(i.assignee, i.team) for i in incidents] == [(None, None), (None, None)]
         web = list_filter("", "web", "rita", CATALOGUE)
-        found = search_incidents(db.conn, IncidentQuery(assignment=web))
+        found = search_incidents(db.primary, IncidentQuery(assignment=web))
         assert [i["id"] for i in found.incidents] == [1]
         assert found.incidents[0]["team"] is None
-        assert [i["id"] for i in search_incidents(db.conn, IncidentQuery(assignment=AssignmentFilter())).incidents] == [
-            2,
-            1,
-        ]
+        everyone = search_incidents(db.primary, IncidentQuery(assignment=AssignmentFilter()))
+        assert [i["id"] for i in everyone.incidents] == [2, 1]
     finally:
         db.close()

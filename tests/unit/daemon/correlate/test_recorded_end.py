@@ -19,9 +19,10 @@ from daemon.config import AlertsConfig
 from daemon.correlate.metrics import RESOLUTION_DURATION, WITHDRAWN, pairs
 from daemon.correlate.rules import CorrelationRules, Flapping
 from daemon.correlate.ruleset import RuleSet
-from daemon.correlate.store import load_incidents
 from daemon.model import Alert, Incident, IncidentStatus, IncomingAlert, Source
 from daemon.pipeline import Pipeline
+from daemon.storage.availability import load_histories
+from daemon.storage.incidents import load_incidents
 from tests.unit.daemon.records import Stack, incoming
 
 T0 = 1_800_000_000.0
@@ -105,7 +106,7 @@ async def test_lost_resolve_ends_at_last_seen_without_prometheus(h: Harness) -> 
     assert kind == "resolved"
     assert resolved == {"by": "expiry", "ended_at": T0 + 600, "end_estimated": True, "end_source": "last_seen"}
     # The stored history (restart, report) reads the same outage.
-    episodes = stored_episodes(h.stack.db.conn, catalogue())
+    episodes = stored_episodes(load_histories(h.stack.db.primary), catalogue())
     assert [(e.start, e.end) for e in episodes] == [(T0, T0 + 600)]
 
 
@@ -219,7 +220,7 @@ async def test_a_restart_keeps_the_ends_of_alerts_already_ended(h: Harness) -> N
     h.at(T0 + 1200)
     h.feed(down(instance="a", firing=False, ends_at=T0 + 1190))
     await h.stack.writer.flush()
-    (restored,), _ = load_incidents(h.stack.db.conn)
+    (restored,), _ = load_incidents(h.stack.db.primary)
     assert (restored.ended_at, restored.end_source) == (T0 + 1190, None)
     assert list(restored.firing) == [down(instance="b").fingerprint]
 
@@ -257,7 +258,7 @@ async def test_a_flapping_incident_ends_when_its_last_alert_ended_not_when_the_h
         # T0+120; that episode ran to the last alert's end, not to the end of the hold.
         assert h.downtime() == 50 + (last_end - (T0 + 120))
         assert h.mttr_sum() == 50
-        episodes = stored_episodes(h.stack.db.conn, catalogue())
+        episodes = stored_episodes(load_histories(h.stack.db.primary), catalogue())
         assert [(e.start, e.end) for e in episodes] == [(T0, T0 + 50), (T0 + 120, last_end)]
     finally:
         h.stack.close()
@@ -284,7 +285,7 @@ async def test_a_flapping_hold_ends_after_a_restart_one_window_after_it(tmp_path
     again = Harness(tmp_path, rules)
     try:
         again.at(restart)
-        again.stack.correlator.restore(*load_incidents(again.stack.db.conn), restart)
+        again.stack.correlator.restore(*load_incidents(again.stack.db.primary), restart)
         incident = again.incident()
         # The changes it was counted from are gone: it flaps until a whole window passes without one.
         assert incident.flapping and again.stack.correlator.is_flapping(next(iter(incident.flapping)))

@@ -15,9 +15,9 @@ from daemon.catalogue.services import Catalogue
 from daemon.clock import ManualClock
 from daemon.correlate.events import IncidentEvent, IncidentEventKind
 from daemon.correlate.ruleset import RuleSet
-from daemon.correlate.store import load_incidents
 from daemon.model import Source
 from daemon.notify.publish.config import PublishConfig
+from daemon.storage.incidents import load_incidents
 from tests.unit.daemon.records import Stack, incoming
 
 T0 = datetime.fromisoformat("2026-11-29T00:00:00+00:00").timestamp()  # a Sunday, 00:00 UTC
@@ -126,7 +126,7 @@ async def test_not_sent_again_after_a_restart_and_still_due_after_one(tmp_path: 
     second = open_stack(tmp_path)
     try:
         again = listen(second)
-        second.correlator.restore(*load_incidents(second.db.conn), T0 + 450)
+        second.correlator.restore(*load_incidents(second.db.primary), T0 + 450)
         # Incident 1's moment is recorded; incident 2's is computed from the stored clock.
         assert second.correlator.next_due() == T0 + 900
         second.correlator.run_due(T0 + 960)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from daemon.catalogue.services import Catalogue, Service
 from daemon.correlate.ruleset import RuleSet
-from daemon.correlate.store import load_incidents
 from daemon.model import IncidentStatus, Source
 from daemon.storage.database import Database
+from daemon.storage.incidents import load_incidents
 from daemon.storage.schema import APPLICATION_ID, LATEST, MIGRATIONS
 from tests.unit.daemon.records import Stack, incoming
 
@@ -29,7 +29,7 @@ async def test_priority_status_sla_and_links_survive_a_restart(tmp_path: Path) -
 
     r = Stack(tmp_path, rules=RULES)
     try:
-        [incident], next_id = load_incidents(r.db.conn)
+        [incident], next_id = load_incidents(r.db.primary)
         assert next_id == 2
         assert (incident.status, incident.priority, incident.acknowledged_at) == (
             IncidentStatus.ACKNOWLEDGED,
@@ -61,7 +61,7 @@ def test_a_version_1_store_migrates(tmp_path: Path) -> None:
     db.open()
     try:
         assert db.conn.execute("PRAGMA user_version").fetchone()[0] == LATEST
-        [incident], _ = load_incidents(db.conn)
+        [incident], _ = load_incidents(db.primary)
         assert (incident.priority, incident.last_attached_at, incident.sla.breaches) == ("P3", T0, set())
         counters = db.conn.execute("SELECT name, value FROM counters").fetchall()
         assert counters == [("itsmd_alerts_received_total", 7)]

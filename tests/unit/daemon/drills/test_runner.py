@@ -17,9 +17,9 @@ from daemon.api.errors import status_of
 from daemon.drills.model import DrillOutcome
 from daemon.drills.runner import DRILLS_TOTAL, DrillBusy, DrillRunner
 from daemon.drills.spec import Drill, Recovery
-from daemon.drills.store import drill_results, load_drill_state
 from daemon.errors import RequestError
 from daemon.model import Incident, IncidentStatus
+from daemon.storage.drills import drill_results, load_drill_state
 from integrations.prometheus.client import PrometheusClient
 from tests.unit.daemon.runbook.harness import Harness, write_runbook
 
@@ -71,7 +71,7 @@ class Setup:
             prometheus=prometheus,
             sleep=self.h.sleeper,
         )
-        self.runner.restore(load_drill_state(self.h.db.conn))
+        self.runner.restore(load_drill_state(self.h.db.primary))
         self.runner.set_drills(drills)
         return self.runner
 
@@ -179,7 +179,7 @@ async def test_a_restart_keeps_the_last_success_and_records_a_crashed_drill_inte
     assert second.count("passed") == 1 and second.count("interrupted", "search") == 1
     assert second.count("failed", "search") == 0
     await again.durable(5.0)
-    results = drill_results(second.h.db.conn, 0.0, second.h.clock.now() + 1)
+    results = drill_results(second.h.db.primary, 0.0, second.h.clock.now() + 1)
     assert [(r.name, r.outcome, r.met_rto) for r in results["checkout"]] == [("d", "passed", True)]
     assert [(r.name, r.outcome) for r in results["search"]] == [("long", "interrupted")]
     await second.h.stop()

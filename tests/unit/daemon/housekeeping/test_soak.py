@@ -34,7 +34,7 @@ from daemon.app import AVAILABILITY, HOUSEKEEPING
 from daemon.cli import main
 from daemon.clock import ManualClock
 from daemon.report.produce import produce
-from daemon.storage.database import Batch, Statement, connect
+from daemon.storage.database import Batch, Database, Statement, connect
 from tests.unit.daemon.configfiles import write
 from tests.unit.daemon.ingest.conftest import Daemon, epoch, running, series
 
@@ -177,7 +177,7 @@ class Soak:
 
 def _report(soak: Soak, d: Daemon, month: str) -> dict[str, Any]:
     catalogue = d.client.app[keys.PIPELINE].correlator.ruleset.catalogue
-    text = produce(soak.data / "itsmd.db", catalogue, month, now=soak.clock.now(), fmt="json")
+    text = produce(Database(soak.data / "itsmd.db"), catalogue, month, now=soak.clock.now(), fmt="json")
     doc: dict[str, Any] = json.loads(text)
     doc.pop("generated_at", None)
     return doc

@@ -12,10 +12,10 @@ from daemon.api.errors import status_of
 from daemon.correlate.events import IncidentEvent, IncidentEventKind
 from daemon.correlate.metrics import pairs
 from daemon.correlate.rules import CorrelationRules, Flapping, Recurrence
-from daemon.correlate.store import load_incidents, recent_signatures
 from daemon.errors import RequestError
 from daemon.model import ProblemStatus, Source
-from daemon.problems.store import load_problems
+from daemon.storage.incidents import load_incidents, recent_signatures
+from daemon.storage.problems import load_problems
 from tests.unit.daemon.records import Stack, incoming
 
 T0 = 1_800_000_000.0
@@ -129,16 +129,16 @@ async def test_problems_incidents_and_history_survive_a_restart(tmp_path: Path) 
     r = Stack(tmp_path, rules=RULES)
     try:
         conn = r.db.conn
-        problems, next_id = load_problems(conn)
+        problems, next_id = load_problems(r.db.primary)
         assert [(p.id, p.status, p.incidents) for p in problems] == [(1, ProblemStatus.CONFIRMED, [1, 2, 3])]
         assert next_id == 2
-        incidents, next_incident = load_incidents(conn)
+        incidents, next_incident = load_incidents(r.db.primary)
         assert sorted(i.id for i in incidents) == [1, 2, 3]  # 4 is closed
         assert next_incident == 5
         assert {i.priority for i in incidents} == {"P3"}
         assert {i.problem_id for i in incidents} == {None, 1}
         # Incidents already in a problem do not count towards another one.
-        assert recent_signatures(conn, T0 - 1) == [('{alertname="Other",service="api"}', T0 + 300, 4)]
+        assert recent_signatures(r.db.primary, T0 - 1) == [('{alertname="Other",service="api"}', T0 + 300, 4)]
         events = conn.execute("SELECT record_type, action FROM audit_events ORDER BY id").fetchall()
         assert ("problem", "opened") in events and ("problem", "confirm") in events
         assert ("incident", "closed") in events

@@ -9,6 +9,7 @@ from daemon import cli
 from daemon.clock import ManualClock
 from daemon.config import load_config
 from daemon.report.produce import MonthlyReports, previous_month, produce
+from daemon.storage.backends import backend_for
 from tests.unit.daemon.availability.test_tracker import _config, _post
 from tests.unit.daemon.ingest.conftest import epoch, running
 
@@ -40,7 +41,7 @@ async def test_report_from_the_store(tmp_path: Path) -> None:
     config, data, _ = await _store(tmp_path)
     loaded = load_config(config, data_dir=data)
     # The month is over: every day counts in full (the CLI below uses the wall clock).
-    text = produce(loaded.db_path, loaded.rules.catalogue, "2026-11", now=epoch("2026-12-01T06:00:00Z"))
+    text = produce(backend_for(loaded), loaded.rules.catalogue, "2026-11", now=epoch("2026-12-01T06:00:00Z"))
     report = json.loads(text)
     api = next(s for s in report["services"] if s["service"] == "api")
     # 10 min (18:20-18:30) + 10 min outside maintenance (19:30-19:40) unplanned; 10 min inside it planned.
@@ -98,7 +99,7 @@ async def test_monthly_job_writes_last_month_atomically(tmp_path: Path) -> None:
     assert previous_month(clock.now(), "UTC") == "2026-11"
     loaded = load_config(config, data_dir=data)
     job = MonthlyReports(
-        loaded.db_path, lambda: loaded.rules.catalogue, tmp_path / "reports", clock, time_zone="UTC",
+        backend_for(loaded), lambda: loaded.rules.catalogue, tmp_path / "reports", clock, time_zone="UTC",
         formats=("html", "json"),
     )  # fmt: skip
     written = job.write()
@@ -111,7 +112,7 @@ async def test_a_month_not_over_is_reported_to_date_over_the_span_it_covers(tmp_
     config, data, _ = await _store(tmp_path)
     loaded = load_config(config, data_dir=data)
     now = epoch("2026-11-23T20:00:00Z")
-    report = json.loads(produce(loaded.db_path, loaded.rules.catalogue, "2026-11", now=now))
+    report = json.loads(produce(backend_for(loaded), loaded.rules.catalogue, "2026-11", now=now))
     cover = report["coverage"]
     first = epoch("2026-11-23T18:15:00Z")  # the daemon's first start (the audit chain's first event)
     assert (cover["start"], cover["end"], cover["to_date"], cover["no_data"]) == (first, now, True, False)
@@ -126,16 +127,16 @@ async def test_a_month_not_over_is_reported_to_date_over_the_span_it_covers(tmp_
     # The error budget is that of the span covered, and said to be: 1 % of 75 min.
     assert api["error_budget_seconds"] == (1 - 0.99) * agreed
     assert api["error_budget_remaining_ratio"] == 1 - 1200 / ((1 - 0.99) * agreed)
-    md = produce(loaded.db_path, loaded.rules.catalogue, "2026-11", now=now, fmt="md")
+    md = produce(backend_for(loaded), loaded.rules.catalogue, "2026-11", now=now, fmt="md")
     assert md.startswith("# Service report 2026-11 (to date)\n")
     assert cover["statement"] in md and "| NO so far |" in md and "of the span's budget" in md
-    html = produce(loaded.db_path, loaded.rules.catalogue, "2026-11", now=now, fmt="html")
+    html = produce(backend_for(loaded), loaded.rules.catalogue, "2026-11", now=now, fmt="html")
     assert cover["statement"].replace("'", "&#39;") in html and "<h1>Service report 2026-11 (to date)</h1>" in html
 
     # The next month, early on its first day: the span starts at the month's start, in the report's time zone.
     berlin = json.loads(
         produce(
-            loaded.db_path, loaded.rules.catalogue, "2026-12", now=epoch("2026-12-01T06:00:00Z"),
+            backend_for(loaded), loaded.rules.catalogue, "2026-12", now=epoch("2026-12-01T06:00:00Z"),
             time_zone="Europe/Berlin",
         )
     )  # fmt: skip
@@ -157,7 +158,7 @@ async def test_a_month_before_the_first_record_or_in_the_future_has_no_data(tmp_
         ("2026-10", "the period ends before the store's first record (2026-11-23 18:15:00 UTC)"),
         ("2027-01", "the period has not begun"),
     ):
-        report = json.loads(produce(loaded.db_path, loaded.rules.catalogue, period, now=now))
+        report = json.loads(produce(backend_for(loaded), loaded.rules.catalogue, period, now=now))
         assert report["coverage"]["no_data"] is True and report["coverage"]["start"] is None
         assert report["coverage"]["statement"] == f"No data: {why}; no availability or error budget is stated."
         api = next(s for s in report["services"] if s["service"] == "api")
@@ -167,9 +168,9 @@ async def test_a_month_before_the_first_record_or_in_the_future_has_no_data(tmp_
             None,
         )
         assert api["daily"] == []
-        md = produce(loaded.db_path, loaded.rules.catalogue, period, now=now, fmt="md")
+        md = produce(backend_for(loaded), loaded.rules.catalogue, period, now=now, fmt="md")
         assert f"# Service report {period} (no data)" in md
         assert "| api |  | no data | 99.000 % | no data | no data | no data | no data |" in md
         assert "100.000 %" not in md and "yes" not in md
-        html = produce(loaded.db_path, loaded.rules.catalogue, period, now=now, fmt="html")
+        html = produce(backend_for(loaded), loaded.rules.catalogue, period, now=now, fmt="html")
         assert "no data" in html and "100.000 %" not in html

@@ -19,10 +19,11 @@ from daemon.runbook.check import load_runbook
 from daemon.runbook.config import RunbooksConfig
 from daemon.runbook.digest import load_key as load_digest_key
 from daemon.runbook.engine import Engine
-from daemon.runbook.journal import load_runs
 from daemon.runbook.library import RunbookLibrary
 from daemon.runbook.model import Run, RunEvent, RunStatus
+from daemon.storage.counters import load_counters
 from daemon.storage.database import Database
+from daemon.storage.runs import load_runs
 from daemon.storage.writer import GroupCommitWriter
 from daemon.tasks import TaskRegistry
 
@@ -111,9 +112,9 @@ class Harness:
             audit=self.audit,
         )
         self.engine.subscribe(self._on_event)
-        snapshot = load_runs(self.db.conn, now=self.clock.now(), breaker_lookback=86400.0, history=100)
+        snapshot = load_runs(self.db.primary, now=self.clock.now(), breaker_lookback=86400.0, history=100)
         self.engine.restore(snapshot)
-        self.counters.restore(self.db.load(now=self.clock.now(), alert_retention=0).counters)
+        self.counters.restore(load_counters(self.db.primary))
         self.writer_task = asyncio.create_task(self.writer.run())
         await self.engine.recover()
         return self.engine

@@ -5,10 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from daemon.correlate.store import load_incidents
 from daemon.errors import IncompatibleStore, StorageError
 from daemon.model import Source
+from daemon.storage.alerts import load_active_alerts
+from daemon.storage.counters import load_counters
 from daemon.storage.database import Batch, Database, Statement
+from daemon.storage.incidents import load_incidents
 from daemon.storage.schema import APPLICATION_ID, LATEST
 from tests.unit.daemon.records import Stack, incoming
 
@@ -85,14 +87,15 @@ async def test_restart_restores_alerts_incidents_and_counters(tmp_path: Path) ->
 
     r = Stack(tmp_path)
     try:
-        snap = r.db.load(now=T0 + 10, alert_retention=3600)
-        assert len(snap.active_alerts) == 2
-        incidents, next_incident_id = load_incidents(r.db.conn)
+        assert len(load_active_alerts(r.db.primary, now=T0 + 10, retention=3600)) == 2
+        incidents, next_incident_id = load_incidents(r.db.primary)
         assert next_incident_id == 2
         [incident] = incidents
         assert len(incident.fingerprints) == 2
         assert list(incident.firing) == [incoming(alertname="A", service="api", instance="1").fingerprint]
-        assert snap.counters[("itsmd_incidents_opened_total", '{"priority": "P3", "service": "api"}')] == 1
+        assert (
+            load_counters(r.db.primary)[("itsmd_incidents_opened_total", '{"priority": "P3", "service": "api"}')] == 1
+        )
     finally:
         r.close()
 

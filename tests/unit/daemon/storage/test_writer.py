@@ -8,7 +8,7 @@ import pytest
 
 from daemon.errors import StoreUnavailable
 from daemon.model import Source
-from daemon.storage.database import load_alert
+from daemon.storage.alerts import load_alert
 from tests.unit.daemon.records import Stack, incoming
 
 T0 = 1_800_000_000.0
@@ -31,7 +31,7 @@ async def submit(s: Stack, instance: str, now: float = T0) -> None:
 
 async def test_acknowledged_alert_is_on_disk(running: Stack) -> None:
     await submit(running, "1")
-    alert = load_alert(running.db.conn, incoming(alertname="A", instance="1").fingerprint)
+    alert = load_alert(running.db.primary, incoming(alertname="A", instance="1").fingerprint)
     assert alert is not None
     assert alert.labels == {"alertname": "A", "instance": "1"}
 
@@ -68,7 +68,7 @@ async def test_failed_commit_is_retried_and_waiters_time_out(tmp_path: Path) -> 
         assert seq2 == seq
         await s.writer.durable(seq2, within=5)
         assert s.writer.healthy
-        assert load_alert(s.db.conn, incoming(alertname="A", instance="1").fingerprint) is not None
+        assert load_alert(s.db.primary, incoming(alertname="A", instance="1").fingerprint) is not None
     finally:
         s.writer.close()
         await asyncio.wait_for(task, 10)

@@ -10,8 +10,8 @@ from daemon.clock import ManualClock
 from daemon.metrics.counters import CounterStore
 from daemon.notify.outbox.config import EventKind, WebhookReceiver
 from daemon.notify.outbox.outbox import Event, Outbox
-from daemon.notify.outbox.store import load_pending
 from daemon.storage.database import Database
+from daemon.storage.outbox import load_pending
 from daemon.storage.writer import GroupCommitWriter
 
 README = Path(__file__).resolve().parents[5] / "README.md"
@@ -50,7 +50,7 @@ class Harness:
         self.writer = GroupCommitWriter(self.db, flush_interval=0.05)
         self.counters = CounterStore(self.writer)
         self.outbox = Outbox(self.writer, self.counters, self.clock, receivers, team_of=lambda s: f"team-{s}")
-        self.outbox.restore(*load_pending(self.db.conn))
+        self.outbox.restore(*load_pending(self.db.primary))
 
     def reopen(self) -> Harness:
         """A restart: the same file, a fresh outbox loaded from it."""

@@ -8,8 +8,8 @@ import aiohttp
 import pytest
 
 from daemon.notify.outbox import signing
+from daemon.notify.outbox.deliveries import State
 from daemon.notify.outbox.delivery import Deliverer
-from daemon.notify.outbox.store import State
 from tests.unit.daemon.notify.outbox.harness import SECRET, Harness, documented_verify, event, receiver
 from tests.unit.daemon.notify.outbox.receiver_server import Receiver
 

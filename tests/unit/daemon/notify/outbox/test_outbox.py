@@ -7,8 +7,9 @@ import pytest
 
 from daemon.errors import StoreUnavailable
 from daemon.notify.outbox.config import EventKind
+from daemon.notify.outbox.deliveries import State
 from daemon.notify.outbox.outbox import NOTIFICATIONS_TOTAL, backoff, wants
-from daemon.notify.outbox.store import State, dead_letters
+from daemon.storage.outbox import dead_letters
 from tests.unit.daemon.notify.outbox.harness import Harness, event, receiver
 
 
@@ -89,7 +90,7 @@ async def test_a_failed_attempt_backs_off_then_dead_letters_at_max_age(
         assert waits == [10.0, 20.0, 40.0, 30.0]
         assert h.clock.now() - start == 100.0
         assert h.outbox.depth() == {"hook": 0}
-        [letter] = dead_letters(h.db.conn, "hook", 10, 0)
+        [letter] = dead_letters(h.db.primary, "hook", 10, 0)
         assert letter["event_id"] == d.event_id and letter["attempts"] == 5 and letter["last_error"] == "HTTP 503"
         labels = (("channel", "webhook"), ("kind", "incident_opened"))
         assert h.counters.get(NOTIFICATIONS_TOTAL, (*labels, ("outcome", "dead"))) == 1

@@ -3,26 +3,25 @@ start, and the read the service report uses. Rows are only ever written by daemo
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.drills.model import DrillOutcome, DrillRun
 from daemon.report.model import DrillResult
 from daemon.storage.database import Statement
+from daemon.storage.sql import Row, Sql
 
 COLUMNS = (
     "id, drill, service, trigger, requested_by, outcome, reason, run_id, started_at, ended_at, recovery_seconds, "
     "rto_seconds, rpo_seconds, data_loss_seconds"
 )
 UPSERT = Statement(
-    f"INSERT INTO drill_runs ({COLUMNS}) VALUES ({','.join('?' * len(COLUMNS.split(',')))}) "  # noqa: S608
+    f"INSERT INTO drill_runs ({COLUMNS}) VALUES ({','.join('?' * len(COLUMNS.split(',')))}) "
     "ON CONFLICT (id) DO UPDATE SET outcome = excluded.outcome, reason = excluded.reason, run_id = excluded.run_id, "
     "ended_at = excluded.ended_at, recovery_seconds = excluded.recovery_seconds, "
     "data_loss_seconds = excluded.data_loss_seconds",
     order=50,
 )
-# S608: queries interpolate only COLUMNS and "?" marks; every value is bound as a parameter.
 
 
 def drill_row(d: DrillRun) -> tuple[Any, ...]:
@@ -44,23 +43,22 @@ def drill_row(d: DrillRun) -> tuple[Any, ...]:
     )
 
 
-def _drill_run(row: sqlite3.Row | tuple[Any, ...]) -> DrillRun:
-    (id_, drill, service, trigger, by, outcome, reason, run_id, started, ended, recovery, rto, rpo, loss) = row
+def _drill_run(r: Row) -> DrillRun:
     return DrillRun(
-        id=id_,
-        drill=drill,
-        service=service,
-        trigger=trigger,
-        requested_by=by,
-        outcome=DrillOutcome(outcome),
-        reason=reason,
-        started_at=started,
-        rto_seconds=rto,
-        rpo_seconds=rpo,
-        run_id=run_id,
-        ended_at=ended,
-        recovery_seconds=recovery,
-        data_loss_seconds=loss,
+        id=r["id"],
+        drill=r["drill"],
+        service=r["service"],
+        trigger=r["trigger"],
+        requested_by=r["requested_by"],
+        outcome=DrillOutcome(r["outcome"]),
+        reason=r["reason"],
+        started_at=r["started_at"],
+        rto_seconds=r["rto_seconds"],
+        rpo_seconds=r["rpo_seconds"],
+        run_id=r["run_id"],
+        ended_at=r["ended_at"],
+        recovery_seconds=r["recovery_seconds"],
+        data_loss_seconds=r["data_loss_seconds"],
     )
 
 
@@ -79,39 +77,38 @@ class DrillState:
     """Runs stored as running: the daemon stopped or died during them."""
 
 
-def load_drill_state(conn: sqlite3.Connection) -> DrillState:
+def load_drill_state(sql: Sql) -> DrillState:
     state = DrillState()
-    (max_id,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM drill_runs").fetchone()
-    state.next_id = int(max_id) + 1
-    newest = conn.execute(
-        f"SELECT {COLUMNS} FROM drill_runs WHERE id IN (SELECT MAX(id) FROM drill_runs GROUP BY drill)"  # noqa: S608
-    )
+    state.next_id = int(sql.scalar("SELECT COALESCE(MAX(id), 0) AS max_id FROM drill_runs")) + 1
+    newest = sql.rows(f"SELECT {COLUMNS} FROM drill_runs WHERE id IN (SELECT MAX(id) FROM drill_runs GROUP BY drill)")
     for row in newest:
         run = _drill_run(row)
         state.last[run.drill] = run
-    for service, at in conn.execute(
-        "SELECT service, MAX(ended_at) FROM drill_runs WHERE outcome = 'passed' GROUP BY service"
+    for r in sql.rows(
+        "SELECT service, MAX(ended_at) AS ended_at FROM drill_runs WHERE outcome = 'passed' GROUP BY service"
     ):
-        state.last_success[service] = float(at)
-    measured = conn.execute(
+        state.last_success[r["service"]] = float(r["ended_at"])
+    measured = sql.rows(
         "SELECT service, recovery_seconds FROM drill_runs WHERE id IN "
         "(SELECT MAX(id) FROM drill_runs WHERE recovery_seconds IS NOT NULL GROUP BY service)"
     )
-    for service, seconds in measured:
-        state.last_recovery[service] = float(seconds)
-    running = conn.execute(f"SELECT {COLUMNS} FROM drill_runs WHERE outcome = 'running' ORDER BY id")  # noqa: S608
+    for r in measured:
+        state.last_recovery[r["service"]] = float(r["recovery_seconds"])
+    running = sql.rows(f"SELECT {COLUMNS} FROM drill_runs WHERE outcome = 'running' ORDER BY id")
     state.interrupted = [_drill_run(row) for row in running]
     return state
 
 
-def drill_results(conn: sqlite3.Connection, start: float, end: float) -> dict[str, list[DrillResult]]:
+def drill_results(sql: Sql, start: float, end: float) -> dict[str, list[DrillResult]]:
     """Drill runs started in [start, end) that ended, by service, oldest first (for the service report)."""
     out: dict[str, list[DrillResult]] = {}
-    rows = conn.execute(
+    rows = sql.rows(
         "SELECT service, drill, started_at, outcome, recovery_seconds, rto_seconds FROM drill_runs "
         "WHERE started_at >= ? AND started_at < ? AND outcome != 'running' ORDER BY started_at, id",
         (start, end),
     )
-    for service, drill, at, outcome, recovery, rto in rows:
-        out.setdefault(service, []).append(DrillResult(drill, at, outcome, recovery, rto))
+    for r in rows:
+        out.setdefault(r["service"], []).append(
+            DrillResult(r["drill"], r["started_at"], r["outcome"], r["recovery_seconds"], r["rto_seconds"])
+        )
     return out

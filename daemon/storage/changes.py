@@ -1,4 +1,5 @@
-"""Change rows: the statements the ledger puts in write batches, loading at start, and reads for the API.
+"""Change records: the statements the ledger puts in write batches, loading at start, and reads for the API
+and the console.
 
 Tables (migration 4; `changes.approval` from migration 6): `changes` holds each change's current state (its
 identity columns are written once and never updated), `change_events` the append-only audit trail of every
@@ -9,21 +10,20 @@ deleted.
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from daemon.changes.model import Change, ChangeOutcome, ChangeType
 from daemon.storage.database import Statement
-from daemon.storage.queries import rfc3339
+from daemon.storage.sql import Row, Sql
+from daemon.storage.timestamps import rfc3339
 
 COLUMNS = (
     "id, run_id, runbook, runbook_version, mode, change_type, risk, service, incident_id, requested_by, "
     "trigger, run_status, outcome, reason, created_at, started_at, ended_at, approval"
 )
 UPSERT = Statement(
-    f"INSERT INTO changes ({COLUMNS}) VALUES ({','.join('?' * len(COLUMNS.split(',')))}) "  # noqa: S608
+    f"INSERT INTO changes ({COLUMNS}) VALUES ({','.join('?' * len(COLUMNS.split(',')))}) "
     "ON CONFLICT (id) DO UPDATE SET run_status = excluded.run_status, outcome = excluded.outcome, "
     "reason = excluded.reason, started_at = excluded.started_at, ended_at = excluded.ended_at, "
     "approval = excluded.approval",
@@ -31,12 +31,11 @@ UPSERT = Statement(
 )
 EVENT = Statement("INSERT INTO change_events (change_id, at, kind, detail) VALUES (?,?,?,?)", order=41)
 LINK = Statement(
-    "INSERT INTO change_incidents (change_id, incident_id, at, reason) VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
+    "INSERT INTO change_incidents (change_id, incident_id, at, reason) VALUES (?,?,?,?) "
+    "ON CONFLICT (change_id, incident_id) DO NOTHING",
     order=42,
 )
 Json = dict[str, Any]
-# S608 below: queries interpolate only this module's constants (COLUMNS, "?" marks, fixed WHERE pieces); every
-# value is bound as a parameter.
 
 
 def change_row(c: Change) -> tuple[Any, ...]:
@@ -62,26 +61,26 @@ def change_row(c: Change) -> tuple[Any, ...]:
     )
 
 
-def change_from_row(r: Sequence[Any]) -> Change:
+def change_from_row(r: Row) -> Change:
     return Change(
-        id=r[0],
-        run_id=r[1],
-        runbook=r[2],
-        runbook_version=r[3],
-        mode=r[4],
-        change_type=ChangeType(r[5]),
-        risk=r[6],
-        service=r[7],
-        incident_id=r[8],
-        requested_by=r[9],
-        trigger=r[10],
-        run_status=r[11],
-        outcome=ChangeOutcome(r[12]) if r[12] is not None else None,
-        reason=r[13],
-        created_at=r[14],
-        started_at=r[15],
-        ended_at=r[16],
-        approval=json.loads(r[17]) if r[17] is not None else None,
+        id=r["id"],
+        run_id=r["run_id"],
+        runbook=r["runbook"],
+        runbook_version=r["runbook_version"],
+        mode=r["mode"],
+        change_type=ChangeType(r["change_type"]),
+        risk=r["risk"],
+        service=r["service"],
+        incident_id=r["incident_id"],
+        requested_by=r["requested_by"],
+        trigger=r["trigger"],
+        run_status=r["run_status"],
+        outcome=ChangeOutcome(r["outcome"]) if r["outcome"] is not None else None,
+        reason=r["reason"],
+        created_at=r["created_at"],
+        started_at=r["started_at"],
+        ended_at=r["ended_at"],
+        approval=json.loads(r["approval"]) if r["approval"] is not None else None,
     )
 
 
@@ -96,29 +95,28 @@ class ChangeSnapshot:
     next_id: int
 
 
-def load_changes(conn: sqlite3.Connection, *, now: float, window: float) -> ChangeSnapshot:
+def load_changes(sql: Sql, *, now: float, window: float) -> ChangeSnapshot:
     """Called at start, before the writer runs."""
     since = now - window
     changes = {
-        r[0]: change_from_row(r)
-        for r in conn.execute(
-            f"SELECT {COLUMNS} FROM changes WHERE outcome IS NULL OR ended_at >= ? OR created_at >= ? "  # noqa: S608
-            "ORDER BY id",
+        r["id"]: change_from_row(r)
+        for r in sql.rows(
+            f"SELECT {COLUMNS} FROM changes WHERE outcome IS NULL OR ended_at >= ? OR created_at >= ? ORDER BY id",
             (since, since),
         )
     }
     if changes:
         marks = ",".join("?" * len(changes))
-        for change_id, incident_id in conn.execute(
-            f"SELECT change_id, incident_id FROM change_incidents WHERE change_id IN ({marks}) ORDER BY at",  # noqa: S608
+        for r in sql.rows(
+            f"SELECT change_id, incident_id FROM change_incidents WHERE change_id IN ({marks}) ORDER BY at",
             list(changes),
         ):
-            changes[change_id].suspected_incidents.append(incident_id)
-    max_id = conn.execute("SELECT coalesce(max(id), 0) FROM changes").fetchone()[0]
-    return ChangeSnapshot(list(changes.values()), max_id + 1)
+            changes[r["change_id"]].suspected_incidents.append(r["incident_id"])
+    max_id = sql.scalar("SELECT coalesce(max(id), 0) AS max_id FROM changes")
+    return ChangeSnapshot(list(changes.values()), int(max_id) + 1)
 
 
-# -- reads for the API (read-only connection, committed state) -------------------------------------------
+# -- reads for the API and console (a reader's Sql, committed state) -------------------------------------------
 
 
 def change_json(c: Change) -> Json:
@@ -154,7 +152,7 @@ def _approval_json(a: Json | None) -> Json | None:
 
 
 def list_changes(
-    conn: sqlite3.Connection, *, service: str | None, outcome: str | None, state: str, limit: int, offset: int
+    sql: Sql, *, service: str | None, outcome: str | None, state: str, limit: int, offset: int
 ) -> list[Json]:
     """state: all, open (no outcome yet) or closed."""
     where: list[str] = []
@@ -170,27 +168,24 @@ def list_changes(
     elif state == "closed":
         where.append("outcome IS NOT NULL")
     clause = f"WHERE {' AND '.join(where)}" if where else ""
-    sql = f"SELECT {COLUMNS} FROM changes {clause} ORDER BY id DESC LIMIT ? OFFSET ?"  # noqa: S608
-    rows = conn.execute(sql, [*args, limit, offset])
+    rows = sql.rows(f"SELECT {COLUMNS} FROM changes {clause} ORDER BY id DESC LIMIT ? OFFSET ?", [*args, limit, offset])
     return [change_json(change_from_row(r)) for r in rows]
 
 
-def get_change(conn: sqlite3.Connection, change_id: int) -> Json | None:
-    r = conn.execute(f"SELECT {COLUMNS} FROM changes WHERE id = ?", (change_id,)).fetchone()  # noqa: S608
+def get_change(sql: Sql, change_id: int) -> Json | None:
+    r = sql.one(f"SELECT {COLUMNS} FROM changes WHERE id = ?", (change_id,))
     if r is None:
         return None
     out = change_json(change_from_row(r))
     out["suspected_incidents"] = [
-        {"incident_id": incident_id, "at": rfc3339(at), "reason": reason}
-        for incident_id, at, reason in conn.execute(
+        {"incident_id": s["incident_id"], "at": rfc3339(s["at"]), "reason": s["reason"]}
+        for s in sql.rows(
             "SELECT incident_id, at, reason FROM change_incidents WHERE change_id = ? ORDER BY at, incident_id",
             (change_id,),
         )
     ]
     out["events"] = [
-        {"at": rfc3339(at), "kind": kind, "detail": json.loads(detail)}
-        for at, kind, detail in conn.execute(
-            "SELECT at, kind, detail FROM change_events WHERE change_id = ? ORDER BY id", (change_id,)
-        )
+        {"at": rfc3339(e["at"]), "kind": e["kind"], "detail": json.loads(e["detail"])}
+        for e in sql.rows("SELECT at, kind, detail FROM change_events WHERE change_id = ? ORDER BY id", (change_id,))
     ]
     return out

@@ -1,0 +1,143 @@
+"""Alert rows: the row an alert is written as, loading alerts back (the active ones at start, any by
+fingerprint later), and the API's alert reads.
+
+The writes themselves are the backend's (alert rows and touches go in as whole arrays per commit); this module
+owns the column order both sides agree on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from daemon.model import Alert, AlertStatus, Source
+from daemon.storage.sql import Dialect, Row, Sql
+from daemon.storage.timestamps import rfc3339
+
+AlertRow = tuple[Any, ...]
+Json = dict[str, Any]
+
+ALERT_COLUMNS = (
+    "fingerprint, labels, annotations, status, starts_at, ends_at, generator_url, sources, "
+    "first_seen, last_seen, times_seen, state_changes, expires_at, incident_id"
+)
+"""The column order of alert_row, which the backends' writes rely on."""
+
+
+def _dump(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def alert_row(a: Alert) -> AlertRow:
+    """In the order of ALERT_COLUMNS. Labels are canonical JSON (sorted keys, compact): incident search narrows
+    on their exact text."""
+    return (
+        a.fingerprint,
+        _dump(a.labels),
+        _dump(a.annotations),
+        a.status.value,
+        a.starts_at,
+        a.ends_at,
+        a.generator_url,
+        int(a.sources),
+        a.first_seen,
+        a.last_seen,
+        a.times_seen,
+        a.state_changes,
+        a.expires_at,
+        a.incident_id,
+    )
+
+
+def alert_touch_row(a: Alert) -> tuple[Any, ...]:
+    """The columns a re-send changes; much cheaper than a whole row (no JSON): last_seen, times_seen, sources,
+    expires_at, then the fingerprint it applies to."""
+    return (a.last_seen, a.times_seen, int(a.sources), a.expires_at, a.fingerprint)
+
+
+def alert_from_row(r: Row) -> Alert:
+    return Alert(
+        fingerprint=r["fingerprint"],
+        labels=json.loads(r["labels"]),
+        annotations=json.loads(r["annotations"]),
+        status=AlertStatus(r["status"]),
+        starts_at=r["starts_at"],
+        ends_at=r["ends_at"],
+        generator_url=r["generator_url"],
+        sources=Source(r["sources"]),
+        first_seen=r["first_seen"],
+        last_seen=r["last_seen"],
+        times_seen=r["times_seen"],
+        state_changes=r["state_changes"],
+        expires_at=r["expires_at"],
+        incident_id=r["incident_id"],
+    )
+
+
+def load_active_alerts(sql: Sql, *, now: float, retention: float) -> list[Alert]:
+    """The alerts a starting daemon holds in memory: firing, or ended within `retention`. Alerts resolved long
+    ago stay on disk only (load_alerts reads one back when it returns)."""
+    return [
+        alert_from_row(r)
+        for r in sql.rows(
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE status = ? OR coalesce(ends_at, last_seen) > ?",
+            (AlertStatus.FIRING.value, now - retention),
+        )
+    ]
+
+
+def load_alerts(sql: Sql, fingerprints: Sequence[str]) -> dict[str, Alert]:
+    """The stored alerts among these fingerprints, in one statement on the primary key (any number of them:
+    one array parameter, not one placeholder each)."""
+    if sql.dialect is Dialect.POSTGRES:
+        found = sql.rows(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE fingerprint = ANY(?)", (list(fingerprints),))
+    else:
+        found = sql.rows(
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE fingerprint IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(fingerprints)),),
+        )
+    return {r["fingerprint"]: alert_from_row(r) for r in found}
+
+
+def load_alert(sql: Sql, fingerprint: str) -> Alert | None:
+    return load_alerts(sql, [fingerprint]).get(fingerprint)
+
+
+# -- the API's reads ----------------------------------------------------------------------------------
+
+_ALERT_SELECT = (
+    "SELECT fingerprint, labels, annotations, status, starts_at, ends_at, generator_url, sources, "
+    "first_seen, last_seen, times_seen, state_changes, incident_id FROM alerts"
+)
+
+
+def alert_json(r: Row) -> Json:
+    return {
+        "fingerprint": r["fingerprint"],
+        "labels": json.loads(r["labels"]),
+        "annotations": json.loads(r["annotations"]),
+        "status": r["status"],
+        "starts_at": rfc3339(r["starts_at"]),
+        "ends_at": rfc3339(r["ends_at"]),
+        "generator_url": r["generator_url"],
+        "sources": Source(r["sources"]).names,
+        "first_seen": rfc3339(r["first_seen"]),
+        "last_seen": rfc3339(r["last_seen"]),
+        "times_seen": r["times_seen"],
+        "state_changes": r["state_changes"],
+        "incident_id": r["incident_id"],
+    }
+
+
+def read_alerts(sql: Sql, status: str | None, limit: int, offset: int) -> list[Json]:
+    where, args = ("WHERE status = ?", [status]) if status else ("", [])
+    found = sql.rows(
+        f"{_ALERT_SELECT} {where} ORDER BY starts_at DESC, fingerprint LIMIT ? OFFSET ?", [*args, limit, offset]
+    )
+    return [alert_json(r) for r in found]
+
+
+def read_alert(sql: Sql, fingerprint: str) -> Json | None:
+    r = sql.one(f"{_ALERT_SELECT} WHERE fingerprint = ?", (fingerprint,))
+    return alert_json(r) if r else None

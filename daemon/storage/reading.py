@@ -1,0 +1,33 @@
+"""Reads outside the daemon (the report and audit commands, the monthly report job): one reader of a backend,
+its driver's errors raised as StorageError with what was being read."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from daemon.errors import StorageError
+from daemon.storage.database import Database
+from daemon.storage.sql import Backend, Sql
+
+DRIVER_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)
+"""What a reader raises when the store cannot be read (the PostgreSQL backend adds psycopg.Error)."""
+
+
+@contextmanager
+def reading(backend: Backend) -> Iterator[Sql]:
+    """A read-only reader for the block; StorageError when the store is missing, cannot be opened or read."""
+    if isinstance(backend, Database) and not backend.path.is_file():
+        # Opening a missing SQLite file read-only fails with "unable to open database file": say what is wrong.
+        raise StorageError(f"no store at {backend.description}")
+    try:
+        sql = backend.reader(read_only=True)
+    except DRIVER_ERRORS as exc:
+        raise StorageError(f"cannot open the store {backend.description} read-only: {exc}") from exc
+    try:
+        yield sql
+    except DRIVER_ERRORS as exc:
+        raise StorageError(f"cannot read the store {backend.description}: {exc}") from exc
+    finally:
+        sql.close()
