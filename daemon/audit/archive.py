@@ -35,6 +35,7 @@ from daemon.audit.chain import event_mac
 from daemon.errors import InvalidInput, StorageError
 from daemon.storage import audit, audit_cuts
 from daemon.storage.database import Batch
+from daemon.storage.reading import DRIVER_ERRORS
 from daemon.storage.sql import Backend, Row, Sql
 
 FORMAT = "itsmd-audit-archive/1"
@@ -103,7 +104,11 @@ def archive(backend: Backend, key: bytes, before: float, out: Path, *, now: floa
     batch = Batch()
     batch.append(audit_cuts.RECORD_CUT, (*dataclasses.astuple(cut), after_id))
     batch.append(audit_cuts.DELETE_ARCHIVED, (after_id, through_id))
-    backend.write(batch)
+    try:
+        backend.write(batch)
+    except DRIVER_ERRORS as exc:
+        # The delete trigger refused: no cut covers the events (another archive cut first, from a newer id).
+        raise StorageError(f"the cut was not recorded ({exc}): {out} is not part of the chain, delete it") from exc
     sql = backend.reader()
     try:
         recorded = cut in cuts(sql)

@@ -138,7 +138,7 @@ def _archive(args: argparse.Namespace) -> int:
         print(f"itsmd audit archive: {exc}", file=sys.stderr)
         return 2
     except DRIVER_ERRORS as exc:
-        print(f"itsmd audit archive: cannot write the store {backend.description}: {exc}", file=sys.stderr)
+        print(f"itsmd audit archive: cannot read the store {backend.description}: {exc}", file=sys.stderr)
         return 2
     finally:
         backend.close()

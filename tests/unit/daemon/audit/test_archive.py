@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from daemon.audit import archive
+from daemon.audit.chain import load_key
 from daemon.cli import main
+from daemon.errors import StorageError
+from daemon.storage.database import Batch, Database
 from tests.unit.daemon.audit.chained import tamper, write_events
 
 EVENTS = 30
@@ -115,3 +119,40 @@ def test_nothing_to_archive_and_no_overwrite(data: Path, tmp_path: Path, capsys:
     assert len(_stored(data)) == EVENTS + 1  # the chain start and every event
     code, text = _archive(data, capsys, tmp_path / "c.jsonl", "not a date")
     assert code == 2
+
+
+class _Racing(Database):
+    """A store where another archive (through `before`) commits its cut just before this one writes."""
+
+    def __init__(self, path: Path, key: bytes, other: Path, before: float) -> None:
+        super().__init__(path)
+        self._other = (key, other, before)
+
+    def write(self, batch: Batch) -> None:
+        key, other, before = self._other
+        rival = Database(self.path)
+        rival.open()
+        try:
+            archive.archive(rival, key, before, other, now=1.0)
+        finally:
+            rival.close()
+        super().write(batch)
+
+
+@pytest.mark.parametrize("rival_before", [1005.0, 1020.0], ids=["rival-cuts-less", "rival-cuts-more"])
+def test_of_two_archives_at_once_only_one_cuts(data: Path, tmp_path: Path, rival_before: float) -> None:
+    key = load_key(data / "audit.key")
+    racing = _Racing(data / "itsmd.db", key, tmp_path / "rival.jsonl", rival_before)
+    racing.open()
+    try:
+        with pytest.raises(StorageError, match="not part of the chain, delete it"):
+            archive.archive(racing, key, 1010.0, tmp_path / "mine.jsonl", now=2.0)
+    finally:
+        racing.close()
+    sql = Database(data / "itsmd.db").reader()
+    try:
+        assert [c.through_seq for c in archive.cuts(sql)] == [int(rival_before - 1000.0) + 1]  # seq 1 starts the chain
+    finally:
+        sql.close()
+    # The store and the rival's archive are the whole chain; mine is no part of it.
+    assert main(["audit", "verify", "--data-dir", str(data), "--archive", str(tmp_path / "rival.jsonl")]) == 0
