@@ -10,14 +10,20 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from daemon.catalogue.services import Catalogue, Service
 from daemon.clock import ManualClock
+from daemon.errors import NotFound
 from daemon.housekeeping.config import DAY, RetentionConfig
 from daemon.housekeeping.job import Housekeeping
+from daemon.report import period as periods
+from daemon.report.build import build_report
+from daemon.report.produce import report_text
 from daemon.storage.database import Database
 from daemon.storage.schema import APPLICATION_ID, MIGRATIONS
 from daemon.storage.writer import GroupCommitWriter
@@ -217,3 +223,32 @@ def test_an_older_store_is_switched_once(tmp_path: Path) -> None:
         assert db.conn.execute("PRAGMA user_version").fetchone()[0] == 10
     finally:
         db.close()
+
+
+async def test_a_frozen_month_is_read_as_it_stood_after_its_rows_are_pruned(store: Store) -> None:
+    """What the CLI, the API, the console and the monthly job read (report_text over a reader's Sql)."""
+    store.incident(4, "closed", OLD)
+    month = periods.month(datetime.fromtimestamp(OLD - 600, UTC).strftime("%Y-%m"))
+    catalogue = Catalogue(services=(Service(name="api"),))
+
+    def read(service: str | None = None) -> dict[str, Any]:
+        sql = store.db.reader()
+        try:
+            doc: dict[str, Any] = json.loads(report_text(sql, catalogue, month, now=NOW, service=service))
+            built = build_report(sql, catalogue, month, now=NOW, time_zone="UTC")
+        finally:
+            sql.close()
+        doc["built"] = sum(sum(s.incidents_by_priority.values()) for s in built.services)
+        return doc
+
+    before = read()
+    assert before["built"] == 1
+    await store.job(incidents="30d").run()
+    assert 4 not in store.ids("incidents")
+    after = read()
+    # Built from the rows the month has none now; served, it is the month as frozen.
+    assert after["built"] == 0
+    assert after["services"] == before["services"]
+    assert read("api")["services"] == [s for s in before["services"] if s["service"] == "api"]
+    with pytest.raises(NotFound):
+        read("nosuch")
