@@ -52,6 +52,9 @@ from daemon.notify.publish.publisher import Publisher, PublisherCollector
 from daemon.notify.publish.states import Links, Sources
 from daemon.pipeline import Pipeline
 from daemon.problems.manager import Problems
+from daemon.replica.inbox import InboxCollector, InboxConsumer
+from daemon.replica.metrics import ReplicaCollector
+from daemon.replica.state import REPLICA, ReplicaState, fence
 from daemon.report.produce import MonthlyReports
 from daemon.runbook.actions import ACTIONS
 from daemon.runbook.config import secret_text
@@ -65,7 +68,6 @@ from daemon.storage.alerts import load_active_alerts, load_alerts
 from daemon.storage.backends import backend_for
 from daemon.storage.changes import load_changes
 from daemon.storage.counters import load_counters
-from daemon.storage.database import Database
 from daemon.storage.drills import load_drill_state
 from daemon.storage.incidents import load_incidents, recent_signatures
 from daemon.storage.problems import load_problems
@@ -86,6 +88,8 @@ LIBRARY = web.AppKey("runbook_library", RunbookLibrary)
 ACTION_HTTP_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10.0)
 """Each action bounds its own requests by the step timeout; the session only bounds connecting."""
 SCHEDULER = web.AppKey("scheduler", Scheduler)
+INBOX_DSN = web.AppKey("inbox_dsn", str)
+INBOX = web.AppKey("inbox", InboxConsumer)
 AVAILABILITY = web.AppKey("availability", AvailabilityTracker)
 AVAILABILITY_COMPACT = 600.0
 """How often old outages are folded into totals; any interval works, it only bounds memory."""
@@ -99,7 +103,16 @@ INCIDENT_TIMERS = "incidents"
 """The scheduler job that wakes the correlator for SLA deadlines, flapping and closes."""
 
 
-def create_app(loaded: LoadedConfig, *, clock: Clock | None = None) -> web.Application:
+def create_app(
+    loaded: LoadedConfig,
+    *,
+    clock: Clock | None = None,
+    inbox_dsn: str | None = None,
+    replica: ReplicaState | None = None,
+) -> web.Application:
+    """`inbox_dsn` (PostgreSQL with replicas): this replica leads, and applies what followers committed to the
+    inbox there (daemon/replica/inbox.py). `replica`: this process as the leader of replicas (its epoch fences
+    the store); None for a single node."""
     clock = clock or SystemClock()
     authenticator = auth.Authenticator(loaded.config.auth, clock)
     app = web.Application(
@@ -107,8 +120,11 @@ def create_app(loaded: LoadedConfig, *, clock: Clock | None = None) -> web.Appli
         middlewares=[json_errors, auth.middleware(authenticator)],
     )
     app[keys.CONFIG] = loaded
+    app[REPLICA] = replica or ReplicaState.single_node(loaded.config)
     app[keys.HEALTH] = keys.Health()
     app[CLOCK] = clock
+    if inbox_dsn is not None:
+        app[INBOX_DSN] = inbox_dsn
     app[auth.AUTHENTICATOR] = authenticator
     app[LIBRARY] = load_library(loaded)
     ingest = loaded.config.ingest
@@ -173,13 +189,19 @@ class StoredAlerts:
             return {}
 
 
+async def _open_store(loaded: LoadedConfig, replica: ReplicaState) -> Backend:
+    backend = backend_for(loaded)
+    fence(backend, replica)  # the leader of replicas writes under its epoch only
+    await asyncio.to_thread(backend.open)
+    return backend
+
+
 async def _components(app: web.Application) -> AsyncIterator[None]:
     loaded = app[keys.CONFIG]
     cfg = loaded.config
     clock = app[CLOCK]
-    db = Database(loaded.db_path, synchronous=cfg.storage.synchronous)
-    await asyncio.to_thread(db.open)
-    writer = GroupCommitWriter(db, flush_interval=cfg.storage.flush_interval)
+    db = await _open_store(loaded, app[REPLICA])
+    writer = GroupCommitWriter(db, flush_interval=cfg.storage.flush_interval, on_fenced=app[REPLICA].on_fenced)
     writer.add_commit_listener(app[console.LIVE].on_commit)
     counters = CounterStore(writer)
     stored_alerts = StoredAlerts(db)
@@ -245,8 +267,10 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         AvailabilityCollector(availability),
         AuditCollector(audit),
         HousekeepingCollector(_housekeeping(app, db, writer, correlator)),
+        ReplicaCollector(app[REPLICA]),
         app[auth.AUTHENTICATOR],
         *notices.collectors,
+        *_inbox(app, pipeline),
     )
     scheduler = _scheduler(loaded, correlator, clock, app[HOUSEKEEPING])
     _expose(
@@ -266,6 +290,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     _schedule_drills(app, scheduler, reloader, auto.drills, correlator.ruleset.drills)
     # After the writer runs: recovery journals what it decides and waits for that to be durable.
     await auto.engine.recover()
+    _start_inbox(app, tasks)
     app[keys.HEALTH].started = True
     log.info(
         "store open at %s: %d alerts in memory (%d firing), %d incidents and %d problems in memory, "
@@ -282,7 +307,12 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     finally:
         app[keys.HEALTH].draining = True
         await _shut_down(
-            cfg.shutdown_timeout, auto=auto, scheduler=scheduler, tasks=tasks, writer=writer, hooks=notices.webhooks
+            app[REPLICA].shutdown_deadline(cfg.shutdown_timeout),
+            auto=auto,
+            scheduler=scheduler,
+            tasks=tasks,
+            writer=writer,
+            hooks=notices.webhooks,
         )
         await audit.anchor()  # the writer has drained: the head of its last commit
         reader.close()
@@ -310,7 +340,7 @@ class Notifications:
 
 
 async def _notifications(
-    db: Database,
+    db: Backend,
     cfg: Config,
     *,
     auto: Automation,
@@ -346,7 +376,7 @@ async def _shut_down(
     await auto.engine.close(deadline)
     await scheduler.shutdown()
     auto.drills.close()
-    await tasks.cancel("sweep", "checkpoint", "reload", "availability")
+    await tasks.cancel("inbox", "sweep", "checkpoint", "reload", "availability")
     await hooks.close(tasks)
     writer.close()
     if await tasks.wait("writer", deadline):
@@ -378,7 +408,22 @@ def _expose(
     app[webhooks.OUTBOX] = outbox
 
 
-async def _availability(app: web.Application, db: Database, correlator: Correlator, now: float) -> AvailabilityTracker:
+def _inbox(app: web.Application, pipeline: Pipeline) -> list[Collector]:
+    """The consumer of the followers' inbox when create_app was given its database; its metrics."""
+    dsn = app.get(INBOX_DSN)
+    if dsn is None:
+        return []
+    app[INBOX] = consumer = InboxConsumer(dsn, pipeline, app[keys.CONFIG].config.ingest)
+    return [InboxCollector(consumer)]
+
+
+def _start_inbox(app: web.Application, tasks: TaskRegistry) -> None:
+    """Like a direct request, an inbox row is applied only once recovery is done."""
+    if INBOX in app:
+        tasks.start("inbox", app[INBOX].run())
+
+
+async def _availability(app: web.Application, db: Backend, correlator: Correlator, now: float) -> AvailabilityTracker:
     """The availability tracker, loaded from the stored incident history; call before the writer starts."""
     tracker = AvailabilityTracker(
         lambda: correlator.ruleset.catalogue, app[CLOCK], app[keys.CONFIG].config.availability.windows
@@ -389,9 +434,7 @@ async def _availability(app: web.Application, db: Database, correlator: Correlat
     return tracker
 
 
-def _housekeeping(
-    app: web.Application, db: Database, writer: GroupCommitWriter, correlator: Correlator
-) -> Housekeeping:
+def _housekeeping(app: web.Application, db: Backend, writer: GroupCommitWriter, correlator: Correlator) -> Housekeeping:
     cfg = app[keys.CONFIG].config
     job = app[HOUSEKEEPING] = Housekeeping(
         db,
@@ -473,7 +516,7 @@ class Automation:
 async def _automation(
     app: web.Application,
     *,
-    db: Database,
+    db: Backend,
     writer: GroupCommitWriter,
     counters: CounterStore,
     correlator: Correlator,
@@ -596,7 +639,7 @@ def _start_background(
     scheduler.start()
 
 
-async def _restore_records(db: Database, correlator: Correlator, problems: Problems, now: float) -> tuple[int, int]:
+async def _restore_records(db: Backend, correlator: Correlator, problems: Problems, now: float) -> tuple[int, int]:
     """Incidents not closed, problems not resolved, and the recurrence history; (incidents, problems)."""
     incidents, next_incident_id = await asyncio.to_thread(load_incidents, db.primary)
     longest = max(r.recurrence.window for r in correlator.ruleset.rules)

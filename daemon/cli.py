@@ -1,5 +1,5 @@
 """Command line: `itsmd run`, `itsmd check`, `itsmd schema`, `itsmd runbook`, `itsmd drill`, `itsmd report`,
-`itsmd audit`, and `itsmd incidents|problems|changes|runs` against a running daemon.
+`itsmd audit`, `itsmd migrate`, and `itsmd incidents|problems|changes|runs` against a running daemon.
 Thin: parsing, logging, signals; the app does the rest."""
 
 from __future__ import annotations
@@ -17,14 +17,17 @@ from pathlib import Path
 from aiohttp import web
 
 from daemon import __version__, checkfiles, explain, kit, records_cli, schemas
-from daemon.app import create_app
+from daemon.app import create_app, load_library
 from daemon.audit import cli as audit_cli
-from daemon.config import is_loopback, load_config, parse_listen
+from daemon.config import LoadedConfig, is_loopback, load_config, parse_listen, unreachable_replica
 from daemon.drills import cli as drill_cli
 from daemon.errors import ConfigError, StorageError
 from daemon.reload import RELOADER
+from daemon.replica.supervisor import for_config as supervisor_for
 from daemon.report import cli as report_cli
 from daemon.runbook import cli_run
+from daemon.storage import migrate_cli
+from daemon.storage.backends import backend_for
 
 log = logging.getLogger("itsmd")
 SWITCH_INTERVAL = 0.0005
@@ -60,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     records_cli.add_parsers(sub)
     kit.add_parser(sub)
     audit_cli.add_parser(sub)
+    migrate_cli.add_parser(sub)
     return parser
 
 
@@ -84,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return records_cli.main(args)
     if args.command == "audit":
         return audit_cli.main(args)
+    if args.command == "migrate":
+        return migrate_cli.main(args)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -125,8 +131,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     # busy event loop makes each commit wait for several of them (measured: 75-120 ms for one-alert commits
     # under load). A shorter interval hands it over sooner.
     sys.setswitchinterval(SWITCH_INTERVAL)
+    problem = unreachable_replica(cfg)  # again: --listen may have changed the address
+    if problem is not None:
+        print(f"itsmd: replica.advertise_url {problem}", file=sys.stderr)
+        return 2
     try:
-        asyncio.run(_serve(create_app(loaded), host, port, cfg.shutdown_timeout, ssl_context))
+        if cfg.storage.backend == "postgres":
+            load_library(loaded)  # wrong runbooks stop it now, not when it first leads
+            asyncio.run(_serve_replica(loaded, host, port, ssl_context))
+        else:
+            asyncio.run(_serve(create_app(loaded), host, port, cfg.shutdown_timeout, ssl_context))
     except StorageError as exc:
         log.error("cannot start: %s", exc)
         return 1
@@ -161,6 +175,23 @@ async def _serve(
     finally:
         await runner.cleanup()
         log.info("stopped")
+
+
+async def _serve_replica(loaded: LoadedConfig, host: str, port: int, ssl_context: ssl.SSLContext | None) -> None:
+    """One of several replicas on PostgreSQL: the store is checked (and migrated) once, then the role loop
+    serves the leader or the follower app on the listen address until SIGTERM."""
+    backend = backend_for(loaded)
+    await asyncio.to_thread(backend.open)  # unreachable or foreign: "cannot start", as for a single node
+    await asyncio.to_thread(backend.close)
+    supervisor = supervisor_for(loaded, host, port, ssl_context)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, supervisor.reload)
+    log.info("itsmd %s starting as replica %s (%s)", __version__, supervisor.state.name, supervisor.state.url)
+    await supervisor.run(stop)
+    log.info("stopped")
 
 
 def _reload(app: web.Application) -> None:

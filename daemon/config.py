@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, IPvAnyNetwork, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    IPvAnyNetwork,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from daemon.correlate.rules import CorrelationRules
 from daemon.correlate.ruleset import RuleSet, check_rules
@@ -69,11 +78,51 @@ class AlertsConfig(_Strict):
     """How often alerts are checked for expiry."""
 
 
+class PoolConfig(_Strict):
+    """Reader connections to PostgreSQL (the writer has one of its own besides)."""
+
+    min: int = Field(default=1, ge=0)
+    max: int = Field(default=4, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PoolConfig:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        return self
+
+
 class StorageConfig(_Strict):
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    """sqlite: the embedded file data_dir/itsmd.db (no server). postgres: a PostgreSQL 15+ database named by
+    dsn_env or dsn_file (a libpq connection string or postgresql:// URI, password included)."""
+    dsn_env: EnvSecret | None = None
+    dsn_file: FileSecret | None = None
+    pool: PoolConfig = PoolConfig()
+    connect_timeout: PositiveDuration = 5.0
+    """postgres: how long connecting (at start, and again after the server went away) may take."""
     synchronous: Literal["normal", "full"] = "normal"
-    """normal survives a killed process (kill -9); full also survives power loss, at about half the speed."""
+    """sqlite: normal survives a killed process (kill -9); full also survives power loss, at about half the speed.
+    postgres: the server's synchronous_commit decides."""
     flush_interval: PositiveDuration = 1.0
     """Last-seen times and counters are written at most this long after they change."""
+
+    @field_validator("dsn_env", "dsn_file")
+    @classmethod
+    def _dsn_only_with_postgres(cls, value: Secret | None, info: ValidationInfo) -> Secret | None:
+        if value is not None and info.data.get("backend", "sqlite") != "postgres":
+            raise ValueError("only for backend: postgres (the SQLite file needs no connection string)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_dsn(self) -> StorageConfig:
+        dsn = _one_source(self.dsn_env, self.dsn_file, "dsn")
+        if self.backend == "postgres" and dsn is None:
+            raise ValueError("backend postgres needs dsn_env or dsn_file (where its connection string is)")
+        return self
+
+    @property
+    def dsn(self) -> Secret | None:
+        return self.dsn_env or self.dsn_file
 
 
 def _one_source(env: Secret | None, file: Secret | None, name: str) -> Secret | None:
@@ -387,6 +436,28 @@ class AuditConfig(_Strict):
     Default: audit.key in data_dir. Keep it where the database's other writers cannot reach it."""
 
 
+class ReplicaConfig(_Strict):
+    """This process as one of several replicas on one PostgreSQL (storage.backend: postgres); unused with
+    SQLite. One replica leads (holds the lease), the others follow (README: "Replicas")."""
+
+    name: str | None = Field(default=None, pattern=PRINCIPAL_NAME_PATTERN)
+    """How logs, the lease and itsmd_replica_info name this replica; default: host name and listen port."""
+    advertise_url: HttpUrl | None = None
+    """Where the other replicas reach this one (followers send the leader's requests there); default: the
+    listen address. Required when listening on all addresses (0.0.0.0, ::)."""
+    lease: PositiveDuration = 6.0
+    """How long leadership lasts without a renew: a leader that dies is replaced after at most this long."""
+    renew: PositiveDuration = 2.0
+    """How often the leader renews and the followers try to take over; less than half of lease."""
+
+    @model_validator(mode="after")
+    def _renew_within_lease(self) -> ReplicaConfig:
+        if self.renew >= self.lease / 2:
+            message = "must be less than half of lease, so that one failed renew does not end leadership"
+            raise_problems([Finding(("renew",), message, uses=(("lease",),))])
+        return self
+
+
 class NotifyConfig(_Strict):
     """Where itsmd tells people: its states as alerts in Alertmanager (daemon/notify/publish/)."""
 
@@ -423,6 +494,7 @@ class Config(_Strict):
     audit: AuditConfig = AuditConfig()
     retention: RetentionConfig = RetentionConfig()
     notify: NotifyConfig = NotifyConfig()
+    replica: ReplicaConfig = ReplicaConfig()
     prometheus: PrometheusConfig | None = None
     """Where runbook promql and wait_until steps query; without it such runbooks are refused at start."""
     alertmanager: AlertmanagerConfig | None = None
@@ -434,6 +506,25 @@ class Config(_Strict):
         parse_listen(value)
         return value
 
+    @model_validator(mode="after")
+    def _replicas_reachable(self) -> Config:
+        problem = unreachable_replica(self)
+        if problem is not None:
+            raise_problems([Finding(("replica", "advertise_url"), problem, uses=(("listen",), ("storage",)))])
+        return self
+
+
+def unreachable_replica(config: Config) -> str | None:
+    """Why the other replicas could not reach this one at the URL it would advertise, or None."""
+    if config.storage.backend != "postgres" or config.replica.advertise_url is not None:
+        return None
+    if is_wildcard(parse_listen(config.listen)[0]):
+        return (
+            f"is needed with storage.backend postgres when listening on {config.listen}: the other replicas "
+            "send the leader's requests there, and a wildcard address names no machine"
+        )
+    return None
+
 
 def parse_listen(value: str) -> tuple[str, int]:
     """Split HOST:PORT (IPv6 as [::1]:PORT); raises ValueError with the expected form."""
@@ -441,6 +532,11 @@ def parse_listen(value: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"{value!r} is not HOST:PORT, like 127.0.0.1:9797")
     return host.strip("[]"), int(port)
+
+
+def is_wildcard(host: str) -> bool:
+    """All addresses of the machine (0.0.0.0, ::, or no host): no address another machine can use."""
+    return host in ("", "0.0.0.0", "::")  # noqa: S104 (compared, not bound)
 
 
 def is_loopback(host: str) -> bool:

@@ -53,6 +53,13 @@ class Pipeline:
         """Apply and wait until durable; StoreUnavailable when the store cannot commit in time, Overloaded
         (nothing applied) when too many changes already wait for it. `sender` (one of SENDERS) is counted;
         without it the path's usual sender is."""
+        seq = self.apply(batch, source, sender)
+        if seq:
+            await self.writer.durable(seq, self._commit_timeout)
+
+    def apply(self, batch: Sequence[IncomingAlert], source: Source, sender: str | None = None) -> int:
+        """submit() without the wait: the writer batch that will hold the changes (0: none to wait for).
+        Synchronous, so a caller can mark more in the same batch (the inbox consumer's cursor)."""
         pending = self.alerts.pending_changes + self.writer.held_rows
         if pending >= self._max_pending:
             raise Overloaded(f"write queue full: {pending} changes wait for the store")
@@ -62,8 +69,11 @@ class Pipeline:
             self.correlator.handle(transitions, now)
         label = sender if sender in SENDERS else PATH_SENDERS[source]
         self.counters.inc(RECEIVED, (("source", label),), len(batch))
-        if seq:
-            await self.writer.durable(seq, self._commit_timeout)
+        return seq
+
+    @property
+    def commit_timeout(self) -> float:
+        return self._commit_timeout
 
     async def sweep(self) -> None:
         """Expire alerts nobody refreshes, each at the evidence of its end, and drop from memory what no

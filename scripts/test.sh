@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs everything the tests need and runs the whole suite: lint, types, shipped-file checks,
-# unit tests and the end-to-end tests against the real Prometheus and Alertmanager, and the console in Chromium.
+# Installs everything the tests need and runs the whole suite: lint, types, shipped-file checks, unit tests
+# and the end-to-end tests against the real Prometheus and Alertmanager, and the console in Chromium; the
+# tests run twice, on SQLite and on PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,4 +26,8 @@ python3 -m venv .venv
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 .venv/bin/itsmd check config.example.yaml rules/services.yaml rules/correlation.yaml rules/priority.yaml rules/drills.yaml runbooks
-.venv/bin/pytest "$@"
+# The whole suite on each storage backend (issue 14): the embedded SQLite file, then PostgreSQL, where each
+# test gets a database of its own (tests/postgres.py; ITSMD_TEST_PG_ADMIN_DSN says where the server is).
+# Tests marked sqlite_only are about the SQLite file itself and are skipped on the second run.
+ITSMD_TEST_BACKEND=sqlite .venv/bin/pytest "$@"
+ITSMD_TEST_BACKEND=postgres .venv/bin/pytest "$@"

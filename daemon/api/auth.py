@@ -382,7 +382,9 @@ def middleware(authenticator: Authenticator) -> Middleware:
             return await handler(request)
         try:
             if group == INGEST:
-                authenticator.used(group, authenticator.check_ingest(request.headers.get("Authorization")))
+                credential = authenticator.check_ingest(request.headers.get("Authorization"))
+                request[INGEST_CREDENTIAL] = credential
+                authenticator.used(group, credential)
             else:
                 principal = authenticator.api_principal(request)
                 request[PRINCIPAL] = principal
@@ -403,3 +405,5 @@ def middleware(authenticator: Authenticator) -> Middleware:
 
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 """The credentials in use: the middleware checks requests against them, a reload replaces them."""
+INGEST_CREDENTIAL = web.RequestKey("ingest_credential", str)
+"""The name of the credential an ingest request was let on with (absent: ingest is open)."""

@@ -106,8 +106,10 @@ def archive(backend: Backend, key: bytes, before: float, out: Path, *, now: floa
     batch.append(audit_cuts.DELETE_ARCHIVED, (after_id, through_id))
     try:
         backend.write(batch)
+    except StorageError as exc:
+        # Nothing of the batch was written; when the delete trigger refused, another archive cut first.
+        raise StorageError(f"the cut was not recorded ({exc}): {out} is not part of the chain, delete it") from exc
     except DRIVER_ERRORS as exc:
-        # The delete trigger refused: no cut covers the events (another archive cut first, from a newer id).
         raise StorageError(f"the cut was not recorded ({exc}): {out} is not part of the chain, delete it") from exc
     sql = backend.reader()
     try:

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from daemon.api import answers, keys
 from daemon.api.routes import Answer, Body, Ok, Route
+from daemon.config import IngestConfig
 from daemon.errors import InvalidInput, Overloaded, RateLimited, RequestError, StoreUnavailable, TooLarge
 from daemon.ingest import normalize
 from daemon.model import IncomingAlert, Source
@@ -75,7 +76,11 @@ def _count_alerts(body: bytes) -> int:
     return 1
 
 
-def _parse_webhook(body: bytes, request: web.Request) -> list[IncomingAlert]:
+def parse_webhook(
+    body: bytes, limits: IngestConfig, now: float, lookup: normalize.Lookup = normalize.unknown_alert
+) -> list[IncomingAlert]:
+    """A webhook body as alerts, or the RequestError a direct request gets; `lookup` gives the alerts held
+    (a follower holds none: it checks every fingerprint against its labels)."""
     try:
         payload = webhook_payload.validate_json(body)
     except ValidationError as exc:
@@ -88,19 +93,29 @@ def _parse_webhook(body: bytes, request: web.Request) -> list[IncomingAlert]:
         if (version is None or isinstance(version, str)) and version != WEBHOOK_VERSION:
             raise InvalidInput("unsupported_version", f"webhook version {version!r}; itsmd reads version 4") from None
         raise problem from None
-    pipeline = request.app[keys.PIPELINE]
-    limits = request.app[keys.CONFIG].config.ingest
-    return normalize.from_webhook(payload, pipeline.alerts.get, pipeline.clock.now(), limits)
+    return normalize.from_webhook(payload, lookup, now, limits)
 
 
-def _parse_postable(body: bytes, request: web.Request) -> list[IncomingAlert]:
+def parse_postable(
+    body: bytes, limits: IngestConfig, now: float, known: normalize.KnownLabels = normalize.unknown_labels
+) -> list[IncomingAlert]:
+    """A POST /api/v2/alerts body as alerts, or the RequestError a direct request gets."""
     try:
         alerts = postable_alerts.validate_json(body)
     except ValidationError as exc:
         raise validation_problem(exc) from None
-    limits = request.app[keys.CONFIG].config.ingest
+    return normalize.from_postable(alerts, now, limits, known=known)
+
+
+def _parse_webhook(body: bytes, request: web.Request) -> list[IncomingAlert]:
     pipeline = request.app[keys.PIPELINE]
-    return normalize.from_postable(alerts, pipeline.clock.now(), limits, known=pipeline.alerts.fingerprint_of)
+    return parse_webhook(body, request.app[keys.CONFIG].config.ingest, pipeline.clock.now(), pipeline.alerts.get)
+
+
+def _parse_postable(body: bytes, request: web.Request) -> list[IncomingAlert]:
+    pipeline = request.app[keys.PIPELINE]
+    limits = request.app[keys.CONFIG].config.ingest
+    return parse_postable(body, limits, pipeline.clock.now(), pipeline.alerts.fingerprint_of)
 
 
 Parser = Callable[[bytes, web.Request], list[IncomingAlert]]

@@ -27,7 +27,13 @@ KnownLabels = Callable[[dict[str, str]], str | None]
 """The fingerprint of an alert held with exactly these labels, or None."""
 
 
-def _unknown(_: dict[str, str]) -> str | None:
+def unknown_labels(_: dict[str, str]) -> str | None:
+    """No alert is held: every fingerprint is computed."""
+    return None
+
+
+def unknown_alert(_: str) -> Alert | None:
+    """No alert is held: every webhook fingerprint is checked against its labels."""
     return None
 
 
@@ -147,7 +153,7 @@ def from_postable(
     now: float,
     limits: IngestConfig = DEFAULT_LIMITS,
     *,
-    known: KnownLabels = _unknown,
+    known: KnownLabels = unknown_labels,
 ) -> list[IncomingAlert]:
     """Alerts as Prometheus posts them: resolved means endsAt is not in the future. `known` gives the
     fingerprint of an alert already held with these labels, so a re-send skips computing it."""

@@ -9,16 +9,24 @@ from __future__ import annotations
 
 import bisect
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Protocol
 
 from daemon.storage.database import Batch
-from daemon.storage.writer import GroupCommitWriter
 
 LabelPairs = tuple[tuple[str, str], ...]
 
 
+class Marks(Protocol):
+    """What a CounterStore needs of the writer (daemon.storage.writer.GroupCommitWriter)."""
+
+    def touched(self) -> None: ...
+
+    def add_collector(self, collector: Callable[[Batch, bool], None]) -> None: ...
+
+
 class CounterStore:
-    def __init__(self, writer: GroupCommitWriter) -> None:
+    def __init__(self, writer: Marks) -> None:
         self._writer = writer
         self._values: dict[tuple[str, LabelPairs], float] = {}
         self._dirty: set[tuple[str, LabelPairs]] = set()

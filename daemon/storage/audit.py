@@ -29,6 +29,24 @@ TRIGGERS = {
 }
 """The append-only triggers as SQLite schema version 10 leaves them (whitespace aside): nothing may change an
 event, and only events up to an archive cut (audit_cuts, itself append-only) may be deleted."""
+_PG_RAISE = "AS $$ BEGIN RAISE EXCEPTION 'audit events are append-only'; END $$"
+_PG_ARCHIVED = (
+    "AS $$ BEGIN IF NOT EXISTS (SELECT 1 FROM audit_cuts c WHERE OLD.id <= c.through_id) THEN "
+    "RAISE EXCEPTION 'audit events are append-only'; END IF; RETURN OLD; END $$"
+)
+PG_TRIGGERS = {
+    f"audit_events_append_only_{event}": f"CREATE TRIGGER audit_events_append_only_{event} BEFORE {event.upper()} "
+    f"ON audit_events FOR EACH {each} EXECUTE FUNCTION {function}() {body}"
+    for event, each, function, body in (
+        ("update", "ROW", "audit_events_append_only", _PG_RAISE),
+        ("delete", "ROW", "audit_events_delete_archived", _PG_ARCHIVED),
+        ("truncate", "STATEMENT", "audit_events_append_only", _PG_RAISE),
+    )
+}
+"""The append-only triggers as PostgreSQL schema version 2 leaves them, as trigger_sql shows them: each with
+the body of the function it calls, since replacing the function disarms a trigger as surely as dropping it.
+TRUNCATE has a trigger of its own: it would empty the table without firing the row triggers. A row may be
+deleted only when an archive cut covers it, as in SQLite."""
 _PAGE = 1000
 """Chained events read per query while checking: a whole chain is never held in memory."""
 
@@ -140,19 +158,24 @@ def schema_version(sql: Sql) -> int | None:
 
 
 def expected_triggers(dialect: Dialect) -> dict[str, str]:
-    """The append-only triggers a store must have, by name, SQL with whitespace collapsed. PostgreSQL: none
-    checked yet (its DDL and the form to compare with belong to the PostgreSQL schema)."""
-    return dict(TRIGGERS) if dialect is Dialect.SQLITE else {}
+    """The append-only triggers a store must have, by name, SQL with whitespace collapsed."""
+    return dict(TRIGGERS) if dialect is Dialect.SQLITE else dict(PG_TRIGGERS)
 
 
 def trigger_sql(sql: Sql, table: str = "audit_events") -> dict[str, str]:
-    """The triggers on a table (audit_events, audit_cuts), by name, their SQL with whitespace collapsed."""
+    """The triggers on a table (audit_events, audit_cuts), by name, their SQL with whitespace collapsed.
+    PostgreSQL: the table unqualified, then the body of the trigger's function, and ` DISABLED` when the
+    trigger does not fire (ALTER TABLE ... DISABLE TRIGGER, or enabled for replication sessions only)."""
     if sql.dialect is Dialect.SQLITE:
         rows = sql.rows("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (table,))
     else:
         rows = sql.rows(
-            "SELECT tgname AS name, pg_get_triggerdef(oid) AS sql FROM pg_trigger "
-            "WHERE tgrelid = to_regclass(?) AND NOT tgisinternal",
+            "SELECT t.tgname AS name, replace(pg_get_triggerdef(t.oid), ' ON ' || quote_ident(n.nspname) || '.', "
+            "' ON ') || ' AS $$ ' || p.prosrc || ' $$' "
+            "|| CASE WHEN t.tgenabled IN ('O', 'A') THEN '' ELSE ' DISABLED' END AS sql "
+            "FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_proc p ON p.oid = t.tgfoid "
+            "WHERE t.tgrelid = to_regclass(?) AND NOT t.tgisinternal",
             (table,),
         )
     return {r["name"]: " ".join((r["sql"] or "").split()) for r in rows}

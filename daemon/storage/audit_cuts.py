@@ -31,6 +31,13 @@ CUT_TRIGGERS = {
     "BEGIN SELECT RAISE(ABORT, 'audit cuts are append-only'); END",
 }
 """The append-only triggers of audit_cuts as SQLite schema version 10 creates them (whitespace aside)."""
+PG_CUT_TRIGGERS = {
+    f"audit_cuts_append_only_{event}": f"CREATE TRIGGER audit_cuts_append_only_{event} BEFORE {event.upper()} "
+    f"ON audit_cuts FOR EACH {each} EXECUTE FUNCTION audit_cuts_append_only() "
+    "AS $$ BEGIN RAISE EXCEPTION 'audit cuts are append-only'; END $$"
+    for event, each in (("update", "ROW"), ("delete", "ROW"), ("truncate", "STATEMENT"))
+}
+"""The same of PostgreSQL schema version 2, as daemon.storage.audit.trigger_sql shows them."""
 
 
 def cuts(sql: Sql) -> list[Row]:
@@ -58,6 +65,5 @@ def events_between(sql: Sql, after_id: int, through_id: int) -> list[Row]:
 
 
 def expected_cut_triggers(dialect: Dialect) -> dict[str, str]:
-    """The append-only triggers audit_cuts must have, by name. PostgreSQL: none checked yet (as for
-    audit_events: the form to compare with belongs to the PostgreSQL schema)."""
-    return dict(CUT_TRIGGERS) if dialect is Dialect.SQLITE else {}
+    """The append-only triggers audit_cuts must have, by name, SQL with whitespace collapsed."""
+    return dict(CUT_TRIGGERS) if dialect is Dialect.SQLITE else dict(PG_CUT_TRIGGERS)

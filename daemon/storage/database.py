@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daemon.errors import IncompatibleStore, StorageError
+from daemon.errors import IncompatibleStore, StorageError, StoreUnavailable
 from daemon.storage.alerts import ALERT_COLUMNS, AlertRow
 from daemon.storage.schema import APPLICATION_ID, LATEST, MIGRATIONS
 from daemon.storage.sql import Dialect, Sql
@@ -215,8 +215,12 @@ class Database:
                 if appended := batch.appends.get(statement):
                     conn.executemany(statement.sql, appended)
             conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):  # disk full, read-only, locked: may pass
+                raise StoreUnavailable(f"{self.path}: {exc}") from exc
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError(f"{self.path}: {exc}") from exc
             raise
 
     def checkpoint(self) -> None:

@@ -12,7 +12,8 @@ from daemon.storage.database import Database
 from daemon.storage.sql import Backend, Sql
 
 DRIVER_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)
-"""What a reader raises when the store cannot be read (the PostgreSQL backend adds psycopg.Error)."""
+"""What an SQLite reader raises when the store cannot be read; PostgreSQL's reader raises StorageError itself,
+naming the server."""
 
 
 @contextmanager

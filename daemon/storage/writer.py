@@ -8,7 +8,8 @@ one alert between two commits cost one row.
 
 If a commit fails (disk full, read-only file) the batch is kept and merged into the next attempt, the
 writer backs off, and waiters time out into 503 answers: the sender retries, and nothing that was
-acknowledged depended on the failed batch.
+acknowledged depended on the failed batch. A batch refused as Fenced (another replica leads) is never retried:
+the writer stops committing, answers every waiter 503 and tells `on_fenced`; the new leader has the state.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from daemon.errors import StoreUnavailable
-from daemon.storage.database import Batch, Database
+from daemon.errors import Fenced, StorageError, StoreUnavailable
+from daemon.storage.database import Batch
+from daemon.storage.sql import Backend
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,17 @@ CommitListener = Callable[[Batch], None]
 
 
 class GroupCommitWriter:
-    def __init__(self, db: Database, *, flush_interval: float = 1.0, max_backoff: float = 5.0) -> None:
+    def __init__(
+        self,
+        db: Backend,
+        *,
+        flush_interval: float = 1.0,
+        max_backoff: float = 5.0,
+        on_fenced: Callable[[], None] | None = None,
+    ) -> None:
         self._db = db
+        self._on_fenced = on_fenced
+        self._fenced: str | None = None
         self._flush_interval = flush_interval
         self._max_backoff = max_backoff
         self._collectors: list[Collector] = []
@@ -85,6 +95,8 @@ class GroupCommitWriter:
         """Wait until batch `seq` is committed; StoreUnavailable if that takes longer than `within` seconds."""
         if seq <= self._committed_seq:
             return
+        if self._fenced is not None:
+            raise StoreUnavailable(self._fenced)
         fut = self._waiters.get(seq)
         if fut is None:
             fut = asyncio.get_running_loop().create_future()
@@ -97,7 +109,7 @@ class GroupCommitWriter:
     async def run(self) -> None:
         """The writer loop; returns after close() once everything marked has been committed."""
         backoff = 0.05
-        while True:
+        while self._fenced is None:
             if not self._urgent.is_set() and not self._closing:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._urgent.wait(), self._flush_interval)
@@ -116,6 +128,8 @@ class GroupCommitWriter:
                 backoff = min(backoff * 2, self._max_backoff)
 
     async def _commit_once(self) -> bool:
+        if self._fenced is not None:
+            return False
         loop = asyncio.get_running_loop()
         self._urgent.clear()
         # Touched-only records ride along at most once per flush interval, not with every urgent commit:
@@ -135,6 +149,9 @@ class GroupCommitWriter:
         if batch:
             try:
                 await loop.run_in_executor(self._thread, self._db.write, batch)
+            except Fenced as exc:
+                self._stop_fenced(str(exc))
+                return False
             except Exception as exc:
                 # Whatever the cause, the batch is kept: losing it would lose acknowledged-to-be data.
                 self._failed = batch
@@ -142,7 +159,8 @@ class GroupCommitWriter:
                     log.error(
                         "store write failed, holding the batch until it recovers: %s",
                         exc,
-                        exc_info=not isinstance(exc, sqlite3.Error | OSError),
+                        # Store errors are expected (disk full, server gone): their message says it all.
+                        exc_info=not isinstance(exc, StorageError | OSError),
                     )
                 self.healthy = False
                 self.last_error = f"store write failed: {exc}"
@@ -164,6 +182,19 @@ class GroupCommitWriter:
             if not fut.done():
                 fut.set_result(None)
         return True
+
+    def _stop_fenced(self, reason: str) -> None:
+        """Nothing of this batch was acknowledged and no later one can commit: its waiters get 503 now."""
+        log.error("store refused this replica's writes, no longer committing: %s", reason)
+        self._fenced = self.last_error = f"not the leader any more: {reason}"
+        self.healthy = False
+        for fut in self._waiters.values():
+            if not fut.done():
+                fut.set_exception(StoreUnavailable(self._fenced))
+                fut.exception()  # retrieved: a waiter that already timed out must not be logged as unhandled
+        self._waiters.clear()
+        if self._on_fenced is not None:
+            self._on_fenced()
 
     async def flush(self) -> None:
         """Commit everything marked so far, now; StoreUnavailable if the write fails."""

@@ -26,6 +26,8 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
+from tests.postgres import storage_section
+
 from .client import get_json, post_json, request, wait_until
 from .procs import ManagedProcess
 
@@ -111,7 +113,9 @@ def free_ports(count: int) -> list[int]:
 
 
 def itsmd_process(config: Path, port: int, data_dir: Path, log_path: Path) -> ManagedProcess:
-    """itsmd as a child process, importable from this checkout whatever the working directory."""
+    """itsmd as a child process, importable from this checkout whatever the working directory. With
+    ITSMD_TEST_BACKEND=postgres the config gets a storage section naming a database of the test's own."""
+    _on_test_backend(config, data_dir)
     pythonpath = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
     argv = [sys.executable, "-m", "daemon", "run", "--config", str(config), "--listen", f"{HOST}:{port}"]
     return ManagedProcess(
@@ -121,6 +125,16 @@ def itsmd_process(config: Path, port: int, data_dir: Path, log_path: Path) -> Ma
         cwd=REPO_ROOT,
         env={**os.environ, "PYTHONPATH": pythonpath, "PYTHONUNBUFFERED": "1"},
     )
+
+
+def _on_test_backend(config: Path, data_dir: Path) -> None:
+    storage = storage_section(data_dir)
+    if not storage:
+        return
+    document = yaml.safe_load(config.read_text()) or {}
+    if "backend" not in (document.get("storage") or {}):
+        document["storage"] = {**(document.get("storage") or {}), **storage}
+        _write_yaml(config, document)
 
 
 def _write_yaml(path: Path, document: object) -> None:

@@ -21,6 +21,7 @@ def run(tmp_path: Path, data: Path) -> int:
     return main(["run", "--config", str(config), "--listen", "127.0.0.1:0", "--data-dir", str(data)])
 
 
+@pytest.mark.sqlite_only(reason="a corrupt SQLite file")
 def test_corrupt_database_file_refuses_to_start(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     data = tmp_path / "data"
     data.mkdir()
@@ -31,6 +32,7 @@ def test_corrupt_database_file_refuses_to_start(tmp_path: Path, caplog: pytest.L
     assert (data / "itsmd.db").read_bytes() == b"\x00garbage" * 512  # left as it was, for forensics
 
 
+@pytest.mark.sqlite_only(reason="an SQLite file of another program")
 def test_foreign_database_refuses_to_start(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     data = tmp_path / "data"
     data.mkdir()
@@ -42,6 +44,7 @@ def test_foreign_database_refuses_to_start(tmp_path: Path, caplog: pytest.LogCap
     assert "database of some other program" in caplog.text
 
 
+@pytest.mark.sqlite_only(reason="the folder for the SQLite file cannot be made")
 def test_unusable_data_dir_refuses_to_start(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")

@@ -18,10 +18,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from daemon.app import create_app
 from daemon.clock import ManualClock
-from daemon.config import load_config
 from integrations.alertmanager.fingerprint import fingerprint
 from tests.unit.daemon.api.amschema import problems
-from tests.unit.daemon.configfiles import write_rules
+from tests.unit.daemon.configfiles import load_test_config, write_rules
 
 START = datetime(2026, 11, 23, 18, 0, 0, 250000, tzinfo=UTC).timestamp()
 READ_TOKEN = "am-read-t0ken-5a5a5a"  # noqa: S105
@@ -90,7 +89,7 @@ async def serving(tmp_path: Path, config: str = "") -> AsyncIterator[Daemon]:
     (tmp_path / "itsmd.yaml").write_text(text, encoding="utf-8")
     write_rules(tmp_path / "rules")
     clock = ManualClock(start=START)
-    app = create_app(load_config(tmp_path / "itsmd.yaml", data_dir=tmp_path / "data"), clock=clock)
+    app = create_app(load_test_config(tmp_path / "itsmd.yaml", data_dir=tmp_path / "data"), clock=clock)
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
     try:

@@ -23,7 +23,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from daemon.app import create_app
-from daemon.config import load_config
+from tests.unit.daemon.configfiles import load_test_config
 from tests.unit.daemon.selfsigned import make_cert
 
 REPO = Path(__file__).resolve().parents[4]
@@ -108,7 +108,7 @@ async def serving(tmp_path: Path, text: str) -> AsyncIterator[Client]:
     (tmp_path / "write.token").write_text(WRITE_TOKEN)
     config = tmp_path / "itsmd.yaml"
     config.write_text(text, encoding="utf-8")
-    app = create_app(load_config(config, data_dir=tmp_path / "data"))
+    app = create_app(load_test_config(config, data_dir=tmp_path / "data"))
     app.router.add_post("/api/v1/test-write", echo_write)  # no write endpoint exists yet; the rule must hold
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from daemon import __version__
 from daemon.app import create_app
 from daemon.clock import ManualClock
-from daemon.config import load_config
+from tests.unit.daemon.configfiles import load_test_config
 
 TESTDATA = Path(__file__).resolve().parents[3] / "testdata"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -74,7 +74,7 @@ async def running(tmp_path: Path, clock: ManualClock) -> AsyncIterator[TestClien
         (tmp_path / "rules" / "correlation.yaml").write_text("{}\n", encoding="utf-8")
         (tmp_path / "rules" / "services.yaml").write_text(SERVICES, encoding="utf-8")
     client: TestClient[Any, Any] = TestClient(
-        TestServer(create_app(load_config(config, data_dir=tmp_path / "data"), clock=clock))
+        TestServer(create_app(load_test_config(config, data_dir=tmp_path / "data"), clock=clock))
     )
     await client.start_server()
     try:

@@ -19,6 +19,7 @@ from daemon.clock import ManualClock
 from daemon.config import load_config
 from daemon.errors import ConfigError
 from tests.unit.daemon.api.runbook_app import TERMINAL, call, write_setup
+from tests.unit.daemon.configfiles import load_test_config
 from tests.unit.daemon.ingest.conftest import Daemon, eventually, running
 
 TOKENS = {
@@ -162,7 +163,7 @@ async def test_each_route_family_with_each_role(daemon: Daemon, method: str, pat
 
 
 def test_every_api_route_declares_its_role(tmp_path: Path) -> None:
-    app = create_app(load_config(setup(tmp_path / "etc", tmp_path / "out.txt"), data_dir=tmp_path / "data"))
+    app = create_app(load_test_config(setup(tmp_path / "etc", tmp_path / "out.txt"), data_dir=tmp_path / "data"))
     served = set()
     for route in app.router.routes():
         path = route.resource.canonical if route.resource is not None else ""

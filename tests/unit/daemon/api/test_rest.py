@@ -15,9 +15,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from daemon.app import create_app
 from daemon.clock import ManualClock
-from daemon.config import load_config
 from integrations.alertmanager.fingerprint import fingerprint
-from tests.unit.daemon.configfiles import write_rules
+from tests.unit.daemon.configfiles import load_test_config, write_rules
 
 START = "2026-11-23T18:00:00Z"
 
@@ -71,7 +70,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     write_rules(tmp_path / "rules")
     clock = ManualClock(start=epoch(START))
     client: TestClient[Any, Any] = TestClient(
-        TestServer(create_app(load_config(config, data_dir=tmp_path), clock=clock))
+        TestServer(create_app(load_test_config(config, data_dir=tmp_path), clock=clock))
     )
     await client.start_server()
     try:

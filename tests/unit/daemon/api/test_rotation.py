@@ -21,8 +21,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from daemon.app import create_app
-from daemon.config import load_config
 from daemon.reload import RELOADER
+from tests.unit.daemon.configfiles import load_test_config
 from tests.unit.daemon.ingest.conftest import eventually
 
 OLD = "old-ingest-t0ken-aaaa1111"
@@ -107,7 +107,7 @@ async def serving(tmp_path: Path, ingest: str, **secrets: str) -> AsyncIterator[
     for name, value in secrets.items():
         (tmp_path / f"{name}.token").write_text(value + "\n")
     (tmp_path / "itsmd.yaml").write_text(config_text(ingest), encoding="utf-8")
-    app = create_app(load_config(tmp_path / "itsmd.yaml", data_dir=tmp_path / "data"))
+    app = create_app(load_test_config(tmp_path / "itsmd.yaml", data_dir=tmp_path / "data"))
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
     try:
@@ -287,7 +287,7 @@ async def test_the_console_login_takes_the_rotated_tokens(tmp_path: Path) -> Non
     (tmp_path / "write.token").write_text(OLD)
     config = tmp_path / "itsmd.yaml"
     config.write_text("auth:\n  api:\n    write_tokens:\n      - token_file: write.token\n")
-    app = create_app(load_config(config, data_dir=tmp_path / "data"))
+    app = create_app(load_test_config(config, data_dir=tmp_path / "data"))
     async with TestClient(TestServer(app)) as client:
 
         async def login(token: str) -> int:

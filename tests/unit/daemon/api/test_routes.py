@@ -19,12 +19,11 @@ from daemon.api.openapi import build_document
 from daemon.api.table import ROUTE_ROLES, ROUTES
 from daemon.app import create_app
 from daemon.clock import ManualClock
-from daemon.config import load_config
 from daemon.drills.runner import DrillBusy
 from daemon.runbook.engine import InvalidRunTransition, RunRefused, UnknownRunbook
 from tests.unit.daemon.api.test_manage import START, fire
 from tests.unit.daemon.api.test_manage import daemon as populated  # noqa: F401  (a fixture)
-from tests.unit.daemon.configfiles import write
+from tests.unit.daemon.configfiles import load_test_config, write
 from tests.unit.daemon.ingest.conftest import Daemon, epoch, running
 
 Json = dict[str, Any]
@@ -35,7 +34,7 @@ METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
 
 def served_routes(tmp_path: Path) -> set[tuple[str, str]]:
     config = write(tmp_path / "etc" / "itsmd.yaml", "{}\n")
-    app = create_app(load_config(config, data_dir=tmp_path / "data"))
+    app = create_app(load_test_config(config, data_dir=tmp_path / "data"))
     served = set()
     for route in app.router.routes():
         path = route.resource.canonical if route.resource is not None else ""

@@ -34,7 +34,10 @@ from daemon.app import AVAILABILITY, HOUSEKEEPING
 from daemon.cli import main
 from daemon.clock import ManualClock
 from daemon.report.produce import produce
-from daemon.storage.database import Batch, Database, Statement, connect
+from daemon.storage.database import Batch, Statement
+from daemon.storage.reading import reading
+from daemon.storage.sql import Backend
+from tests.postgres import backend_for_test, storage_section
 from tests.unit.daemon.configfiles import write
 from tests.unit.daemon.ingest.conftest import Daemon, epoch, running, series
 
@@ -164,20 +167,29 @@ class Soak:
             batch.append(_DRILL, (self.record_id, service, at, at + 60))
         self.pending.append(batch)
 
+    def store(self) -> Backend:
+        """The store the app runs on (the SQLite file, or the database standing in for it), for reads."""
+        return backend_for_test(self.data)
+
+    def cli(self) -> list[str]:
+        """Where `itsmd audit` finds the store and the key: the data folder, or a config naming the database."""
+        section = storage_section(self.data)
+        if not section:
+            return ["--data-dir", str(self.data)]
+        storage = "".join(f"  {k}: {v}\n" for k, v in section.items())
+        return ["--config", str(write(self.data.parent / "cli.yaml", f"data_dir: {self.data}\nstorage:\n{storage}"))]
+
     def kept(self) -> dict[str, int]:
-        conn = connect(self.data / "itsmd.db", read_only=True)
-        try:
+        with reading(self.store()) as sql:
             return {
-                table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 (names below)
+                table: int(sql.scalar(f"SELECT count(*) FROM {table}"))  # noqa: S608 (names below)
                 for table in ("alerts", "incidents", "timeline", "problems", "changes", "drill_runs")
             }
-        finally:
-            conn.close()
 
 
 def _report(soak: Soak, d: Daemon, month: str) -> dict[str, Any]:
     catalogue = d.client.app[keys.PIPELINE].correlator.ruleset.catalogue
-    text = produce(Database(soak.data / "itsmd.db"), catalogue, month, now=soak.clock.now(), fmt="json")
+    text = produce(soak.store(), catalogue, month, now=soak.clock.now(), fmt="json")
     doc: dict[str, Any] = json.loads(text)
     doc.pop("generated_at", None)
     return doc
@@ -214,7 +226,7 @@ async def test_a_year_levels_off_and_past_months_stay_put(tmp_path: Path) -> Non
             # The audit trail is never pruned; archived monthly, beyond the records' retention.
             archives.append(tmp_path / f"audit-{month}.jsonl")
             before = _iso(soak.clock.now() - 45 * DAY)
-            args = ["--data-dir", soak.data, "--before", before, "--out", archives[-1]]
+            args = [*soak.cli(), "--before", before, "--out", archives[-1]]
             assert main(["audit", "archive", *map(str, args)]) == 0
         began = time.perf_counter()
         async with soak.up() as d:
@@ -261,7 +273,7 @@ async def test_a_year_levels_off_and_past_months_stay_put(tmp_path: Path) -> Non
     assert start_rows[12] <= start_rows[2] * 1.25 + 10, start_rows
     # The archived trail and the store together still verify.
     archived = [a for path in archives for a in ("--archive", str(path))]
-    assert main(["audit", "verify", "--data-dir", str(soak.data), *archived]) == 0
+    assert main(["audit", "verify", *soak.cli(), *archived]) == 0
 
 
 def _month_start_day(month: int) -> int:

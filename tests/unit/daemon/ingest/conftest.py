@@ -22,8 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.app import create_app
 from daemon.clock import ManualClock
-from daemon.config import load_config
-from tests.unit.daemon.configfiles import write_rules
+from tests.unit.daemon.configfiles import load_test_config, write_rules
 
 TESTDATA = Path(__file__).resolve().parents[3] / "testdata"
 WEBHOOK_CAPTURES = sorted((TESTDATA / "alertmanager").glob("am_webhook_*.json"))
@@ -161,10 +160,11 @@ class Daemon:
 @asynccontextmanager
 async def running(config: Path, data_dir: Path, clock: ManualClock) -> AsyncIterator[Daemon]:
     """The app from `config` on `data_dir`, up (ready) until the block ends, then stopped cleanly."""
-    app = create_app(load_config(config, data_dir=data_dir), clock=clock)
+    app = create_app(load_test_config(config, data_dir=data_dir), clock=clock)
     client: TestClient[Any, Any] = TestClient(TestServer(app))
-    await client.start_server()
     try:
+        # Inside the try: an app that fails to start must not leave its client session to the next test.
+        await client.start_server()
         async with client.get("/-/ready") as resp:
             assert resp.status == 200, await resp.text()
         yield Daemon(client, clock)

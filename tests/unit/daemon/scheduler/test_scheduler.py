@@ -15,9 +15,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from daemon.app import create_app
 from daemon.clock import Clock, ManualClock, SystemClock
-from daemon.config import load_config
 from daemon.scheduler.scheduler import Scheduler
-from tests.unit.daemon.configfiles import write
+from tests.unit.daemon.configfiles import load_test_config, write
 
 
 class OneShot:
@@ -101,7 +100,7 @@ async def test_sla_breach_is_detected_on_time_in_the_running_daemon(tmp_path: Pa
     config = write(etc / "itsmd.yaml", "rules_dir: rules\n")
     clock = SystemClock()
     client: TestClient[Any, Any] = TestClient(
-        TestServer(create_app(load_config(config, data_dir=tmp_path / "data"), clock=clock))
+        TestServer(create_app(load_test_config(config, data_dir=tmp_path / "data"), clock=clock))
     )
     await client.start_server()
     try:

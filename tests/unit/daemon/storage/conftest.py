@@ -1,6 +1,7 @@
 """`sql_backend`: each record module's tests run against every backend there is, opened and migrated.
 
-Only the SQLite file today; PostgreSQL joins as one more param (its database from `postgres_dsn`).
+SQLite: a file in the test's tmp_path. PostgreSQL: a database of the test's own on the machine's server
+(tests/postgres.py), dropped afterwards.
 """
 
 from __future__ import annotations
@@ -11,22 +12,30 @@ from pathlib import Path
 import pytest
 
 from daemon.storage.database import Database
+from daemon.storage.postgres.backend import PostgresBackend
 from daemon.storage.sql import Backend
+from tests.postgres import create_database, drop_database
 
-BACKENDS = ["sqlite"]
-
-
-def _backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    if request.param == "sqlite":
-        return Database(tmp_path / "itsmd.db")
-    raise AssertionError(f"no backend {request.param}")
+BACKENDS = ["sqlite", "postgres"]
 
 
 @pytest.fixture(params=BACKENDS)
 def sql_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    backend = _backend(request, tmp_path)
-    backend.open()
+    backend: Backend
+    dropped: str | None = None
+    if request.param == "sqlite":
+        backend = Database(tmp_path / "itsmd.db")
+    elif request.param == "postgres":
+        dropped, dsn = create_database()
+        backend = PostgresBackend(dsn, pool_min=0, pool_max=2, connect_timeout=5)
+    else:
+        raise AssertionError(f"no backend {request.param}")
     try:
-        yield backend
+        backend.open()
+        try:
+            yield backend
+        finally:
+            backend.close()
     finally:
-        backend.close()
+        if dropped is not None:
+            drop_database(dropped)

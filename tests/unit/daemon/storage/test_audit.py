@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from daemon.storage import audit
-from daemon.storage.sql import Backend
+from daemon.storage.postgres.backend import PostgresBackend
+from daemon.storage.sql import Backend, Dialect
 from tests.unit.daemon.storage.backends_fixture import write
 
 
@@ -67,10 +68,60 @@ def test_chained_events_come_in_chain_order_across_pages(sql_backend: Backend) -
     assert seqs == list(range(5, count + 1))
 
 
+def test_a_snapshot_sees_one_state_while_the_daemon_writes(sql_backend: Backend) -> None:
+    write(sql_backend, (audit.INSERT, _event(1, 1.0)))
+    sql = sql_backend.reader()
+    try:
+        with audit.snapshot(sql):
+            assert audit.event_count(sql) == 1
+            write(sql_backend, (audit.INSERT, _event(2, 2.0)))
+            assert audit.event_count(sql) == 1
+        assert audit.event_count(sql) == 2
+    finally:
+        sql.close()
+
+
 def test_the_append_only_triggers_are_found_as_created(sql_backend: Backend) -> None:
     sql = sql_backend.primary
     expected = audit.expected_triggers(sql.dialect)
+    assert {"audit_events_append_only_update", "audit_events_append_only_delete"} <= set(expected)
     found = audit.trigger_sql(sql)
     assert {name: found.get(name) for name in expected} == expected
-    if expected:
-        assert audit.schema_version(sql) is not None
+    assert audit.has_chain(sql)
+
+
+def test_postgres_triggers_disarmed_without_being_dropped_are_told_apart(postgres_dsn: str) -> None:
+    backend = PostgresBackend(postgres_dsn, pool_min=0, pool_max=1)
+    backend.open()
+    try:
+        sql = backend.reader(read_only=False)
+        try:
+            expected = audit.expected_triggers(Dialect.POSTGRES)
+            sql.rows("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only_truncate")
+            found = audit.trigger_sql(sql)
+            assert found["audit_events_append_only_truncate"].endswith(" DISABLED")
+            assert found["audit_events_append_only_update"] == expected["audit_events_append_only_update"]
+            # Update and truncate call one function: a body that does nothing disarms both.
+            sql.rows(
+                "CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql "
+                "AS $$ BEGIN RETURN NEW; END $$"
+            )
+            found = audit.trigger_sql(sql)
+            assert all(
+                found[name] != expected[name]
+                for name in ("audit_events_append_only_update", "audit_events_append_only_truncate")
+            )
+            assert "RETURN NEW" in found["audit_events_append_only_update"]
+            # Delete calls the guard that lets archived rows go (schema version 2): replaced, it is told too.
+            assert found["audit_events_append_only_delete"] == expected["audit_events_append_only_delete"]
+            sql.rows(
+                "CREATE OR REPLACE FUNCTION audit_events_delete_archived() RETURNS trigger LANGUAGE plpgsql "
+                "AS $$ BEGIN RETURN OLD; END $$"
+            )
+            found = audit.trigger_sql(sql)
+            assert "RETURN OLD; END $$" in found["audit_events_append_only_delete"]
+            assert found["audit_events_append_only_delete"] != expected["audit_events_append_only_delete"]
+        finally:
+            sql.close()
+    finally:
+        backend.close()

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from daemon.errors import StorageError
 from daemon.storage import audit, audit_cuts
 from daemon.storage.reading import DRIVER_ERRORS
 from daemon.storage.sql import Backend, has_table
@@ -46,7 +47,7 @@ def test_a_cut_from_a_stale_read_records_nothing_and_deletes_nothing(sql_backend
     write(sql_backend, (audit_cuts.RECORD_CUT, _cut(3, 0)), (audit_cuts.DELETE_ARCHIVED, (0, 3)))
     # Another archive read the store before that cut: its insert finds a newer cut and writes nothing, and the
     # trigger refuses the delete of events no cut covers, so the whole batch fails.
-    with pytest.raises(DRIVER_ERRORS, match="append-only"):
+    with pytest.raises((StorageError, *DRIVER_ERRORS), match="append-only"):
         write(sql_backend, (audit_cuts.RECORD_CUT, _cut(6, 0)), (audit_cuts.DELETE_ARCHIVED, (0, 6)))
     sql = sql_backend.primary
     assert [r["through_seq"] for r in audit_cuts.cuts(sql)] == [3]
@@ -58,3 +59,18 @@ def test_the_tables_a_read_of_an_older_store_may_miss(sql_backend: Backend) -> N
     assert has_table(sql, "audit_cuts") and has_table(sql, "report_months")
     assert not has_table(sql, "no_such_table")
     assert audit_cuts.cuts(sql) == []
+
+
+def test_the_append_only_triggers_of_the_cuts_are_found_as_created(sql_backend: Backend) -> None:
+    sql = sql_backend.primary
+    expected = audit_cuts.expected_cut_triggers(sql.dialect)
+    assert {"audit_cuts_append_only_update", "audit_cuts_append_only_delete"} <= set(expected)
+    found = audit.trigger_sql(sql, "audit_cuts")
+    assert {name: found.get(name) for name in expected} == expected
+    # And the delete trigger of the events is the one that lets archived rows go.
+    events = audit.trigger_sql(sql)
+    assert (
+        events["audit_events_append_only_delete"]
+        == audit.expected_triggers(sql.dialect)["audit_events_append_only_delete"]
+    )
+    assert "audit_cuts" in events["audit_events_append_only_delete"]

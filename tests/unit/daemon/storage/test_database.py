@@ -14,6 +14,10 @@ from daemon.storage.incidents import load_incidents
 from daemon.storage.schema import APPLICATION_ID, LATEST
 from tests.unit.daemon.records import Stack, incoming
 
+pytestmark = pytest.mark.sqlite_only(
+    reason="the SQLite backend's own tests (daemon/storage/database.py: its file, PRAGMAs, migrations)"
+)
+
 T0 = 1_800_000_000.0
 
 
@@ -121,7 +125,7 @@ def test_module_statements_run_in_order_and_newer_rows_win(tmp_path: Path) -> No
         assert db.conn.execute("SELECT note FROM child ORDER BY rowid").fetchall() == [("first",), ("second",)]
         failing = Batch()
         failing.append(child, (99, "orphan"))
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(StorageError, match="FOREIGN KEY"):
             db.write(failing)  # the foreign key holds, and nothing of the batch is kept
         assert db.conn.execute("SELECT count(*) FROM child").fetchone()[0] == 2
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,13 @@ from daemon.storage.sql import Backend
 def test_a_reader_sees_committed_rows_and_is_read_only(sql_backend: Backend) -> None:
     with reading(sql_backend) as sql:
         assert sql.scalar("SELECT count(*) AS n FROM runs") == 0
-    with pytest.raises(StorageError, match="cannot read the store"), reading(sql_backend) as sql:
+    with pytest.raises(StorageError) as refused, reading(sql_backend) as sql:
         sql.rows("INSERT INTO counters (name, labels, value) VALUES ('x', '', 1)")
+    # SQLite: "attempt to write a readonly database"; PostgreSQL: "cannot execute INSERT in a read-only ...".
+    assert re.search("read-?only", str(refused.value))
+    assert sql_backend.description in str(refused.value)
+    with reading(sql_backend) as sql:
+        assert sql.scalar("SELECT count(*) AS n FROM counters") == 0
 
 
 def test_a_missing_sqlite_store(tmp_path: Path) -> None:

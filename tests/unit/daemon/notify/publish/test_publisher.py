@@ -47,7 +47,7 @@ class World:
     def __init__(self, am: Upstream, *targets: Upstream) -> None:
         self.incidents: list[Incident] = []
         self.clock = ManualClock(T0)
-        self.counters = CounterStore(_Writer())  # type: ignore[arg-type]
+        self.counters = CounterStore(_Writer())
         self.config = PublishConfig(interval=30.0)
         self.am = am
         self.targets = targets or (am,)
