@@ -38,6 +38,8 @@ from daemon.drills.metrics import DrillCollector
 from daemon.drills.runner import DrillRunner
 from daemon.drills.schedule import DrillSchedule
 from daemon.drills.spec import Drill
+from daemon.housekeeping.job import Housekeeping
+from daemon.housekeeping.metrics import HousekeepingCollector
 from daemon.ingest import handlers
 from daemon.ingest.ratelimit import RateLimiter
 from daemon.metrics.collector import ItsmdCollector
@@ -94,6 +96,8 @@ AVAILABILITY_COMPACT = 600.0
 AUDIT_ANCHOR_INTERVAL = 1.0
 """How far the anchor may lag the committed audit chain: deleting newer events than it holds goes unnoticed."""
 REPORT_JOB = "monthly-report"
+HOUSEKEEPING_JOB = "housekeeping"
+HOUSEKEEPING = web.AppKey("housekeeping", Housekeeping)
 PUBLISH_TASK = "notify-publish"
 INCIDENT_TIMERS = "incidents"
 """The scheduler job that wakes the correlator for SLA deadlines, flapping and closes."""
@@ -263,12 +267,13 @@ async def _components(app: web.Application) -> AsyncIterator[None]:  # noqa: PLR
             DrillCollector(counters, auto.drills),
             AvailabilityCollector(availability),
             AuditCollector(audit),
+            HousekeepingCollector(_housekeeping(app, db, writer, correlator)),
             ReplicaCollector(app[REPLICA]),
             app[auth.AUTHENTICATOR],
             *notices.collectors,
             *_inbox(app, pipeline),
         )
-        scheduler = _scheduler(loaded, correlator, clock)
+        scheduler = _scheduler(loaded, correlator, clock, app[HOUSEKEEPING])
         _expose(
             app,
             pipeline=pipeline,
@@ -434,9 +439,25 @@ async def _availability(app: web.Application, db: Backend, correlator: Correlato
     return tracker
 
 
-def _scheduler(loaded: LoadedConfig, correlator: Correlator, clock: Clock) -> Scheduler:
-    """The scheduler, with the monthly service report job when reports.dir is set."""
+def _housekeeping(app: web.Application, db: Backend, writer: GroupCommitWriter, correlator: Correlator) -> Housekeeping:
+    cfg = app[keys.CONFIG].config
+    job = app[HOUSEKEEPING] = Housekeeping(
+        db,
+        writer,
+        app[CLOCK],
+        cfg.retention,
+        catalogue=lambda: correlator.ruleset.catalogue,
+        windows=cfg.availability.windows,
+        report_time_zone=cfg.reports.time_zone,
+        commit_timeout=cfg.ingest.commit_timeout,
+    )
+    return job
+
+
+def _scheduler(loaded: LoadedConfig, correlator: Correlator, clock: Clock, housekeeping: Housekeeping) -> Scheduler:
+    """The scheduler: housekeeping, and the monthly service report job when reports.dir is set."""
     scheduler = Scheduler(clock)
+    scheduler.add_interval(HOUSEKEEPING_JOB, loaded.config.retention.interval, housekeeping.run)
     cfg = loaded.config.reports
     if cfg.dir is None:
         return scheduler

@@ -29,6 +29,7 @@ from daemon.correlate.ruleset import RuleSet, check_rules
 from daemon.credentials import EnvSecret, FileSecret, ReadableFile, Secret
 from daemon.durations import Duration, PositiveDuration
 from daemon.errors import ConfigError, ConfigProblem
+from daemon.housekeeping.config import RetentionConfig
 from daemon.notify.outbox.config import WebhookReceiver, unique_names
 from daemon.notify.publish.config import PublishConfig
 from daemon.runbook.config import RunbooksConfig
@@ -492,6 +493,7 @@ class Config(_Strict):
     reports: ReportsConfig = ReportsConfig()
     console: ConsoleConfig = ConsoleConfig()
     audit: AuditConfig = AuditConfig()
+    retention: RetentionConfig = RetentionConfig()
     notify: NotifyConfig = NotifyConfig()
     replica: ReplicaConfig = ReplicaConfig()
     prometheus: PrometheusConfig | None = None

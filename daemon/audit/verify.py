@@ -14,12 +14,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from daemon.audit import archive
 from daemon.audit.chain import CHAIN_STARTED, ORIGIN, Head, event_mac, read_anchor
 from daemon.errors import StorageError
 from daemon.storage import audit as store
+from daemon.storage import audit_cuts
 from daemon.storage.sql import Sql
 
 
@@ -69,8 +72,10 @@ def unchained_digest(sql: Sql, through_id: int | None) -> tuple[int, str]:
     return count, digest.hexdigest()
 
 
-def check(sql: Sql, key: bytes, anchor_file: Path, *, tail: int | None = None) -> Report:
-    """The whole chain, or its newest `tail` events (the sealed events are then not re-hashed)."""
+def check(sql: Sql, key: bytes, anchor_file: Path, *, tail: int | None = None, archives: Sequence[Path] = ()) -> Report:
+    """The whole chain, or its newest `tail` events (the sealed events are then not re-hashed). The stored
+    chain starts after the newest archive cut; `archives` (the files `itsmd audit archive` wrote, oldest
+    first) are checked against their cuts."""
     findings: list[Finding] = []
     anchor: Head | None = None
     anchor_read = True
@@ -83,6 +88,7 @@ def check(sql: Sql, key: bytes, anchor_file: Path, *, tail: int | None = None) -
         anchor_read = False
     with store.snapshot(sql):
         report = _check(sql, key, tail, findings)
+        _check_archives(sql, key, archives, findings)
         if report.head.seq > 0 and anchor is None and anchor_read:
             findings.append(Finding(f"no anchor file {anchor_file}: the newest events could be deleted unnoticed"))
         if anchor is not None:
@@ -103,12 +109,42 @@ def _check(sql: Sql, key: bytes, tail: int | None, findings: list[Finding]) -> R
         if events:
             findings.append(Finding(f"the chain has not started: none of the {events} events has a mac"))
         return report
-    through_id = _check_start(sql, full=tail is None, findings=findings)
+    done = archive.cuts(sql)
+    for cut in done:
+        if not hmac.compare_digest(archive.cut_mac(key, cut), cut.mac):
+            findings.append(Finding(f"the archive cut through seq {cut.through_seq} was forged or edited"))
+    if done:
+        # Seq 1 and the sealed events are in an archive file: checked with it (--archive).
+        last = done[-1]
+        through_id: int | None = last.through_id
+        first, first_prev = last.through_seq + 1, last.through_mac
+    else:
+        through_id = _check_start(sql, full=tail is None, findings=findings)
+        first, first_prev = 1, ""
     for row_id in store.unchained_ids_after(sql, through_id or 0):
         findings.append(Finding("no sequence number or mac, written after the chain started: inserted", id=row_id))
-    start = 1 if tail is None else max(1, report.head.seq - tail + 1)
-    _check_links(sql, key, start, findings)
+    start = first if tail is None else max(first, report.head.seq - tail + 1)
+    _check_links(sql, key, start, findings, first_prev if start == first else None)
     return report
+
+
+def _check_archives(sql: Sql, key: bytes, archives: Sequence[Path], findings: list[Finding]) -> None:
+    found = store.trigger_sql(sql, "audit_cuts")
+    for name, create in audit_cuts.expected_cut_triggers(sql.dialect).items():
+        if found.get(name) != create:
+            findings.append(Finding(f"trigger {name} is missing or replaced: archive cuts could be changed"))
+    if not archives:
+        return
+    done = archive.cuts(sql)
+    if len(archives) != len(done):
+        findings.append(
+            Finding(f"{len(archives)} archive file(s) given for {len(done)} cut(s): give all, oldest first")
+        )
+        return
+    prev = ""
+    for path, cut in zip(archives, done, strict=True):
+        findings.extend(Finding(text) for text in archive.check_archive(path, key, cut, prev))
+        prev = cut.through_mac
 
 
 def _check_triggers(sql: Sql, findings: list[Finding]) -> None:
@@ -146,9 +182,12 @@ def _check_start(sql: Sql, *, full: bool, findings: list[Finding]) -> int | None
     return through_id if isinstance(through_id, int) else None
 
 
-def _check_links(sql: Sql, key: bytes, start: int, findings: list[Finding]) -> None:
+def _check_links(sql: Sql, key: bytes, start: int, findings: list[Finding], prev: str | None = None) -> None:
+    """`prev`: the mac before `start` when it is not stored (the archive cut's)."""
     prev_mac: str | None = ""
-    if start > 1:
+    if prev is not None:
+        prev_mac = prev
+    elif start > 1:
         r = store.event_of_seq(sql, start - 1)
         prev_mac = r["mac"] if r is not None else None
     expected = start

@@ -54,6 +54,13 @@ class Ledger:
             s.closed = merge(s.closed)
         self.compact(now)
 
+    def fold_in(self, service: str, unplanned: float, planned: float, until: float) -> None:
+        """Downtime already folded elsewhere (the daily rollups of the store), all of it before `until`."""
+        s = self._service(service)
+        s.folded_unplanned += unplanned
+        s.folded_planned += planned
+        s.folded_until = max(s.folded_until, until)
+
     def started(self, service: str, incident_id: int, at: float) -> None:
         self._service(service).open.setdefault(incident_id, at)
 

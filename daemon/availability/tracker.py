@@ -2,8 +2,10 @@
 
 The tracker follows each incident's open/reopen/priority/resolve events and feeds the Ledger the episodes
 that count as downtime (episodes.py holds the definition; this is its incremental form). At start it reads
-the whole stored history, so the figures after a restart are those of the stored incidents: no downtime is
-kept only in memory. The collector computes everything at scrape time from the ledger (no database I/O).
+the daily rollups (one sum per service) and the incidents with downtime since the rollups end (open ones,
+and those resolved within about the longest window), never the years of history behind them; so the
+figures after a restart are those of the stored incidents and rollups: no downtime is kept only in memory.
+The collector computes everything at scrape time from the ledger (no database I/O).
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from daemon.availability.episodes import (
     metric_service,
     policy_counts,
 )
-from daemon.availability.ledger import Ledger
+from daemon.availability.ledger import Episode, Ledger
 from daemon.catalogue.services import Catalogue
 from daemon.clock import Clock
 from daemon.correlate.events import IncidentEvent, IncidentEventKind
 from daemon.durations import format_duration
+from daemon.storage import rollups
 from daemon.storage.availability import load_histories
 from daemon.storage.sql import Sql
 
@@ -50,16 +53,29 @@ class AvailabilityTracker:
         self.ledger = Ledger(self.maintenance, keep=keep)
         self._keep = keep
         self._incidents: dict[int, _Incident] = {}
+        self.rows_read = 0
+        """Rows the last load() read (about: marks, incidents, rollup sums): bounded by what is active, not by
+        the history kept."""
 
     # -- start ----------------------------------------------------------------------------------------
 
-    def restore(self, histories: Iterable[History], now: float) -> None:
+    def restore(
+        self,
+        histories: Iterable[History],
+        now: float,
+        *,
+        folded: Mapping[str, tuple[float, float]] | None = None,
+        since: float | None = None,
+    ) -> None:
+        """`folded`: downtime per service rolled up before `since`; episodes are counted from `since` on."""
         catalogue = self._catalogue()
-        episodes = []
+        episodes: list[Episode | None] = []
+        for service, (unplanned, planned) in (folded or {}).items():
+            self.ledger.fold_in(metric_service(catalogue, service), unplanned, planned, since or float("-inf"))
         for h in histories:
             service = metric_service(catalogue, h.service)
             h.service = service
-            episodes.extend(episodes_of(h, policy_counts(catalogue, service)))
+            episodes.extend(_from(e, since) for e in episodes_of(h, policy_counts(catalogue, service)))
             state = _Incident(service, h.labels, "", None)
             for mark in h.marks:
                 if mark.priority is not None:
@@ -70,11 +86,17 @@ class AvailabilityTracker:
                     state.start, state.resolved_at = None, mark.at
             if state.start is not None or (state.resolved_at is not None and state.resolved_at > now - self._keep):
                 self._incidents[h.incident_id] = state
-        self.ledger.restore(episodes, now)
+        self.ledger.restore([e for e in episodes if e is not None], now)
 
     def load(self, sql: Sql, now: float) -> None:
-        """Read the stored history (call before the writer starts, in a thread)."""
-        self.restore(load_histories(sql), now)
+        """Read the rollups and what is active since they end (call before the writer starts, in a thread).
+        Before the first rollup (a new store, or the first start of this version) that is all the history."""
+        since = rollups.mark(sql, rollups.AVAILABILITY)
+        folded = rollups.folded_totals(sql, since) if since is not None else {}
+        histories = load_histories(sql, since=since)
+        # Timeline marks, incidents and per-service rollup sums: bounded by what is active, not the years kept.
+        self.rows_read = sum(len(h.marks) for h in histories) + len(histories) + len(folded)
+        self.restore(histories, now, folded=folded, since=since)
 
     # -- events ---------------------------------------------------------------------------------------
 
@@ -125,6 +147,15 @@ class AvailabilityTracker:
     def objective(self, service: str) -> float:
         catalogue = self._catalogue()
         return catalogue.objective(catalogue.get(metric_service(catalogue, service)))
+
+
+def _from(e: Episode, since: float | None) -> Episode | None:
+    """The part of an episode at or after `since` (what came before is in the daily rollups)."""
+    if since is None or e.start >= since:
+        return e
+    if e.end is not None and e.end <= since:
+        return None
+    return Episode(e.service, e.incident_id, since, e.end)
 
 
 def window_label(seconds: float) -> str:

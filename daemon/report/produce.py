@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from daemon.catalogue.services import Catalogue
 from daemon.clock import Clock
+from daemon.housekeeping.frozen import frozen_report
 from daemon.report import period as periods
 from daemon.report.build import build_report
 from daemon.report.period import Period
@@ -56,15 +57,23 @@ def report_text(
     service: str | None = None,
     fmt: str = "json",
 ) -> str:
-    """The rendered report of a period, read through `sql` (for the daemon's reader threads)."""
-    report = build_report(
-        sql,
-        catalogue,
-        period,
-        now=now,
-        time_zone=time_zone,
-        service=service,
-        drills=drill_results(sql, period.start, period.end),
+    """The rendered report of a period, read through `sql` (for the daemon's reader threads). A month
+    housekeeping froze is served as it was frozen, whatever was pruned since."""
+    # An unknown service is still refused by build_report, frozen month or not.
+    known = service is None or service in catalogue.names()
+    frozen = frozen_report(sql, period.name, time_zone, now=now, service=service) if known else None
+    report = (
+        frozen
+        if frozen is not None
+        else build_report(
+            sql,
+            catalogue,
+            period,
+            now=now,
+            time_zone=time_zone,
+            service=service,
+            drills=drill_results(sql, period.start, period.end),
+        )
     )
     return render(report, fmt)
 

@@ -24,18 +24,29 @@ TRIGGERS = {
     "audit_events_append_only_update": "CREATE TRIGGER audit_events_append_only_update BEFORE UPDATE ON "
     "audit_events BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END",
     "audit_events_append_only_delete": "CREATE TRIGGER audit_events_append_only_delete BEFORE DELETE ON "
-    "audit_events BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END",
+    "audit_events WHEN NOT EXISTS (SELECT 1 FROM audit_cuts c WHERE OLD.id <= c.through_id) "
+    "BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END",
 }
-"""The append-only triggers as SQLite schema version 2 creates them (whitespace aside)."""
+"""The append-only triggers as SQLite schema version 10 leaves them (whitespace aside): nothing may change an
+event, and only events up to an archive cut (audit_cuts, itself append-only) may be deleted."""
 _PG_RAISE = "AS $$ BEGIN RAISE EXCEPTION 'audit events are append-only'; END $$"
+_PG_ARCHIVED = (
+    "AS $$ BEGIN IF NOT EXISTS (SELECT 1 FROM audit_cuts c WHERE OLD.id <= c.through_id) THEN "
+    "RAISE EXCEPTION 'audit events are append-only'; END IF; RETURN OLD; END $$"
+)
 PG_TRIGGERS = {
     f"audit_events_append_only_{event}": f"CREATE TRIGGER audit_events_append_only_{event} BEFORE {event.upper()} "
-    f"ON audit_events FOR EACH {each} EXECUTE FUNCTION audit_events_append_only() {_PG_RAISE}"
-    for event, each in (("update", "ROW"), ("delete", "ROW"), ("truncate", "STATEMENT"))
+    f"ON audit_events FOR EACH {each} EXECUTE FUNCTION {function}() {body}"
+    for event, each, function, body in (
+        ("update", "ROW", "audit_events_append_only", _PG_RAISE),
+        ("delete", "ROW", "audit_events_delete_archived", _PG_ARCHIVED),
+        ("truncate", "STATEMENT", "audit_events_append_only", _PG_RAISE),
+    )
 }
-"""The append-only triggers of PostgreSQL schema version 1 as trigger_sql shows them: each with the body of
-the function it calls, since replacing the function disarms a trigger as surely as dropping it. TRUNCATE
-has a trigger of its own: it would empty the table without firing the row triggers."""
+"""The append-only triggers as PostgreSQL schema version 2 leaves them, as trigger_sql shows them: each with
+the body of the function it calls, since replacing the function disarms a trigger as surely as dropping it.
+TRUNCATE has a trigger of its own: it would empty the table without firing the row triggers. A row may be
+deleted only when an archive cut covers it, as in SQLite."""
 _PAGE = 1000
 """Chained events read per query while checking: a whole chain is never held in memory."""
 
@@ -151,12 +162,12 @@ def expected_triggers(dialect: Dialect) -> dict[str, str]:
     return dict(TRIGGERS) if dialect is Dialect.SQLITE else dict(PG_TRIGGERS)
 
 
-def trigger_sql(sql: Sql) -> dict[str, str]:
-    """The triggers on audit_events, by name, their SQL with whitespace collapsed. PostgreSQL: the table
-    unqualified, then the body of the trigger's function, and ` DISABLED` when the trigger does not fire
-    (ALTER TABLE ... DISABLE TRIGGER, or enabled for replication sessions only)."""
+def trigger_sql(sql: Sql, table: str = "audit_events") -> dict[str, str]:
+    """The triggers on a table (audit_events, audit_cuts), by name, their SQL with whitespace collapsed.
+    PostgreSQL: the table unqualified, then the body of the trigger's function, and ` DISABLED` when the
+    trigger does not fire (ALTER TABLE ... DISABLE TRIGGER, or enabled for replication sessions only)."""
     if sql.dialect is Dialect.SQLITE:
-        rows = sql.rows("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_events'")
+        rows = sql.rows("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (table,))
     else:
         rows = sql.rows(
             "SELECT t.tgname AS name, replace(pg_get_triggerdef(t.oid), ' ON ' || quote_ident(n.nspname) || '.', "
@@ -164,7 +175,8 @@ def trigger_sql(sql: Sql) -> dict[str, str]:
             "|| CASE WHEN t.tgenabled IN ('O', 'A') THEN '' ELSE ' DISABLED' END AS sql "
             "FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
             "JOIN pg_proc p ON p.oid = t.tgfoid "
-            "WHERE t.tgrelid = 'audit_events'::regclass AND NOT t.tgisinternal"
+            "WHERE t.tgrelid = to_regclass(?) AND NOT t.tgisinternal",
+            (table,),
         )
     return {r["name"]: " ".join((r["sql"] or "").split()) for r in rows}
 

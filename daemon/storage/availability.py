@@ -1,5 +1,6 @@
 """Reading the incident history availability is computed from: the timeline marks of every incident and the
-labels of the alert that opened it (tables timeline, incidents, alerts; written by the correlator)."""
+labels of the alert that opened it (tables timeline, incidents, alerts; written by the correlator). Bounded
+by `since` for the tracker's start-up: what came before is in the daily rollups (daemon.storage.rollups)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,23 @@ _CHUNK = 500
 """Fingerprints per IN list: well under either dialect's limit of bound parameters."""
 
 
-def load_histories(sql: Sql, *, until: float | None = None) -> list[History]:
+def load_histories(sql: Sql, *, since: float | None = None, until: float | None = None) -> list[History]:
     """Every incident's marks (oldest first) and the labels of the alert that opened it; bound parameters only.
-    `until`: ignore marks after this instant (a report of a past period)."""
+    `since`: only incidents with an episode ending at or after it (open, or resolved since; the tracker's
+    start-up, whose earlier downtime is in the daily rollups). `until`: ignore marks after this instant (a
+    report of a past period)."""
     histories: dict[int, History] = {}
     openers: dict[int, str] = {}
     marks = ",".join("?" * len(KINDS))
+    bound = "" if since is None else "AND (i.resolved_at IS NULL OR i.resolved_at >= ?) "
+    params: list[object] = [*KINDS, until if until is not None else float("inf")]
+    if since is not None:
+        params.append(since)
     for r in sql.rows(
         "SELECT t.incident_id, i.service, t.at, t.kind, t.detail FROM timeline t "
-        f"JOIN incidents i ON i.id = t.incident_id WHERE t.kind IN ({marks}) AND t.at <= ? "
+        f"JOIN incidents i ON i.id = t.incident_id WHERE t.kind IN ({marks}) AND t.at <= ? {bound}"
         "ORDER BY t.incident_id, t.id",
-        (*KINDS, until if until is not None else float("inf")),
+        params,
     ):
         incident_id, at, kind = r["incident_id"], r["at"], r["kind"]
         h = histories.get(incident_id)

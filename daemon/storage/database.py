@@ -141,6 +141,9 @@ class Database:
             # Checkpoints run from their own connection off the commit path (see checkpoint()).
             conn.execute("PRAGMA wal_autocheckpoint = 0")
             conn.execute("PRAGMA foreign_keys = ON")
+            from daemon.storage.retention import enable_incremental_vacuum  # noqa: PLC0415 (imports Statement)
+
+            enable_incremental_vacuum(conn)
             self._migrate(conn)
         except sqlite3.DatabaseError as exc:
             conn.close()

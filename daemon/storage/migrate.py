@@ -30,13 +30,14 @@ import psycopg
 from psycopg import sql as pgsql
 from psycopg.rows import dict_row
 
+from daemon.audit import archive
 from daemon.audit import verify as audit_verify
 from daemon.audit.chain import CHAIN_STARTED, Head, anchor_path, event_mac, load_key, read_anchor
 from daemon.errors import StorageError
 from daemon.storage import audit as audit_sql
 from daemon.storage.postgres.sql import rewrite
 from daemon.storage.schema import APPLICATION_ID, LATEST
-from daemon.storage.sql import Backend, Dialect, Row
+from daemon.storage.sql import Backend, Dialect, Row, Sql
 from daemon.storage.sqlite_sql import SqliteSql
 
 DB_FILE = "itsmd.db"
@@ -285,20 +286,12 @@ def _verify_copied_chain(pg: psycopg.Connection[Any], key: bytes, anchor_file: P
     head = audit_verify.stored_head(conn)
     if head is None:
         return f"{events} audit events, no chain started"
-    start = pg.execute("SELECT record_type, record_id, action, after FROM audit_events WHERE seq = 1").fetchone()
-    if start is not None and tuple(start[:3]) == CHAIN_STARTED:
-        try:
-            sealed = json.loads(start[3])
-            through = sealed["unchained_through_id"]
-            sealed_as = (sealed["unchained_events"], sealed["unchained_sha256"])
-        except (TypeError, ValueError, KeyError):
-            problems.append("audit: the copy's chain start does not say what it sealed")
-        else:
-            if audit_verify.unchained_digest(conn, through) != sealed_as:
-                problems.append("audit: the events sealed when the chain started differ in the copy")
-    else:
-        problems.append("audit: the copy's event seq 1 does not start the chain")
-    prev, expected = "", 1
+    cuts = archive.cuts(conn)
+    # After an archive cut the chain's start and the events it sealed are in the archive file: the stored
+    # chain follows the newest cut, as `itsmd audit verify` checks it.
+    if not cuts:
+        _check_copied_start(pg, conn, problems)
+    prev, expected = (cuts[-1].through_mac, cuts[-1].through_seq + 1) if cuts else ("", 1)
     for _id, seq, at, actor, record_type, record_id, action, before, after, mac in _chained(pg):
         if seq != expected:
             problems.append(f"audit: the copy's chain skips from seq {expected - 1} to {seq}")
@@ -313,6 +306,23 @@ def _verify_copied_chain(pg: psycopg.Connection[Any], key: bytes, anchor_file: P
         problems.append(f"audit: the copy does not reach the anchor {anchor_file} (seq {anchored.seq})")
     verdict = "verifies" if not any(p.startswith("audit:") for p in problems) else "FAILS"
     return f"{events} audit events, chain to seq {head.seq} {verdict} on the copy"
+
+
+def _check_copied_start(pg: psycopg.Connection[Any], conn: Sql, problems: list[str]) -> None:
+    """Seq 1 starts the chain and the events it sealed are unchanged on the copy."""
+    start = pg.execute("SELECT record_type, record_id, action, after FROM audit_events WHERE seq = 1").fetchone()
+    if start is not None and tuple(start[:3]) == CHAIN_STARTED:
+        try:
+            sealed = json.loads(start[3])
+            through = sealed["unchained_through_id"]
+            sealed_as = (sealed["unchained_events"], sealed["unchained_sha256"])
+        except (TypeError, ValueError, KeyError):
+            problems.append("audit: the copy's chain start does not say what it sealed")
+        else:
+            if audit_verify.unchained_digest(conn, through) != sealed_as:
+                problems.append("audit: the events sealed when the chain started differ in the copy")
+    else:
+        problems.append("audit: the copy's event seq 1 does not start the chain")
 
 
 def _chained(pg: psycopg.Connection[Any]) -> Iterator[tuple[Any, ...]]:

@@ -291,6 +291,57 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE incidents ADD COLUMN external TEXT;
         """,
     ),
+    (
+        10,
+        """
+        -- Retention (daemon/housekeeping): rollups that keep past figures exact after the rows behind them
+        -- are pruned, and the indexes the prune statements look up by.
+        -- Downtime per service and UTC day [day_start, day_start + 1d), folded from the incident history.
+        CREATE TABLE availability_daily (
+            service           TEXT NOT NULL,
+            day_start         REAL NOT NULL,
+            unplanned_seconds REAL NOT NULL,
+            planned_seconds   REAL NOT NULL,
+            PRIMARY KEY (service, day_start)
+        );
+        -- How far a rollup reaches (name -> every instant before until_at is rolled up).
+        CREATE TABLE rollup_marks (
+            name          TEXT PRIMARY KEY,
+            until_at      REAL NOT NULL
+        );
+        -- A month's service report as it stood before its rows could be pruned (JSON of the report model).
+        CREATE TABLE report_months (
+            period        TEXT NOT NULL,
+            time_zone     TEXT NOT NULL,
+            frozen_at     REAL NOT NULL,
+            body          TEXT NOT NULL,
+            PRIMARY KEY (period, time_zone)
+        );
+        CREATE INDEX incident_alerts_fingerprint ON incident_alerts (fingerprint);
+        CREATE INDEX change_incidents_incident ON change_incidents (incident_id);
+        CREATE INDEX incidents_resolved_at ON incidents (resolved_at);
+        -- `itsmd audit archive` (daemon/audit/archive.py): each cut records where the archived part of the
+        -- chain ends (its last event's seq, mac and id) and a keyed mac over that, so the chain stays
+        -- verifiable across it. Events up to a cut's id are the only ones that may be deleted.
+        CREATE TABLE audit_cuts (
+            through_seq    INTEGER PRIMARY KEY,
+            through_mac    TEXT NOT NULL,
+            through_id     INTEGER NOT NULL,
+            at             REAL NOT NULL,
+            events         INTEGER NOT NULL,
+            archive_sha256 TEXT NOT NULL,
+            mac            TEXT NOT NULL
+        );
+        CREATE TRIGGER audit_cuts_append_only_update BEFORE UPDATE ON audit_cuts
+        BEGIN SELECT RAISE(ABORT, 'audit cuts are append-only'); END;
+        CREATE TRIGGER audit_cuts_append_only_delete BEFORE DELETE ON audit_cuts
+        BEGIN SELECT RAISE(ABORT, 'audit cuts are append-only'); END;
+        DROP TRIGGER audit_events_append_only_delete;
+        CREATE TRIGGER audit_events_append_only_delete BEFORE DELETE ON audit_events
+        WHEN NOT EXISTS (SELECT 1 FROM audit_cuts c WHERE OLD.id <= c.through_id)
+        BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

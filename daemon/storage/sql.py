@@ -83,3 +83,13 @@ class Backend(Protocol):
     def checkpoint(self) -> None:
         """Housekeeping off the commit path (SQLite: WAL checkpoint; PostgreSQL: nothing)."""
         ...
+
+
+def has_table(sql: Sql, table: str) -> bool:
+    """Whether the store has a table: for reads a store of an older schema may run before the daemon migrated
+    it (a command reading it read-only)."""
+    if sql.dialect is Dialect.SQLITE:
+        found = sql.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
+    else:
+        found = sql.scalar("SELECT to_regclass(?) IS NOT NULL", (table,))
+    return bool(found)

@@ -11,6 +11,8 @@ events); here those ids are identity columns. Rows inserted with their own id (i
 
 `itsmd_schema` names the database as itsmd's and holds its version, as PRAGMA application_id and
 user_version do for the SQLite file.
+
+Version 2 is SQLite's version 10 (retention: rollups, prune indexes, audit archive cuts).
 """
 
 from __future__ import annotations
@@ -284,6 +286,72 @@ MIGRATIONS: list[tuple[int, str]] = [
             principal     TEXT,
             source        TEXT
         );
+        """,
+    ),
+    (
+        2,
+        """
+        -- Retention (daemon/housekeeping), as SQLite schema version 10: rollups that keep past figures exact
+        -- after the rows behind them are pruned, the indexes the prune statements look up by, and the cuts of
+        -- `itsmd audit archive`.
+        CREATE TABLE availability_daily (
+            service           TEXT NOT NULL,
+            day_start         DOUBLE PRECISION NOT NULL,
+            unplanned_seconds DOUBLE PRECISION NOT NULL,
+            planned_seconds   DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (service, day_start)
+        );
+        CREATE TABLE rollup_marks (
+            name          TEXT PRIMARY KEY,
+            until_at      DOUBLE PRECISION NOT NULL
+        );
+        CREATE TABLE report_months (
+            period        TEXT NOT NULL,
+            time_zone     TEXT NOT NULL,
+            frozen_at     DOUBLE PRECISION NOT NULL,
+            body          TEXT NOT NULL,
+            PRIMARY KEY (period, time_zone)
+        );
+        CREATE INDEX incident_alerts_fingerprint ON incident_alerts (fingerprint);
+        CREATE INDEX change_incidents_incident ON change_incidents (incident_id);
+        CREATE INDEX incidents_resolved_at ON incidents (resolved_at);
+        CREATE TABLE audit_cuts (
+            through_seq    BIGINT PRIMARY KEY,
+            through_mac    TEXT NOT NULL,
+            through_id     BIGINT NOT NULL,
+            at             DOUBLE PRECISION NOT NULL,
+            events         BIGINT NOT NULL,
+            archive_sha256 TEXT NOT NULL,
+            mac            TEXT NOT NULL
+        );
+        CREATE FUNCTION audit_cuts_append_only() RETURNS trigger LANGUAGE plpgsql AS $body$
+        BEGIN
+            RAISE EXCEPTION 'audit cuts are append-only';
+        END
+        $body$;
+        CREATE TRIGGER audit_cuts_append_only_update BEFORE UPDATE ON audit_cuts
+            FOR EACH ROW EXECUTE FUNCTION audit_cuts_append_only();
+        CREATE TRIGGER audit_cuts_append_only_delete BEFORE DELETE ON audit_cuts
+            FOR EACH ROW EXECUTE FUNCTION audit_cuts_append_only();
+        CREATE TRIGGER audit_cuts_append_only_truncate BEFORE TRUNCATE ON audit_cuts
+            FOR EACH STATEMENT EXECUTE FUNCTION audit_cuts_append_only();
+        -- An event may be deleted only when an archive cut covers it (TRUNCATE stays refused outright).
+        CREATE FUNCTION audit_events_delete_archived() RETURNS trigger LANGUAGE plpgsql AS $body$
+        BEGIN
+            IF NOT EXISTS (SELECT 1 FROM audit_cuts c WHERE OLD.id <= c.through_id) THEN
+                RAISE EXCEPTION 'audit events are append-only';
+            END IF;
+            RETURN OLD;
+        END
+        $body$;
+        -- Resolve audit_cuts in this schema only: a session's temporary table of that name must not stand in.
+        DO $do$ BEGIN
+            EXECUTE format('ALTER FUNCTION audit_events_delete_archived() SET search_path = %I, pg_temp',
+                           current_schema());
+        END $do$;
+        DROP TRIGGER audit_events_append_only_delete ON audit_events;
+        CREATE TRIGGER audit_events_append_only_delete BEFORE DELETE ON audit_events
+            FOR EACH ROW EXECUTE FUNCTION audit_events_delete_archived();
         """,
     ),
 ]

@@ -43,6 +43,8 @@ README_METRICS = {
     "itsmd_audit_chain_ok": ("gauge", set()),
     "itsmd_audit_chain_head_sequence": ("gauge", set()),
     "itsmd_ingest_duration_seconds": ("histogram", set()),
+    "itsmd_housekeeping_deleted": ("counter", {"record"}),
+    "itsmd_housekeeping_last_run_timestamp_seconds": ("gauge", set()),
     "itsmd_build_info": ("gauge", {"version", "python"}),
 }
 

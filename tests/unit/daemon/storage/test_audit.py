@@ -101,14 +101,26 @@ def test_postgres_triggers_disarmed_without_being_dropped_are_told_apart(postgre
             found = audit.trigger_sql(sql)
             assert found["audit_events_append_only_truncate"].endswith(" DISABLED")
             assert found["audit_events_append_only_update"] == expected["audit_events_append_only_update"]
-            # Every trigger calls the one function: a body that does nothing disarms them all.
+            # Update and truncate call one function: a body that does nothing disarms both.
             sql.rows(
                 "CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql "
                 "AS $$ BEGIN RETURN NEW; END $$"
             )
             found = audit.trigger_sql(sql)
-            assert all(found[name] != create for name, create in expected.items())
-            assert "RETURN NEW" in found["audit_events_append_only_delete"]
+            assert all(
+                found[name] != expected[name]
+                for name in ("audit_events_append_only_update", "audit_events_append_only_truncate")
+            )
+            assert "RETURN NEW" in found["audit_events_append_only_update"]
+            # Delete calls the guard that lets archived rows go (schema version 2): replaced, it is told too.
+            assert found["audit_events_append_only_delete"] == expected["audit_events_append_only_delete"]
+            sql.rows(
+                "CREATE OR REPLACE FUNCTION audit_events_delete_archived() RETURNS trigger LANGUAGE plpgsql "
+                "AS $$ BEGIN RETURN OLD; END $$"
+            )
+            found = audit.trigger_sql(sql)
+            assert "RETURN OLD; END $$" in found["audit_events_append_only_delete"]
+            assert found["audit_events_append_only_delete"] != expected["audit_events_append_only_delete"]
         finally:
             sql.close()
     finally:

@@ -21,7 +21,8 @@ from daemon.app import create_app
 from daemon.cli import main
 from daemon.clock import ManualClock
 from daemon.config import load_config
-from daemon.storage.database import Database
+from daemon.storage import rollups
+from daemon.storage.database import Batch, Database
 from daemon.storage.schema import APPLICATION_ID, MIGRATIONS
 from tests.unit.daemon.api.runbook_app import call, until, write_setup
 from tests.unit.daemon.configfiles import write
@@ -113,7 +114,28 @@ async def fill(tmp_path: Path, hook: Receiver, monkeypatch: pytest.MonkeyPatch) 
         assert status == 202, drill
         await until(d, drill["run_id"])
         await eventually(lambda: _hook_got(hook, 3))
+        archive_before = _iso(d.clock.now())
+    retained(data / "itsmd.db")
+    # The audit trail up to its head archived: the copy must carry the cut and the chain that follows it.
+    args = ["--data-dir", str(data), "--before", archive_before, "--out", str(tmp_path / "audit-archive.jsonl")]
+    assert main(["audit", "archive", *args]) == 0
     return data
+
+
+def retained(db_path: Path) -> None:
+    """Rows of the retention tables, as housekeeping writes them (a real run needs months on the clock)."""
+    db = Database(db_path)
+    db.open()
+    try:
+        batch = Batch()
+        day = epoch(START) // 86400 * 86400
+        batch.upsert(rollups.SET_DAY, ("api", day), ("api", day, 20.0, 0.5))
+        batch.upsert(rollups.SET_MARK, rollups.AVAILABILITY, (rollups.AVAILABILITY, day + 86400))
+        body = '{"period": "2026-11", "note": "é \' % ?"}'
+        batch.upsert(rollups.FREEZE_MONTH, ("2026-11", "UTC"), ("2026-11", "UTC", day + 8 * 86400, body))
+        db.write(batch)
+    finally:
+        db.close()
 
 
 def _iso(ts: float) -> str:

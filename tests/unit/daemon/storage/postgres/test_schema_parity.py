@@ -12,9 +12,13 @@ import psycopg
 from daemon.storage.database import Database, Statement
 from daemon.storage.postgres import schema
 from daemon.storage.postgres.backend import PostgresBackend
+from daemon.storage.retention import Kind
 
 RECORD_MODULES = (
     "daemon.storage.audit",
+    "daemon.storage.audit_cuts",
+    "daemon.storage.retention",
+    "daemon.storage.rollups",
     "daemon.storage.changes",
     "daemon.storage.drills",
     "daemon.storage.incidents",
@@ -112,6 +116,8 @@ def _statements() -> list[tuple[str, Statement]]:
         for attr, value in vars(module).items():
             if isinstance(value, Statement):
                 found.append((f"{module_name}.{attr}", value))
+            elif isinstance(value, Kind):  # housekeeping's prunes: a kind's deletes, children first
+                found.extend((f"{module_name}.{attr}.deletes[{i}]", d) for i, d in enumerate(value.deletes))
     return found
 
 
