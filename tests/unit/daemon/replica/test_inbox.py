@@ -20,6 +20,7 @@ from daemon.replica.inbox import CURSOR, InboxConsumer
 from daemon.storage import inbox
 from daemon.storage.alerts import load_active_alerts
 from daemon.storage.counters import load_counters
+from tests.postgres import create_database, drop_database
 from tests.unit.daemon.ingest.conftest import capture, eventually, series
 from tests.unit.daemon.records import Stack
 from tests.unit.daemon.replica.conftest import Me, follower, inbox_rows, leading, set_leader, sql
@@ -309,3 +310,43 @@ async def test_a_row_in_flight_holds_back_the_rows_after_it_until_it_ends(tmp_pa
     finally:
         await slow.close()
         await leader.close()
+
+
+async def test_a_transaction_that_inserts_late_with_an_older_id_is_waited_for(tmp_path: Path, store_dsn: str) -> None:
+    # C's transaction gets its id by another write first; B's row commits; then C inserts and commits.
+    slow = await psycopg.AsyncConnection.connect(store_dsn, autocommit=True)
+    leader = Leader(tmp_path, store_dsn)
+    leader.start_writer()
+    try:
+        await slow.execute("BEGIN")
+        await slow.execute("UPDATE leader_lease SET holder = holder WHERE id = 1")
+        store(store_dsn, posted("B"))
+        assert await leader.consumer.step() == 0
+        await slow.execute(
+            "INSERT INTO inbox (received_at, replica, kind, body, principal, source) VALUES (%s, %s, %s, %s, %s, %s)",
+            (T0, "follower-c", kinds.V2, posted("A"), None, "prometheus"),
+        )
+        await slow.execute("COMMIT")
+        await leader.catch_up()
+        assert leader.alerts() == {"A": "firing", "B": "firing"}
+        assert inbox_rows(store_dsn) == []
+    finally:
+        await slow.close()
+        await leader.close()
+
+
+async def test_an_open_transaction_in_another_database_does_not_hold_the_inbox(tmp_path: Path, store_dsn: str) -> None:
+    name, other_dsn = create_database()
+    other = await psycopg.AsyncConnection.connect(other_dsn, autocommit=True)
+    leader = Leader(tmp_path, store_dsn)
+    leader.start_writer()
+    try:
+        await other.execute("BEGIN")
+        await other.execute("CREATE TABLE busy (n INTEGER)")  # an id, held until this test ends
+        store(store_dsn, posted("B"))
+        await leader.catch_up()
+        assert leader.alerts() == {"B": "firing"}
+    finally:
+        await other.close()
+        await leader.close()
+        drop_database(name)
