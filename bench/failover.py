@@ -50,6 +50,7 @@ _REPLICA_YAML = """\
 storage: {{backend: postgres, dsn_file: {dsn}}}
 replica: {{name: {name}, lease: {lease:g}s, renew: {renew:g}s}}
 audit: {{key_file: {audit_key}}}
+runbooks: {{digest_key_file: {digest_key}}}
 """
 
 
@@ -450,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         names = ("r1", "r2", "r3")
         for name in names:
             text = _REPLICA_YAML.format(dsn=workdir / "dsn", name=name, lease=args.lease, renew=args.renew,
-                                        audit_key=workdir / "audit.key")  # fmt: skip
+                                        audit_key=workdir / "audit.key", digest_key=workdir / "digest.key")  # fmt: skip
             (workdir / f"{name}.yaml").write_text(text, encoding="utf-8")
             (workdir / f"{name}-data").mkdir()
         cluster = Cluster([Replica(name, free_port(), workdir) for name in names])

@@ -74,13 +74,17 @@ _ITSMD_PG_YAML = """\
 storage: {{backend: postgres, dsn_file: {dsn}}}
 replica: {{name: {name}}}
 audit: {{key_file: {audit_key}}}
+runbooks: {{digest_key_file: {digest_key}}}
 """
 
 
 def _pg_replica(workdir: Path, port: int, name: str) -> list[str]:
     config = workdir / f"{name}.yaml"
     config.write_text(
-        _ITSMD_PG_YAML.format(dsn=workdir / "dsn", name=name, audit_key=workdir / "audit.key"), encoding="utf-8"
+        _ITSMD_PG_YAML.format(
+            dsn=workdir / "dsn", name=name, audit_key=workdir / "audit.key", digest_key=workdir / "digest.key"
+        ),
+        encoding="utf-8",
     )
     data_dir = workdir / f"{name}-data"
     data_dir.mkdir()

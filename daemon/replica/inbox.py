@@ -1,12 +1,14 @@
-"""The leader's side of the inbox: bodies the followers committed, applied in seq order, exactly once in effect.
+"""The leader's side of the inbox: bodies the followers committed, applied in order, exactly once in effect.
 
 Each stored body goes through the pipeline as a direct request of its kind would (the same parsing, the same
-counters, the alert table keyed by fingerprint). The cursor (the last seq applied) is the counter
-`itsmd_inbox_applied_seq` in the CounterStore, set synchronously right after the rows' alerts are applied,
-so it is written in the same writer batch as what they changed (or a later one), never an earlier one: a
-crash before that commit leaves the old cursor, and the next leader applies the same rows again, which the
-alert table absorbs (the same fingerprints, the same states). Rows are deleted only once a committed cursor
-covers them, a small batch at a time.
+counters, the alert table keyed by fingerprint). Rows are read in (transaction id, seq) order and only once
+no transaction that could still add a row before them is open (daemon/storage/inbox.py says why seq order
+alone loses rows). The cursor (the position of the last row applied) is two counters in the CounterStore,
+`itsmd_inbox_applied_xact` and `itsmd_inbox_applied_seq`, set synchronously right after the row's alerts are
+applied, so they are written in the same writer batch as what it changed (or a later one), never an earlier
+one: a crash before that commit leaves the old cursor, and the next leader applies the same rows again, which
+the alert table absorbs (the same fingerprints, the same states). Rows are deleted only once a committed
+cursor covers them, a small batch at a time.
 
 Woken by LISTEN itsmd_inbox (followers NOTIFY when they commit), with a poll as the fallback for a lost
 notice or a broken listening connection.
@@ -35,6 +37,11 @@ from daemon.storage import inbox
 log = logging.getLogger(__name__)
 
 CURSOR = "itsmd_inbox_applied_seq"
+CURSOR_XACT = "itsmd_inbox_applied_xact"
+"""The cursor's transaction id. A counter holds a float: exact for ids below 2**53 (a cluster would need
+2**21 transaction id wraparounds to pass that)."""
+HELD_RETRY = 0.05
+"""Seconds before reading again when committed rows wait behind an open transaction (no notice may come)."""
 REJECTED = "itsmd_alerts_rejected_total"
 CONNECT_TIMEOUT = 3.0
 
@@ -58,10 +65,10 @@ class InboxConsumer:
         self._delete_batch = delete_batch
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._wake = asyncio.Event()
-        self.cursor = int(pipeline.counters.get(CURSOR))
-        """The last seq applied in memory (committed with the next writer batch)."""
+        self.cursor = inbox.Position(int(pipeline.counters.get(CURSOR_XACT)), int(pipeline.counters.get(CURSOR)))
+        """The position of the last row applied in memory (committed with the next writer batch)."""
         self.committed = self.cursor
-        """The last seq whose effects and cursor are known durable: rows up to it may be deleted."""
+        """The last position whose effects and cursor are known durable: rows up to it may be deleted."""
         self.applied = 0
         self.refused = 0
         self.pending = 0
@@ -98,8 +105,10 @@ class InboxConsumer:
                 row.principal or "-",
                 exc,
             )
-        counters.inc(CURSOR, (), entry.seq - self.cursor)
-        self.cursor = entry.seq
+        # Both in the batch the row's changes are in. seq can go down: it is in order only within a transaction.
+        counters.inc(CURSOR_XACT, (), entry.xact - self.cursor.xact)
+        counters.inc(CURSOR, (), entry.seq - self.cursor.seq)
+        self.cursor = entry.position
         self.applied += 1
 
     async def durable(self, seq: int) -> None:
@@ -111,14 +120,14 @@ class InboxConsumer:
                 break
             except StoreUnavailable as exc:
                 # A fenced writer answers at once: the pause keeps this from spinning until the app is stopped.
-                log.warning("inbox: waiting for the store to commit up to seq %d: %s", cursor, exc)
+                log.warning("inbox: waiting for the store to commit up to seq %d: %s", cursor.seq, exc)
                 await asyncio.sleep(self._poll)
         self.committed = max(self.committed, cursor)
 
     async def housekeeping(self) -> None:
         """Delete one small batch of applied rows; read the backlog for the lag metrics."""
         conn = await self._connection()
-        if self.committed > 0:
+        if self.committed > inbox.START:
             await inbox.delete_through(conn, self.committed, self._delete_batch)
         self.pending, self.oldest = await inbox.backlog(conn, self.cursor)
 
@@ -150,8 +159,10 @@ class InboxConsumer:
                 backoff = 0.1
                 if seq and self.pending:
                     continue  # more than one batch waits
+                # Rows committed but not readable yet wait for an older transaction, which may not notify.
+                wait = min(self._poll, HELD_RETRY) if self.pending and not seq else self._poll
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll)
+                    await asyncio.wait_for(self._wake.wait(), wait)
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -213,7 +224,7 @@ class InboxCollector(Collector):
         yield GaugeMetricFamily(
             "itsmd_inbox_oldest_pending_age_seconds", "Age of the oldest inbox row not applied yet.", value=age
         )
-        yield GaugeMetricFamily("itsmd_inbox_applied_seq", "The last inbox seq applied.", value=c.cursor)
+        yield GaugeMetricFamily("itsmd_inbox_applied_seq", "The last inbox seq applied.", value=c.cursor.seq)
         applied = CounterMetricFamily("itsmd_inbox_applied", "Inbox rows applied since this leader started.")
         applied.add_metric([], c.applied)
         yield applied

@@ -6,6 +6,10 @@ transaction, and only then wakes the waiters. A failed transaction fails every w
 acknowledged that did not commit. A waiter that gives up (commit_timeout) answers 503 too; its row, if it
 was already being written, may still commit, and the sender's retry is then a duplicate the leader applies
 idempotently (alerts are keyed by fingerprint).
+
+The leader applies no row committed after this writer's transaction began until that transaction ends
+(daemon/storage/inbox.py), so the session ends an open transaction left idle for IDLE_IN_TRANSACTION seconds
+(this process stopped or stalled mid-transaction): rolled back, its rows were never acknowledged.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from daemon.storage import inbox
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 3.0
+IDLE_IN_TRANSACTION = 5.0
 
 
 class InboxWriter:
@@ -108,6 +113,14 @@ class InboxWriter:
             psycopg.AsyncConnection.connect(self._dsn, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT)),
             CONNECT_TIMEOUT,
         )
+        try:
+            await conn.execute(
+                "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+                (f"{int(IDLE_IN_TRANSACTION * 1000)}ms",),
+            )
+        except BaseException:
+            await conn.close()
+            raise
         self._conn = conn
         return conn
 

@@ -2,8 +2,9 @@
 
 Version 1 is the state daemon/storage/schema.py reaches after all its SQLite migrations (same tables,
 column names, column order, keys and indexes; test_schema_parity keeps the two from drifting), plus the
-tables replicas share: leader_lease (the fencing epoch) and inbox. Types follow the storage contract:
-JSON in TEXT, ids and counts BIGINT, times DOUBLE PRECISION (float seconds), booleans INTEGER 0/1.
+tables replicas share: leader_lease (the fencing epoch) and inbox (version 2 adds its xact_id, the inserting
+transaction's id, for the leader's read order). Types follow the storage contract: JSON in TEXT, ids and
+counts BIGINT, times DOUBLE PRECISION (float seconds), booleans INTEGER 0/1.
 
 SQLite's `INTEGER PRIMARY KEY` hands out ids to rows inserted without one (timeline, change events, audit
 events); here those ids are identity columns. Rows inserted with their own id (incidents, problems, runs,
@@ -352,6 +353,16 @@ MIGRATIONS: list[tuple[int, str]] = [
         DROP TRIGGER audit_events_append_only_delete ON audit_events;
         CREATE TRIGGER audit_events_append_only_delete BEFORE DELETE ON audit_events
             FOR EACH ROW EXECUTE FUNCTION audit_events_delete_archived();
+        """,
+    ),
+    (
+        3,
+        # The inbox is read in commit-safe order (daemon/storage/inbox.py): seq alone is not, since a
+        # transaction can take a lower seq and commit after one with a higher seq. Rows stored before this
+        # migration all get the migrating transaction's id, which keeps their seq order.
+        """
+        ALTER TABLE inbox ADD COLUMN xact_id xid8 NOT NULL DEFAULT pg_current_xact_id();
+        CREATE INDEX inbox_xact ON inbox (xact_id, seq);
         """,
     ),
 ]

@@ -20,6 +20,7 @@ from daemon.replica.inbox import CURSOR, InboxConsumer
 from daemon.storage import inbox
 from daemon.storage.alerts import load_active_alerts
 from daemon.storage.counters import load_counters
+from tests.postgres import create_database, drop_database
 from tests.unit.daemon.ingest.conftest import capture, eventually, series
 from tests.unit.daemon.records import Stack
 from tests.unit.daemon.replica.conftest import Me, follower, inbox_rows, leading, set_leader, sql
@@ -69,10 +70,29 @@ class Leader:
         await self._writer
         self._writer = None
 
+    async def step(self) -> int:
+        """One step that applies something. Rows wait while any writing transaction older than theirs is open
+        on the (shared) cluster, so a step may first find nothing readable."""
+        seqs: list[int] = []
+
+        async def applied() -> bool:
+            seqs.append(await self.consumer.step())
+            return seqs[-1] > 0
+
+        await eventually(applied)
+        return seqs[-1]
+
     async def catch_up(self) -> None:
-        """Apply everything stored, waiting for each batch to commit."""
-        while seq := await self.consumer.step():
-            await self.consumer.durable(seq)
+        """Apply everything stored, waiting for each batch to commit, until no committed row is left after the
+        cursor (deleting what the committed cursor covers on the way)."""
+
+        async def drained() -> bool:
+            while seq := await self.consumer.step():
+                await self.consumer.durable(seq)
+            await self.consumer.housekeeping()
+            return self.consumer.pending == 0
+
+        await eventually(drained)
 
     def alerts(self) -> dict[str, str]:
         rows = self.stack.db.conn.execute("SELECT labels, status FROM alerts").fetchall()
@@ -89,40 +109,41 @@ class Leader:
         self.stack.close()
 
 
-async def test_applied_in_order_and_a_crash_before_the_commit_reapplies(tmp_path: Path, replica_dsn: str) -> None:
-    store(replica_dsn, posted("A"), posted("B"), posted("A", resolved=True))
+async def test_applied_in_order_and_a_crash_before_the_commit_reapplies(tmp_path: Path, store_dsn: str) -> None:
+    store(store_dsn, posted("A"), posted("B"), posted("A", resolved=True))
 
     # Leader 1 applies all three in memory, then dies before its writer commits anything.
-    first = Leader(tmp_path, replica_dsn)
-    assert await first.consumer.step() > 0
-    assert await first.consumer.step() > 0
-    assert first.consumer.cursor == 3
+    first = Leader(tmp_path, store_dsn)
+    assert await first.step() > 0
+    assert await first.step() > 0
+    assert first.consumer.cursor.seq == 3
     assert first.alerts() == {}
     assert first.stored_cursor() is None
     await first.close()
 
     # Leader 2 starts from the stored cursor (none): all three again, in seq order (A ends resolved).
-    second = Leader(tmp_path, replica_dsn)
-    assert second.consumer.cursor == 0
+    second = Leader(tmp_path, store_dsn)
+    assert second.consumer.cursor == inbox.START
     second.start_writer()
     await second.catch_up()
     assert second.alerts() == {"A": "resolved", "B": "firing"}
     assert second.stored_cursor() == 3
-    assert second.consumer.committed == 3
+    assert second.consumer.committed == second.consumer.cursor
+    assert second.consumer.cursor.seq == 3
     # Committed and covered by the cursor: the rows go.
     await second.consumer.housekeeping()
-    assert inbox_rows(replica_dsn) == []
+    assert inbox_rows(store_dsn) == []
     assert second.consumer.pending == 0
 
     # A fourth row is applied, then leader 2 dies before that commit: leader 3 applies only that one again.
-    store(replica_dsn, posted("B", resolved=True))
+    store(store_dsn, posted("B", resolved=True))
     await second.stop_writer()
-    assert await second.consumer.step() > 0
-    assert second.consumer.cursor == 4
+    assert await second.step() > 0
+    assert second.consumer.cursor.seq == 4
     await second.close()
 
-    third = Leader(tmp_path, replica_dsn)
-    assert third.consumer.cursor == 3
+    third = Leader(tmp_path, store_dsn)
+    assert third.consumer.cursor.seq == 3
     assert third.alerts() == {"A": "resolved", "B": "firing"}
     third.start_writer()
     await third.catch_up()
@@ -132,10 +153,10 @@ async def test_applied_in_order_and_a_crash_before_the_commit_reapplies(tmp_path
     await third.close()
 
 
-async def test_a_body_stored_twice_is_one_alert(tmp_path: Path, replica_dsn: str) -> None:
+async def test_a_body_stored_twice_is_one_alert(tmp_path: Path, store_dsn: str) -> None:
     # A follower whose commit answer was lost answers 503; the sender's retry stores the same body again.
-    store(replica_dsn, posted("A"), posted("A"))
-    leader = Leader(tmp_path, replica_dsn)
+    store(store_dsn, posted("A"), posted("A"))
+    leader = Leader(tmp_path, store_dsn)
     leader.start_writer()
     await leader.catch_up()
     assert leader.alerts() == {"A": "firing"}
@@ -143,9 +164,9 @@ async def test_a_body_stored_twice_is_one_alert(tmp_path: Path, replica_dsn: str
     await leader.close()
 
 
-async def test_a_body_the_leader_refuses_is_counted_and_passed(tmp_path: Path, replica_dsn: str) -> None:
-    store(replica_dsn, '[{"labels": {}}]', posted("B"))
-    leader = Leader(tmp_path, replica_dsn)
+async def test_a_body_the_leader_refuses_is_counted_and_passed(tmp_path: Path, store_dsn: str) -> None:
+    store(store_dsn, '[{"labels": {}}]', posted("B"))
+    leader = Leader(tmp_path, store_dsn)
     leader.start_writer()
     await leader.catch_up()
     assert leader.alerts() == {"B": "firing"}
@@ -154,21 +175,21 @@ async def test_a_body_the_leader_refuses_is_counted_and_passed(tmp_path: Path, r
     await leader.close()
 
 
-async def test_a_notice_wakes_the_consumer_without_polling(tmp_path: Path, replica_dsn: str) -> None:
-    leader = Leader(tmp_path, replica_dsn)
-    consumer = InboxConsumer(replica_dsn, leader.consumer_pipeline, IngestConfig(), poll_interval=3600.0)
+async def test_a_notice_wakes_the_consumer_without_polling(tmp_path: Path, store_dsn: str) -> None:
+    leader = Leader(tmp_path, store_dsn)
+    consumer = InboxConsumer(store_dsn, leader.consumer_pipeline, IngestConfig(), poll_interval=3600.0)
     leader.start_writer()
     task = asyncio.create_task(consumer.run())
 
     async def listening() -> bool:
         query = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = %s"
-        return bool(sql(replica_dsn, query, ("LISTEN itsmd_inbox",))[0][0])
+        return bool(sql(store_dsn, query, ("LISTEN itsmd_inbox",))[0][0])
 
     try:
         # Once it listens, only a notice can wake it before the hour-long poll.
         await eventually(listening)
         for name in ("A", "B"):
-            async with await psycopg.AsyncConnection.connect(replica_dsn, autocommit=True) as conn:
+            async with await psycopg.AsyncConnection.connect(store_dsn, autocommit=True) as conn:
                 await inbox.insert(conn, [inbox.Received(T0, "follower-b", kinds.V2, posted(name), None, None)])
 
             async def applied(name: str = name) -> bool:
@@ -183,11 +204,11 @@ async def test_a_notice_wakes_the_consumer_without_polling(tmp_path: Path, repli
 
 
 async def test_a_follower_s_alerts_reach_the_itsmd_leader(
-    config_path: Path, tmp_path: Path, replica_dsn: str, clock: ManualClock
+    config_path: Path, tmp_path: Path, store_dsn: str, clock: ManualClock
 ) -> None:
-    async with leading(config_path, tmp_path / "leader", clock, replica_dsn) as leader:
-        set_leader(replica_dsn, "leader-a", str(leader.client.make_url("/")))
-        async with follower(config_path, tmp_path / "follower", replica_dsn, Me("follower-b", "http://b")) as f:
+    async with leading(config_path, tmp_path / "leader", clock, store_dsn) as leader:
+        set_leader(store_dsn, "leader-a", str(leader.client.make_url("/")))
+        async with follower(config_path, tmp_path / "follower", store_dsn, Me("follower-b", "http://b")) as f:
             status, answer, _ = await f.post(
                 "/webhook/alertmanager", capture("am_webhook_firing_grouped_checkout_3_alerts.json")
             )
@@ -200,7 +221,7 @@ async def test_a_follower_s_alerts_reach_the_itsmd_leader(
 
             async def drained() -> bool:
                 metrics = await leader.metrics()
-                return inbox_rows(replica_dsn) == [] and metrics[series("itsmd_inbox_pending")] == 0
+                return inbox_rows(store_dsn) == [] and metrics[series("itsmd_inbox_pending")] == 0
 
             await eventually(drained)
             metrics = await leader.metrics()
@@ -225,3 +246,107 @@ async def test_on_the_schema_the_postgresql_backend_migrates(config_path: Path, 
     await leader.consumer.housekeeping()
     assert inbox_rows(store_dsn) == []
     await leader.close()
+
+
+async def _open_insert(dsn: str, name: str) -> psycopg.AsyncConnection[Any]:
+    """A follower's inbox transaction that has inserted its row (its seq taken) and not committed yet."""
+    conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+    await conn.execute("BEGIN")
+    await conn.execute(
+        "INSERT INTO inbox (received_at, replica, kind, body, principal, source) VALUES (%s, %s, %s, %s, %s, %s)",
+        (T0, "follower-c", kinds.V2, posted(name), None, "prometheus"),
+    )
+    return conn
+
+
+async def test_a_row_committed_after_a_higher_seq_is_applied_and_not_deleted(tmp_path: Path, store_dsn: str) -> None:
+    # Follower C's transaction takes seq 1; follower B's takes seq 2 and commits first.
+    slow = await _open_insert(store_dsn, "A")
+    async with await psycopg.AsyncConnection.connect(store_dsn, autocommit=True) as conn:
+        await inbox.insert(conn, [inbox.Received(T0, "follower-b", kinds.V2, posted("B"), None, None)])
+    assert [r[0] for r in inbox_rows(store_dsn)] == [2]
+    leader = Leader(tmp_path, store_dsn)
+    leader.start_writer()
+    try:
+        # The leader reads while seq 1 is still in flight, and deletes what its committed cursor covers.
+        if seq := await leader.consumer.step():
+            await leader.consumer.durable(seq)
+        await leader.consumer.housekeeping()
+        await slow.execute("COMMIT")  # follower C answers 2xx now
+        await leader.catch_up()
+        await leader.consumer.housekeeping()
+        assert leader.alerts() == {"A": "firing", "B": "firing"}
+        assert inbox_rows(store_dsn) == []
+        assert leader.consumer.pending == 0
+    finally:
+        await slow.close()
+        await leader.close()
+
+    # A leader started afterwards finds nothing left to apply.
+    later = Leader(tmp_path, store_dsn)
+    try:
+        assert await later.consumer.step() == 0
+    finally:
+        await later.close()
+
+
+async def test_a_row_in_flight_holds_back_the_rows_after_it_until_it_ends(tmp_path: Path, store_dsn: str) -> None:
+    slow = await _open_insert(store_dsn, "A")
+    store(store_dsn, posted("B"))
+    leader = Leader(tmp_path, store_dsn)
+    leader.start_writer()
+    try:
+        # B committed after A's transaction began: applying it now would put the cursor past A.
+        assert await leader.consumer.step() == 0
+        await leader.consumer.housekeeping()
+        assert leader.consumer.pending == 1
+        assert [r[0] for r in inbox_rows(store_dsn)] == [2]
+        # A's transaction rolls back (its follower answered 503): the gap it leaves no longer holds B.
+        await slow.execute("ROLLBACK")
+        await leader.catch_up()
+        assert leader.alerts() == {"B": "firing"}
+        await leader.consumer.housekeeping()
+        assert inbox_rows(store_dsn) == []
+    finally:
+        await slow.close()
+        await leader.close()
+
+
+async def test_a_transaction_that_inserts_late_with_an_older_id_is_waited_for(tmp_path: Path, store_dsn: str) -> None:
+    # C's transaction gets its id by another write first; B's row commits; then C inserts and commits.
+    slow = await psycopg.AsyncConnection.connect(store_dsn, autocommit=True)
+    leader = Leader(tmp_path, store_dsn)
+    leader.start_writer()
+    try:
+        await slow.execute("BEGIN")
+        await slow.execute("UPDATE leader_lease SET holder = holder WHERE id = 1")
+        store(store_dsn, posted("B"))
+        assert await leader.consumer.step() == 0
+        await slow.execute(
+            "INSERT INTO inbox (received_at, replica, kind, body, principal, source) VALUES (%s, %s, %s, %s, %s, %s)",
+            (T0, "follower-c", kinds.V2, posted("A"), None, "prometheus"),
+        )
+        await slow.execute("COMMIT")
+        await leader.catch_up()
+        assert leader.alerts() == {"A": "firing", "B": "firing"}
+        assert inbox_rows(store_dsn) == []
+    finally:
+        await slow.close()
+        await leader.close()
+
+
+async def test_an_open_transaction_in_another_database_does_not_hold_the_inbox(tmp_path: Path, store_dsn: str) -> None:
+    name, other_dsn = create_database()
+    other = await psycopg.AsyncConnection.connect(other_dsn, autocommit=True)
+    leader = Leader(tmp_path, store_dsn)
+    leader.start_writer()
+    try:
+        await other.execute("BEGIN")
+        await other.execute("CREATE TABLE busy (n INTEGER)")  # an id, held until this test ends
+        store(store_dsn, posted("B"))
+        await leader.catch_up()
+        assert leader.alerts() == {"B": "firing"}
+    finally:
+        await other.close()
+        await leader.close()
+        drop_database(name)
