@@ -18,7 +18,7 @@ from daemon.config import load_config
 from daemon.errors import ConfigError, StorageError
 from daemon.storage.backends import backend_for
 from daemon.storage.database import Database
-from daemon.storage.reading import reading
+from daemon.storage.reading import connected, reading
 from daemon.storage.sql import Backend
 
 DB_FILE = "itsmd.db"
@@ -61,7 +61,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     try:
         key = load_key(key_file)
-        with reading(backend) as sql:
+        with connected(backend), reading(backend) as sql:
             report = check(sql, key, anchor_path(key_file))
     except StorageError as exc:
         print(f"itsmd audit verify: {exc}", file=sys.stderr)

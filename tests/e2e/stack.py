@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
-from tests.postgres import storage_section
+from tests.postgres import on_test_backend_document
 
 from .client import get_json, post_json, request, wait_until
 from .procs import ManagedProcess
@@ -128,16 +128,10 @@ def itsmd_process(config: Path, port: int, data_dir: Path, log_path: Path) -> Ma
 
 
 def _on_test_backend(config: Path, data_dir: Path) -> None:
-    storage = storage_section(data_dir)
-    if not storage:
-        return
     document = yaml.safe_load(config.read_text()) or {}
-    if "backend" not in (document.get("storage") or {}):
-        document["storage"] = {**(document.get("storage") or {}), **storage}
-        # One replica: its keys where a single node keeps them (replicas must name shared ones).
-        document.setdefault("audit", {}).setdefault("key_file", str(data_dir / "audit.key"))
-        document.setdefault("runbooks", {}).setdefault("digest_key_file", str(data_dir / "digest.key"))
-        _write_yaml(config, document)
+    moved = on_test_backend_document(document, data_dir)
+    if moved is not document:
+        _write_yaml(config, moved)
 
 
 def _write_yaml(path: Path, document: object) -> None:

@@ -17,7 +17,12 @@ async def _received(d: Daemon) -> float:
 
 async def test_alerts_and_incidents_are_kept_in_postgres_across_a_restart(tmp_path: Path, postgres_dsn: str) -> None:
     (tmp_path / "dsn").write_text(postgres_dsn, encoding="utf-8")
-    config = write_config(tmp_path, "storage:\n  backend: postgres\n  dsn_file: dsn\n")
+    # Keys named, as a config on PostgreSQL must (replicas share them).
+    config = write_config(
+        tmp_path,
+        "storage:\n  backend: postgres\n  dsn_file: dsn\naudit:\n  key_file: keys/audit.key\n"
+        "runbooks:\n  digest_key_file: keys/digest.key\n",
+    )
     clock = ManualClock(start=epoch("2026-11-23T18:15:50Z"))
     async with running(config, tmp_path / "data", clock) as d:
         status, _ = await d.post_capture("am_webhook_firing_grouped_checkout_3_alerts.json")
