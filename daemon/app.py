@@ -273,7 +273,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:  # noqa: PLR
             *notices.collectors,
             *_inbox(app, pipeline),
         )
-        scheduler = _scheduler(loaded, correlator, clock, app[HOUSEKEEPING])
+        scheduler = _scheduler(loaded, db, correlator, clock, app[HOUSEKEEPING])
         _expose(
             app,
             pipeline=pipeline,
@@ -454,15 +454,18 @@ def _housekeeping(app: web.Application, db: Backend, writer: GroupCommitWriter, 
     return job
 
 
-def _scheduler(loaded: LoadedConfig, correlator: Correlator, clock: Clock, housekeeping: Housekeeping) -> Scheduler:
-    """The scheduler: housekeeping, and the monthly service report job when reports.dir is set."""
+def _scheduler(
+    loaded: LoadedConfig, db: Backend, correlator: Correlator, clock: Clock, housekeeping: Housekeeping
+) -> Scheduler:
+    """The scheduler: housekeeping, and the monthly service report job when reports.dir is set (it reads
+    through the daemon's own open store: a PostgreSQL backend hands out readers only once open)."""
     scheduler = Scheduler(clock)
     scheduler.add_interval(HOUSEKEEPING_JOB, loaded.config.retention.interval, housekeeping.run)
     cfg = loaded.config.reports
     if cfg.dir is None:
         return scheduler
     job = MonthlyReports(
-        backend_for(loaded),
+        db,
         lambda: correlator.ruleset.catalogue,
         cfg.dir,
         clock,

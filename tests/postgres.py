@@ -8,18 +8,21 @@ never see each other's rows.
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+import yaml
 
 from daemon.storage.database import Database
 from daemon.storage.postgres.backend import PostgresBackend
-from daemon.storage.sql import Backend
+from daemon.storage.sql import Backend, Sql
 
 ADMIN_DSN = os.environ.get("ITSMD_TEST_PG_ADMIN_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 
@@ -184,6 +187,69 @@ def backend_for_test(data_dir: Path) -> Backend:
     if not ON_POSTGRES:
         return Database(data_dir / "itsmd.db")
     return PostgresBackend(os.environ[dsn_env_for(data_dir)])
+
+
+def on_test_backend_document(document: dict[str, Any], data_dir: Path) -> dict[str, Any]:
+    """A config document (parsed YAML) with its storage on the backend under test: unchanged on SQLite or when
+    it names a backend itself; else a database of the test's own for `data_dir`, and the keys where a single
+    node keeps them (a config on PostgreSQL must name them, as replicas share them)."""
+    storage = storage_section(data_dir)
+    if not storage or "backend" in (document.get("storage") or {}):
+        return document
+    document = {**document, "storage": {**(document.get("storage") or {}), **storage}}
+    document["audit"] = {"key_file": str(data_dir / "audit.key"), **(document.get("audit") or {})}
+    document["runbooks"] = {"digest_key_file": str(data_dir / "digest.key"), **(document.get("runbooks") or {})}
+    return document
+
+
+def store_args(config: Path, data_dir: Path) -> list[str]:
+    """The arguments by which a CLI command (`itsmd audit verify`, ...) finds `data_dir`'s store on the
+    backend under test: `--data-dir` on SQLite; on PostgreSQL also `--config`, a copy of `config` next to it
+    with the storage section added."""
+    if not ON_POSTGRES:
+        return ["--data-dir", str(data_dir)]
+    document = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+    copy = config.with_name(f"{config.stem}.on-test-backend{config.suffix}")
+    copy.write_text(yaml.safe_dump(on_test_backend_document(document, data_dir), sort_keys=False), encoding="utf-8")
+    return ["--config", str(copy), "--data-dir", str(data_dir)]
+
+
+@contextmanager
+def stored(data_dir: Path) -> Iterator[Sql]:
+    """A reader on `data_dir`'s store on the backend under test, for a test to check what a daemon (running
+    or stopped) stored: reads there test the same thing on both backends."""
+    backend = backend_for_test(data_dir)
+    backend.open()
+    try:
+        sql = backend.reader()
+        try:
+            yield sql
+        finally:
+            sql.close()
+    finally:
+        backend.close()
+
+
+def tamper(data_dir: Path, *statements: str, triggers: dict[str, str] | None = None) -> None:
+    """Run portable SQL statements on `data_dir`'s store as someone with write access to it would, past the
+    triggers that refuse changes (SQLite: `triggers`, name -> CREATE, dropped and put back around them;
+    PostgreSQL: session_replication_role = replica, which skips user triggers for this session only)."""
+    if not ON_POSTGRES:
+        lite = sqlite3.connect(data_dir / "itsmd.db", isolation_level=None)
+        try:
+            for name in triggers or {}:
+                lite.execute(f"DROP TRIGGER {name}")
+            for statement in statements:
+                lite.execute(statement)
+            for create in (triggers or {}).values():
+                lite.execute(create)
+        finally:
+            lite.close()
+        return
+    with psycopg.connect(os.environ[dsn_env_for(data_dir)], connect_timeout=5) as conn:
+        conn.execute("SET LOCAL session_replication_role = replica")
+        for statement in statements:
+            conn.execute(statement.encode())  # bytes: a query of the test's own, not a literal
 
 
 def release(keep: frozenset[Path] = frozenset()) -> None:

@@ -26,7 +26,7 @@ from daemon.config import load_config
 from daemon.errors import ConfigError, InvalidInput, StorageError
 from daemon.storage.backends import backend_for
 from daemon.storage.database import Database
-from daemon.storage.reading import DRIVER_ERRORS, reading
+from daemon.storage.reading import DRIVER_ERRORS, connected, reading
 from daemon.storage.sql import Backend
 
 DB_FILE = "itsmd.db"
@@ -93,7 +93,7 @@ def main(args: argparse.Namespace) -> int:
     backend, key_file = found
     try:
         key = load_key(key_file)
-        with reading(backend) as sql:
+        with connected(backend), reading(backend) as sql:
             report = check(sql, key, anchor_path(key_file), archives=args.archive)
     except StorageError as exc:
         print(f"itsmd audit verify: {exc}", file=sys.stderr)

@@ -15,6 +15,7 @@ from daemon.errors import ConfigError, RequestError, StorageError
 from daemon.report.produce import produce, write_atomically
 from daemon.report.render import FORMATS
 from daemon.storage.backends import backend_for
+from daemon.storage.reading import connected
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,15 +37,16 @@ def main(args: argparse.Namespace) -> int:
         return 1
     tz = args.time_zone or loaded.config.reports.time_zone
     try:
-        text = produce(
-            backend_for(loaded),
-            loaded.rules.catalogue,
-            args.period,
-            now=time.time(),
-            time_zone=tz,
-            service=args.service,
-            fmt=args.format,
-        )
+        with connected(backend_for(loaded)) as backend:
+            text = produce(
+                backend,
+                loaded.rules.catalogue,
+                args.period,
+                now=time.time(),
+                time_zone=tz,
+                service=args.service,
+                fmt=args.format,
+            )
     except RequestError as exc:
         print(f"itsmd report: {exc}", file=sys.stderr)
         return 2

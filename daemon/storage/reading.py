@@ -32,3 +32,19 @@ def reading(backend: Backend) -> Iterator[Sql]:
         raise StorageError(f"cannot read the store {backend.description}: {exc}") from exc
     finally:
         sql.close()
+
+
+@contextmanager
+def connected(backend: Backend) -> Iterator[Backend]:
+    """`backend` ready for `reading` for the block, for a command outside the daemon (`itsmd report`, `itsmd
+    audit verify`): a PostgreSQL backend hands out readers only once open (which checks the schema as the
+    daemon's start does), and is closed afterwards; an SQLite file is read without opening it, so a command
+    that only reads never writes to it."""
+    if isinstance(backend, Database):
+        yield backend
+        return
+    backend.open()
+    try:
+        yield backend
+    finally:
+        backend.close()

@@ -14,6 +14,7 @@ Alertmanager notifies itsmd on ``POST /webhook/alertmanager``. So every alert re
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -26,7 +27,7 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
-from tests.postgres import storage_section
+from tests.postgres import ON_POSTGRES, on_test_backend_document, storage_section
 
 from .client import get_json, post_json, request, wait_until
 from .procs import ManagedProcess
@@ -112,32 +113,63 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+class ItsmdProcess(ManagedProcess):
+    """itsmd as a child process. With ITSMD_TEST_BACKEND=postgres each start first gives the config a storage
+    section naming a database of the test's own (when it names no backend itself): at start, not when built,
+    because a Stack builds its processes before it writes their configs."""
+
+    def __init__(self, config: Path, port: int, data_dir: Path, log_path: Path) -> None:
+        self.config, self.data_dir = config, data_dir
+        # Taken now, so the DSN's environment variable is in the environment the child is given.
+        storage_section(data_dir)
+        pythonpath = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        argv = [sys.executable, "-m", "daemon", "run", "--config", str(config), "--listen", f"{HOST}:{port}"]
+        super().__init__(
+            "itsmd",
+            [*argv, "--data-dir", str(data_dir)],
+            log_path,
+            cwd=REPO_ROOT,
+            env={**os.environ, "PYTHONPATH": pythonpath, "PYTHONUNBUFFERED": "1"},
+        )
+
+    def start(self) -> None:
+        document = yaml.safe_load(self.config.read_text()) or {}
+        moved = on_test_backend_document(document, self.data_dir)
+        if moved is not document:
+            _write_yaml(self.config, moved)
+        super().start()
+
+
+_LEADER = re.compile(r"^itsmd_leader(?:\{[^}]*\})? (\S+)$", re.MULTILINE)
+
+
+def serving(base: str) -> bool:
+    """itsmd at `base` answers /-/ready and, on PostgreSQL, leads: a single node there is a replica too, and
+    after kill -9 it follows (ready, but 503 no_leader on the API) until the lease its last process held
+    runs out and it takes the lease again."""
+    try:
+        if request("GET", f"{base}/-/ready", timeout=2.0).status != 200:
+            return False
+        if not ON_POSTGRES:
+            return True
+        found = _LEADER.search(request("GET", f"{base}/metrics", timeout=2.0).text())
+    except OSError:
+        return False
+    return found is not None and float(found.group(1)) == 1.0
+
+
+def wait_serving(process: ManagedProcess, base: str, timeout: float = 30.0) -> None:
+    def up() -> bool:
+        process.check_alive()
+        return serving(base)
+
+    wait_until(up, timeout=timeout, what=f"{process.name} at {base} to be ready and lead", describe=process.tail)
+
+
 def itsmd_process(config: Path, port: int, data_dir: Path, log_path: Path) -> ManagedProcess:
-    """itsmd as a child process, importable from this checkout whatever the working directory. With
-    ITSMD_TEST_BACKEND=postgres the config gets a storage section naming a database of the test's own."""
-    _on_test_backend(config, data_dir)
-    pythonpath = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    argv = [sys.executable, "-m", "daemon", "run", "--config", str(config), "--listen", f"{HOST}:{port}"]
-    return ManagedProcess(
-        "itsmd",
-        [*argv, "--data-dir", str(data_dir)],
-        log_path,
-        cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": pythonpath, "PYTHONUNBUFFERED": "1"},
-    )
-
-
-def _on_test_backend(config: Path, data_dir: Path) -> None:
-    storage = storage_section(data_dir)
-    if not storage:
-        return
-    document = yaml.safe_load(config.read_text()) or {}
-    if "backend" not in (document.get("storage") or {}):
-        document["storage"] = {**(document.get("storage") or {}), **storage}
-        # One replica: its keys where a single node keeps them (replicas must name shared ones).
-        document.setdefault("audit", {}).setdefault("key_file", str(data_dir / "audit.key"))
-        document.setdefault("runbooks", {}).setdefault("digest_key_file", str(data_dir / "digest.key"))
-        _write_yaml(config, document)
+    """itsmd as a child process, importable from this checkout whatever the working directory, on the
+    backend under test (ItsmdProcess)."""
+    return ItsmdProcess(config, port, data_dir, log_path)
 
 
 def _write_yaml(path: Path, document: object) -> None:
@@ -394,9 +426,9 @@ class Stack:
     # ----------------------------------------------------------------- itsmd
 
     def start_itsmd(self) -> None:
-        """Start itsmd (same port, config and data dir every time) and wait for GET /-/ready == 200."""
+        """Start itsmd (same port, config and data dir every time) and wait until it serves (`serving`)."""
         self.itsmd.start()
-        self._wait_http(self.itsmd, f"{self.itsmd_url}/-/ready", START_TIMEOUT)
+        wait_serving(self.itsmd, self.itsmd_url, START_TIMEOUT)
 
     def kill_itsmd(self) -> None:
         """SIGKILL itsmd: no shutdown code runs, only what was committed survives."""

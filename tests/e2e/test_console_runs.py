@@ -19,9 +19,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, expect
 
-from .client import get_json, wait_until
 from .procs import ManagedProcess
-from .stack import free_ports, itsmd_process
+from .stack import free_ports, itsmd_process, wait_serving
 from .test_console_browser import DIALOGS, browser, logged_in
 
 pytestmark = pytest.mark.e2e
@@ -66,9 +65,7 @@ def itsmd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     proc.start()
     try:
-        wait_until(
-            lambda: get_json(f"{base}/-/ready")["status"] == "ready", timeout=30, what="itsmd", describe=proc.tail
-        )
+        wait_serving(proc, base)
         yield base
     finally:
         proc.stop()

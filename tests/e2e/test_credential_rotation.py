@@ -19,7 +19,7 @@ import pytest
 
 from .client import wait_for
 from .procs import ManagedProcess
-from .stack import HOST, START_TIMEOUT, free_ports, itsmd_process
+from .stack import HOST, START_TIMEOUT, free_ports, itsmd_process, wait_serving
 
 OLD = "e2e-old-ingest-t0ken-1a2b3c"
 NEW = "e2e-new-ingest-t0ken-4d5e6f"
@@ -68,16 +68,7 @@ def itsmd(tmp_path: Path) -> Iterator[tuple[ManagedProcess, str, Path]]:
     url = f"http://{HOST}:{port}"
     proc.start()
     try:
-
-        def ready() -> int:
-            proc.check_alive()
-            try:
-                with urllib.request.urlopen(f"{url}/-/ready", timeout=2.0) as resp:  # noqa: S310
-                    return int(resp.status)
-            except OSError:
-                return 0
-
-        wait_for(ready, lambda status: status == 200, timeout=START_TIMEOUT, what="itsmd ready", describe=proc.tail)
+        wait_serving(proc, url, START_TIMEOUT)
         yield proc, url, tmp_path
     finally:
         proc.stop()

@@ -17,9 +17,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.e2e.client import get_json, wait_until
+from tests.e2e.client import get_json
 from tests.e2e.procs import ManagedProcess
-from tests.e2e.stack import free_ports, itsmd_process
+from tests.e2e.stack import free_ports, itsmd_process, wait_serving
 
 CYCLES = int(os.environ.get("ITSMD_KILL_CYCLES", "3"))
 WORKERS = 16
@@ -94,12 +94,7 @@ def test_every_acknowledged_alert_survives_sigkill(tmp_path: Path) -> None:
 
     def start() -> None:
         daemon.start()
-        wait_until(
-            lambda: get_json(f"{base}/-/ready")["status"] == "ready",
-            timeout=30,
-            what="itsmd ready",
-            describe=daemon.tail,
-        )
+        wait_serving(daemon, base)
 
     tally = Tally()
     try:

@@ -14,8 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 from schemathesis.core.result import Ok
 
-from tests.e2e.client import get_json, wait_until
-from tests.e2e.stack import free_ports, itsmd_process
+from tests.e2e.stack import free_ports, itsmd_process, wait_serving
 from tests.fuzz_budget import examples
 
 # Not positive_data_acceptance: some rules cannot be said in a schema (a webhook fingerprint must be the hash
@@ -40,12 +39,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     daemon.start()
     try:
-        wait_until(
-            lambda: get_json(f"{base}/-/ready")["status"] == "ready",
-            timeout=30,
-            what="itsmd ready",
-            describe=daemon.tail,
-        )
+        wait_serving(daemon, base)
         yield base
         daemon.check_alive()  # no request made it die
     finally:

@@ -21,7 +21,6 @@ import json
 import os
 import random
 import re
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,7 +32,8 @@ import pytest
 from aiohttp import web
 
 from tests.e2e.procs import ManagedProcess
-from tests.e2e.stack import REPO_ROOT, free_ports, itsmd_process
+from tests.e2e.stack import REPO_ROOT, free_ports, itsmd_process, serving
+from tests.postgres import stored as stored_in
 
 DOWN = float(os.environ.get("ITSMD_OUTBOX_DOWN", "8"))
 WORKERS = 4
@@ -144,12 +144,8 @@ async def _ready(session: aiohttp.ClientSession, base: str, daemon: ManagedProce
     deadline = time.monotonic() + 30
     while True:
         daemon.check_alive()
-        try:
-            async with session.get(f"{base}/-/ready") as resp:
-                if resp.status == 200:
-                    return
-        except (aiohttp.ClientError, OSError):
-            pass
+        if await asyncio.to_thread(serving, base):
+            return
         assert time.monotonic() < deadline, f"itsmd not ready within 30s\n{daemon.tail()}"
         await asyncio.sleep(0.1)
 
@@ -217,8 +213,11 @@ def test_webhooks_survive_sigkill_and_a_receiver_outage(tmp_path: Path) -> None:
         incident_of = asyncio.run(_scenario(base, daemon, hook, tally))
     finally:
         daemon.stop()
-    with sqlite3.connect(f"file:{tmp_path / 'data' / 'itsmd.db'}?mode=ro", uri=True) as conn:
-        rows = conn.execute("SELECT event_id, seq, incident_id, kind, state FROM outbox ORDER BY seq").fetchall()
+    with stored_in(tmp_path / "data") as sql:
+        rows = [
+            (r["event_id"], r["seq"], r["incident_id"], r["kind"], r["state"])
+            for r in sql.rows("SELECT event_id, seq, incident_id, kind, state FROM outbox ORDER BY seq")
+        ]
     stored = {r[0]: r for r in rows}
     received = [event_id for event_id, _ in hook.got]
     unique = set(received)

@@ -20,7 +20,7 @@ from daemon.runbook.model import TERMINAL as RUN_TERMINAL
 
 from .client import get_json, request, wait_for, wait_until
 from .procs import ManagedProcess
-from .stack import free_ports, itsmd_process
+from .stack import free_ports, itsmd_process, wait_serving
 
 pytestmark = pytest.mark.e2e
 TERMINAL = {status.value for status in RUN_TERMINAL}
@@ -84,7 +84,7 @@ def daemon(tmp_path: Path) -> Iterator[tuple[ManagedProcess, str]]:
 
 def start(proc: ManagedProcess, base: str) -> None:
     proc.start()
-    wait_until(lambda: get_json(f"{base}/-/ready")["status"] == "ready", timeout=30, what="itsmd", describe=proc.tail)
+    wait_serving(proc, base)
 
 
 def post_run(base: str, runbook: str) -> int:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import sqlite3
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
 from daemon.clock import ManualClock
 from daemon.drills import cli as drill_cli
+from tests.postgres import stored
 from tests.unit.daemon.api.runbook_app import call, until, write_setup
 from tests.unit.daemon.ingest.conftest import Daemon, eventually, running, series
 
@@ -152,14 +152,14 @@ async def test_a_drill_running_at_shutdown_is_stored_interrupted_at_that_instant
         clock.advance(60)
         stopped_at = clock.now()
     clock.advance(3600)
-    conn = sqlite3.connect(tmp_path / "data" / "itsmd.db")
-    try:
-        stored = conn.execute(
-            "SELECT outcome, reason, ended_at FROM drill_runs WHERE id = ?", (gated["id"],)
-        ).fetchone()
-    finally:
-        conn.close()
-    assert stored == ("interrupted", "interrupted: the daemon shut down while the drill ran", stopped_at)
+    with stored(tmp_path / "data") as sql:
+        row = sql.one("SELECT outcome, reason, ended_at FROM drill_runs WHERE id = ?", (gated["id"],))
+    assert row is not None
+    assert (row["outcome"], row["reason"], row["ended_at"]) == (
+        "interrupted",
+        "interrupted: the daemon shut down while the drill ran",
+        stopped_at,
+    )
 
 
 async def test_reload_replaces_drills_and_keeps_the_last_good_ones(tmp_path: Path) -> None:

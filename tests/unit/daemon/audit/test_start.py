@@ -13,10 +13,12 @@ from daemon.audit.start import open_audit
 from daemon.cli import main
 from daemon.clock import ManualClock
 from daemon.errors import StorageError
+from daemon.storage.audit import TRIGGERS
 from daemon.storage.database import Database
 from daemon.storage.writer import GroupCommitWriter
+from tests.postgres import store_args, stored, tamper
 from tests.unit.daemon.api.test_manage import CORRELATION, SERVICES, START, act, fire
-from tests.unit.daemon.audit.chained import tamper, write_events
+from tests.unit.daemon.audit.chained import write_events
 from tests.unit.daemon.configfiles import write
 from tests.unit.daemon.ingest.conftest import Daemon, epoch, running, series
 
@@ -31,9 +33,11 @@ def config(tmp_path: Path) -> Path:
     return write(tmp_path / "etc" / "itsmd.yaml", "rules_dir: rules\n")
 
 
-def verify(capsys: pytest.CaptureFixture[str], data: Path) -> tuple[int, list[str]]:
-    code = main(["audit", "verify", "--data-dir", str(data)])
-    return code, capsys.readouterr().out.splitlines()
+def verify(capsys: pytest.CaptureFixture[str], config: Path, data: Path) -> tuple[int, list[str]]:
+    code = main(["audit", "verify", *store_args(config, data)])
+    out = capsys.readouterr()
+    assert code != 2, out.err
+    return code, out.out.splitlines()
 
 
 async def head(d: Daemon) -> float:
@@ -51,7 +55,7 @@ async def test_the_apps_events_verify_across_a_restart(
         metrics = await d.metrics()
         # the chain's start, the incident opened, acknowledged
         assert (metrics[CHAIN_OK], metrics[HEAD]) == (1, 3)
-    assert verify(capsys, data) == (0, ["OK: 3 events, head seq 3"])
+    assert verify(capsys, config, data) == (0, ["OK: 3 events, head seq 3"])
     async with running(config, data, clock) as d:
         assert (await d.metrics())[CHAIN_OK] == 1
         assert await head(d) == 3
@@ -59,9 +63,10 @@ async def test_the_apps_events_verify_across_a_restart(
         assert (await d.post("/api/v1/incidents/1/notes", {"by": "bob", "text": "after the restart"}))[0] == 200
         assert await head(d) == 4
         # verify while the daemon runs: it reads the file as it is
-        assert verify(capsys, data) == (0, ["OK: 4 events, head seq 4"])
-    assert verify(capsys, data) == (0, ["OK: 4 events, head seq 4"])
-    events = sqlite3.connect(data / "itsmd.db").execute("SELECT seq, action FROM audit_events ORDER BY id").fetchall()
+        assert verify(capsys, config, data) == (0, ["OK: 4 events, head seq 4"])
+    assert verify(capsys, config, data) == (0, ["OK: 4 events, head seq 4"])
+    with stored(data) as sql:
+        events = [(r["seq"], r["action"]) for r in sql.rows("SELECT seq, action FROM audit_events ORDER BY id")]
     assert events == [(1, "chain_started"), (2, "opened"), (3, "acknowledged"), (4, "note")]
 
 
@@ -72,7 +77,7 @@ async def test_a_deleted_tail_is_logged_and_exported_and_the_daemon_still_starts
     async with running(config, data, clock) as d:
         await fire(d)
         assert (await act(d, 1, "acknowledge"))[0] == 200
-    tamper(data / "itsmd.db", "DELETE FROM audit_events WHERE seq = 3")
+    tamper(data, "DELETE FROM audit_events WHERE seq = 3", triggers=TRIGGERS)
     caplog.set_level(logging.ERROR, "daemon.audit.start")
     async with running(config, data, clock) as d:
         assert (await d.metrics())[CHAIN_OK] == 0
@@ -80,7 +85,7 @@ async def test_a_deleted_tail_is_logged_and_exported_and_the_daemon_still_starts
         assert (await d.post("/api/v1/incidents/1/notes", {"by": "bob", "text": "after"}))[0] == 200
         # new events continue after the anchor: the deleted one stays a gap
         assert await head(d) == 4
-    code, lines = verify(capsys, data)
+    code, lines = verify(capsys, config, data)
     assert (code, lines[0]) == (1, "event seq 3: missing: the event is deleted")
 
 

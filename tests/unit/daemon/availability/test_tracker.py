@@ -1,20 +1,20 @@
 """Availability on /metrics equals what the stored incidents say, before and after a restart.
 
-The real app on a real SQLite file; alerts posted over HTTP at ManualClock times. The expected figures are
-recomputed here from the store with SQL of this test's own (timeline marks, incident service, the opening
-alert's labels) and the catalogue below, not with the tracker's code.
+The real app on a real store (the backend under test); alerts posted over HTTP at ManualClock times. The
+expected figures are recomputed here from the store with SQL of this test's own (timeline marks, incident
+service, the opening alert's labels) and the catalogue below, not with the tracker's code.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from daemon.availability.intervals import Interval, clip, intersect, merge, subtract, total
 from daemon.clock import ManualClock
+from tests.postgres import stored
 from tests.unit.daemon.configfiles import write
 from tests.unit.daemon.ingest.conftest import Daemon, epoch, running, series
 
@@ -63,18 +63,20 @@ async def _post(d: Daemon, labels: dict[str, str], *, firing: bool) -> None:
     assert status == 200, answer
 
 
-def _recompute(db: Path, now: float) -> dict[str, tuple[float, float]]:
+def _recompute(data_dir: Path, now: float) -> dict[str, tuple[float, float]]:
     """(unplanned, planned) downtime per service from the stored timeline, by this test's own reading."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        rows = conn.execute(
-            "SELECT t.incident_id, i.service, t.at, t.kind, t.detail FROM timeline t JOIN incidents i "
-            "ON i.id = t.incident_id WHERE t.kind IN ('opened', 'reopened', 'priority_raised', 'resolved') "
-            "ORDER BY t.id"
-        ).fetchall()
-        labels_of = {fp: json.loads(labels) for fp, labels in conn.execute("SELECT fingerprint, labels FROM alerts")}
-    finally:
-        conn.close()
+    with stored(data_dir) as sql:
+        rows = [
+            (r["incident_id"], r["service"], r["at"], r["kind"], r["detail"])
+            for r in sql.rows(
+                "SELECT t.incident_id, i.service, t.at, t.kind, t.detail FROM timeline t JOIN incidents i "
+                "ON i.id = t.incident_id WHERE t.kind IN ('opened', 'reopened', 'priority_raised', 'resolved') "
+                "ORDER BY t.id"
+            )
+        ]
+        labels_of = {
+            r["fingerprint"]: json.loads(r["labels"]) for r in sql.rows("SELECT fingerprint, labels FROM alerts")
+        }
     state: dict[int, dict[str, Any]] = {}
     outages: dict[str, list[Interval]] = {}
 
@@ -113,10 +115,10 @@ def _recompute(db: Path, now: float) -> dict[str, tuple[float, float]]:
     return out
 
 
-async def _check(d: Daemon, db: Path) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+async def _check(d: Daemon, data: Path) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     now = d.clock.now()
     metrics = await d.metrics()
-    for service, (unplanned, planned) in _recompute(db, now).items():
+    for service, (unplanned, planned) in _recompute(data, now).items():
         assert metrics[series("itsmd_service_downtime_seconds_total", service=service, planned="false")] == unplanned
         assert metrics[series("itsmd_service_downtime_seconds_total", service=service, planned="true")] == planned
     return metrics
@@ -124,7 +126,6 @@ async def _check(d: Daemon, db: Path) -> dict[tuple[str, frozenset[tuple[str, st
 
 async def test_metrics_equal_the_stored_history_across_a_restart(tmp_path: Path) -> None:
     config, data = _config(tmp_path), tmp_path / "data"
-    db = data / "itsmd.db"
     clock = ManualClock(start=epoch("2026-11-23T18:15:00Z"))
     api_down = {"alertname": "ApiDown", "service": "api", "severity": "critical"}
     db_slow = {"alertname": "DbSlow", "service": "db", "severity": "warning", "team": "dba"}
@@ -145,7 +146,7 @@ async def test_metrics_equal_the_stored_history_across_a_restart(tmp_path: Path)
         d.at("2026-11-23T18:16:00Z")
         await _post(d, api_down, firing=True)  # P1: counts
         d.at("2026-11-23T18:20:00Z")
-        metrics = await _check(d, db)
+        metrics = await _check(d, data)
         # The counter grows while the outage is open, not only when it ends.
         assert metrics[series("itsmd_service_downtime_seconds_total", service="api", planned="false")] == 240
         d.at("2026-11-23T18:30:00Z")
@@ -159,10 +160,10 @@ async def test_metrics_equal_the_stored_history_across_a_restart(tmp_path: Path)
         d.at("2026-11-23T18:50:00Z")
         await _post(d, api_slow_info, firing=True)  # P3 on api: not downtime yet
         d.at("2026-11-23T18:55:00Z")
-        await _check(d, db)
+        await _check(d, data)
         await _post(d, api_slow_crit, firing=True)  # raised to P1: counts from 18:50
         d.at("2026-11-23T19:10:00Z")  # 10 minutes into the maintenance window
-        metrics = await _check(d, db)
+        metrics = await _check(d, data)
         assert metrics[series("itsmd_service_downtime_seconds_total", service="api", planned="false")] == 840 + 600
         assert metrics[series("itsmd_service_downtime_seconds_total", service="api", planned="true")] == 600
         assert metrics[series("itsmd_service_downtime_seconds_total", service="db", planned="false")] == 300
@@ -170,7 +171,7 @@ async def test_metrics_equal_the_stored_history_across_a_restart(tmp_path: Path)
     # Restarted with the api outage still open.
     async with running(config, data, clock) as d:
         d.at("2026-11-23T19:20:00Z")
-        metrics = await _check(d, db)
+        metrics = await _check(d, data)
         assert metrics[series("itsmd_service_downtime_seconds_total", service="api", planned="true")] == 1200
         d.at("2026-11-23T19:40:00Z")
         await _post(d, api_slow_info, firing=False)
@@ -178,7 +179,7 @@ async def test_metrics_equal_the_stored_history_across_a_restart(tmp_path: Path)
         d.at("2026-11-23T19:45:00Z")
         await _post(d, api_slow_crit, firing=True)  # reopens the P1 incident: counts again
         d.at("2026-11-23T19:50:00Z")
-        metrics = await _check(d, db)
+        metrics = await _check(d, data)
         unplanned = 840 + 600 + 600 + 300
         assert metrics[series("itsmd_service_downtime_seconds_total", service="api", planned="false")] == unplanned
         agreed = DAY - 1800
@@ -189,4 +190,4 @@ async def test_metrics_equal_the_stored_history_across_a_restart(tmp_path: Path)
 
     async with running(config, data, clock) as d:
         d.at("2026-11-23T19:55:00Z")
-        await _check(d, db)
+        await _check(d, data)

@@ -7,11 +7,16 @@ import asyncio
 import logging
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from daemon.api import keys
 from daemon.clock import ManualClock
+from daemon.storage.database import Database
+from daemon.storage.postgres.backend import PostgresBackend
+from daemon.storage.sql import Backend
 from integrations.alertmanager.fingerprint import fingerprint
+from tests.postgres import ADMIN_DSN, ON_POSTGRES
 from tests.unit.daemon.ingest.conftest import epoch, running, write_config
 
 LIMITS = """
@@ -78,7 +83,7 @@ async def test_full_write_queue_answers_503_and_applies_nothing(
         assert app is not None
         pipeline = app[keys.PIPELINE]
         # Fault injection: the store stops accepting writes, as on a full or read-only disk.
-        pipeline.writer._db.conn.execute("PRAGMA query_only = ON")
+        refuse_writes(pipeline.writer._db)
         async with d.client.post("/api/v2/alerts", json=[alert(1)]) as resp:
             assert resp.status == 503
             assert (await resp.json())["reason"] == "store_unavailable"
@@ -90,12 +95,12 @@ async def test_full_write_queue_answers_503_and_applies_nothing(
         assert pipeline.alerts.get(alert_fp(2)) is None  # refused before anything was applied
         failures = [r for r in caplog.records if "store write failed" in r.getMessage()]
         assert len(failures) == 1, "one clear line when writes start failing, not one per retry"
-        assert "readonly" in failures[0].getMessage()
+        assert ("read-only" if ON_POSTGRES else "readonly") in failures[0].getMessage()
         rejected = await d.rejected()
         assert rejected["queue_full"] == 1
         assert rejected["store_unavailable"] == 1
         # The disk recovers: the held batch is written, and the sender's retry is accepted.
-        pipeline.writer._db.conn.execute("PRAGMA query_only = OFF")
+        accept_writes(pipeline.writer._db)
         deadline = asyncio.get_running_loop().time() + 10
         while (code := (await d.v2([alert(2)]))[0]) != 200:
             assert code == 503
@@ -103,6 +108,28 @@ async def test_full_write_queue_answers_503_and_applies_nothing(
             await asyncio.sleep(0.05)
         assert {a["labels"]["instance"] for a in await d.alerts()} == {"1", "2"}
         assert any("store writes recovered" in r.getMessage() for r in caplog.records)
+
+
+def refuse_writes(backend: Backend) -> None:
+    """Fault injection: the store stops accepting writes, as on a full or read-only disk. Called while the
+    writer is idle (nothing posted yet), so the setting is not inside one of its transactions."""
+    if isinstance(backend, PostgresBackend):
+        backend.primary.scalar("SET default_transaction_read_only = on")
+    else:
+        assert isinstance(backend, Database)
+        backend.conn.execute("PRAGMA query_only = ON")
+
+
+def accept_writes(backend: Backend) -> None:
+    """The store recovers. PostgreSQL: the writer's session is ended from outside (the writer may be inside a
+    failing transaction whose rollback would undo a SET), and the writer's new session writes again."""
+    if isinstance(backend, PostgresBackend):
+        pid = backend.primary.scalar("SELECT pg_backend_pid()")
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    else:
+        assert isinstance(backend, Database)
+        backend.conn.execute("PRAGMA query_only = OFF")
 
 
 def alert_fp(i: int) -> str:

@@ -1,17 +1,35 @@
-"""The service report from a real store: the app records incidents, the report reads the file read-only."""
+"""The service report from a real store: the app records incidents, the report reads the store read-only."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from daemon import cli
 from daemon.clock import ManualClock
-from daemon.config import load_config
+from daemon.config import LoadedConfig
 from daemon.report.produce import MonthlyReports, previous_month, produce
 from daemon.storage.backends import backend_for
+from daemon.storage.reading import connected
+from tests.postgres import ADMIN_DSN, ON_POSTGRES, store_args
 from tests.unit.daemon.availability.test_tracker import _config, _post
+from tests.unit.daemon.configfiles import load_test_config
 from tests.unit.daemon.ingest.conftest import epoch, running
+
+
+def report_of(loaded: LoadedConfig, period: str, **kwargs: Any) -> str:
+    """`produce` on the store the test's daemon wrote, as `itsmd report` reads it."""
+    with connected(backend_for(loaded)) as backend:
+        return produce(backend, loaded.rules.catalogue, period, **kwargs)
+
+
+def report_args(config: Path, data: Path) -> list[str]:
+    """`itsmd report`'s arguments for the store of `data` on the backend under test."""
+    args = store_args(config, data)
+    return args if "--config" in args else ["--config", str(config), *args]
 
 
 async def _store(tmp_path: Path) -> tuple[Path, Path, ManualClock]:
@@ -39,9 +57,9 @@ async def _store(tmp_path: Path) -> tuple[Path, Path, ManualClock]:
 
 async def test_report_from_the_store(tmp_path: Path) -> None:
     config, data, _ = await _store(tmp_path)
-    loaded = load_config(config, data_dir=data)
+    loaded = load_test_config(config, data_dir=data)
     # The month is over: every day counts in full (the CLI below uses the wall clock).
-    text = produce(backend_for(loaded), loaded.rules.catalogue, "2026-11", now=epoch("2026-12-01T06:00:00Z"))
+    text = report_of(loaded, "2026-11", now=epoch("2026-12-01T06:00:00Z"))
     report = json.loads(text)
     api = next(s for s in report["services"] if s["service"] == "api")
     # 10 min (18:20-18:30) + 10 min outside maintenance (19:30-19:40) unplanned; 10 min inside it planned.
@@ -65,18 +83,31 @@ async def test_report_from_the_store(tmp_path: Path) -> None:
     assert db["unplanned_downtime_seconds"] == 1200
     assert db["incidents_by_priority"]["P3"] == 1
     html = tmp_path / "report.html"
-    assert cli.main(["report", "--period", "2026-11", "--service", "api", "--config", str(config),
-                     "--data-dir", str(data), "--output", str(html)]) == 0  # fmt: skip
+    assert cli.main(["report", "--period", "2026-11", "--service", "api", *report_args(config, data),
+                     "--output", str(html)]) == 0  # fmt: skip
     text = html.read_text()
     assert "<svg" in text and "api" in text and "db" not in text.split("<body", 1)[1].split("<svg", 1)[0]
 
 
-async def test_bad_period_and_unknown_service(tmp_path: Path) -> None:
+async def test_bad_period_and_unknown_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     config, data, clock = await _store(tmp_path)
-    base = ["report", "--config", str(config), "--data-dir", str(data)]
+    base = ["report", *report_args(config, data)]
     assert cli.main([*base, "--period", "2026-13"]) == 2
     assert cli.main([*base, "--period", "2026-11", "--service", "nope"]) == 2
-    assert cli.main([*base, "--period", "2026-11", "--data-dir", str(tmp_path / "empty")]) == 1
+    if ON_POSTGRES:  # no store: a database that does not exist
+        monkeypatch.setenv("ITSMD_TEST_NO_SUCH_DB", f"{ADMIN_DSN} dbname=itsmd_test_no_such_database")
+        absent = config.with_name("absent.yaml")
+        absent.write_text(
+            config.read_text() + "storage: {backend: postgres, dsn_env: ITSMD_TEST_NO_SUCH_DB}\n"
+            f"audit: {{key_file: {data / 'audit.key'}}}\nrunbooks: {{digest_key_file: {data / 'digest.key'}}}\n"
+        )
+        capsys.readouterr()
+        assert cli.main(["report", "--config", str(absent), "--period", "2026-11"]) == 1
+        assert "itsmd report: cannot connect to PostgreSQL" in capsys.readouterr().err
+    else:
+        assert cli.main([*base, "--period", "2026-11", "--data-dir", str(tmp_path / "empty")]) == 1
     async with running(config, data, clock) as d:
         async with d.client.get("/api/v1/reports/2026-13") as resp:
             assert resp.status == 400
@@ -97,12 +128,13 @@ async def test_monthly_job_writes_last_month_atomically(tmp_path: Path) -> None:
     config, data, clock = await _store(tmp_path)
     clock.advance(epoch("2026-12-01T06:00:00Z") - clock.now())
     assert previous_month(clock.now(), "UTC") == "2026-11"
-    loaded = load_config(config, data_dir=data)
-    job = MonthlyReports(
-        backend_for(loaded), lambda: loaded.rules.catalogue, tmp_path / "reports", clock, time_zone="UTC",
-        formats=("html", "json"),
-    )  # fmt: skip
-    written = job.write()
+    loaded = load_test_config(config, data_dir=data)
+    with connected(backend_for(loaded)) as backend:  # the daemon gives the job its open store
+        job = MonthlyReports(
+            backend, lambda: loaded.rules.catalogue, tmp_path / "reports", clock, time_zone="UTC",
+            formats=("html", "json"),
+        )  # fmt: skip
+        written = job.write()
     assert [p.name for p in written] == ["itsmd-report-2026-11.html", "itsmd-report-2026-11.json"]
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == [p.name for p in written]
     assert json.loads(written[1].read_text())["period"] == "2026-11"
@@ -110,9 +142,9 @@ async def test_monthly_job_writes_last_month_atomically(tmp_path: Path) -> None:
 
 async def test_a_month_not_over_is_reported_to_date_over_the_span_it_covers(tmp_path: Path) -> None:
     config, data, _ = await _store(tmp_path)
-    loaded = load_config(config, data_dir=data)
+    loaded = load_test_config(config, data_dir=data)
     now = epoch("2026-11-23T20:00:00Z")
-    report = json.loads(produce(backend_for(loaded), loaded.rules.catalogue, "2026-11", now=now))
+    report = json.loads(report_of(loaded, "2026-11", now=now))
     cover = report["coverage"]
     first = epoch("2026-11-23T18:15:00Z")  # the daemon's first start (the audit chain's first event)
     assert (cover["start"], cover["end"], cover["to_date"], cover["no_data"]) == (first, now, True, False)
@@ -127,16 +159,15 @@ async def test_a_month_not_over_is_reported_to_date_over_the_span_it_covers(tmp_
     # The error budget is that of the span covered, and said to be: 1 % of 75 min.
     assert api["error_budget_seconds"] == (1 - 0.99) * agreed
     assert api["error_budget_remaining_ratio"] == 1 - 1200 / ((1 - 0.99) * agreed)
-    md = produce(backend_for(loaded), loaded.rules.catalogue, "2026-11", now=now, fmt="md")
+    md = report_of(loaded, "2026-11", now=now, fmt="md")
     assert md.startswith("# Service report 2026-11 (to date)\n")
     assert cover["statement"] in md and "| NO so far |" in md and "of the span's budget" in md
-    html = produce(backend_for(loaded), loaded.rules.catalogue, "2026-11", now=now, fmt="html")
+    html = report_of(loaded, "2026-11", now=now, fmt="html")
     assert cover["statement"].replace("'", "&#39;") in html and "<h1>Service report 2026-11 (to date)</h1>" in html
 
     # The next month, early on its first day: the span starts at the month's start, in the report's time zone.
     berlin = json.loads(
-        produce(
-            backend_for(loaded), loaded.rules.catalogue, "2026-12", now=epoch("2026-12-01T06:00:00Z"),
+        report_of(loaded, "2026-12", now=epoch("2026-12-01T06:00:00Z"),
             time_zone="Europe/Berlin",
         )
     )  # fmt: skip
@@ -152,13 +183,13 @@ async def test_a_month_not_over_is_reported_to_date_over_the_span_it_covers(tmp_
 
 async def test_a_month_before_the_first_record_or_in_the_future_has_no_data(tmp_path: Path) -> None:
     config, data, _ = await _store(tmp_path)
-    loaded = load_config(config, data_dir=data)
+    loaded = load_test_config(config, data_dir=data)
     now = epoch("2026-12-01T06:00:00Z")
     for period, why in (
         ("2026-10", "the period ends before the store's first record (2026-11-23 18:15:00 UTC)"),
         ("2027-01", "the period has not begun"),
     ):
-        report = json.loads(produce(backend_for(loaded), loaded.rules.catalogue, period, now=now))
+        report = json.loads(report_of(loaded, period, now=now))
         assert report["coverage"]["no_data"] is True and report["coverage"]["start"] is None
         assert report["coverage"]["statement"] == f"No data: {why}; no availability or error budget is stated."
         api = next(s for s in report["services"] if s["service"] == "api")
@@ -168,9 +199,9 @@ async def test_a_month_before_the_first_record_or_in_the_future_has_no_data(tmp_
             None,
         )
         assert api["daily"] == []
-        md = produce(backend_for(loaded), loaded.rules.catalogue, period, now=now, fmt="md")
+        md = report_of(loaded, period, now=now, fmt="md")
         assert f"# Service report {period} (no data)" in md
         assert "| api |  | no data | 99.000 % | no data | no data | no data | no data |" in md
         assert "100.000 %" not in md and "yes" not in md
-        html = produce(backend_for(loaded), loaded.rules.catalogue, period, now=now, fmt="html")
+        html = report_of(loaded, period, now=now, fmt="html")
         assert "no data" in html and "100.000 %" not in html

@@ -7,12 +7,10 @@ import json
 from pathlib import Path
 
 from daemon.clock import ManualClock
-from daemon.config import load_config
-from daemon.report.produce import produce
-from daemon.storage.backends import backend_for
 from tests.unit.daemon.availability.test_tracker import SERVICES, _post
-from tests.unit.daemon.configfiles import write
+from tests.unit.daemon.configfiles import load_test_config, write
 from tests.unit.daemon.ingest.conftest import epoch, eventually, running
+from tests.unit.daemon.report.test_build import report_of
 
 DOWN = {"alertname": "ApiDown", "service": "api", "severity": "critical"}
 
@@ -42,15 +40,11 @@ async def test_expired_alert_ends_the_incident_at_last_seen_in_api_and_report(tm
             "end_estimated": True,
             "end_source": "last_seen",
         }
-    loaded = load_config(config, data_dir=data)
-    report = json.loads(
-        produce(backend_for(loaded), loaded.rules.catalogue, "2026-11", now=epoch("2026-12-01T06:00:00Z"))
-    )
+    loaded = load_test_config(config, data_dir=data)
+    report = json.loads(report_of(loaded, "2026-11", now=epoch("2026-12-01T06:00:00Z")))
     api = next(s for s in report["services"] if s["service"] == "api")
     assert api["mttr_seconds"] == 300
     assert api["unplanned_downtime_seconds"] == 300
     assert api["estimated_ends"] == 1
-    markdown = produce(
-        backend_for(loaded), loaded.rules.catalogue, "2026-11", now=epoch("2026-12-01T06:00:00Z"), fmt="md"
-    )
+    markdown = report_of(loaded, "2026-11", now=epoch("2026-12-01T06:00:00Z"), fmt="md")
     assert "(1 estimated end: alerts expired without a resolve)" in markdown

@@ -11,10 +11,11 @@ from daemon.clock import ManualClock
 from daemon.correlate.matchers import match_all, parse_matcher
 from daemon.model import Alert, AlertStatus, Incident, IncidentStatus, Source
 from daemon.storage.alerts import alert_row
-from daemon.storage.database import Batch, Database
+from daemon.storage.database import Batch
 from daemon.storage.incident_search import STATUSES, IncidentQuery, search_incidents
 from daemon.storage.incidents import INCIDENT, LINK, incident_row
 from daemon.storage.sql import Backend, Sql
+from tests.postgres import stored
 from tests.unit.daemon.ingest.conftest import running, write_config
 
 TRICKY = [
@@ -65,8 +66,7 @@ async def test_matcher_search_finds_what_evaluating_every_alert_finds(tmp_path: 
             assert (await d.v2(body))[0] == 200
         status, _ = await d.post("/api/v1/incidents/2/acknowledge", {"by": "test"})
         assert status == 200
-    sql = Database(tmp_path / "data" / "itsmd.db").reader()
-    try:
+    with stored(tmp_path / "data") as sql:
         assert sql.scalar("SELECT count(*) FROM incidents") >= 5
         for texts in MATCHERS:
             for statuses in (("open", "acknowledged"), ("acknowledged",), ()):
@@ -76,8 +76,6 @@ async def test_matcher_search_finds_what_evaluating_every_alert_finds(tmp_path: 
                 assert [i["id"] for i in found.incidents] == ids, texts
                 assert found.total == len(ids) and found.by_status == counts, texts
         assert expected(sql, ['alertname="Down"'], ())[0]  # the comparison is not of empty sets only
-    finally:
-        sql.close()
 
 
 def _stored(backend: Backend) -> None:
