@@ -30,7 +30,7 @@ WORKERS = 12
 ALERTS_PER_REQUEST = 5
 T0_ISO = "2026-11-30T18:00:00.000Z"
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.replicas]
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ from .client import get_json, request, wait_for, wait_until
 from .replicas import ReplicaStack, query
 from .stack import FLAP_SERVICE, HOST, RECUR_SERVICE, SERVICE, Binaries, module_stack
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.replicas]
 TERMINAL = {status.value for status in RUN_TERMINAL}
 TAKEOVER = 30.0
 # Two services whose P1 respond targets fall due 2 s apart: the first is breached (and committed) by the
