@@ -185,7 +185,10 @@ class Soak:
         if not section:
             return ["--data-dir", str(self.data)]
         storage = "".join(f"  {k}: {v}\n" for k, v in section.items())
-        return ["--config", str(write(self.data.parent / "cli.yaml", f"data_dir: {self.data}\nstorage:\n{storage}"))]
+        # The keys the daemon of this test used (its data_dir's): a PostgreSQL config must name them.
+        keys = f"audit:\n  key_file: {self.data}/audit.key\nrunbooks:\n  digest_key_file: {self.data}/digest.key\n"
+        text = f"data_dir: {self.data}\nstorage:\n{storage}{keys}"
+        return ["--config", str(write(self.data.parent / "cli.yaml", text))]
 
     def kept(self) -> dict[str, int]:
         with self.store() as backend, reading(backend) as sql:
