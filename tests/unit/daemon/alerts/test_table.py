@@ -306,7 +306,8 @@ async def test_a_resend_reaches_disk_after_the_write_delay_and_at_shutdown(tmp_p
         clock.advance(10)
         table.apply([a, b], Source.PROMETHEUS, clock.now())
         await writer.flush()
-        assert load_alert(db.primary, a.fingerprint).times_seen == 1  # type: ignore[union-attr]
+        stored = load_alert(db.primary, a.fingerprint)
+        assert stored is not None and stored.times_seen == 1
         clock.advance(SEEN_WRITE_DELAY - 10)  # a's first unwritten re-send is due, b's is not
         await writer.flush()
         stored_a, stored_b = load_alert(db.primary, a.fingerprint), load_alert(db.primary, b.fingerprint)

@@ -184,7 +184,9 @@ def frozen_writer(dsn: str, stopped: str) -> tuple[psycopg.Connection[Any], int]
     stopped `mid-copy` (COPY FROM STDIN begun, some data sent), `mid-pipeline` (statements sent, no Sync) or
     `idle` (between statements). The client never continues; the connection stays open."""
     conn = psycopg.connect(dsn, autocommit=True)
-    pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
+    row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None
+    pid = row[0]
     conn.execute("CREATE TEMP TABLE frozen_in (a text)")
     conn.execute("BEGIN")
     conn.execute("SELECT epoch FROM leader_lease WHERE id = 1 FOR SHARE")

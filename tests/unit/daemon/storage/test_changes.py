@@ -69,9 +69,11 @@ def test_lists_filter_by_service_outcome_and_state(sql_backend: Backend) -> None
     sql = sql_backend.reader()
     try:
 
-        def ids(**kw: object) -> list[int]:
-            args = {"service": None, "outcome": None, "state": "all", "limit": 10, "offset": 0, **kw}
-            return [c["id"] for c in list_changes(sql, **args)]  # type: ignore[arg-type]
+        def ids(
+            service: str | None = None, outcome: str | None = None, state: str = "all", limit: int = 10, offset: int = 0
+        ) -> list[int]:
+            found = list_changes(sql, service=service, outcome=outcome, state=state, limit=limit, offset=offset)
+            return [c["id"] for c in found]
 
         assert ids() == [3, 2, 1]
         assert ids(service="api") == [3, 1]

@@ -9,7 +9,16 @@ from daemon.storage.sql import Backend
 from tests.unit.daemon.storage.backends_fixture import write
 
 
-def _drill(run_id: int, drill: str, service: str, outcome: DrillOutcome, started: float, **kw: object) -> DrillRun:
+def _drill(
+    run_id: int,
+    drill: str,
+    service: str,
+    outcome: DrillOutcome,
+    started: float,
+    *,
+    ended_at: float | None = None,
+    recovery_seconds: float | None = None,
+) -> DrillRun:
     return DrillRun(
         id=run_id,
         drill=drill,
@@ -20,7 +29,8 @@ def _drill(run_id: int, drill: str, service: str, outcome: DrillOutcome, started
         reason="",
         started_at=started,
         rto_seconds=300.0,
-        **kw,  # type: ignore[arg-type]
+        ended_at=ended_at,
+        recovery_seconds=recovery_seconds,
     )
 
 
