@@ -158,9 +158,12 @@ class Daemon:
 
 
 @asynccontextmanager
-async def running(config: Path, data_dir: Path, clock: ManualClock) -> AsyncIterator[Daemon]:
-    """The app from `config` on `data_dir`, up (ready) until the block ends, then stopped cleanly."""
-    app = create_app(load_test_config(config, data_dir=data_dir), clock=clock)
+async def running(
+    config: Path, data_dir: Path, clock: ManualClock, *, inbox_dsn: str | None = None
+) -> AsyncIterator[Daemon]:
+    """The app from `config` on `data_dir`, up (ready) until the block ends, then stopped cleanly; with
+    `inbox_dsn`, a leader that applies the followers' inbox in that database."""
+    app = create_app(load_test_config(config, data_dir=data_dir), clock=clock, inbox_dsn=inbox_dsn)
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     try:
         # Inside the try: an app that fails to start must not leave its client session to the next test.

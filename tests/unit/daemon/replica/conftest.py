@@ -18,12 +18,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.registry import Collector
 
-from daemon.app import create_app
-from daemon.clock import ManualClock
 from daemon.config import load_config
 from daemon.replica.follower import create_follower_app
 from daemon.storage.postgres.backend import PostgresBackend
-from tests.unit.daemon.ingest.conftest import Daemon, epoch, write_config
+from tests.unit.daemon.ingest.conftest import clock, config_path
+
+__all__ = ["clock", "config_path"]
 
 LEASE_DDL = """
 CREATE TABLE leader_lease (id INTEGER PRIMARY KEY CHECK (id = 1), epoch BIGINT NOT NULL, holder TEXT,
@@ -109,30 +109,6 @@ async def follower(
         yield Follower(client)
     finally:
         await client.close()
-
-
-@asynccontextmanager
-async def leading(config: Path, data_dir: Path, clock: ManualClock, dsn: str) -> AsyncIterator[Daemon]:
-    """The itsmd app as a leader that applies the inbox in `dsn`, up (ready) until the block ends."""
-    app = create_app(load_config(config, data_dir=data_dir), clock=clock, inbox_dsn=dsn)
-    client: TestClient[Any, Any] = TestClient(TestServer(app))
-    await client.start_server()
-    try:
-        async with client.get("/-/ready") as resp:
-            assert resp.status == 200, await resp.text()
-        yield Daemon(client, clock)
-    finally:
-        await client.close()
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(start=epoch("2026-11-23T18:15:50Z"))
-
-
-@pytest.fixture
-def config_path(tmp_path: Path) -> Path:
-    return write_config(tmp_path / "etc")
 
 
 @pytest.fixture

@@ -21,9 +21,9 @@ from daemon.storage import inbox
 from daemon.storage.alerts import load_active_alerts
 from daemon.storage.counters import load_counters
 from tests.postgres import create_database, drop_database
-from tests.unit.daemon.ingest.conftest import capture, eventually, series
+from tests.unit.daemon.ingest.conftest import capture, eventually, running, series
 from tests.unit.daemon.records import Stack
-from tests.unit.daemon.replica.conftest import Me, follower, inbox_rows, leading, set_leader, sql
+from tests.unit.daemon.replica.conftest import Me, follower, inbox_rows, set_leader, sql
 
 T0 = 1_800_000_000.0
 
@@ -206,7 +206,7 @@ async def test_a_notice_wakes_the_consumer_without_polling(tmp_path: Path, store
 async def test_a_follower_s_alerts_reach_the_itsmd_leader(
     config_path: Path, tmp_path: Path, store_dsn: str, clock: ManualClock
 ) -> None:
-    async with leading(config_path, tmp_path / "leader", clock, store_dsn) as leader:
+    async with running(config_path, tmp_path / "leader", clock, inbox_dsn=store_dsn) as leader:
         set_leader(store_dsn, "leader-a", str(leader.client.make_url("/")))
         async with follower(config_path, tmp_path / "follower", store_dsn, Me("follower-b", "http://b")) as f:
             status, answer, _ = await f.post(
