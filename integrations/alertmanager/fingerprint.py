@@ -8,7 +8,9 @@ after dropping its labels with an empty value (`without_empty`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+
+from fnv_c.ext import _fnv  # type: ignore[import-untyped]
 
 _OFFSET = 14695981039346656037
 _PRIME = 1099511628211
@@ -22,18 +24,30 @@ def without_empty(labels: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in labels.items() if value}
 
 
-def fingerprint(labels: Mapping[str, str]) -> str:
-    return _fingerprint_of_items(tuple(sorted(labels.items())))
-
-
-def _fingerprint_of_items(items: tuple[tuple[str, str], ...]) -> str:
-    # The loop runs per byte in Python: the ingest path asks the alert table first (AlertTable.fingerprint_of)
-    # and computes this only for label sets it does not hold. No cache here: one big enough for a large
-    # active set held about 1.5 KB per entry, and it missed once the set outgrew it.
+def fnv1a_64_python(data: bytes) -> int:
+    """FNV-1a 64 in Python, byte by byte: the reference the C one is tested against."""
     h = _OFFSET
-    for name, value in items:
-        for part in (name, value):
-            for byte in part.encode("utf-8"):
-                h = ((h ^ byte) * _PRIME) & _MASK
-            h = ((h ^ _SEPARATOR) * _PRIME) & _MASK
-    return f"{h:016x}"
+    for byte in data:
+        h = ((h ^ byte) * _PRIME) & _MASK
+    return h
+
+
+# The hash runs for every new alert (a re-send is found by its labels first, AlertTable.fingerprint_of): per
+# byte in Python it cost 17 us for a six-label alert, in C (fnv-c, through cffi) under 4 us with the byte string
+# built. The C function is called directly: fnv_c's wrapper adds an assert and a call.
+_native: Callable[[bytes, int], int] = _fnv.lib.fnv1a_64
+
+
+def fnv1a_64(data: bytes) -> int:
+    return _native(data, len(data))
+
+
+def label_bytes(labels: Mapping[str, str]) -> bytes:
+    """What is hashed: names in sorted order, each name then its value, each followed by 0xff."""
+    if not labels:
+        return b""
+    return b"\xff".join([part.encode("utf-8") for item in sorted(labels.items()) for part in item]) + b"\xff"
+
+
+def fingerprint(labels: Mapping[str, str]) -> str:
+    return f"{fnv1a_64(label_bytes(labels)):016x}"

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from integrations.alertmanager.fingerprint import fingerprint
+from integrations.alertmanager.fingerprint import fingerprint, fnv1a_64, fnv1a_64_python, label_bytes
 
 TESTDATA = Path(__file__).resolve().parents[3] / "testdata"
 
@@ -101,3 +101,13 @@ def test_label_order_does_not_matter(labels: dict[str, str], random: Any) -> Non
     items = list(labels.items())
     random.shuffle(items)
     assert fingerprint(dict(items)) == fingerprint(labels)
+
+
+@given(st.binary(max_size=512))
+def test_the_native_hash_is_the_python_one(data: bytes) -> None:
+    assert fnv1a_64(data) == fnv1a_64_python(data)
+
+
+@given(st.dictionaries(st.text(min_size=1), st.text(), max_size=8))
+def test_the_fingerprint_hashes_the_label_bytes(labels: dict[str, str]) -> None:
+    assert fingerprint(labels) == f"{fnv1a_64_python(label_bytes(labels)):016x}"
