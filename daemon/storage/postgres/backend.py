@@ -19,7 +19,7 @@ from psycopg_pool import ConnectionPool
 from daemon.errors import Fenced, StorageError
 from daemon.storage import alerts as alert_records
 from daemon.storage.database import Batch
-from daemon.storage.postgres import schema
+from daemon.storage.postgres import schema, staging
 from daemon.storage.postgres.sql import PgConnection, PgSql, driver_error, nul_free_text, rewrite
 from daemon.storage.sql import Dialect, Sql
 
@@ -83,6 +83,8 @@ class PostgresBackend:
             self._params = None
         self._password = str((self._params or {}).get("password") or "")
         self._conn: PgConnection | None = None
+        self._stages: set[str] = set()
+        """Staging tables made on the writer's current session (temporary tables go with it)."""
         self._pool: ConnectionPool[PgConnection] | None = None
 
     @property
@@ -119,6 +121,7 @@ class PostgresBackend:
 
     def _connect_writer(self) -> PgConnection:
         conn = self._connect()
+        self._stages = set()
         try:
             self._prepare_writer(conn)
         except BaseException:
@@ -237,9 +240,30 @@ class PostgresBackend:
             except _LostBeforeCommit as again:
                 raise driver_error(again.cause, self.description, self._scrub) from again.cause
 
+    def _staging(self, conn: PgConnection, batch: Batch) -> dict[str, staging.Staged]:
+        """The statements of `batch` written by COPY (by their SQL), their staging tables made first, outside the
+        transaction: made inside one, a rollback would take the table and leave it marked as made."""
+        out: dict[str, staging.Staged] = {}
+        for statement in {*batch.upserts, *batch.appends}:
+            rows = len(batch.upserts.get(statement, ())) + len(batch.appends.get(statement, ()))
+            if rows < staging.MIN_ROWS:
+                continue
+            plan = staging.staged(statement.sql)
+            if plan is None or not plan.unique_keys(
+                [*batch.upserts.get(statement, {}).values(), *batch.appends.get(statement, ())]
+            ):
+                continue
+            if plan.stage not in self._stages:
+                for sql in plan.create:
+                    conn.execute(sql)
+                self._stages.add(plan.stage)
+            out[statement.sql] = plan
+        return out
+
     def _transaction(self, conn: PgConnection, batch: Batch) -> None:
         committing = False
         try:
+            staged = self._staging(conn, batch)
             conn.execute("BEGIN")
             if self.fence_epoch is not None:
                 found = conn.execute(_FENCE).fetchone()
@@ -260,10 +284,21 @@ class PostgresBackend:
                 if batch.counters:
                     cur.executemany(_COUNTERS, [(n, labels, v) for (n, labels), v in batch.counters.items()])
                 for statement in sorted({*batch.upserts, *batch.appends}, key=lambda st: st.order):
+                    keyed, appended = batch.upserts.get(statement), batch.appends.get(statement)
+                    plan = staged.get(statement.sql)
+                    if plan is not None:
+                        # Upserts before appends, as below: one COPY holds both, in that order.
+                        with cur.copy(plan.copy) as copy:
+                            for row in (keyed or {}).values():
+                                copy.write_row(row)
+                            for row in appended or ():
+                                copy.write_row(row)
+                        cur.execute(plan.insert)
+                        continue
                     sql = rewrite(statement.sql)
-                    if keyed := batch.upserts.get(statement):
+                    if keyed:
                         cur.executemany(sql, list(keyed.values()))
-                    if appended := batch.appends.get(statement):
+                    if appended:
                         cur.executemany(sql, appended)
             committing = True
             conn.execute("COMMIT")
