@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 
 from daemon import __version__, console, reload
 from daemon.alerts.evidence import EndFinder, LastSeen, PrometheusEnds
+from daemon.alerts.stored import StoredAlerts
 from daemon.alerts.table import AlertTable
 from daemon.api import auth, health, keys, table, webhooks
 from daemon.api.errors import json_errors
@@ -44,7 +45,6 @@ from daemon.ingest import handlers
 from daemon.ingest.ratelimit import RateLimiter
 from daemon.metrics.collector import ItsmdCollector
 from daemon.metrics.counters import CounterStore, PersistedHistogram
-from daemon.model import Alert
 from daemon.notify.outbox.outbox import Outbox
 from daemon.notify.outbox.start import Sources as WebhookSources
 from daemon.notify.outbox.start import Webhooks, open_webhooks
@@ -64,7 +64,7 @@ from daemon.runbook.library import RunbookLibrary
 from daemon.runbook.metrics import RunbookMetrics, step_action
 from daemon.runbook.triggers import Triggers
 from daemon.scheduler.scheduler import Scheduler
-from daemon.storage.alerts import load_active_alerts, load_alerts
+from daemon.storage.alerts import load_active_alerts
 from daemon.storage.backends import backend_for
 from daemon.storage.changes import load_changes
 from daemon.storage.counters import load_counters
@@ -169,26 +169,6 @@ def _end_finder(cfg: Config, session: aiohttp.ClientSession) -> EndFinder:
     return PrometheusEnds(cfg.prometheus.client(session), timeout=cfg.prometheus.timeout)
 
 
-class StoredAlerts:
-    """Reads back alerts resolved so long ago that they left memory, for the alert table: it asks for the
-    fingerprints of a request it does not hold (new alerts too), so one blocking indexed read per request, on a
-    reader connection of its own."""
-
-    def __init__(self, backend: Backend) -> None:
-        self._sql = backend.reader()
-
-    def close(self) -> None:
-        self._sql.close()
-
-    def __call__(self, fingerprints: Sequence[str]) -> dict[str, Alert]:
-        try:
-            return load_alerts(self._sql, fingerprints)
-        # The backend's errors: StorageError, or its driver's (sqlite3.Error, psycopg.Error), which share no base.
-        except Exception as exc:
-            log.warning("could not read %d stored alerts, starting them afresh: %s", len(fingerprints), exc)
-            return {}
-
-
 async def _open_store(loaded: LoadedConfig, replica: ReplicaState) -> Backend:
     backend = backend_for(loaded)
     fence(backend, replica)  # the leader of replicas writes under its epoch only
@@ -206,7 +186,9 @@ async def _components(app: web.Application) -> AsyncIterator[None]:  # noqa: PLR
         writer.add_commit_listener(app[console.LIVE].on_commit)
         counters = CounterStore(writer)
         stored_alerts = StoredAlerts(db)
-        alerts = AlertTable(writer, cfg.alerts, load_stored=stored_alerts, clock=clock)
+        alerts = AlertTable(
+            writer, cfg.alerts, load_stored=stored_alerts, left_memory=stored_alerts.left_memory, clock=clock
+        )
         audit = await open_audit(db, writer, loaded.audit_key_file, clock.now())
         problems = Problems(writer, counters, audit)
         now = clock.now()
@@ -286,6 +268,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:  # noqa: PLR
         )
 
         _start_background(tasks, pipeline, scheduler, reloader, cfg.alerts.sweep_interval, availability=availability)
+        _keep_stored_filter(tasks, stored_alerts, cfg.alerts.sweep_interval)
         tasks.every("audit-anchor", AUDIT_ANCHOR_INTERVAL, audit.anchor)
         notices.start(tasks, clock)
         _schedule_drills(app, scheduler, reloader, auto.drills, correlator.ruleset.drills)
@@ -625,6 +608,18 @@ def _warn_unknown_drill_runbooks(drill_specs: Sequence[Drill], library: RunbookL
 
 def _escalate(correlator: Correlator, clock: Clock, incident_id: int, text: str) -> None:
     correlator.add_note(incident_id, clock.now(), "runbooks", text, kind="runbook_escalation")
+
+
+def _keep_stored_filter(tasks: TaskRegistry, stored: StoredAlerts, interval: float) -> None:
+    """The filter of disk-only alerts: scanned once the daemon is up (until then new alerts read the store),
+    scanned again when it outgrew its size (checked at the sweep's interval)."""
+    tasks.start("stored-alerts-scan", stored.build())
+
+    def rebuild() -> None:
+        if stored.maintain():
+            tasks.start("stored-alerts-scan", stored.build())
+
+    tasks.every("stored-alerts-filter", interval, rebuild)
 
 
 def _start_background(

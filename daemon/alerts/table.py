@@ -53,6 +53,7 @@ class AlertTable:
         settings: AlertsConfig,
         *,
         load_stored: Callable[[Sequence[str]], Mapping[str, Alert]],
+        left_memory: Callable[[list[str]], None] | None = None,
         clock: Clock | None = None,
     ) -> None:
         self._clock: Clock = clock or SystemClock()
@@ -61,6 +62,8 @@ class AlertTable:
         self._load_stored = load_stored
         """Reads alerts that are on disk only (resolved long ago) by fingerprint: memory holds no list of them,
         so it does not grow with every alert ever seen."""
+        self._left_memory = left_memory
+        """Told of the alerts forget_resolved dropped (daemon.alerts.stored keeps its filter of them)."""
         self._alerts: dict[str, Alert] = {}
         self._firing: dict[str, Alert] = {}
         self._resting: dict[str, Alert] = {}
@@ -201,6 +204,8 @@ class AlertTable:
             key = _labels_hash(alert.labels)
             if self._by_labels.get(key) is alert:
                 del self._by_labels[key]
+        if gone and self._left_memory is not None:
+            self._left_memory(gone)
         return len(gone)
 
     def set_incident(self, alert: Alert, incident_id: int) -> None:

@@ -8,7 +8,7 @@ owns the column order both sides agree on.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from daemon.model import Alert, AlertStatus, Source
@@ -98,6 +98,25 @@ def load_alerts(sql: Sql, fingerprints: Sequence[str]) -> dict[str, Alert]:
             (json.dumps(list(fingerprints)),),
         )
     return {r["fingerprint"]: alert_from_row(r) for r in found}
+
+
+def count_alerts(sql: Sql) -> int:
+    return int(sql.scalar("SELECT count(*) FROM alerts") or 0)
+
+
+def stored_fingerprints(sql: Sql, page: int) -> Iterator[list[str]]:
+    """Every stored alert's fingerprint, a page at a time in key order (each page one indexed read, so a long
+    scan holds neither a transaction nor every fingerprint at once)."""
+    after = ""
+    while True:
+        rows = sql.rows(
+            "SELECT fingerprint FROM alerts WHERE fingerprint > ? ORDER BY fingerprint LIMIT ?", (after, page)
+        )
+        if not rows:
+            return
+        found = [r["fingerprint"] for r in rows]
+        yield found
+        after = found[-1]
 
 
 def load_alert(sql: Sql, fingerprint: str) -> Alert | None:
