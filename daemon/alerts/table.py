@@ -103,6 +103,16 @@ class AlertTable:
     def get(self, fingerprint: str) -> Alert | None:
         return self._alerts.get(fingerprint)
 
+    def held(self, fingerprint: str) -> Alert | None:
+        """get() for the ingest path (the webhook names its fingerprints): what it finds is remembered for the
+        apply that follows, as fingerprint_of does, so apply does not look it up in `_alerts` again."""
+        alert = self._alerts.get(fingerprint)
+        if alert is not None:
+            if len(self._found) >= _MAX_FOUND:
+                self._found.clear()
+            self._found[fingerprint] = alert
+        return alert
+
     def fingerprint_of(self, labels: Mapping[str, str]) -> str | None:
         """The fingerprint of an alert in memory with exactly these labels, or None (then compute it).
 

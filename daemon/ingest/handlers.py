@@ -109,7 +109,7 @@ def parse_postable(
 
 def _parse_webhook(body: bytes, request: web.Request) -> list[IncomingAlert]:
     pipeline = request.app[keys.PIPELINE]
-    return parse_webhook(body, request.app[keys.CONFIG].config.ingest, pipeline.clock.now(), pipeline.alerts.get)
+    return parse_webhook(body, request.app[keys.CONFIG].config.ingest, pipeline.clock.now(), pipeline.alerts.held)
 
 
 def _parse_postable(body: bytes, request: web.Request) -> list[IncomingAlert]:
