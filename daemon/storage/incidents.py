@@ -327,7 +327,10 @@ def read_incidents(
         clauses.insert(0, f"i.status IN ({','.join('?' * len(statuses))})")
         args[:0] = statuses
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    found = sql.rows(f"{INCIDENT_SELECT} {where} ORDER BY i.id DESC LIMIT ? OFFSET ?", [*args, limit, offset])
+    # The page's ids first: with the per-incident subqueries in the same SELECT, SQLite computed them for every
+    # matching incident before sorting (519 ms for the first 100 of 10k open incidents, against ~30 ms).
+    page = f"SELECT i.id FROM incidents i {where} ORDER BY i.id DESC LIMIT ? OFFSET ?"
+    found = sql.rows(f"{INCIDENT_SELECT} WHERE i.id IN ({page}) ORDER BY i.id DESC", [*args, limit, offset])
     return [incident_json(r) for r in found]
 
 

@@ -342,6 +342,15 @@ MIGRATIONS: list[tuple[int, str]] = [
         BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
         """,
     ),
+    (
+        11,
+        # The incident list reads each incident's latest `resolved` entry; without this (partial, so it holds
+        # only those rows and costs ingest nothing) that walked an unresolved incident's whole timeline: 354 ms
+        # for 50 open incidents of 2,000 alerts each.
+        """
+        CREATE INDEX timeline_resolved ON timeline (incident_id, id) WHERE kind = 'resolved';
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

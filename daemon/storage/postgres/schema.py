@@ -365,6 +365,13 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX inbox_xact ON inbox (xact_id, seq);
         """,
     ),
+    (
+        4,
+        # As SQLite's migration 11: the incident list's latest `resolved` entry without walking the timeline.
+        """
+        CREATE INDEX timeline_resolved ON timeline (incident_id, id) WHERE kind = 'resolved';
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]
