@@ -190,6 +190,7 @@ async def test_the_requester_is_refused_by_name_and_another_approves(daemon: Dae
 
     change_id = done["change_id"]
     assert f'<a href="/changes/{change_id}">change {change_id}</a>' in page
+
     # The run's end is held in memory at once; the change's outcome is read from the store once committed.
     async def listed() -> bool:
         return f'<tr data-id="{change_id}">' in await get(daemon, "/changes?outcome=successful")

@@ -25,7 +25,7 @@ from daemon.report import period as periods
 from daemon.report.build import build_report
 from daemon.report.produce import report_text
 from daemon.storage.database import Database
-from daemon.storage.schema import APPLICATION_ID, MIGRATIONS
+from daemon.storage.schema import APPLICATION_ID, LATEST, MIGRATIONS
 from daemon.storage.writer import GroupCommitWriter
 
 NOW = 1_900_000_000.0
@@ -220,7 +220,7 @@ def test_an_older_store_is_switched_once(tmp_path: Path) -> None:
     try:
         assert db.conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
         assert db.conn.execute("SELECT value FROM counters WHERE name = 'x'").fetchone()[0] == 1.0
-        assert db.conn.execute("PRAGMA user_version").fetchone()[0] == 10
+        assert db.conn.execute("PRAGMA user_version").fetchone()[0] == LATEST
     finally:
         db.close()
 
