@@ -13,8 +13,9 @@ gives the same downtime counters as before it. Printed: store size, RSS and star
 is this test process's: every month's app stays referenced after its restart, so it climbs with the restarts,
 not with a daemon's history; the alerts and incidents each app holds are what is asserted).
 
-ITSMD_SOAK_SCALE=full runs the issue's scale (50k alerts and 2k incidents a day over 20 services); the default
-is a reduced scale for CI.
+ITSMD_SOAK_SCALE=full runs the issue's scale (50k alerts and 2k incidents a day over 20 services), =tenth a
+tenth of its incidents (5k alerts and 200 incidents a day over 20 services); the default is a reduced scale
+for CI.
 """
 
 from __future__ import annotations
@@ -43,12 +44,10 @@ from tests.postgres import backend_for_test, storage_section
 from tests.unit.daemon.configfiles import write
 from tests.unit.daemon.ingest.conftest import Daemon, epoch, running, series
 
-FULL = os.environ.get("ITSMD_SOAK_SCALE") == "full"
-SERVICES = 20 if FULL else 3
-INCIDENTS_PER_SERVICE = 100 if FULL else 2
-"""A day's incidents per service (full: 2,000 a day over 20 services)."""
-ALERTS_PER_INCIDENT = 25 if FULL else 2
-"""Alerts of each incident (full: 50,000 alerts a day); fresh fingerprints every day."""
+_SCALES = {"full": (20, 100, 25), "tenth": (20, 10, 25)}
+"""ITSMD_SOAK_SCALE: `full` is the issue's scale, `tenth` a tenth of its incidents (5k alerts a day); unset, CI's."""
+SERVICES, INCIDENTS_PER_SERVICE, ALERTS_PER_INCIDENT = _SCALES.get(os.environ.get("ITSMD_SOAK_SCALE", ""), (3, 2, 2))
+"""Services; a day's incidents per service; alerts of each incident (fresh fingerprints every day)."""
 DAYS = 396
 """Thirteen months and the first days of the fourteenth."""
 START = epoch("2027-01-01T00:00:00Z")
