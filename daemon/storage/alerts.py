@@ -77,14 +77,21 @@ def alert_from_row(r: Row) -> Alert:
 
 def load_active_alerts(sql: Sql, *, now: float, retention: float) -> list[Alert]:
     """The alerts a starting daemon holds in memory: firing, or ended within `retention`. Alerts resolved long
-    ago stay on disk only (load_alerts reads one back when it returns)."""
-    return [
-        alert_from_row(r)
-        for r in sql.rows(
-            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE status = ? OR coalesce(ends_at, last_seen) > ?",
-            (AlertStatus.FIRING.value, now - retention),
-        )
+    ago stay on disk only (load_alerts reads one back when it returns).
+
+    Three reads on the (status, ends_at) index, not one `status = ? OR coalesce(ends_at, last_seen) > ?`, which
+    no index serves: that scanned every stored alert, so start-up grew with the history kept (2.7 s of a
+    start with 2.3M stored alerts, bench/startup.py)."""
+    cutoff = now - retention
+    ended = (AlertStatus.RESOLVED.value, AlertStatus.EXPIRED.value)
+    select = f"SELECT {ALERT_COLUMNS} FROM alerts WHERE "
+    rows = [
+        *sql.rows(select + "status = ?", (AlertStatus.FIRING.value,)),
+        *sql.rows(select + "status IN (?, ?) AND ends_at > ?", (*ended, cutoff)),
+        # An ended alert without an end time is not written today; by its last sight, as before.
+        *sql.rows(select + "status IN (?, ?) AND ends_at IS NULL AND last_seen > ?", (*ended, cutoff)),
     ]
+    return [alert_from_row(r) for r in rows]
 
 
 def load_alerts(sql: Sql, fingerprints: Sequence[str]) -> dict[str, Alert]:

@@ -21,7 +21,13 @@ def load_histories(sql: Sql, *, since: float | None = None, until: float | None 
     histories: dict[int, History] = {}
     openers: dict[int, str] = {}
     marks = ",".join("?" * len(KINDS))
-    bound = "" if since is None else "AND (i.resolved_at IS NULL OR i.resolved_at >= ?) "
+    # The incidents first (by the resolved_at index), then their timelines (by incident): filtered after the
+    # join, this walked every timeline row of the history kept (3.6 s of a start with two years, bench/startup.py).
+    bound = (
+        ""
+        if since is None
+        else "AND t.incident_id IN (SELECT id FROM incidents WHERE resolved_at IS NULL OR resolved_at >= ?) "
+    )
     params: list[object] = [*KINDS, until if until is not None else float("inf")]
     if since is not None:
         params.append(since)

@@ -367,9 +367,12 @@ MIGRATIONS: list[tuple[int, str]] = [
     ),
     (
         4,
-        # As SQLite's migration 11: the incident list's latest `resolved` entry without walking the timeline.
+        # As SQLite's migration 11: the incident list's latest `resolved` entry without walking the timeline, and
+        # start-up's recently ended alerts without reading every alert kept.
         """
         CREATE INDEX timeline_resolved ON timeline (incident_id, id) WHERE kind = 'resolved';
+        DROP INDEX alerts_status;
+        CREATE INDEX alerts_status ON alerts (status, ends_at);
         """,
     ),
 ]
