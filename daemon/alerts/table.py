@@ -108,9 +108,7 @@ class AlertTable:
         apply that follows, as fingerprint_of does, so apply does not look it up in `_alerts` again."""
         alert = self._alerts.get(fingerprint)
         if alert is not None:
-            if len(self._found) >= _MAX_FOUND:
-                self._found.clear()
-            self._found[fingerprint] = alert
+            self._remember(alert)
         return alert
 
     def fingerprint_of(self, labels: Mapping[str, str]) -> str | None:
@@ -121,11 +119,14 @@ class AlertTable:
         in memory, where a bounded cache of computed fingerprints misses once the active set outgrows it."""
         alert = self._by_labels.get(_labels_hash(labels))
         if alert is not None and alert.labels == labels:
-            if len(self._found) >= _MAX_FOUND:
-                self._found.clear()  # a request refused after parsing left its alerts here: only a cache
-            self._found[alert.fingerprint] = alert
+            self._remember(alert)
             return alert.fingerprint
         return None
+
+    def _remember(self, alert: Alert) -> None:
+        if len(self._found) >= _MAX_FOUND:
+            self._found.clear()  # a request refused after parsing left its alerts here: only a cache
+        self._found[alert.fingerprint] = alert
 
     @property
     def pending_changes(self) -> int:

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from daemon.model import Alert, AlertStatus, Source
-from daemon.storage.sql import Dialect, Row, Sql
+from daemon.storage.sql import Dialect, Row, Sql, row_json
 from daemon.storage.timestamps import rfc3339
 
 AlertRow = tuple[Any, ...]
@@ -25,17 +25,13 @@ ALERT_COLUMNS = (
 """The column order of alert_row, which the backends' writes rely on."""
 
 
-# One encoder for every row, not one per json.dumps call with these options (1.4 us of each of 3 per new alert).
-_dump = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
-
-
 def alert_row(a: Alert) -> AlertRow:
     """In the order of ALERT_COLUMNS. Labels are canonical JSON (sorted keys, compact): incident search narrows
     on their exact text."""
     return (
         a.fingerprint,
-        _dump(a.labels),
-        _dump(a.annotations),
+        row_json(a.labels),
+        row_json(a.annotations),
         a.status.value,
         a.starts_at,
         a.ends_at,

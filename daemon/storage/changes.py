@@ -15,7 +15,7 @@ from typing import Any
 
 from daemon.changes.model import Change, ChangeOutcome, ChangeType
 from daemon.storage.database import Statement
-from daemon.storage.sql import Row, Sql
+from daemon.storage.sql import Row, Sql, row_json
 from daemon.storage.timestamps import rfc3339
 
 COLUMNS = (
@@ -85,7 +85,7 @@ def change_from_row(r: Row) -> Change:
 
 
 def event_row(change_id: int, at: float, kind: str, detail: Json) -> tuple[Any, ...]:
-    return (change_id, at, kind, json.dumps(detail, separators=(",", ":"), sort_keys=True))
+    return (change_id, at, kind, row_json(detail))
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Any
 
 from daemon.model import Incident, IncidentStatus, SlaClock, TimelineEntry
 from daemon.storage.database import Statement
-from daemon.storage.sql import Row, Sql
+from daemon.storage.sql import Row, Sql, row_json
 from daemon.storage.timestamps import rfc3339
 
 Json = dict[str, Any]
@@ -42,12 +42,8 @@ _COLUMNS = (
 )
 
 
-# One encoder for every row, not one per json.dumps call with these options (1.4 us of each of 3 per new alert).
-_dump = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
-
-
 def sla_json(sla: SlaClock) -> str:
-    return _dump(
+    return row_json(
         {
             "respond_target": sla.respond_target,
             "resolve_target": sla.resolve_target,
@@ -80,18 +76,18 @@ def incident_row(i: Incident) -> tuple[Any, ...]:
         i.sla.respond_by,
         i.sla.resolve_by,
         sla_json(i.sla),
-        _dump(sorted(i.flapping)),
+        row_json(sorted(i.flapping)),
         i.problem_id,
         i.workaround,
         i.suspected_change,
         i.assignee,
         i.team,
-        _dump(i.external) if i.external else None,
+        row_json(i.external) if i.external else None,
     )
 
 
 def timeline_row(t: TimelineEntry) -> tuple[Any, ...]:
-    return (t.incident_id, t.at, t.kind, _dump(t.detail))
+    return (t.incident_id, t.at, t.kind, row_json(t.detail))
 
 
 def _from_row(r: Row) -> Incident:

@@ -13,6 +13,7 @@ module's connections or write SQL: they call the record modules.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -20,6 +21,11 @@ if TYPE_CHECKING:
     from daemon.storage.database import Batch
 
 Row = Mapping[str, Any]
+
+row_json = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
+"""JSON text of a stored value, compact with sorted keys: the same text for the same value (incident search
+narrows on labels' exact text). One encoder for every row: json.dumps with these options builds one per call,
+1.4 us of each of the three a new alert costs."""
 
 
 class Dialect(enum.Enum):

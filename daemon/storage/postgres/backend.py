@@ -7,6 +7,7 @@ during it (unknown outcome: raise, and the writer's retry of the same full-state
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -245,13 +246,11 @@ class PostgresBackend:
         transaction: made inside one, a rollback would take the table and leave it marked as made."""
         out: dict[str, staging.Staged] = {}
         for statement in {*batch.upserts, *batch.appends}:
-            rows = len(batch.upserts.get(statement, ())) + len(batch.appends.get(statement, ()))
-            if rows < staging.MIN_ROWS:
+            keyed, appended = batch.upserts.get(statement, {}), batch.appends.get(statement, [])
+            if len(keyed) + len(appended) < staging.MIN_ROWS:
                 continue
             plan = staging.staged(statement.sql)
-            if plan is None or not plan.unique_keys(
-                [*batch.upserts.get(statement, {}).values(), *batch.appends.get(statement, ())]
-            ):
+            if plan is None or not plan.unique_keys(itertools.chain(keyed.values(), appended)):
                 continue
             if plan.stage not in self._stages:
                 for sql in plan.create:
