@@ -66,6 +66,16 @@ if BACKEND not in ("sqlite", "postgres"):
     raise RuntimeError(f"ITSMD_TEST_BACKEND={BACKEND!r}: use sqlite or postgres")
 ON_POSTGRES = BACKEND == "postgres"
 
+reaches = 0
+"""How many times a test asked for its store on the backend under test (storage_section and the helpers
+below): a test that never does runs on SQLite in both passes, so the PostgreSQL pass can leave it out
+(tests/conftest.py, --backend-reach)."""
+
+
+def _reach() -> None:
+    global reaches  # noqa: PLW0603 (one counter the conftest hooks read)
+    reaches += 1
+
 
 @dataclass
 class _Database:
@@ -176,6 +186,7 @@ def dsn_env_for(data_dir: Path) -> str:
 
 def storage_section(data_dir: Path) -> dict[str, str]:
     """The config's `storage` for a store in `data_dir` on the backend under test ({} on SQLite)."""
+    _reach()
     if not ON_POSTGRES:
         return {}
     return {"backend": "postgres", "dsn_env": dsn_env_for(data_dir)}
@@ -184,6 +195,7 @@ def storage_section(data_dir: Path) -> dict[str, str]:
 def backend_for_test(data_dir: Path) -> Backend:
     """The store of `data_dir` on the backend under test, not opened yet: its SQLite file, or the database
     standing in for it (the same one for the same folder within a test)."""
+    _reach()
     if not ON_POSTGRES:
         return Database(data_dir / "itsmd.db")
     return PostgresBackend(os.environ[dsn_env_for(data_dir)])
@@ -206,6 +218,7 @@ def store_args(config: Path, data_dir: Path) -> list[str]:
     """The arguments by which a CLI command (`itsmd audit verify`, ...) finds `data_dir`'s store on the
     backend under test: `--data-dir` on SQLite; on PostgreSQL also `--config`, a copy of `config` next to it
     with the storage section added."""
+    _reach()
     if not ON_POSTGRES:
         return ["--data-dir", str(data_dir)]
     document = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
@@ -234,6 +247,7 @@ def tamper(data_dir: Path, *statements: str, triggers: dict[str, str] | None = N
     """Run portable SQL statements on `data_dir`'s store as someone with write access to it would, past the
     triggers that refuse changes (SQLite: `triggers`, name -> CREATE, dropped and put back around them;
     PostgreSQL: session_replication_role = replica, which skips user triggers for this session only)."""
+    _reach()
     if not ON_POSTGRES:
         lite = sqlite3.connect(data_dir / "itsmd.db", isolation_level=None)
         try:
