@@ -64,7 +64,7 @@ from daemon.runbook.library import RunbookLibrary
 from daemon.runbook.metrics import RunbookMetrics, step_action
 from daemon.runbook.triggers import Triggers
 from daemon.scheduler.scheduler import Scheduler
-from daemon.storage.alerts import load_active_alerts
+from daemon.storage.alerts import active_alert_pages
 from daemon.storage.backends import backend_for
 from daemon.storage.changes import load_changes
 from daemon.storage.counters import load_counters
@@ -176,6 +176,17 @@ async def _open_store(loaded: LoadedConfig, replica: ReplicaState) -> Backend:
     return backend
 
 
+def _restore_alerts(db: Backend, alerts: AlertTable, *, now: float, retention: float) -> None:
+    """The active alerts into memory, read a page at a time (a reader: PostgreSQL's paged read holds a
+    transaction open, which the writer's connection must not)."""
+    sql = db.reader()
+    try:
+        for page in active_alert_pages(sql, now=now, retention=retention):
+            alerts.restore(page, now)
+    finally:
+        sql.close()
+
+
 async def _components(app: web.Application) -> AsyncIterator[None]:  # noqa: PLR0915 (the stages, in start order)
     loaded = app[keys.CONFIG]
     cfg = loaded.config
@@ -193,9 +204,6 @@ async def _components(app: web.Application) -> AsyncIterator[None]:  # noqa: PLR
         problems = Problems(writer, counters, audit)
         now = clock.now()
         stored_counters = await asyncio.to_thread(load_counters, db.primary)
-        active_alerts = await asyncio.to_thread(
-            load_active_alerts, db.primary, now=now, retention=cfg.alerts.resolved_retention
-        )
         # Counters first: the correlator makes its series exist at 0 and must see the stored values.
         counters.restore(stored_counters)
         correlator = Correlator(
@@ -208,7 +216,8 @@ async def _components(app: web.Application) -> AsyncIterator[None]:  # noqa: PLR
             # The thresholds of the published ItsmdSlaAtRisk: one setting for both (notify is not reloaded).
             at_risk_share=cfg.notify.publish.at_risk_share,
         )
-        alerts.restore(active_alerts, now)
+        # In a thread, a page at a time: nothing else uses the table before the stages start.
+        await asyncio.to_thread(_restore_alerts, db, alerts, now=now, retention=cfg.alerts.resolved_retention)
         restored = await _restore_records(db, correlator, problems, now)
         availability = await _availability(app, db, correlator, now)
 

@@ -71,9 +71,15 @@ def alert_from_row(r: Row) -> Alert:
     )
 
 
-def load_active_alerts(sql: Sql, *, now: float, retention: float) -> list[Alert]:
-    """The alerts a starting daemon holds in memory: firing, or ended within `retention`. Alerts resolved long
-    ago stay on disk only (load_alerts reads one back when it returns).
+ACTIVE_PAGE = 2_000
+"""Rows of the active set decoded at a time at start-up: reading all 100k at once left RSS at 426 MiB after
+a start against 240 MiB for the same alerts taken in live (the rows' dicts and JSON texts, freed after the
+alerts were built, stayed in the allocator's arenas)."""
+
+
+def active_alert_pages(sql: Sql, *, now: float, retention: float, size: int = ACTIVE_PAGE) -> Iterator[list[Alert]]:
+    """The alerts a starting daemon holds in memory, `size` at a time: firing, or ended within `retention`.
+    Alerts resolved long ago stay on disk only (load_alerts reads one back when it returns).
 
     Three reads on the (status, ends_at) index, not one `status = ? OR coalesce(ends_at, last_seen) > ?`, which
     no index serves: that scanned every stored alert, so start-up grew with the history kept (2.7 s of a
@@ -81,13 +87,20 @@ def load_active_alerts(sql: Sql, *, now: float, retention: float) -> list[Alert]
     cutoff = now - retention
     ended = (AlertStatus.RESOLVED.value, AlertStatus.EXPIRED.value)
     select = f"SELECT {ALERT_COLUMNS} FROM alerts WHERE "
-    rows = [
-        *sql.rows(select + "status = ?", (AlertStatus.FIRING.value,)),
-        *sql.rows(select + "status IN (?, ?) AND ends_at > ?", (*ended, cutoff)),
+    reads: tuple[tuple[str, tuple[Any, ...]], ...] = (
+        ("status = ?", (AlertStatus.FIRING.value,)),
+        ("status IN (?, ?) AND ends_at > ?", (*ended, cutoff)),
         # An ended alert without an end time is not written today; by its last sight, as before.
-        *sql.rows(select + "status IN (?, ?) AND ends_at IS NULL AND last_seen > ?", (*ended, cutoff)),
-    ]
-    return [alert_from_row(r) for r in rows]
+        ("status IN (?, ?) AND ends_at IS NULL AND last_seen > ?", (*ended, cutoff)),
+    )
+    for where, params in reads:
+        for rows in sql.pages(select + where, params, size=size):
+            yield [alert_from_row(r) for r in rows]
+
+
+def load_active_alerts(sql: Sql, *, now: float, retention: float) -> list[Alert]:
+    """active_alert_pages, all at once (for tools and tests; the daemon takes them a page at a time)."""
+    return [a for page in active_alert_pages(sql, now=now, retention=retention) for a in page]
 
 
 def load_alerts(sql: Sql, fingerprints: Sequence[str]) -> dict[str, Alert]:

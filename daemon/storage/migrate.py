@@ -21,7 +21,7 @@ import json
 import os
 import sqlite3
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -349,6 +349,12 @@ class _QmarkConnection:
         with self._pg.cursor(row_factory=dict_row) as cur:
             cur.execute(rewrite(sql), params)
             return list(cur.fetchall()) if cur.description is not None else []
+
+    def pages(self, sql: str, params: Sequence[Any] = (), *, size: int) -> Generator[list[Row], None, None]:
+        with self._pg.cursor(row_factory=dict_row) as cur:
+            cur.execute(rewrite(sql), params)
+            while cur.description is not None and (chunk := cur.fetchmany(size)):
+                yield list(chunk)
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         found = self.rows(sql, params)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -49,6 +49,11 @@ class Sql(Protocol):
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """The first column of the first row, or None when there is no row."""
+        ...
+
+    def pages(self, sql: str, params: Sequence[Any] = (), *, size: int) -> Generator[list[Row], None, None]:
+        """The rows of a query `size` at a time, for a read too big to hold at once (start-up's active
+        alerts): the whole result is never in memory as rows. One snapshot; consume it before other reads."""
         ...
 
     def close(self) -> None: ...

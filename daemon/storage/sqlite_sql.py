@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from typing import Any
 
 from daemon.storage.sql import Dialect, Row
@@ -27,6 +27,13 @@ class SqliteSql:
         cur = self._conn.execute(sql, params)
         names = [d[0] for d in cur.description or ()]
         return [dict(zip(names, r, strict=True)) for r in cur]
+
+    def pages(self, sql: str, params: Sequence[Any] = (), *, size: int) -> Generator[list[Row], None, None]:
+        # SQLite steps the statement as rows are fetched: a page is all there is in memory at once.
+        cur = self._conn.execute(sql, params)
+        names = [d[0] for d in cur.description or ()]
+        while chunk := cur.fetchmany(size):
+            yield [dict(zip(names, r, strict=True)) for r in chunk]
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         cur = self._conn.execute(sql, params)

@@ -8,7 +8,8 @@ record modules use a few hundred constant statements.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+import itertools
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import psycopg
@@ -73,6 +74,9 @@ def driver_error(exc: psycopg.Error, where: str, scrub: Callable[[str], str] = l
     return StorageError(f"PostgreSQL {where}: {message}")
 
 
+_cursor_names = itertools.count(1)
+
+
 class PgSql:
     """An `Sql` over one connection (autocommit: each read is its own snapshot, nothing idles in a
     transaction). `release` is called instead of closing the connection: the pool takes it back."""
@@ -107,6 +111,19 @@ class PgSql:
             return []
         try:
             return list(cur.fetchall())
+        except psycopg.Error as exc:
+            raise driver_error(exc, self._where) from exc
+
+    def pages(self, sql: str, params: Sequence[Any] = (), *, size: int) -> Generator[list[Row], None, None]:
+        """By a server-side cursor in a transaction of its own (a client-side cursor would receive the whole
+        result into libpq's memory first). Use a reader, not the writer's connection: the transaction stays
+        open until the last page is taken."""
+        conn = self.connection
+        try:
+            with conn.transaction(), conn.cursor(name=f"itsmd_pages_{next(_cursor_names)}") as cur:
+                cur.execute(rewrite(sql), params)
+                while chunk := cur.fetchmany(size):
+                    yield list(chunk)
         except psycopg.Error as exc:
             raise driver_error(exc, self._where) from exc
 

@@ -5,6 +5,7 @@ from typing import Any
 
 from daemon.model import Alert, AlertStatus, Source
 from daemon.storage.alerts import (
+    active_alert_pages,
     alert_row,
     alert_touch_row,
     load_active_alerts,
@@ -89,6 +90,38 @@ def test_the_active_load_keeps_firing_and_recently_ended_alerts(sql_backend: Bac
     )
     active = load_active_alerts(sql_backend.primary, now=T0 + 100, retention=3600)
     assert sorted(a.fingerprint for a in active) == ["ended-recently", "expired-recently", "firing-old"]
+
+
+def test_the_active_set_comes_a_page_at_a_time_from_a_reader(sql_backend: Backend) -> None:
+    """Start-up reads the active set in pages on a reader (on PostgreSQL a server-side cursor in a
+    transaction of its own): every active alert exactly once, no page above its size."""
+    firing = [_alert(f"f{i:02}") for i in range(7)]
+    ended = [_alert(f"e{i:02}", AlertStatus.RESOLVED, ends_at=T0 + 50) for i in range(3)]
+    _store(sql_backend, *firing, *ended, _alert("old", AlertStatus.RESOLVED, ends_at=T0 - 7200))
+    reader = sql_backend.reader()
+    try:
+        pages = list(active_alert_pages(reader, now=T0 + 100, retention=3600, size=3))
+        # The reader goes on serving ordinary reads once the paged read is done.
+        assert reader.scalar("SELECT count(*) FROM alerts") == 11
+    finally:
+        reader.close()
+    assert [len(p) for p in pages] == [3, 3, 1, 3]
+    assert sorted(a.fingerprint for p in pages for a in p) == sorted(a.fingerprint for a in (*firing, *ended))
+    assert _fields({a.fingerprint: a for p in pages for a in p}["f03"]) == alert_row(firing[3])
+
+
+def test_a_paged_read_left_early_leaves_the_reader_usable(sql_backend: Backend) -> None:
+    _store(sql_backend, *(_alert(f"f{i:02}") for i in range(5)))
+    reader = sql_backend.reader()
+    try:
+        pages = reader.pages("SELECT fingerprint FROM alerts ORDER BY fingerprint", size=2)
+        assert [r["fingerprint"] for r in next(pages)] == ["f00", "f01"]
+        pages.close()
+        assert [
+            r["fingerprint"] for r in reader.rows("SELECT fingerprint FROM alerts WHERE fingerprint > ?", ("f03",))
+        ] == ["f04"]
+    finally:
+        reader.close()
 
 
 def test_the_api_reads_page_alerts_newest_first_and_filter_by_status(sql_backend: Backend) -> None:
