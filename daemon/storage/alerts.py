@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from daemon.model import Alert, AlertStatus, Source
-from daemon.storage.sql import Dialect, Row, Sql, row_json
+from daemon.storage.sql import Dialect, Row, Sql, row_json, row_value
 from daemon.storage.timestamps import rfc3339
 
 AlertRow = tuple[Any, ...]
@@ -52,16 +52,23 @@ def alert_touch_row(a: Alert) -> tuple[Any, ...]:
     return (a.last_seen, a.times_seen, int(a.sources), a.expires_at, a.fingerprint)
 
 
+_STATUSES = {s.value: s for s in AlertStatus}
+_SOURCES = {int(s): s for s in (Source(0), Source.ALERTMANAGER, Source.PROMETHEUS, ~Source(0))}
+"""The enums by stored value: a dict lookup, where calling the enum costs ~1.4 us a value (two per alert at
+start-up)."""
+
+
 def alert_from_row(r: Row) -> Alert:
+    sources = r["sources"]
     return Alert(
         fingerprint=r["fingerprint"],
-        labels=json.loads(r["labels"]),
-        annotations=json.loads(r["annotations"]),
-        status=AlertStatus(r["status"]),
+        labels=row_value(r["labels"]),
+        annotations=row_value(r["annotations"]),
+        status=_STATUSES.get(r["status"]) or AlertStatus(r["status"]),
         starts_at=r["starts_at"],
         ends_at=r["ends_at"],
         generator_url=r["generator_url"],
-        sources=Source(r["sources"]),
+        sources=_SOURCES[sources] if sources in _SOURCES else Source(sources),
         first_seen=r["first_seen"],
         last_seen=r["last_seen"],
         times_seen=r["times_seen"],

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
+
+import pytest
 
 from daemon.model import Alert, AlertStatus, Source
 from daemon.storage.alerts import (
@@ -15,7 +18,7 @@ from daemon.storage.alerts import (
     read_alerts,
 )
 from daemon.storage.database import Batch
-from daemon.storage.sql import Backend
+from daemon.storage.sql import Backend, row_json, row_value
 
 T0 = 1_800_000_000.0
 
@@ -157,3 +160,14 @@ def test_the_api_reads_page_alerts_newest_first_and_filter_by_status(sql_backend
         assert read_alert(reader, "zzz") is None
     finally:
         reader.close()
+
+
+def test_stored_json_decodes_as_json_loads_would() -> None:
+    values: tuple[Any, ...] = ({"a": "b", "é": 'q"\\'}, [], "x", 1.5, None, {"n": {"m": [1, 2]}})
+    for value in values:
+        assert row_value(row_json(value)) == value
+    # Not written by row_json, still read as JSON, or refused as json.loads refuses it.
+    assert row_value(' {"a": 1} ') == {"a": 1}
+    for bad in ("", '{"a":', "[1] [2]"):
+        with pytest.raises(json.JSONDecodeError):
+            row_value(bad)
