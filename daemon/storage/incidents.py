@@ -156,13 +156,18 @@ def load_incidents(sql: Sql) -> tuple[list[Incident], int]:
     return list(incidents.values()), int(max_id) + 1
 
 
+_EPISODE_ENDS = "kind IN ('opened', 'reopened', 'alert_resolved', 'alert_expired')"
+
+
 def _restore_end(sql: Sql, incident: Incident) -> None:
     """The latest alert end of the current episode, from the timeline entries the correlator wrote for it
     (the same clamping: not before the episode began, not after the entry was recorded)."""
+    # Both reads name the partial index's condition word for word (timeline_episode_ends): a planner uses a
+    # partial index only where the query's WHERE visibly implies the index's own.
     entries = sql.rows(
-        "SELECT at, kind, detail FROM timeline WHERE incident_id = ? AND id >= coalesce("
-        "(SELECT max(id) FROM timeline WHERE incident_id = ? AND kind IN ('opened', 'reopened')), 0) "
-        "AND kind IN ('opened', 'reopened', 'alert_resolved', 'alert_expired') ORDER BY id",
+        f"SELECT at, kind, detail FROM timeline WHERE incident_id = ? AND id >= coalesce("
+        f"(SELECT max(id) FROM timeline WHERE incident_id = ? AND {_EPISODE_ENDS} AND kind IN ('opened', 'reopened'))"
+        f", 0) AND {_EPISODE_ENDS} ORDER BY id",
         (incident.id, incident.id),
     )
     began = incident.opened_at

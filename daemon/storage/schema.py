@@ -355,6 +355,16 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX alerts_status ON alerts (status, ends_at);
         """,
     ),
+    (
+        12,
+        # Start-up finds each open incident's latest alert end in its current episode (incidents.py,
+        # _restore_end); without this it walked the episode's every `alert_firing` entry: 0.2-0.3 s for 50
+        # open incidents of 2,000 alerts each. Partial: firing entries, the bulk of a timeline, are not in it.
+        """
+        CREATE INDEX timeline_episode_ends ON timeline (incident_id, id)
+        WHERE kind IN ('opened', 'reopened', 'alert_resolved', 'alert_expired');
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

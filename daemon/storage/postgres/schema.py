@@ -375,6 +375,14 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX alerts_status ON alerts (status, ends_at);
         """,
     ),
+    (
+        5,
+        # As SQLite's migration 12: start-up's latest alert end of each open incident's current episode.
+        """
+        CREATE INDEX timeline_episode_ends ON timeline (incident_id, id)
+        WHERE kind IN ('opened', 'reopened', 'alert_resolved', 'alert_expired');
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]
