@@ -2,10 +2,13 @@
 
 `--backend-reach FILE` lets the second pass (PostgreSQL) leave out what the first (SQLite) showed it would
 only repeat: the SQLite pass writes to FILE the tests that passed without once asking for a store on the
-backend under test (tests/postgres.py counts every such request, in the test or in any fixture it uses);
-the PostgreSQL pass deselects exactly those. Such a test builds its stores itself (an SQLite file, or both
-backends by parameter) and so does the same thing in both passes. A test the first pass did not run, did
-not pass, or saw reach the backend runs again.
+backend under test (tests/postgres.py counts every such request); the PostgreSQL pass deselects exactly
+those. Such a test builds its stores itself (an SQLite file, or both backends by parameter) and so does the
+same thing in both passes. A request counts for the test that made it, and for every test sharing one of
+its module, class, package or session fixtures of this project, whether the request was made in that
+fixture's setup or in a test using it: a daemon one test starts on a shared fixture serves the next test
+too (tests/e2e/test_alert_lifecycle.py's steps). A test the first pass did not run, did not pass, or saw
+reach the backend runs again.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ pytest_plugins = ["pytester"]
 
 _REACH_FILE = pytest.StashKey[Path]()
 _reaching_fixtures: set[Any] = set()
-"""The fixture definitions whose setup asked for the backend under test (a module fixture does it once,
-for all its tests)."""
+"""The shared fixture definitions of this project that a test using them, or their own setup, reached the
+backend under test through."""
 _reached: set[str] = set()
 _passed: set[str] = set()
+_shared_fixtures: dict[str, list[Any]] = {}
+"""Each test's shared fixture definitions of this project, by node id."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -73,31 +78,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_fixture_setup(
-    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
-) -> Generator[None, Any, Any]:
-    before = postgres.reaches
-    try:
-        return (yield)
-    finally:
-        if postgres.reaches != before:
-            _reaching_fixtures.add(fixturedef)
-
-
-@pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, Any]:
     before = postgres.reaches
     try:
         return (yield)
     finally:
-        if postgres.reaches != before or any(d in _reaching_fixtures for d in _fixture_defs(item)):
+        shared = _shared_fixtures[item.nodeid] = list(_project_shared_fixtures(item))
+        if postgres.reaches != before:
             _reached.add(item.nodeid)
+            _reaching_fixtures.update(shared)
 
 
-def _fixture_defs(item: pytest.Item) -> Iterator[Any]:
+def _project_shared_fixtures(item: pytest.Item) -> Iterator[Any]:
+    """The item's fixtures wider than one test, defined in a conftest or test module (not a plugin's, as
+    pytest's tmp_path_factory, which every test shares; nor tests/postgres.py's bookkeeping, which every
+    test uses)."""
     info = getattr(item, "_fixtureinfo", None)
     for defs in getattr(info, "name2fixturedefs", {}).values():
-        yield from defs
+        for d in defs:
+            if d.scope != "function" and d.baseid and getattr(d.func, "__module__", "") != postgres.__name__:
+                yield d
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -111,7 +111,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if ON_POSTGRES or _REACH_FILE not in session.config.stash:
         return
-    independent = sorted(_passed - _reached)
+    independent = sorted(
+        n for n in _passed - _reached if not any(d in _reaching_fixtures for d in _shared_fixtures.get(n, ()))
+    )
     session.config.stash[_REACH_FILE].write_text(
         json.dumps({"backend_independent": independent}, indent=0), encoding="utf-8"
     )

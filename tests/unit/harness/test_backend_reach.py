@@ -36,6 +36,19 @@ def test_module_fixture_second(shared):
     pass
 
 
+@pytest.fixture(scope="module")
+def daemon_box():
+    return {}
+
+
+def test_starts_a_daemon_on_a_shared_fixture(daemon_box, tmp_path):
+    daemon_box["storage"] = storage_section(tmp_path)
+
+
+def test_uses_the_daemon_another_test_started(daemon_box):
+    assert "storage" in daemon_box
+
+
 @pytest.mark.parametrize("ok", [True, False])
 def test_fails_once(ok):
     assert ok
@@ -61,8 +74,9 @@ def test_the_postgres_pass_leaves_out_what_never_reached_the_backend(
     reach = tmp_path / "reach.json"
     monkeypatch.setenv("ITSMD_TEST_BACKEND", "sqlite")
     first = nested.runpytest_subprocess("-p", "tests.conftest", "-p", "no:randomly", f"--backend-reach={reach}")
-    first.assert_outcomes(passed=5, failed=1, skipped=1)
-    # A module fixture that asked once counts for every test using it; failed and skipped tests run again.
+    first.assert_outcomes(passed=7, failed=1, skipped=1)
+    # A module fixture that asked once, or a test using it that asked, counts for every test using it (the
+    # second test works on the daemon the first one started); failed and skipped tests run again.
     assert json.loads(reach.read_text())["backend_independent"] == [
         "test_suite.py::test_builds_its_own_store",
         "test_suite.py::test_fails_once[True]",
@@ -70,7 +84,7 @@ def test_the_postgres_pass_leaves_out_what_never_reached_the_backend(
 
     monkeypatch.setenv("ITSMD_TEST_BACKEND", "postgres")
     second = nested.runpytest_subprocess("-p", "tests.conftest", "-p", "no:randomly", f"--backend-reach={reach}")
-    second.assert_outcomes(passed=3, failed=1, skipped=1, deselected=2)
+    second.assert_outcomes(passed=5, failed=1, skipped=1, deselected=2)
 
 
 def test_the_postgres_pass_refuses_a_missing_reach_file(
