@@ -363,15 +363,19 @@ class Stack:
     # ------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
-        """Start target, itsmd, Alertmanager and Prometheus, each ready before the next one starts."""
+        """Start the target, then itsmd, Alertmanager and Prometheus together, and wait until each is ready
+        and Prometheus is wired. Together: Prometheus' discovery takes ~5 s to hand it its targets and
+        receivers whatever else runs, and nothing fires while the target is up, so nobody sends to a
+        receiver still starting; one after the other cost each module's setup the other starts too."""
         self.write_configs()
         self.check_configs()
         self.target.start()
         self._wait_http(self.target, f"{self.target_url}/_control", START_TIMEOUT)
-        self.start_itsmd()
+        self.itsmd.start()
         self.alertmanager.start()
-        self._wait_http(self.alertmanager, f"{self.am_url}/-/ready", START_TIMEOUT)
         self.prometheus.start()
+        wait_serving(self.itsmd, self.itsmd_url, START_TIMEOUT)
+        self._wait_http(self.alertmanager, f"{self.am_url}/-/ready", START_TIMEOUT)
         self._wait_http(self.prometheus, f"{self.prom_url}/-/ready", START_TIMEOUT)
         self.wait_prometheus_wired()
 
