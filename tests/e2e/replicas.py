@@ -129,9 +129,11 @@ class ReplicaStack(Stack):
         finally:
             drop_database(self.db_name)
 
-    def start_itsmd(self) -> None:
+    def launch_itsmd(self) -> None:
         for proc in self.replicas:
             proc.start()
+
+    def wait_itsmd(self) -> None:
         for proc, url in zip(self.replicas, self.urls, strict=True):
             self._wait_http(proc, f"{url}/-/healthy", 30.0)
         self.wait_leader()

@@ -371,10 +371,10 @@ class Stack:
         self.check_configs()
         self.target.start()
         self._wait_http(self.target, f"{self.target_url}/_control", START_TIMEOUT)
-        self.itsmd.start()
+        self.launch_itsmd()
         self.alertmanager.start()
         self.prometheus.start()
-        wait_serving(self.itsmd, self.itsmd_url, START_TIMEOUT)
+        self.wait_itsmd()
         self._wait_http(self.alertmanager, f"{self.am_url}/-/ready", START_TIMEOUT)
         self._wait_http(self.prometheus, f"{self.prom_url}/-/ready", START_TIMEOUT)
         self.wait_prometheus_wired()
@@ -431,7 +431,14 @@ class Stack:
 
     def start_itsmd(self) -> None:
         """Start itsmd (same port, config and data dir every time) and wait until it serves (`serving`)."""
+        self.launch_itsmd()
+        self.wait_itsmd()
+
+    def launch_itsmd(self) -> None:
+        """Start itsmd's process(es) without waiting (a stack of replicas starts all of its own)."""
         self.itsmd.start()
+
+    def wait_itsmd(self) -> None:
         wait_serving(self.itsmd, self.itsmd_url, START_TIMEOUT)
 
     def kill_itsmd(self) -> None:
