@@ -53,7 +53,9 @@ def alert_touch_row(a: Alert) -> tuple[Any, ...]:
 
 
 _STATUSES = {s.value: s for s in AlertStatus}
-_SOURCES = {int(s): s for s in (Source(0), Source.ALERTMANAGER, Source.PROMETHEUS, ~Source(0))}
+_SOURCES = {
+    int(s): s for s in (Source(0), Source.ALERTMANAGER, Source.PROMETHEUS, Source.ALERTMANAGER | Source.PROMETHEUS)
+}
 """The enums by stored value: a dict lookup, where calling the enum costs ~1.4 us a value (two per alert at
 start-up)."""
 

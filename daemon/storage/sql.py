@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -28,18 +28,17 @@ narrows on labels' exact text). One encoder for every row: json.dumps with these
 1.4 us of each of the three a new alert costs."""
 
 
-# typeshed leaves out the decoder's scanner, which JSONDecoder.raw_decode calls.
-_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_decoder = json.JSONDecoder()
 
 
 def row_value(text: str) -> Any:
-    """A stored JSON text (row_json's) back as its value, by the C scanner itself: json.loads wraps it in two
-    Python calls and two regular-expression matches per text, a third of decoding the 200k label and
-    annotation texts of 100k alerts at start-up (cProfile). Text that is not exactly one JSON value, which
-    row_json never writes, goes to json.loads, which says what is wrong with it."""
+    """A stored JSON text (row_json's) back as its value by the decoder's raw_decode: json.loads adds a Python
+    call and two regular-expression matches per text, a third of decoding the 200k label and annotation
+    texts of 100k alerts at start-up (cProfile). Text that is not exactly one JSON value, which row_json never
+    writes, goes to json.loads, which reads surrounding whitespace or says what is wrong."""
     try:
-        value, end = _scan_json(text, 0)
-    except StopIteration:
+        value, end = _decoder.raw_decode(text)
+    except json.JSONDecodeError:
         return json.loads(text)
     if end != len(text):
         return json.loads(text)

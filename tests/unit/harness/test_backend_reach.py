@@ -54,7 +54,7 @@ def test_fails_once(ok):
     assert ok
 
 
-@pytest.mark.skip(reason="not here")
+@pytest.mark.skip(reason="the case under test: a test skipped on the first pass runs on the second")
 def test_skipped():
     pass
 """
